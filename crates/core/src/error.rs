@@ -1,0 +1,196 @@
+//! Errors of the core crate and of the backends built on it.
+//!
+//! Every variant carries what the operator needs to act: the id, the file, the command and
+//! what it printed. [`Error::kind`] sorts them into the classes containerd and podman match
+//! on, and [`Error::exit_code`] gives the code `proxcage` exits with.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::id::ContainerId;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The classes of failure that callers tell apart by the error text, as runc words them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// "does not exist": containerd treats it as an unknown container.
+    NotFound,
+    /// "container not running": a kill of a stopped container.
+    NotRunning,
+    AlreadyExists,
+    /// The request itself is wrong: bad id, signal, bundle or flag.
+    InvalidInput,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidId { id: String, reason: &'static str },
+
+    #[error("invalid signal {input:?}: {reason}")]
+    InvalidSignal { input: String, reason: &'static str },
+
+    #[error("container {id} does not exist")]
+    NotFound { id: ContainerId },
+
+    #[error("container with id {id} already exists")]
+    AlreadyExists { id: ContainerId },
+
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("state record {} is unreadable: {source}; run 'proxcage health --repair'", path.display())]
+    CorruptRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{program} was not found (looked in {searched}): install the Debian package '{package}' or set the backend's binary in the config file")]
+    ToolNotFound {
+        program: String,
+        package: &'static str,
+        searched: String,
+    },
+
+    #[error("could not start {command}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{command} did not finish within {}s and was killed", timeout.as_secs_f64())]
+    Timeout { command: String, timeout: Duration },
+
+    /// A backend's tool ran and failed. `message` is its own error text, verbatim.
+    #[error("{backend}: {command} failed ({status}): {message}")]
+    Backend {
+        backend: String,
+        command: String,
+        status: String,
+        /// The tool's exit code, passed on as proxcage's own (runc's `exec` uses 255).
+        code: i32,
+        message: String,
+    },
+
+    #[error("config file {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+
+    #[error("backend {name:?} {context}; configured backends: {}", available.join(", "))]
+    UnknownBackend {
+        name: String,
+        context: String,
+        available: Vec<String>,
+    },
+
+    #[error("container {id}: {message}")]
+    Conflict { id: ContainerId, message: String },
+
+    /// Invalid input found outside the core crate (a bundle, a flag), with its own source.
+    #[error(transparent)]
+    Input(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::InvalidId { .. }
+            | Error::InvalidSignal { .. }
+            | Error::Config { .. }
+            | Error::UnknownBackend { .. }
+            | Error::Input(_) => ErrorKind::InvalidInput,
+            Error::Backend { message, .. } => classify(message),
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// The exit code for a CLI invocation that failed with this error: 1, as runc, unless
+    /// a backend tool chose another.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Backend { code, .. } if *code > 0 && *code < 256 => *code,
+            _ => 1,
+        }
+    }
+}
+
+/// Sorts a backend tool's own message into the classes callers match on. runc and crun
+/// share this wording.
+fn classify(message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("does not exist") || m.contains("no such container") {
+        ErrorKind::NotFound
+    } else if m.contains("not running") || m.contains("process already finished") {
+        ErrorKind::NotRunning
+    } else if m.contains("already exists") {
+        ErrorKind::AlreadyExists
+    } else {
+        ErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(message: &str, code: i32) -> Error {
+        Error::Backend {
+            backend: "runc".into(),
+            command: "runc kill t1 9".into(),
+            status: format!("exit status {code}"),
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn runc_messages_keep_the_words_containerd_matches() {
+        let id = ContainerId::new("t1").unwrap();
+        assert!(Error::NotFound { id }
+            .to_string()
+            .contains("does not exist"));
+        assert_eq!(
+            backend("container \"x\" does not exist", 1).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            backend("container not running", 1).kind(),
+            ErrorKind::NotRunning
+        );
+        assert_eq!(
+            backend("container with id exists: x", 1).kind(),
+            ErrorKind::Other
+        );
+        assert!(backend("container not running", 1)
+            .to_string()
+            .contains("container not running"));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(backend("x", 255).exit_code(), 255);
+        assert_eq!(backend("x", 0).exit_code(), 1);
+        let id = ContainerId::new("t1").unwrap();
+        assert_eq!(Error::NotFound { id }.exit_code(), 1);
+    }
+}

@@ -1,0 +1,40 @@
+//! proxcage-core: the vocabulary shared by proxcage's crates.
+//!
+//! - [`ContainerId`], [`Signal`], [`Status`] and [`State`]: runc's notions, validated on
+//!   construction and printed exactly as runc prints them.
+//! - [`Runtime`]: the contract every backend fulfils; requests in [`runtime`].
+//! - [`StateStore`]: proxcage's own records, one directory per container, written
+//!   atomically under per-container locks.
+//! - [`Router`]: which backend runs a new container.
+//! - [`process`]: external tools run from argv lists with timeouts, never through a shell.
+//! - [`Error`]: what went wrong, with the id, file or command, and runc's wording for the
+//!   classes callers match on.
+//!
+//! ```
+//! use proxcage_core::{ContainerId, Signal};
+//!
+//! let id = ContainerId::new("web-1")?;
+//! let sig: Signal = "SIGRTMIN+3".parse()?;
+//! assert_eq!((id.as_str(), sig.number()), ("web-1", 37));
+//! # Ok::<(), proxcage_core::Error>(())
+//! ```
+
+pub mod error;
+pub mod id;
+pub mod process;
+pub mod router;
+pub mod runtime;
+pub mod signal;
+pub mod state;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::ContainerId;
+pub use router::{Reason, RouteRule, Router, BACKEND_ANNOTATION};
+pub use runtime::{CreateRequest, DeleteRequest, ExecRequest, KillRequest, RunRequest, Runtime};
+pub use signal::Signal;
+pub use state::{State, Status};
+pub use store::{ContainerLock, Phase, Record, StateStore};
+
+/// The OCI runtime-spec version proxcage is written against.
+pub const OCI_VERSION: &str = "1.2.0";

@@ -1,0 +1,394 @@
+//! Running external tools: argv lists only, never a shell; a timeout for everything that
+//! should finish; stderr kept for the error.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, SigSet, Signal as NixSignal};
+use nix::unistd::Pid;
+use wait_timeout::ChildExt;
+
+use crate::error::{Error, Result};
+
+/// What a captured run produced.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Finds `program` (a name to look up in `PATH`, or a path) and checks it is executable.
+/// `package` names the Debian package that provides it, for the error.
+pub fn find_program(program: &Path, package: &'static str) -> Result<PathBuf> {
+    let not_found = |searched: String| Error::ToolNotFound {
+        program: program.display().to_string(),
+        package,
+        searched,
+    };
+    if program.components().count() > 1 {
+        return if is_executable(program) {
+            Ok(program.to_path_buf())
+        } else {
+            Err(not_found(program.display().to_string()))
+        };
+    }
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"));
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| not_found(format!("PATH={}", path.to_string_lossy())))
+}
+
+fn is_executable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file()
+}
+
+/// The command line, shell-quoted where needed, for messages and logs only.
+pub fn describe(cmd: &Command) -> String {
+    let mut out = String::new();
+    let words = std::iter::once(cmd.get_program()).chain(cmd.get_args());
+    for (i, word) in words.enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let text = word.to_string_lossy();
+        let plain = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        if plain {
+            out.push_str(&text);
+        } else {
+            let _ = write!(out, "'{}'", text.replace('\'', r"'\''"));
+        }
+    }
+    out
+}
+
+/// The exit code a shell would report: the code, or 128 + the signal that killed it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 255,
+    }
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
+pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn(cmd)?;
+    let stdout = reader(child.stdout.take());
+    let stderr = reader(child.stderr.take());
+    let status = wait_with_timeout(&mut child, cmd, Some(timeout))?;
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// Runs `cmd` with the caller's stdio and inherited file descriptors, as if the caller had
+/// run it directly. Signals that a supervisor sends to this process are passed on to the
+/// child while it runs (see [`forward_signals`]).
+pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
+    preserve_socket_activation(cmd)?;
+    let mut relay = SignalRelay::block();
+    let mut child = spawn(cmd)?;
+    relay.start(child.id());
+    let status = wait_with_timeout(&mut child, cmd, timeout);
+    drop(relay);
+    status
+}
+
+fn spawn(cmd: &mut Command) -> Result<Child> {
+    cmd.spawn().map_err(|source| Error::Spawn {
+        command: describe(cmd),
+        source,
+    })
+}
+
+fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+fn wait_with_timeout(
+    child: &mut Child,
+    cmd: &Command,
+    timeout: Option<Duration>,
+) -> Result<ExitStatus> {
+    let waited = match timeout {
+        Some(limit) => child.wait_timeout(limit),
+        None => child.wait().map(Some),
+    };
+    match waited {
+        Ok(Some(status)) => Ok(status),
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(Error::Timeout {
+                command: describe(cmd),
+                timeout: timeout.unwrap_or_default(),
+            })
+        }
+        Err(source) => Err(Error::Spawn {
+            command: describe(cmd),
+            source,
+        }),
+    }
+}
+
+/// Signals a supervisor sends to us that the child should get instead. SIGINT and SIGQUIT
+/// are not among them: a terminal sends those to the whole process group, so the child has
+/// them already, and passing them on would deliver them twice.
+fn forward_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        NixSignal::SIGHUP,
+        NixSignal::SIGTERM,
+        NixSignal::SIGUSR1,
+        NixSignal::SIGUSR2,
+        NixSignal::SIGALRM,
+        NixSignal::SIGWINCH,
+        NixSignal::SIGPWR,
+        NixSignal::SIGCONT,
+    ] {
+        set.add(sig);
+    }
+    set
+}
+
+/// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
+/// child gets from the terminal itself) are blocked in this thread and a relay thread
+/// passes them on. Dropping the relay stops the thread and restores the signal mask, so an
+/// embedding program gets its own signal handling back.
+struct SignalRelay {
+    set: SigSet,
+    old: SigSet,
+    thread: Option<(
+        thread::JoinHandle<()>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    )>,
+}
+
+impl SignalRelay {
+    fn block() -> Self {
+        let mut set = forward_signals();
+        set.add(NixSignal::SIGINT);
+        set.add(NixSignal::SIGQUIT);
+        // Threads spawned later inherit the mask, so the relay's sigwait sees every one of
+        // these signals. std resets the mask in the child before exec.
+        let old = set
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .unwrap_or_else(|_| SigSet::empty());
+        SignalRelay {
+            set,
+            old,
+            thread: None,
+        }
+    }
+
+    fn start(&mut self, child: u32) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pid = Pid::from_raw(child as i32);
+        let forwarded = forward_signals();
+        let set = self.set;
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let handle = thread::spawn(move || loop {
+            let sig = set.wait();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match sig {
+                Ok(sig) if forwarded.contains(sig) => {
+                    let _ = kill(pid, sig);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        });
+        self.thread = Some((handle, done));
+    }
+}
+
+impl Drop for SignalRelay {
+    fn drop(&mut self) {
+        use std::os::unix::thread::JoinHandleExt;
+        if let Some((handle, done)) = self.thread.take() {
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            // SAFETY: the thread is alive until joined below; SIGCONT only wakes its sigwait.
+            unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGCONT) };
+            let _ = handle.join();
+        }
+        let _ = self.old.thread_set_mask();
+    }
+}
+
+/// systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`) names the process the fds are
+/// for. When they were meant for us, the child must see its own pid in `LISTEN_PID`, or
+/// runc ignores the fds. The pid is only known after fork, so the child writes it into a
+/// buffer prepared here and execs itself (nothing in the child allocates).
+fn preserve_socket_activation(cmd: &mut Command) -> Result<()> {
+    let ours = std::process::id().to_string();
+    let meant_for_us = std::env::var_os("LISTEN_FDS").is_some()
+        && std::env::var_os("LISTEN_PID").is_some_and(|pid| pid == OsStr::new(&ours));
+    if !meant_for_us {
+        return Ok(());
+    }
+    let to_c = |s: &OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| Error::Spawn {
+            command: describe(cmd),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "argument holds a NUL byte"),
+        })
+    };
+    let program = to_c(cmd.get_program())?;
+    let argv = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(to_c)
+        .collect::<Result<Vec<_>>>()?;
+    let mut env = std::env::vars_os()
+        .filter(|(k, _)| k != "LISTEN_PID")
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            to_c(&kv)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    const PREFIX: &[u8] = b"LISTEN_PID=";
+    // Room for the prefix, 20 digits and the NUL; filled in by the child.
+    let mut listen_pid = vec![0u8; PREFIX.len() + 21];
+    listen_pid[..PREFIX.len()].copy_from_slice(PREFIX);
+    let listen_pid_ptr = listen_pid.as_mut_ptr();
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter_mut().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(listen_pid_ptr as *const libc::c_char);
+    env_ptrs.push(std::ptr::null());
+    let captured = SendPtrs {
+        _owned: (program, argv, env, listen_pid),
+        argv: argv_ptrs,
+        env: env_ptrs,
+        listen_pid: listen_pid_ptr,
+    };
+    // SAFETY: the closure runs in the forked child, where only async-signal-safe calls are
+    // allowed: getpid, writes into memory prepared before the fork, and execve.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Capture the whole struct (it is Send), not its raw-pointer fields one by one.
+            let captured = &captured;
+            let mut digits = [0u8; 20];
+            let mut n = libc::getpid() as u64;
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                len += 1;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for i in 0..len {
+                *captured.listen_pid.add(PREFIX.len() + i) = digits[len - 1 - i];
+            }
+            *captured.listen_pid.add(PREFIX.len() + len) = 0;
+            libc::execve(
+                captured._owned.0.as_ptr(),
+                captured.argv.as_ptr(),
+                captured.env.as_ptr(),
+            );
+            Err(io::Error::last_os_error())
+        });
+    }
+    Ok(())
+}
+
+/// Raw pointers into buffers this struct owns, moved into the pre-exec closure.
+struct SendPtrs {
+    _owned: (CString, Vec<CString>, Vec<CString>, Vec<u8>),
+    argv: Vec<*const libc::c_char>,
+    env: Vec<*const libc::c_char>,
+    listen_pid: *mut u8,
+}
+
+// SAFETY: the pointers point into `_owned`, which moves with them; they are only used in
+// the forked child, which has a single thread.
+unsafe impl Send for SendPtrs {}
+unsafe impl Sync for SendPtrs {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_run_keeps_stdout_stderr_and_code() {
+        let out = run_captured(
+            Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(exit_code(out.status), 3);
+    }
+
+    #[test]
+    fn a_hanging_tool_is_killed_and_named() {
+        let err = run_captured(
+            Command::new("/bin/sleep").arg("30"),
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("/bin/sleep 30") && text.contains("did not finish"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn killed_by_signal_is_128_plus_signal() {
+        let out = run_captured(
+            Command::new("/bin/sh").args(["-c", "kill -9 $$"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(exit_code(out.status), 137);
+    }
+
+    #[test]
+    fn missing_tool_names_the_package() {
+        let err = find_program(Path::new("no-such-tool-proxcage"), "no-such-package").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("install the Debian package 'no-such-package'"),
+            "{err}"
+        );
+        assert!(find_program(Path::new("sh"), "dash").is_ok());
+    }
+
+    #[test]
+    fn describe_quotes_what_a_shell_would_split() {
+        let mut cmd = Command::new("runc");
+        cmd.args(["exec", "t1", "echo", "a b", "it's"]);
+        assert_eq!(describe(&cmd), r"runc exec t1 echo 'a b' 'it'\''s'");
+    }
+}

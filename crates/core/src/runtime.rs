@@ -1,0 +1,130 @@
+//! The contract every backend fulfils: runc's lifecycle, as an object-safe trait.
+//!
+//! Requests carry what the caller asked for, already validated (ids, signals) and with
+//! paths absolute. A backend's process-wide settings (its binary, its root directory,
+//! `--systemd-cgroup`) are given when it is constructed, not per call.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::id::ContainerId;
+use crate::signal::Signal;
+use crate::state::State;
+
+/// `create` (and the create half of `run`).
+#[derive(Clone, Debug, Default)]
+pub struct CreateRequest {
+    pub id: Option<ContainerId>,
+    /// Absolute path of the bundle directory.
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub pidfd_socket: Option<PathBuf>,
+    /// Pass fds 3 .. 3+N to the container.
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+impl CreateRequest {
+    pub fn new(id: ContainerId, bundle: impl Into<PathBuf>) -> Self {
+        CreateRequest {
+            id: Some(id),
+            bundle: bundle.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The container id; a request is always built with one.
+    pub fn id(&self) -> &ContainerId {
+        self.id.as_ref().expect("CreateRequest built without an id")
+    }
+}
+
+/// `run`: create, start and (unless detached) wait.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub create: CreateRequest,
+    pub detach: bool,
+    /// Keep the container after it exits (runc's `--keep`).
+    pub keep: bool,
+    pub no_subreaper: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct KillRequest<'a> {
+    pub id: &'a ContainerId,
+    pub signal: Signal,
+    /// Signal every process of the container, not only its init.
+    pub all: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DeleteRequest<'a> {
+    pub id: &'a ContainerId,
+    /// Kill a running container first.
+    pub force: bool,
+}
+
+/// `exec`: a process in a running container, from a process.json or from the arguments.
+#[derive(Clone, Debug, Default)]
+pub struct ExecRequest {
+    pub id: Option<ContainerId>,
+    /// A process.json (runc's `--process`); when set, `args` is ignored.
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    /// `UID[:GID]`.
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub pidfd_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub cgroup: Option<String>,
+    pub ignore_paused: bool,
+}
+
+impl ExecRequest {
+    pub fn new(id: ContainerId) -> Self {
+        ExecRequest {
+            id: Some(id),
+            ..Default::default()
+        }
+    }
+
+    pub fn id(&self) -> &ContainerId {
+        self.id.as_ref().expect("ExecRequest built without an id")
+    }
+}
+
+/// A container runtime behind proxcage: runc, crun, Proxmox's pct, or an embedder's own.
+///
+/// Methods that run the container's process with the caller's stdio (`run`, `exec`)
+/// return its exit code (128 + signal when killed); a detached one returns 0.
+pub trait Runtime: Send + Sync + std::fmt::Debug {
+    /// The backend's name, as routes and records spell it.
+    fn name(&self) -> &str;
+    fn create(&self, req: &CreateRequest) -> Result<()>;
+    fn start(&self, id: &ContainerId) -> Result<()>;
+    fn state(&self, id: &ContainerId) -> Result<State>;
+    fn kill(&self, req: KillRequest<'_>) -> Result<()>;
+    fn delete(&self, req: DeleteRequest<'_>) -> Result<()>;
+    fn run(&self, req: &RunRequest) -> Result<i32>;
+    /// Every container this backend has under its root.
+    fn list(&self) -> Result<Vec<State>>;
+    fn exec(&self, req: &ExecRequest) -> Result<i32>;
+    /// Host pids of the container's processes.
+    fn ps(&self, id: &ContainerId) -> Result<Vec<i32>>;
+    fn pause(&self, id: &ContainerId) -> Result<()>;
+    fn resume(&self, id: &ContainerId) -> Result<()>;
+    /// What the backend supports, as runtime-spec's features document.
+    fn features(&self) -> Result<serde_json::Value>;
+}

@@ -1,0 +1,486 @@
+//! The state store: one directory per container under `<root>/containers/`, holding the
+//! container's record; backends keep their own state under `<root>/backends/<name>/`.
+//!
+//! Records are written to a temp file, fsynced and renamed into place, so a reader sees
+//! the old record or the new one, never a torn one. Every change to a container happens
+//! under an exclusive `flock` on its directory; an operation that spans several containers
+//! (VMID allocation, repair) takes the store-wide lock.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::ContainerId;
+
+const RECORD: &str = "record.json";
+const TMP_PREFIX: &str = "record.json.tmp.";
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a container is in proxcage's own create: `Creating` until the backend reported
+/// success, so a record left in `Creating` by a crashed create can be found and repaired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Creating,
+    Created,
+}
+
+/// What proxcage remembers of a container: above all, which backend owns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    id: ContainerId,
+    backend: String,
+    bundle: PathBuf,
+    phase: Phase,
+    /// RFC 3339, UTC.
+    created: String,
+    /// The proxcage process that is creating the container, while `phase` is `Creating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    creator_pid: Option<u32>,
+    /// Backend-specific data (a VMID, a template reference).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    backend_data: serde_json::Value,
+}
+
+impl Record {
+    /// A record for a create that is starting now, in this process.
+    pub fn creating(
+        id: ContainerId,
+        backend: impl Into<String>,
+        bundle: impl Into<PathBuf>,
+    ) -> Self {
+        Record {
+            id,
+            backend: backend.into(),
+            bundle: bundle.into(),
+            phase: Phase::Creating,
+            created: now_rfc3339(),
+            creator_pid: Some(std::process::id()),
+            backend_data: serde_json::Value::Null,
+        }
+    }
+
+    pub fn id(&self) -> &ContainerId {
+        &self.id
+    }
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+    pub fn bundle(&self) -> &Path {
+        &self.bundle
+    }
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    pub fn created(&self) -> &str {
+        &self.created
+    }
+    pub fn creator_pid(&self) -> Option<u32> {
+        self.creator_pid
+    }
+    pub fn backend_data(&self) -> &serde_json::Value {
+        &self.backend_data
+    }
+    pub fn set_backend_data(&mut self, data: serde_json::Value) {
+        self.backend_data = data;
+    }
+
+    /// Marks the create as finished.
+    pub fn mark_created(&mut self) {
+        self.phase = Phase::Created;
+        self.creator_pid = None;
+    }
+}
+
+/// The current time in RFC 3339 with nanoseconds, UTC, as runc writes `created`.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The store under one root directory.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    root: PathBuf,
+    containers: PathBuf,
+}
+
+impl StateStore {
+    /// Opens the store at `root`, creating it (mode 0700) if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let containers = root.join("containers");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&containers)
+            .map_err(|e| Error::io("cannot create the state directory", &containers, e))?;
+        Ok(StateStore { root, containers })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory a backend keeps its own state in (e.g. runc's `--root`).
+    pub fn backend_root(&self, backend: &str) -> PathBuf {
+        self.root.join("backends").join(backend)
+    }
+
+    fn dir(&self, id: &ContainerId) -> PathBuf {
+        // A ContainerId is a single safe path component.
+        self.containers.join(id.as_str())
+    }
+
+    /// Reads a container's record without locking: writes are atomic renames, so this
+    /// sees a whole record or none.
+    pub fn read(&self, id: &ContainerId) -> Result<Option<Record>> {
+        read_record(&self.dir(id).join(RECORD))
+    }
+
+    /// Locks the container `id` for a change, creating its directory: for `create`.
+    pub fn lock_new(&self, id: &ContainerId) -> Result<ContainerLock> {
+        let dir = self.dir(id);
+        loop {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("cannot create the container directory", &dir, e)),
+            }
+            match ContainerLock::acquire(id, &dir)? {
+                Some(lock) => return Ok(lock),
+                // Deleted while we waited: make it again.
+                None => continue,
+            }
+        }
+    }
+
+    /// Locks an existing container for a change; `None` when it has no directory.
+    pub fn lock_existing(&self, id: &ContainerId) -> Result<Option<ContainerLock>> {
+        ContainerLock::acquire(id, &self.dir(id))
+    }
+
+    /// The ids that have a directory in the store, sorted.
+    pub fn ids(&self) -> Result<Vec<ContainerId>> {
+        let entries = fs::read_dir(&self.containers)
+            .map_err(|e| Error::io("cannot read the state directory", &self.containers, e))?;
+        let mut ids: Vec<ContainerId> = entries
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| ContainerId::new(n).ok())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Every record, sorted by id. A record that cannot be read is returned as its error,
+    /// so one bad file does not hide the others.
+    pub fn records(&self) -> Result<Vec<Result<Record>>> {
+        Ok(self
+            .ids()?
+            .iter()
+            .filter_map(|id| self.read(id).transpose())
+            .collect())
+    }
+
+    /// Takes the store-wide lock, for work that spans containers.
+    pub fn lock_store(&self) -> Result<StoreLock> {
+        let path = self.root.join("store.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open the store lock", &path, e))?;
+        let flock = flock_with_timeout(file, &path)?;
+        Ok(StoreLock { _flock: flock })
+    }
+}
+
+/// Holds the store-wide lock until dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _flock: Flock<File>,
+}
+
+/// Exclusive hold on one container's directory until dropped. Dropping it removes the
+/// directory if no record was written (a create that failed leaves nothing behind).
+#[derive(Debug)]
+pub struct ContainerLock {
+    id: ContainerId,
+    path: PathBuf,
+    dir: Flock<File>,
+}
+
+impl ContainerLock {
+    /// `None` when the directory does not exist or was removed while we waited.
+    fn acquire(id: &ContainerId, path: &Path) -> Result<Option<Self>> {
+        let fd = match nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    "cannot open the container directory",
+                    path,
+                    e.into(),
+                ))
+            }
+        };
+        let dir = flock_with_timeout(File::from(fd), path)?;
+        let removed = dir
+            .metadata()
+            .map(|m| m.nlink() == 0)
+            .map_err(|e| Error::io("cannot stat the container directory", path, e))?;
+        if removed {
+            return Ok(None);
+        }
+        Ok(Some(ContainerLock {
+            id: id.clone(),
+            path: path.to_path_buf(),
+            dir,
+        }))
+    }
+
+    pub fn id(&self) -> &ContainerId {
+        &self.id
+    }
+
+    /// The container's own directory in the store, for files a backend keeps per container.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn record(&self) -> Result<Option<Record>> {
+        read_record(&self.path.join(RECORD))
+    }
+
+    /// Replaces the record atomically: temp file, fsync, rename, fsync of the directory.
+    pub fn write(&self, record: &Record) -> Result<()> {
+        let tmp = format!("{TMP_PREFIX}{}", std::process::id());
+        let tmp_path = self.path.join(&tmp);
+        let fail = |e: io::Error| Error::io("cannot write the record", &tmp_path, e);
+        let fd = openat(
+            self.dir.as_fd(),
+            tmp.as_str(),
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_TRUNC
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| fail(e.into()))?;
+        let mut file = File::from(fd);
+        let json = serde_json::to_vec(record).map_err(|e| fail(io::Error::other(e)))?;
+        file.write_all(&json).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        renameat(self.dir.as_fd(), tmp.as_str(), self.dir.as_fd(), RECORD)
+            .map_err(|e| fail(e.into()))?;
+        fsync(self.dir.as_fd()).map_err(|e| fail(e.into()))?;
+        Ok(())
+    }
+
+    /// Removes the record and the container's directory.
+    pub fn remove(self) -> Result<()> {
+        self.remove_dir_contents()?;
+        match fs::remove_dir(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(
+                "cannot remove the container directory",
+                &self.path,
+                e,
+            )),
+        }
+    }
+
+    fn remove_dir_contents(&self) -> Result<()> {
+        let entries = fs::read_dir(&self.path)
+            .map_err(|e| Error::io("cannot read the container directory", &self.path, e))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let flag = if is_dir {
+                UnlinkatFlags::RemoveDir
+            } else {
+                UnlinkatFlags::NoRemoveDir
+            };
+            match unlinkat(self.dir.as_fd(), name.as_os_str(), flag) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(Error::io("cannot remove", entry.path(), e.into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ContainerLock {
+    fn drop(&mut self) {
+        // A directory without a record is one a failed create made: take it away. The
+        // flock is still held here, so nobody is writing a record into it right now.
+        let has_record = openat(
+            self.dir.as_fd(),
+            RECORD,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .is_ok();
+        if !has_record && self.remove_dir_contents().is_ok() {
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
+
+fn read_record(path: &Path) -> Result<Option<Record>> {
+    let mut file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot open the record", path, e)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read the record", path, e))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| Error::CorruptRecord {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
+/// belongs to a stuck process, and the operator should hear about it.
+fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    let mut file = file;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => return Ok(flock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = back;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::io(
+                    "timed out waiting for the lock on",
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "another proxcage process has held it for 60 s; if none is running, run 'proxcage health --repair'",
+                    ),
+                ));
+            }
+            Err((_, e)) => return Err(Error::io("cannot lock", path, e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ContainerId {
+        ContainerId::new(s).unwrap()
+    }
+
+    #[test]
+    fn record_round_trip_and_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let lock = store.lock_new(&id("a")).unwrap();
+        let mut record = Record::creating(id("a"), "runc", "/b");
+        lock.write(&record).unwrap();
+        assert_eq!(
+            store.read(&id("a")).unwrap().unwrap().phase(),
+            Phase::Creating
+        );
+        record.mark_created();
+        lock.write(&record).unwrap();
+        assert_eq!(store.read(&id("a")).unwrap().unwrap(), record);
+        let mode = fs::metadata(store.dir(&id("a")).join(RECORD))
+            .unwrap()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        lock.remove().unwrap();
+        assert!(store.read(&id("a")).unwrap().is_none());
+        assert!(store.ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_create_leaves_no_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        drop(store.lock_new(&id("gone")).unwrap());
+        assert!(store.ids().unwrap().is_empty());
+        assert!(store.lock_existing(&id("gone")).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_record_names_the_file_and_the_repair() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        fs::create_dir(store.dir(&id("bad"))).unwrap();
+        fs::write(store.dir(&id("bad")).join(RECORD), b"{not json").unwrap();
+        let err = store.read(&id("bad")).unwrap_err().to_string();
+        assert!(
+            err.contains("record.json") && err.contains("health --repair"),
+            "{err}"
+        );
+        assert_eq!(store.records().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn parallel_writers_never_lose_or_tear_a_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..20 {
+                        let name = format!("c{}", (t * 20 + i) % 10);
+                        let lock = store.lock_new(&id(&name)).unwrap();
+                        let record = Record::creating(id(&name), format!("b{t}"), "/x");
+                        lock.write(&record).unwrap();
+                        assert_eq!(lock.record().unwrap().unwrap().backend(), format!("b{t}"));
+                        if i % 3 == 0 {
+                            lock.remove().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        for record in store.records().unwrap() {
+            record.unwrap();
+        }
+    }
+}
