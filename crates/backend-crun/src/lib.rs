@@ -1,1 +1,253 @@
+//! proxcage-backend-crun: containers run by crun, under proxcage's root.
+//!
+//! Two settings fit crun to the host: `cgroup_manager` (crun's `--cgroup-manager`) and
+//! `private_cgroup2`, which runs crun in a private mount namespace with a fresh cgroup2
+//! mount at `/sys/fs/cgroup`, for hosts with a hybrid cgroup layout that crun refuses.
+//! With `cgroup_manager = "disabled"` the container has no cgroup: `ps` then finds its
+//! processes by the container's pid namespace, and `pause` (which needs a cgroup freezer)
+//! fails with an error that says so.
 
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxcage_core::{
+    process, ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result,
+    RunRequest, Runtime, State,
+};
+use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use serde::Deserialize;
+
+/// The backend's name in routes, records and the config file.
+pub const NAME: &str = "crun";
+
+/// crun's `--cgroup-manager`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupManager {
+    Systemd,
+    Cgroupfs,
+    Disabled,
+}
+
+impl CgroupManager {
+    fn as_str(self) -> &'static str {
+        match self {
+            CgroupManager::Systemd => "systemd",
+            CgroupManager::Cgroupfs => "cgroupfs",
+            CgroupManager::Disabled => "disabled",
+        }
+    }
+}
+
+/// `[backends.crun]` in the config file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrunSettings {
+    /// The crun binary: a name looked up in `PATH` (default `crun`) or a path.
+    pub binary: Option<PathBuf>,
+    /// Seconds a non-interactive crun command may take (default 120).
+    pub timeout_secs: Option<u64>,
+    /// crun's cgroup manager. Unset: crun's default, or systemd with `--systemd-cgroup`.
+    pub cgroup_manager: Option<CgroupManager>,
+    /// Run crun in a private mount namespace with a fresh cgroup2 mount at /sys/fs/cgroup.
+    #[serde(default)]
+    pub private_cgroup2: bool,
+}
+
+/// The crun backend.
+#[derive(Debug)]
+pub struct Crun {
+    delegate: Delegate,
+    cgroups: bool,
+}
+
+/// The crun backend with its state under `root`.
+pub fn crun(settings: &CrunSettings, root: PathBuf, flags: &CallerFlags) -> Result<Crun> {
+    let binary = process::find_program(
+        settings.binary.as_deref().unwrap_or(Path::new("crun")),
+        "crun",
+    )?;
+    let mut flags = flags.clone();
+    let mut delegate = Delegate::new(NAME, binary, root).timeout(
+        settings
+            .timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TIMEOUT),
+    );
+    if let Some(manager) = settings.cgroup_manager {
+        // The operator's choice for this host wins over a caller's --systemd-cgroup.
+        flags.systemd_cgroup = false;
+        delegate = delegate.global_arg(format!("--cgroup-manager={}", manager.as_str()));
+    }
+    delegate = delegate.global_args(flags.args());
+    if settings.private_cgroup2 {
+        delegate = delegate.pre_exec(private_cgroup2);
+    }
+    Ok(Crun {
+        delegate,
+        cgroups: settings.cgroup_manager != Some(CgroupManager::Disabled),
+    })
+}
+
+/// In the forked child, before crun runs: a private mount namespace whose
+/// /sys/fs/cgroup is a fresh cgroup2 mount. Only raw syscalls: no allocation after fork.
+fn private_cgroup2() -> io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain syscalls with static, NUL-terminated strings.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::umount2(c"/sys/fs/cgroup".as_ptr(), libc::MNT_DETACH))?;
+        check(libc::mount(
+            c"none".as_ptr(),
+            c"/sys/fs/cgroup".as_ptr(),
+            c"cgroup2".as_ptr(),
+            0,
+            std::ptr::null(),
+        ))
+    }
+}
+
+impl Crun {
+    fn no_cgroup(&self, id: &ContainerId, what: &str) -> Error {
+        Error::Conflict {
+            id: id.clone(),
+            message: format!(
+                "{what} needs the container's cgroup, and the crun backend runs with cgroup_manager = \"disabled\" (set [backends.crun] cgroup_manager in the config file on a host where crun can manage cgroups)"
+            ),
+        }
+    }
+
+    /// crun 1.8.1 has no `features` command (1.8.6 added it): report what crun tells of
+    /// itself in `--version` (its spec version) and the hooks every crun runs.
+    fn own_features(&self) -> Result<serde_json::Value> {
+        let version = self.delegate.version()?;
+        let spec = version
+            .lines()
+            .find_map(|l| l.strip_prefix("spec: "))
+            .unwrap_or("1.0.0")
+            .trim()
+            .to_string();
+        Ok(serde_json::json!({
+            "ociVersionMin": "1.0.0",
+            "ociVersionMax": spec,
+            "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        }))
+    }
+}
+
+impl Runtime for Crun {
+    fn name(&self) -> &str {
+        NAME
+    }
+    fn create(&self, req: &CreateRequest) -> Result<()> {
+        self.delegate.create(req)
+    }
+    fn start(&self, id: &ContainerId) -> Result<()> {
+        self.delegate.start(id)
+    }
+    fn state(&self, id: &ContainerId) -> Result<State> {
+        self.delegate.state(id)
+    }
+    fn kill(&self, req: KillRequest<'_>) -> Result<()> {
+        self.delegate.kill(req)
+    }
+    fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
+        self.delegate.delete(req)
+    }
+    fn run(&self, req: &RunRequest) -> Result<i32> {
+        self.delegate.run(req)
+    }
+    fn list(&self) -> Result<Vec<State>> {
+        self.delegate.list()
+    }
+    fn exec(&self, req: &ExecRequest) -> Result<i32> {
+        self.delegate.exec(req)
+    }
+    fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        if self.cgroups {
+            return self.delegate.ps(id);
+        }
+        let state = self.delegate.state(id)?;
+        if state.pid <= 0 {
+            return Ok(Vec::new());
+        }
+        pids_in_pid_namespace_of(state.pid).map_err(|message| Error::Conflict {
+            id: id.clone(),
+            message,
+        })
+    }
+    fn pause(&self, id: &ContainerId) -> Result<()> {
+        if !self.cgroups {
+            return Err(self.no_cgroup(id, "pause"));
+        }
+        self.delegate.pause(id)
+    }
+    fn resume(&self, id: &ContainerId) -> Result<()> {
+        if !self.cgroups {
+            return Err(self.no_cgroup(id, "resume"));
+        }
+        self.delegate.resume(id)
+    }
+    fn features(&self) -> Result<serde_json::Value> {
+        self.delegate.features().or_else(|_| self.own_features())
+    }
+}
+
+/// Host pids of every process in the pid namespace of `init`, sorted. Refuses when that
+/// namespace is our own (the container shares the host's pids and has no set of its own).
+fn pids_in_pid_namespace_of(init: i32) -> std::result::Result<Vec<i32>, String> {
+    let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let target = ns(&init.to_string()).ok_or_else(|| format!("process {init} is gone"))?;
+    if Some(&target) == ns("self").as_ref() {
+        return Err("the container shares the host's pid namespace and has no cgroup: its processes cannot be told apart".into());
+    }
+    let mut pids: Vec<i32> = fs::read_dir("/proc")
+        .map_err(|e| format!("cannot read /proc: {e}"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&target))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_refuse_unknown_keys() {
+        let s: CrunSettings =
+            toml::from_str("cgroup_manager = \"disabled\"\nprivate_cgroup2 = true").unwrap();
+        assert_eq!(s.cgroup_manager, Some(CgroupManager::Disabled));
+        assert!(s.private_cgroup2);
+        let err = toml::from_str::<CrunSettings>("cgroup_manger = \"disabled\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `cgroup_manger`"),
+            "{err}"
+        );
+        let err = toml::from_str::<CrunSettings>("cgroup_manager = \"v1\"").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `v1`"), "{err}");
+    }
+
+    #[test]
+    fn own_pid_namespace_is_refused() {
+        let err = pids_in_pid_namespace_of(std::process::id() as i32).unwrap_err();
+        assert!(err.contains("shares the host's pid namespace"), "{err}");
+    }
+}

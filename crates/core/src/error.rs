@@ -48,7 +48,7 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("state record {} is unreadable: {source}; run 'proxcage health --repair'", path.display())]
+    #[error("state record {} is unreadable: {source}; 'proxcage delete --force <id>' removes it", path.display())]
     CorruptRecord {
         path: PathBuf,
         #[source]

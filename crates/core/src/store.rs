@@ -394,7 +394,7 @@ fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
                     path,
                     io::Error::new(
                         io::ErrorKind::WouldBlock,
-                        "another proxcage process has held it for 60 s; if none is running, run 'proxcage health --repair'",
+                        "another proxcage process has held it for 60 s and still runs: find it with 'fuser -v' on this path",
                     ),
                 ));
             }
@@ -452,7 +452,7 @@ mod tests {
         fs::write(store.dir(&id("bad")).join(RECORD), b"{not json").unwrap();
         let err = store.read(&id("bad")).unwrap_err().to_string();
         assert!(
-            err.contains("record.json") && err.contains("health --repair"),
+            err.contains("record.json") && err.contains("delete --force"),
             "{err}"
         );
         assert_eq!(store.records().unwrap().len(), 1);

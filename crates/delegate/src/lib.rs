@@ -1,1 +1,540 @@
+//! proxcage-delegate: a [`Runtime`] that hands each request to an OCI runtime binary
+//! speaking runc's command line. The runc and crun backends are this, configured.
+//!
+//! Requests that carry the container's stdio (`create`, `run`, `exec`) run the binary with
+//! the caller's stdin, stdout, stderr and inherited fds, so pipes, `--preserve-fds`,
+//! `LISTEN_FDS` and the console socket reach the container exactly as if the caller had
+//! run the binary itself. The other requests capture its output. Either way the binary
+//! logs to a private in-memory file, so its error message is known precisely, even when
+//! its stderr belongs to the container.
+//!
+//! ```no_run
+//! use proxcage_core::{ContainerId, Runtime};
+//! use proxcage_delegate::Delegate;
+//!
+//! let runc = Delegate::new("runc", "/usr/sbin/runc", "/run/proxcage/backends/runc");
+//! let state = runc.state(&ContainerId::new("web-1")?)?;
+//! println!("{}", state.status);
+//! # Ok::<(), proxcage_core::Error>(())
+//! ```
 
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use proxcage_core::process::{self, Output};
+use proxcage_core::{
+    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
+    Runtime, State,
+};
+
+/// How long a request that should finish on its own may take before the binary is killed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs in the forked child right before exec: for setup the binary needs in its own
+/// process, such as a private mount namespace. Only async-signal-safe calls are allowed.
+pub type PreExec = fn() -> io::Result<()>;
+
+/// The global flags of the proxcage invocation that a delegated binary gets too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallerFlags {
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
+    /// `--rootless true|false|auto`, passed on as given.
+    pub rootless: Option<String>,
+    pub debug: bool,
+}
+
+impl CallerFlags {
+    /// The flags in runc's spelling, which crun shares.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut args = Vec::new();
+        if self.debug {
+            args.push("--debug".into());
+        }
+        if self.systemd_cgroup {
+            args.push("--systemd-cgroup".into());
+        }
+        if let Some(value) = &self.rootless {
+            args.push(format!("--rootless={value}").into());
+        }
+        args
+    }
+}
+
+/// An OCI runtime binary with runc's command line.
+#[derive(Clone)]
+pub struct Delegate {
+    name: String,
+    binary: PathBuf,
+    root: PathBuf,
+    global_args: Vec<OsString>,
+    timeout: Duration,
+    pre_exec: Option<PreExec>,
+}
+
+impl fmt::Debug for Delegate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delegate")
+            .field("name", &self.name)
+            .field("binary", &self.binary)
+            .field("root", &self.root)
+            .field("global_args", &self.global_args)
+            .field("timeout", &self.timeout)
+            .field("pre_exec", &self.pre_exec.is_some())
+            .finish()
+    }
+}
+
+impl Delegate {
+    /// `binary` should be a located, absolute path (see [`process::find_program`]); `root`
+    /// is passed as `--root`, so the binary keeps its state apart from any other user's.
+    pub fn new(
+        name: impl Into<String>,
+        binary: impl Into<PathBuf>,
+        root: impl Into<PathBuf>,
+    ) -> Self {
+        Delegate {
+            name: name.into(),
+            binary: binary.into(),
+            root: root.into(),
+            global_args: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            pre_exec: None,
+        }
+    }
+
+    /// A global flag given before every subcommand (`--systemd-cgroup`,
+    /// `--cgroup-manager=disabled`).
+    pub fn global_arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.global_args.push(arg.into());
+        self
+    }
+
+    pub fn global_args(mut self, args: impl IntoIterator<Item = OsString>) -> Self {
+        self.global_args.extend(args);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn pre_exec(mut self, hook: PreExec) -> Self {
+        self.pre_exec = Some(hook);
+        self
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The binary's `--version` output.
+    pub fn version(&self) -> Result<String> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--version");
+        let out = process::run_captured(&mut cmd, self.timeout)?;
+        self.check(&cmd, &out, None)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a subcommand with captured output and returns its stdout; fails with the
+    /// binary's own message when it fails.
+    pub fn captured<I, S>(&self, args: I) -> Result<Vec<u8>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let log = BinaryLog::new()?;
+        let mut cmd = self.command(&log);
+        cmd.args(args);
+        let out = process::run_captured(&mut cmd, self.timeout)?;
+        self.check(&cmd, &out, Some(&log))?;
+        Ok(out.stdout)
+    }
+
+    /// Runs a subcommand with the caller's stdio. `Ok(code)` when the binary did its work
+    /// (for `run` and `exec`, `code` is the container process's exit code); an error when
+    /// the binary itself reported one.
+    fn inherited(&self, args: Vec<OsString>, timeout: Option<Duration>) -> Result<i32> {
+        let log = BinaryLog::new()?;
+        let mut cmd = self.command(&log);
+        cmd.args(args);
+        let status = process::run_inherited(&mut cmd, timeout)?;
+        let code = process::exit_code(status);
+        match log.last_error() {
+            Some(message) => Err(self.failure(&cmd, code, message)),
+            None => Ok(code),
+        }
+    }
+
+    fn command(&self, log: &BinaryLog) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(log.path())
+            .arg("--log-format")
+            .arg("json")
+            .args(&self.global_args);
+        if let Some(hook) = self.pre_exec {
+            // SAFETY: PreExec's contract is async-signal-safety.
+            unsafe {
+                cmd.pre_exec(hook);
+            }
+        }
+        cmd
+    }
+
+    fn check(&self, cmd: &Command, out: &Output, log: Option<&BinaryLog>) -> Result<()> {
+        if out.status.success() {
+            return Ok(());
+        }
+        let message = log
+            .and_then(BinaryLog::last_error)
+            .or_else(|| last_line(&out.stderr))
+            .unwrap_or_else(|| "it printed no error message".to_string());
+        Err(self.failure(cmd, process::exit_code(out.status), message))
+    }
+
+    fn failure(&self, cmd: &Command, code: i32, message: String) -> Error {
+        Error::Backend {
+            backend: self.name.clone(),
+            command: process::describe(cmd),
+            status: format!("exit status {code}"),
+            code,
+            message,
+        }
+    }
+
+    /// runc and crun keep each container in `<root>/<id>/`. When a request about `id`
+    /// failed and that directory is gone, the container does not exist, whatever words
+    /// the binary chose (crun's are "error opening file .../status").
+    fn about<T>(&self, id: &ContainerId, result: Result<T>) -> Result<T> {
+        match result {
+            Err(Error::Backend { .. }) if !self.root.join(id.as_str()).exists() => {
+                Err(Error::NotFound { id: id.clone() })
+            }
+            other => other,
+        }
+    }
+
+    /// Parses a state document and makes `rootfs` absolute (crun echoes `root.path` as
+    /// written in config.json, often relative to the bundle).
+    fn normalize(mut state: State) -> State {
+        if state.rootfs.is_relative() && !state.rootfs.as_os_str().is_empty() {
+            state.rootfs = state.bundle.join(&state.rootfs);
+        }
+        if state.oci_version.is_empty() {
+            state.oci_version = proxcage_core::OCI_VERSION.to_string();
+        }
+        state
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Backend {
+            backend: self.name.clone(),
+            command: format!("{} {what}", self.binary.display()),
+            status: "exit status 0".into(),
+            code: 1,
+            message: format!(
+                "unreadable output ({e}): {}",
+                String::from_utf8_lossy(bytes)
+            ),
+        })
+    }
+}
+
+fn last_line(bytes: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+fn id_arg(id: &ContainerId) -> OsString {
+    OsString::from(id.as_str())
+}
+
+fn push_path(args: &mut Vec<OsString>, flag: &str, value: &Option<PathBuf>) {
+    if let Some(v) = value {
+        args.push(flag.into());
+        args.push(v.into());
+    }
+}
+
+fn create_args(req: &CreateRequest, args: &mut Vec<OsString>) {
+    args.push("--bundle".into());
+    args.push(req.bundle.clone().into());
+    push_path(args, "--pid-file", &req.pid_file);
+    push_path(args, "--console-socket", &req.console_socket);
+    push_path(args, "--pidfd-socket", &req.pidfd_socket);
+    if req.preserve_fds > 0 {
+        args.push(format!("--preserve-fds={}", req.preserve_fds).into());
+    }
+    if req.no_pivot {
+        args.push("--no-pivot".into());
+    }
+    if req.no_new_keyring {
+        args.push("--no-new-keyring".into());
+    }
+}
+
+impl Runtime for Delegate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn create(&self, req: &CreateRequest) -> Result<()> {
+        let mut args = vec![OsString::from("create")];
+        create_args(req, &mut args);
+        args.push(id_arg(req.id()));
+        match self.inherited(args, Some(self.timeout))? {
+            0 => Ok(()),
+            code => Err(Error::Backend {
+                backend: self.name.clone(),
+                command: format!("{} create {}", self.binary.display(), req.id()),
+                status: format!("exit status {code}"),
+                code,
+                message: "it failed without an error message".into(),
+            }),
+        }
+    }
+
+    fn start(&self, id: &ContainerId) -> Result<()> {
+        self.about(id, self.captured(["start", id.as_str()]).map(drop))
+    }
+
+    fn state(&self, id: &ContainerId) -> Result<State> {
+        let out = self.about(id, self.captured(["state", id.as_str()]))?;
+        self.parse::<State>("state", &out).map(Self::normalize)
+    }
+
+    fn kill(&self, req: KillRequest<'_>) -> Result<()> {
+        let signal = req.signal.number().to_string();
+        let mut args = vec!["kill"];
+        if req.all {
+            args.push("--all");
+        }
+        args.extend([req.id.as_str(), signal.as_str()]);
+        self.about(req.id, self.captured(args).map(drop))
+    }
+
+    fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
+        let mut args = vec!["delete"];
+        if req.force {
+            args.push("--force");
+        }
+        args.push(req.id.as_str());
+        self.about(req.id, self.captured(args).map(drop))
+    }
+
+    fn run(&self, req: &RunRequest) -> Result<i32> {
+        let mut args = vec![OsString::from("run")];
+        create_args(&req.create, &mut args);
+        for (set, flag) in [
+            (req.detach, "--detach"),
+            (req.keep, "--keep"),
+            (req.no_subreaper, "--no-subreaper"),
+        ] {
+            if set {
+                args.push(flag.into());
+            }
+        }
+        args.push(id_arg(req.create.id()));
+        // A detached run returns once the container started; a foreground one lasts as
+        // long as the container.
+        let timeout = req.detach.then_some(self.timeout);
+        self.inherited(args, timeout)
+    }
+
+    fn list(&self) -> Result<Vec<State>> {
+        let out = self.captured(["list", "--format", "json"])?;
+        let states: Option<Vec<State>> = self.parse("list", &out)?;
+        Ok(states
+            .unwrap_or_default()
+            .into_iter()
+            .map(Self::normalize)
+            .collect())
+    }
+
+    fn exec(&self, req: &ExecRequest) -> Result<i32> {
+        let mut args: Vec<OsString> = vec!["exec".into()];
+        push_path(&mut args, "--process", &req.process_file);
+        push_path(&mut args, "--console-socket", &req.console_socket);
+        push_path(&mut args, "--pidfd-socket", &req.pidfd_socket);
+        push_path(&mut args, "--pid-file", &req.pid_file);
+        let mut flag = |name: &str, value: &str| {
+            args.push(name.into());
+            args.push(value.into());
+        };
+        if let Some(cwd) = &req.cwd {
+            flag("--cwd", cwd);
+        }
+        for env in &req.env {
+            flag("--env", env);
+        }
+        if let Some(user) = &req.user {
+            flag("--user", user);
+        }
+        for gid in &req.additional_gids {
+            flag("--additional-gids", &gid.to_string());
+        }
+        for cap in &req.caps {
+            flag("--cap", cap);
+        }
+        if let Some(profile) = &req.apparmor {
+            flag("--apparmor", profile);
+        }
+        if let Some(label) = &req.process_label {
+            flag("--process-label", label);
+        }
+        if let Some(cgroup) = &req.cgroup {
+            flag("--cgroup", cgroup);
+        }
+        for (set, name) in [
+            (req.tty, "--tty"),
+            (req.detach, "--detach"),
+            (req.no_new_privs, "--no-new-privs"),
+            (req.ignore_paused, "--ignore-paused"),
+        ] {
+            if set {
+                args.push(name.into());
+            }
+        }
+        if req.preserve_fds > 0 {
+            args.push(format!("--preserve-fds={}", req.preserve_fds).into());
+        }
+        args.push(id_arg(req.id()));
+        if req.process_file.is_none() {
+            args.extend(req.args.iter().map(OsString::from));
+        }
+        let timeout = req.detach.then_some(self.timeout);
+        self.about(req.id(), self.inherited(args, timeout))
+    }
+
+    fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        let out = self.about(id, self.captured(["ps", "--format", "json", id.as_str()]))?;
+        let pids: Option<Vec<i32>> = self.parse("ps", &out)?;
+        Ok(pids.unwrap_or_default())
+    }
+
+    fn pause(&self, id: &ContainerId) -> Result<()> {
+        self.about(id, self.captured(["pause", id.as_str()]).map(drop))
+    }
+
+    fn resume(&self, id: &ContainerId) -> Result<()> {
+        self.about(id, self.captured(["resume", id.as_str()]).map(drop))
+    }
+
+    fn features(&self) -> Result<serde_json::Value> {
+        let out = self.captured(["features"])?;
+        self.parse("features", &out)
+    }
+}
+
+/// An in-memory file the binary logs to (as JSON lines), through `/proc/<our pid>/fd/N`:
+/// our descriptor stays close-on-exec, so nothing of it leaks into the container.
+struct BinaryLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl BinaryLog {
+    fn new() -> Result<Self> {
+        let fd = nix::sys::memfd::memfd_create(
+            c"proxcage-backend-log",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )
+        .map_err(|e| Error::io("cannot create the backend log", "memfd", e.into()))?;
+        let file = File::from(fd);
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            file.as_raw_fd()
+        ));
+        Ok(BinaryLog { file, path })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The message of the last `"level":"error"` line (runc and crun both write them).
+    fn last_error(&self) -> Option<String> {
+        let mut file = &self.file;
+        let mut text = String::new();
+        file.rewind().ok()?;
+        file.read_to_string(&mut text).ok()?;
+        text.lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|entry| entry["level"] == "error")
+            .and_then(|entry| entry["msg"].as_str().map(str::to_string))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_log_yields_the_last_error_message() {
+        let log = BinaryLog::new().unwrap();
+        let mut f = File::options().append(true).open(log.path()).unwrap();
+        writeln!(f, r#"{{"level":"warning","msg":"w","time":"t"}}"#).unwrap();
+        writeln!(f, r#"{{"level":"error","msg":"first","time":"t"}}"#).unwrap();
+        writeln!(
+            f,
+            r#"{{"msg":"container not running","level":"error","time":"t"}}"#
+        )
+        .unwrap();
+        assert_eq!(log.last_error().as_deref(), Some("container not running"));
+    }
+
+    #[test]
+    fn a_failing_binary_is_reported_with_its_message() {
+        // A stand-in binary that writes a runc-style error line to the --log file.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-runc");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nwhile [ \"$1\" != --log ]; do shift; done\nprintf '{\"level\":\"error\",\"msg\":\"container does not exist\"}\\n' >> \"$2\"\necho 'container does not exist' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let d = Delegate::new("fake", &fake, dir.path().join("root"));
+        let err = d.state(&ContainerId::new("x").unwrap()).unwrap_err();
+        assert_eq!(err.kind(), proxcage_core::ErrorKind::NotFound);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("fake: ")
+                && text.contains("state x")
+                && text.ends_with("container does not exist"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn relative_rootfs_is_made_absolute() {
+        let state: State = serde_json::from_str(
+            r#"{"ociVersion":"1.0.0","id":"c","pid":1,"status":"created","bundle":"/b","rootfs":"rootfs","created":"t","owner":""}"#,
+        )
+        .unwrap();
+        assert_eq!(Delegate::normalize(state).rootfs, Path::new("/b/rootfs"));
+    }
+}

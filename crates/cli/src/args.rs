@@ -1,0 +1,253 @@
+//! runc's command-line grammar, as clap structs and nothing else: flags, defaults and
+//! help text. The commands that act on them live in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "proxcage",
+    about = "OCI container runtime for Proxmox VE hosts, with runc's command line",
+    disable_version_flag = true,
+    subcommand_required = false,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root directory for container state (default: /run/proxcage as root, else
+    /// $XDG_RUNTIME_DIR/proxcage)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Append errors (and, with --debug, debug output) to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Format of --log: text or json
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Debug output, passed on to the backend too
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Use systemd for cgroups (cgroupsPath is slice:prefix:name)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Rootless mode: true, false or auto, passed on to the backend
+    #[arg(long, value_name = "true|false|auto")]
+    pub rootless: Option<String>,
+
+    /// Config file (default: $PROXCAGE_CONFIG, else /etc/proxcage/config.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: everything but the user process, which waits for `start`
+    Create(Create),
+    /// Start the user process of a created container
+    Start(Id),
+    /// Print a container's state as JSON
+    State(Id),
+    /// Send a signal (default SIGTERM) to a container's init, or with --all to every process
+    Kill(Kill),
+    /// Delete a stopped or created container (--force: any container)
+    Delete(Delete),
+    /// Create and start a container, and wait for it unless --detach
+    Run(Run),
+    /// List containers of every backend
+    List(List),
+    /// Run a process in a running container
+    Exec(Exec),
+    /// List a container's processes
+    Ps(Ps),
+    /// Freeze every process of a container
+    Pause(Id),
+    /// Thaw a paused container
+    Resume(Id),
+    /// Print what this runtime supports, as runtime-spec features JSON
+    Features,
+    /// Write a default config.json into a bundle
+    Spec(Spec),
+}
+
+#[derive(Debug, Args)]
+pub struct Id {
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Create {
+    /// Bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Write the container's init pid here (no trailing newline)
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is set
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the init process
+    #[arg(long, value_name = "SOCKET")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Pass this many extra fds (from fd 3 on) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Do not use pivot_root to jail the process
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub create: Create,
+    /// Return once the container started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not make proxcage's backend a child subreaper
+    #[arg(long)]
+    pub no_subreaper: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Kill {
+    /// Signal every process of the container
+    #[arg(short, long)]
+    pub all: bool,
+    pub id: String,
+    /// 9, KILL, SIGKILL, 37, SIGRTMIN+3 ...
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Delete {
+    /// Kill a running container first; an unknown id is not an error
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Ids only
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Ps {
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    pub id: String,
+    /// Options for ps(1) in table format (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// process.json with the process to run (instead of ARGS)
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid here
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long, value_name = "SOCKET")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Working directory inside the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Environment variable K=V (repeatable)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group id (repeatable)
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (repeatable)
+    #[arg(short, long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile
+    #[arg(short, long)]
+    pub apparmor: Option<String>,
+    /// SELinux label
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Run in this sub-cgroup
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Exec even in a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Pass this many extra fds (from fd 3 on) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Spec {
+    /// Bundle directory to write config.json into
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// A spec for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}

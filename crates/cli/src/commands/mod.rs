@@ -1,0 +1,42 @@
+//! One function per subcommand; the work is in the libraries.
+
+mod create;
+mod delete;
+mod exec;
+mod features;
+mod list;
+mod ps;
+mod simple;
+mod spec;
+mod state;
+
+use crate::args::Command;
+use crate::context::Ctx;
+
+/// Runs `command` and returns the exit code.
+pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    match command {
+        Command::Create(args) => create::create(args, ctx),
+        Command::Run(args) => create::run(args, ctx),
+        Command::Start(args) => simple::start(args, ctx),
+        Command::Pause(args) => simple::pause(args, ctx),
+        Command::Resume(args) => simple::resume(args, ctx),
+        Command::Kill(args) => simple::kill(args, ctx),
+        Command::State(args) => state::state(args, ctx),
+        Command::Delete(args) => delete::delete(args, ctx),
+        Command::List(args) => list::list(args, ctx),
+        Command::Exec(args) => exec::exec(args, ctx),
+        Command::Ps(args) => ps::ps(args, ctx),
+        Command::Features => features::features(ctx),
+        Command::Spec(args) => spec::spec(args),
+    }
+}
+
+/// Prints `text` to stdout as the command's result.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

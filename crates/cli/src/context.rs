@@ -1,0 +1,120 @@
+//! What every command needs, built on first use: the root, the config, the store and the
+//! backends. A command that needs no config (`spec`) reads none.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use proxcage_backend_crun::crun;
+use proxcage_backend_runc::runc;
+use proxcage_core::{ContainerId, Error, Record, Result, Runtime, State, StateStore, Status};
+use proxcage_delegate::CallerFlags;
+
+use crate::args::Global;
+use crate::config::{Config, BACKENDS};
+
+pub struct Ctx<'a> {
+    pub global: &'a Global,
+    config: OnceCell<Config>,
+    store: OnceCell<StateStore>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(global: &'a Global) -> Self {
+        Ctx {
+            global,
+            config: OnceCell::new(),
+            store: OnceCell::new(),
+        }
+    }
+
+    /// `--root`, else runc's rule: /run/proxcage for root, $XDG_RUNTIME_DIR/proxcage for
+    /// anyone else. podman calls some commands without --root, so this must not vary.
+    pub fn root(&self) -> PathBuf {
+        if let Some(root) = &self.global.root {
+            return root.clone();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/run/proxcage");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => Path::new(&dir).join("proxcage"),
+            None => PathBuf::from(format!("/run/user/{}/proxcage", nix::unistd::geteuid())),
+        }
+    }
+
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::load(self.global.config.as_deref())?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    pub fn store(&self) -> Result<&StateStore> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = StateStore::open(self.root())?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    fn flags(&self) -> CallerFlags {
+        CallerFlags {
+            systemd_cgroup: self.global.systemd_cgroup,
+            rootless: self.global.rootless.clone(),
+            debug: self.global.debug,
+        }
+    }
+
+    /// The backend called `name`, configured from the config file.
+    pub fn backend(&self, name: &str) -> Result<Box<dyn Runtime>> {
+        let config = self.config()?;
+        let root = self.store()?.backend_root(name);
+        let flags = self.flags();
+        Ok(match name {
+            proxcage_backend_runc::NAME => Box::new(runc(&config.backends.runc, root, &flags)?),
+            proxcage_backend_crun::NAME => Box::new(crun(&config.backends.crun, root, &flags)?),
+            other => {
+                return Err(Error::UnknownBackend {
+                    name: other.to_string(),
+                    context: "is recorded for a container but is not a backend proxcage has".into(),
+                    available: BACKENDS.iter().map(|s| s.to_string()).collect(),
+                })
+            }
+        })
+    }
+
+    /// The record of `id`, or runc's "does not exist".
+    pub fn record(&self, id: &ContainerId) -> Result<Record> {
+        self.store()?
+            .read(id)?
+            .ok_or_else(|| Error::NotFound { id: id.clone() })
+    }
+
+    /// The record of `id` and the backend it names.
+    pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
+        let record = self.record(id)?;
+        let backend = self.backend(record.backend())?;
+        Ok((record, backend))
+    }
+}
+
+/// The state of a container whose create has not reached its backend yet.
+pub fn creating_state(record: &Record) -> State {
+    State {
+        oci_version: proxcage_core::OCI_VERSION.to_string(),
+        id: record.id().to_string(),
+        pid: 0,
+        status: Status::Creating,
+        bundle: record.bundle().to_path_buf(),
+        rootfs: PathBuf::new(),
+        created: record.created().to_string(),
+        owner: String::new(),
+        annotations: Default::default(),
+    }
+}
+
+/// Makes a user-given path absolute against the cwd, as the backend would read it.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io("cannot resolve", path, e))
+}
