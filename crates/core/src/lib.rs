@@ -36,5 +36,6 @@ pub use signal::Signal;
 pub use state::{State, Status};
 pub use store::{ContainerLock, Phase, Record, StateStore};
 
-/// The OCI runtime-spec version proxcage is written against.
-pub const OCI_VERSION: &str = "1.2.0";
+/// The OCI runtime-spec version proxcage writes (`spec`) and reports. 1.1.0 is the newest
+/// that every backend accepts: crun 1.8.1 refuses a config.json that says 1.2.0.
+pub const OCI_VERSION: &str = "1.1.0";

@@ -58,6 +58,8 @@ impl FromStr for Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
+    /// Empty when the backend left it out (crun's `list` does).
+    #[serde(default)]
     pub oci_version: String,
     pub id: String,
     #[serde(default)]
