@@ -1,1 +1,38 @@
+//! proxcage-oci: OCI bundles in.
+//!
+//! - [`Bundle::load`] reads a bundle's `config.json` once, deserializes it into an
+//!   [`oci_spec::runtime::Spec`] and checks what a runtime needs before it creates anything:
+//!   a 1.x `ociVersion`, an existing `root.path`, a process with arguments, absolute mount
+//!   destinations. `root.path` and relative bind-mount sources are resolved against the
+//!   bundle directory. Capabilities runc would ignore are dropped with a warning, as runc
+//!   does.
+//! - [`default_spec`] and [`write_default_spec`]: what `runc spec` (and `--rootless`)
+//!   writes, for `proxcage spec`.
+//! - Every [`BundleError`] names the file and the field, e.g.
+//!   `/b/config.json: process.user.uid: invalid type: string "root", expected u32 (line 7, column 17)`.
+//!
+//! `oci_spec` is re-exported so that embedders use the same version.
+//!
+//! ```
+//! use proxcage_oci::{write_default_spec, Bundle};
+//!
+//! let dir = tempfile::tempdir()?;
+//! write_default_spec(dir.path(), false)?;
+//! std::fs::create_dir(dir.path().join("rootfs"))?;
+//!
+//! let bundle = Bundle::load(dir.path())?;
+//! assert_eq!(bundle.rootfs(), dir.path().join("rootfs"));
+//! let args = bundle.spec().process().as_ref().and_then(|p| p.args().clone());
+//! assert_eq!(args, Some(vec!["sh".to_string()]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub use oci_spec;
+
+mod bundle;
+mod error;
+mod spec;
+
+pub use bundle::{Bundle, CONFIG_SIZE_LIMIT};
+pub use error::BundleError;
+pub use spec::{default_spec, write_default_spec};
