@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod image;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -50,30 +51,52 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
 /// A busybox root filesystem: the static busybox binary and one symlink per applet.
 /// Built once per test process and copied (hardlinked) into each bundle.
 fn busybox_rootfs_template() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let busybox = ["/bin/busybox", "/usr/bin/busybox"]
             .iter()
             .map(PathBuf::from)
             .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("busybox is not installed: apt-get install -y busybox-static"));
+            .unwrap_or_else(|| {
+                panic!("busybox is not installed: apt-get install -y busybox-static")
+            });
         let dir = std::env::temp_dir().join(format!("proxcage-test-rootfs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         for sub in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "run"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
         fs::copy(&busybox, dir.join("bin/busybox")).unwrap();
-        let list = Command::new(&busybox).arg("--list").output().expect("busybox --list");
+        let list = Command::new(&busybox)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" && !applet.is_empty() {
                 let _ = symlink("busybox", dir.join("bin").join(applet));
             }
         }
-        fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+        fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .unwrap();
         fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        fs::set_permissions(dir.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        fs::set_permissions(
+            dir.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        // SAFETY: registering a plain `extern "C" fn` that only touches a static.
+        unsafe { libc::atexit(remove_rootfs_template) };
         dir
     })
+}
+
+static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_rootfs_template() {
+    if let Some(dir) = TEMPLATE.get() {
+        let _ = fs::remove_dir_all(dir);
+    }
 }
 
 /// Copies the busybox rootfs to `dest` (cp -a keeps links and modes).
@@ -84,7 +107,11 @@ pub fn busybox_rootfs(dest: &Path) {
         .arg(dest)
         .status()
         .expect("cp");
-    assert!(status.success(), "copying the busybox rootfs to {} failed", dest.display());
+    assert!(
+        status.success(),
+        "copying the busybox rootfs to {} failed",
+        dest.display()
+    );
 }
 
 /// Makes `<parent>/<name>` a bundle: busybox rootfs plus the config.json that
@@ -98,12 +125,38 @@ pub fn busybox_bundle(parent: &Path, name: &str, args: &[&str]) -> PathBuf {
         .arg(&bundle)
         .output()
         .expect("run proxcage spec");
-    assert!(out.status.success(), "proxcage spec failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "proxcage spec failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Cgroups are host-wide and runc names them after the id by default: a path of its
+    // own per bundle keeps parallel tests with the same ids apart.
+    let cgroup = format!("/proxcage-test-{}-{}", std::process::id(), unique());
     edit_config(&bundle, |spec| {
         spec["process"]["args"] = serde_json::json!(args);
         spec["process"]["terminal"] = serde_json::json!(false);
+        spec["linux"]["cgroupsPath"] = serde_json::json!(cgroup);
     });
     bundle
+}
+
+/// A number no other call in this test process gets.
+pub fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// True once `pid` has exited (a zombie not yet reaped counts as gone).
+pub fn process_gone(pid: i64) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
 }
 
 /// Reads, changes and writes back a bundle's config.json.
@@ -131,11 +184,16 @@ pub struct Proxcage {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
     pub config: PathBuf,
+    /// The binary driven: proxcage, or plain runc to prove a test right.
+    pub bin: PathBuf,
 }
 
 impl Proxcage {
     pub fn new(config: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("proxcage-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("proxcage-e2e-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().join("root");
         let config_path = dir.path().join("config.toml");
         fs::write(&config_path, config).unwrap();
@@ -143,19 +201,39 @@ impl Proxcage {
             dir,
             root,
             config: config_path,
+            bin: proxcage_bin(),
         }
+    }
+
+    /// proxcage with `default_backend = backend` and this host's backend settings.
+    pub fn with_default(backend: &str) -> Self {
+        Proxcage::new(&HOST_CONFIG.replace(
+            "default_backend = \"runc\"",
+            &format!("default_backend = \"{backend}\""),
+        ))
+    }
+
+    /// Plain runc with its own root, driven by the same test code: proves a test right.
+    pub fn plain_runc() -> Self {
+        let mut p = Proxcage::new("");
+        p.bin = require_tool("runc", "runc");
+        p
     }
 
     /// `proxcage --root <root>` with `PROXCAGE_CONFIG` set.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(proxcage_bin());
-        cmd.env("PROXCAGE_CONFIG", &self.config).arg("--root").arg(&self.root);
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("PROXCAGE_CONFIG", &self.config)
+            .arg("--root")
+            .arg(&self.root);
         cmd
     }
 
-    /// Runs `proxcage <args>` and returns its output.
+    /// Runs `proxcage <args>` and returns its output. stdout and stderr go to files, not
+    /// pipes: a container created with them keeps them open long after proxcage exits.
+    /// A run that takes over 60 s is killed and fails the test.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run proxcage")
+        run_with_files(self.cmd().args(args), &self.dir.path().join("out"))
     }
 
     /// Runs `proxcage <args>`, fails the test unless it exits 0, returns stdout.
@@ -188,4 +266,38 @@ impl Drop for Proxcage {
             }
         }
     }
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr in files next to `base`; kills it and
+/// fails the test after 60 s.
+pub fn run_with_files(cmd: &mut Command, base: &Path) -> Output {
+    let n = unique();
+    let out_path = base.with_extension(format!("{n}.stdout"));
+    let err_path = base.with_extension(format!("{n}.stderr"));
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let output = Output {
+        status,
+        stdout: fs::read(&out_path).unwrap(),
+        stderr: fs::read(&err_path).unwrap(),
+    };
+    let _ = fs::remove_file(&out_path);
+    let _ = fs::remove_file(&err_path);
+    output
 }

@@ -1,0 +1,536 @@
+//! containerd drives the runtime under test the way it drives runc: through its runc shim,
+//! chosen with `ctr run --runc-binary`. Each test starts its own containerd (root, state,
+//! socket, config, ctr namespace and runc root all in a temp dir, the daemon in a private
+//! mount namespace so the shim sockets under `/run/containerd/s` stay private too) and
+//! leaves nothing behind: no tasks, containers, processes, mounts or cgroups.
+//!
+//! Every scenario runs against plain runc as well: that proves the test right.
+
+mod support;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use proxcage_core::process::{describe, exit_code, run_captured};
+use support::image::{
+    busybox_image, mounts_under, run, wait_until, MountSandbox, Ran, COMMAND_TIMEOUT, IMAGE_REF,
+};
+
+/// A containerd of our own, stopped and cleaned up on drop.
+struct Containerd {
+    dir: tempfile::TempDir,
+    sandbox: Option<MountSandbox>,
+    daemon: Option<Child>,
+    ctr: PathBuf,
+    socket: PathBuf,
+    namespace: String,
+    runtime: PathBuf,
+    runtime_root: PathBuf,
+    proxcage_config: PathBuf,
+}
+
+impl Containerd {
+    /// Starts containerd with the busybox image imported; its shim will run `runtime`.
+    fn start(runtime: &Path) -> Self {
+        support::require_root();
+        let containerd = support::require_tool("containerd", "containerd");
+        let ctr = support::require_tool("ctr", "containerd");
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let namespace = format!(
+            "proxcage-e2e-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        );
+
+        let dir = tempfile::Builder::new()
+            .prefix("proxcage-e2e-containerd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let socket = d.join("containerd.sock");
+        let config = d.join("config.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let proxcage_config = d.join("proxcage.toml");
+        fs::write(&proxcage_config, support::HOST_CONFIG).unwrap();
+        // The shim puts its console sockets and exec process files in TMPDIR.
+        fs::create_dir(d.join("tmp")).unwrap();
+        let sandbox = MountSandbox::new(&d.join("sandbox"));
+        let log = File::create(d.join("containerd.log")).unwrap();
+        let mut daemon = sandbox.command(containerd);
+        daemon
+            .arg("--config")
+            .arg(&config)
+            // The shim and the runtime inherit containerd's environment.
+            .env("PROXCAGE_CONFIG", &proxcage_config)
+            .env("TMPDIR", d.join("tmp"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe. containerd stops with a test process that
+        // dies without unwinding (the holder of its namespace dies too).
+        unsafe {
+            daemon.pre_exec(
+                || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) {
+                    0 => Ok(()),
+                    _ => Err(io::Error::last_os_error()),
+                },
+            );
+        }
+        let daemon = daemon.spawn().expect("start containerd");
+        let mut ctd = Containerd {
+            runtime_root: d.join("runtime-root"),
+            dir,
+            sandbox: Some(sandbox),
+            daemon: Some(daemon),
+            ctr,
+            socket,
+            namespace,
+            runtime: runtime.to_path_buf(),
+            proxcage_config,
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            UnixStream::connect(&ctd.socket).is_ok()
+                || ctd.daemon.as_mut().unwrap().try_wait().unwrap().is_some()
+        });
+        assert!(
+            up && ctd.daemon.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "containerd did not come up\n{}",
+            ctd.log_tail()
+        );
+        let image = busybox_image();
+        run(
+            ctd.ctr().args(["images", "import"]).arg(&image.archive),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        ctd
+    }
+
+    /// `ctr` talking to this containerd, in this test's namespace.
+    fn ctr(&self) -> Command {
+        let mut cmd = Command::new(&self.ctr);
+        cmd.arg("--address")
+            .arg(&self.socket)
+            .arg("--namespace")
+            .arg(&self.namespace);
+        cmd
+    }
+
+    /// `ctr run [flags] IMAGE ID ARGS...` with the runtime under test.
+    fn ctr_run(&self, flags: &[&str], id: &str, args: &[&str]) -> Command {
+        let mut cmd = self.ctr();
+        cmd.arg("run")
+            .args(flags)
+            .arg("--runc-binary")
+            .arg(&self.runtime)
+            .arg("--runc-root")
+            .arg(&self.runtime_root)
+            .arg("--fifo-dir")
+            .arg(self.fifo_dir())
+            .args([IMAGE_REF, id])
+            .args(args);
+        cmd
+    }
+
+    /// `ctr task exec --exec-id EXEC_ID ID ARGS...`.
+    fn ctr_exec(&self, exec_id: &str, id: &str, args: &[&str]) -> Command {
+        let mut cmd = self.ctr();
+        cmd.args(["task", "exec", "--exec-id", exec_id, "--fifo-dir"])
+            .arg(self.fifo_dir())
+            .arg(id)
+            .args(args);
+        cmd
+    }
+
+    fn fifo_dir(&self) -> PathBuf {
+        self.dir.path().join("fifo")
+    }
+
+    /// The end of containerd's log (the shim's included) without its info and debug
+    /// lines, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("level=info") && !l.contains("level=debug"))
+            .collect();
+        format!(
+            "--- containerd log: warnings and errors\n{}",
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        )
+    }
+
+    /// A command's result and containerd's log, for failure messages.
+    fn explain(&self, ran: &Ran) -> String {
+        format!("{ran}\n{}", self.log_tail())
+    }
+
+    /// Lines of `ctr <what> ls -q` (`task`, `container`).
+    fn ctr_ls(&self, what: &str) -> Vec<String> {
+        let ran = run(self.ctr().args([what, "ls", "-q"]), COMMAND_TIMEOUT).ok();
+        ran.stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// The containers the runtime itself still has (`list -q` in the root the shim gave it).
+    fn runtime_list(&self) -> Vec<String> {
+        let sandbox = self.sandbox.as_ref().unwrap();
+        let ran = run(
+            sandbox
+                .command(&self.runtime)
+                .env("PROXCAGE_CONFIG", &self.proxcage_config)
+                .arg("--root")
+                .arg(self.runtime_root.join(&self.namespace))
+                .args(["list", "-q"]),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        ran.stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// Fails unless containerd and the runtime have no task or container left.
+    #[track_caller]
+    fn assert_nothing_left(&self) {
+        assert_eq!(
+            self.ctr_ls("task"),
+            Vec::<String>::new(),
+            "tasks left\n{}",
+            self.log_tail()
+        );
+        assert_eq!(
+            self.ctr_ls("container"),
+            Vec::<String>::new(),
+            "containers left\n{}",
+            self.log_tail()
+        );
+        assert_eq!(
+            self.runtime_list(),
+            Vec::<String>::new(),
+            "the runtime still lists containers"
+        );
+    }
+
+    /// The status column of `ctr task ls` for `id`.
+    fn task_status(&self, id: &str) -> Option<String> {
+        let ran = run(self.ctr().args(["task", "ls"]), COMMAND_TIMEOUT).ok();
+        ran.stdout.lines().skip(1).find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.first() == Some(&id)).then(|| cols.last().unwrap_or(&"").to_string())
+        })
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let quiet = |cmd: &mut Command| run_captured(cmd, COMMAND_TIMEOUT).ok();
+        let mut problems = Vec::new();
+        if let Some(mut daemon) = self.daemon.take() {
+            if daemon.try_wait().ok().flatten().is_none() {
+                // Whatever a failed test left: tasks killed and deleted, then containers.
+                let ids = |what: &str| {
+                    quiet(self.ctr().args([what, "ls", "-q"]))
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                };
+                for id in ids("task").lines() {
+                    quiet(self.ctr().args(["task", "delete", "--force", id]));
+                }
+                for id in ids("container").lines() {
+                    quiet(self.ctr().args(["container", "rm", id]));
+                }
+                let _ = kill(Pid::from_raw(daemon.id() as i32), Signal::SIGTERM);
+                if !wait_until(Duration::from_secs(10), || {
+                    daemon.try_wait().ok().flatten().is_some()
+                }) {
+                    problems.push("containerd ignored SIGTERM for 10 s".to_string());
+                    let _ = daemon.kill();
+                }
+            }
+            let _ = daemon.wait();
+        }
+        if let Some(sandbox) = self.sandbox.take() {
+            let cgroup = format!("/{}", self.namespace);
+            problems.extend(
+                sandbox
+                    .sweep(&cgroup)
+                    .into_iter()
+                    .map(|p| format!("left running: {p}")),
+            );
+        }
+        problems.extend(
+            mounts_under(self.dir.path())
+                .into_iter()
+                .map(|m| format!("left mounted: {m}")),
+        );
+        if problems.is_empty() {
+            return;
+        }
+        let report = problems.join("\n");
+        if thread::panicking() {
+            eprintln!("cleaning up after the failed test:\n{report}");
+        } else {
+            panic!(
+                "the test left things behind:\n{report}\n{}",
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// Runs `cmd` with a new pseudo-terminal as its controlling terminal and stdio (what
+/// script(1) does, without its shell command string); returns what it wrote to the terminal.
+fn run_in_pty(cmd: &mut Command, timeout: Duration) -> Ran {
+    let command = describe(cmd);
+    let master = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/ptmx")
+        .expect("open /dev/ptmx");
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: plain calls on an open ptmx fd; `name` is a writable buffer of the size passed.
+    let slave_path = unsafe {
+        assert_eq!(
+            libc::grantpt(master.as_raw_fd()),
+            0,
+            "grantpt: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::unlockpt(master.as_raw_fd()),
+            0,
+            "unlockpt: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let slave = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave_path)
+        .unwrap();
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe; stdin is the terminal by now.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{command}: {e}"));
+    // Close our copies of the terminal, so reading the master ends when the child is done.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+
+    let (tx, rx) = mpsc::channel();
+    let mut reader = master;
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The master reads EIO once no process has the terminal open any more.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(out);
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command} did not finish within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let out = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    Ran {
+        command,
+        code: exit_code(status),
+        stdout: String::from_utf8_lossy(&out).replace(['\r', '\0'], ""),
+        stderr: String::new(),
+    }
+}
+
+fn runc() -> PathBuf {
+    support::require_tool("runc", "runc")
+}
+
+// ---- scenarios ------------------------------------------------------------------------
+
+/// `ctr run --rm`: the container's stdout and stderr reach ctr's, its exit code is ctr's.
+fn run_rm(runtime: &Path) {
+    let ctd = Containerd::start(runtime);
+    let ran = run(
+        &mut ctd.ctr_run(
+            &["--rm"],
+            "run-rm",
+            &["sh", "-c", "echo out; echo err >&2; exit 7"],
+        ),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 7, "exit code\n{}", ctd.explain(&ran));
+    assert_eq!(ran.stdout, "out\n", "stdout\n{}", ctd.explain(&ran));
+    assert!(
+        ran.stderr.lines().any(|l| l == "err"),
+        "stderr\n{}",
+        ctd.explain(&ran)
+    );
+    ctd.assert_nothing_left();
+}
+
+/// `ctr run -d`, two execs (output, exit code), `task kill -s SIGKILL`, `task delete` (exit
+/// status 137), `container rm`: nothing is left.
+fn detached_exec_kill_delete(runtime: &Path) {
+    let ctd = Containerd::start(runtime);
+    let id = "detached";
+    let ran = run(
+        &mut ctd.ctr_run(&["-d"], id, &["sleep", "1000"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr run -d\n{}", ctd.explain(&ran));
+    assert_eq!(
+        ctd.task_status(id).as_deref(),
+        Some("RUNNING"),
+        "ctr task ls\n{}",
+        ctd.log_tail()
+    );
+
+    let ran = run(&mut ctd.ctr_exec("x", id, &["echo", "hi"]), COMMAND_TIMEOUT);
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (0, "hi\n"),
+        "exec\n{}",
+        ctd.explain(&ran)
+    );
+    let ran = run(
+        &mut ctd.ctr_exec("y", id, &["sh", "-c", "exit 5"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 5, "exec exit code\n{}", ctd.explain(&ran));
+
+    let ran = run(
+        ctd.ctr().args(["task", "kill", "-s", "SIGKILL", id]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr task kill\n{}", ctd.explain(&ran));
+    let stopped = wait_until(Duration::from_secs(10), || {
+        ctd.task_status(id).as_deref() == Some("STOPPED")
+    });
+    assert!(
+        stopped,
+        "task not STOPPED 10 s after SIGKILL: {:?}\n{}",
+        ctd.task_status(id),
+        ctd.log_tail()
+    );
+    let ran = run(ctd.ctr().args(["task", "delete", id]), COMMAND_TIMEOUT);
+    assert_eq!(ran.code, 0, "ctr task delete\n{}", ctd.explain(&ran));
+    assert!(
+        ran.stderr.contains("exit code 137"),
+        "exit status of a SIGKILLed task\n{}",
+        ctd.explain(&ran)
+    );
+    let ran = run(ctd.ctr().args(["container", "rm", id]), COMMAND_TIMEOUT);
+    assert_eq!(ran.code, 0, "ctr container rm\n{}", ctd.explain(&ran));
+    ctd.assert_nothing_left();
+}
+
+/// `ctr run -t` from a terminal: the container's stdio is a terminal of its own.
+fn tty(runtime: &Path) {
+    let ctd = Containerd::start(runtime);
+    let script = "tty; test -t 0 && echo stdin-is-a-tty; exit 4";
+    let ran = run_in_pty(
+        &mut ctd.ctr_run(&["--rm", "-t"], "tty", &["sh", "-c", script]),
+        COMMAND_TIMEOUT,
+    );
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    let pts = lines.iter().any(|l| {
+        l.strip_prefix("/dev/pts/")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    assert!(
+        pts && lines.contains(&"stdin-is-a-tty"),
+        "no terminal in the container\n{}",
+        ctd.explain(&ran)
+    );
+    assert_eq!(ran.code, 4, "exit code\n{}", ctd.explain(&ran));
+    ctd.assert_nothing_left();
+}
+
+// ---- tests ----------------------------------------------------------------------------
+
+#[test]
+fn containerd_run_rm_with_runc() {
+    run_rm(&runc());
+}
+
+#[test]
+fn containerd_run_rm_with_proxcage() {
+    run_rm(&support::proxcage_bin());
+}
+
+#[test]
+fn containerd_detached_exec_kill_delete_with_runc() {
+    detached_exec_kill_delete(&runc());
+}
+
+#[test]
+fn containerd_detached_exec_kill_delete_with_proxcage() {
+    detached_exec_kill_delete(&support::proxcage_bin());
+}
+
+#[test]
+fn containerd_tty_with_runc() {
+    tty(&runc());
+}
+
+#[test]
+fn containerd_tty_with_proxcage() {
+    tty(&support::proxcage_bin());
+}

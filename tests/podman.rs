@@ -1,0 +1,289 @@
+//! podman drives the runtime under test the way it drives runc: `podman --runtime <bin>`,
+//! with conmon calling `create` and `exec`, podman `start`, `kill` and `delete`. Each test
+//! has its own storage (vfs), config, lock files and cgroup parent in a temp dir, and runs
+//! podman in a private mount namespace: podman calls the runtime without `--root`, so the
+//! runtime's default root under `/run` (runc's `/run/runc`) is private to the test too.
+//! Nothing is left behind: no containers, processes, mounts or cgroups.
+//!
+//! Every scenario runs against plain runc as well: that proves the test right.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use proxcage_core::process::run_captured;
+use support::image::{
+    busybox_image, mounts_under, run, wait_until, MountSandbox, COMMAND_TIMEOUT, IMAGE_REF,
+};
+
+/// podman with private storage, configuration and runtime root; cleaned up on drop.
+struct Podman {
+    dir: tempfile::TempDir,
+    sandbox: Option<MountSandbox>,
+    podman: PathBuf,
+    runtime: PathBuf,
+    cgroup_parent: String,
+    proxcage_config: PathBuf,
+}
+
+impl Podman {
+    /// podman with the busybox image loaded, running containers with `runtime`.
+    fn new(runtime: &Path) -> Self {
+        support::require_root();
+        let podman = support::require_tool("podman", "podman");
+        support::require_tool("conmon", "conmon");
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let cgroup_parent = format!(
+            "/proxcage-e2e-podman-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        );
+
+        let dir = tempfile::Builder::new()
+            .prefix("proxcage-e2e-podman-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        // Without CAP_SYS_RESOURCE podman's default nofile limit (1048576) cannot be set, so
+        // runc fails with "error setting rlimit type 7": ask for limits the host allows.
+        // `runtime_supports_json` names proxcage so it is called exactly as runc is, with
+        // `--log-format=json --log <file>`.
+        fs::write(
+            d.join("containers.conf"),
+            format!(
+                r#"[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+tmp_dir = "{d}/libpod-tmp"
+lock_type = "file"
+runtime_supports_json = ["crun", "runc", "proxcage"]
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{d}/storage\"\nrunroot = \"{d}/storage-run\"\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let proxcage_config = d.join("proxcage.toml");
+        fs::write(&proxcage_config, support::HOST_CONFIG).unwrap();
+        let sandbox = MountSandbox::new(&d.join("sandbox"));
+        let pm = Podman {
+            dir,
+            sandbox: Some(sandbox),
+            podman,
+            runtime: runtime.to_path_buf(),
+            cgroup_parent,
+            proxcage_config,
+        };
+        let image = busybox_image();
+        run(
+            pm.podman()
+                .args(["load", "--quiet", "--input"])
+                .arg(&image.archive),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        pm
+    }
+
+    /// `podman --runtime <runtime>` in the sandbox, with this test's configuration.
+    fn podman(&self) -> Command {
+        let d = self.dir.path();
+        let mut cmd = self.sandbox.as_ref().unwrap().command(&self.podman);
+        cmd.env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .env("PROXCAGE_CONFIG", &self.proxcage_config)
+            .arg("--runtime")
+            .arg(&self.runtime);
+        cmd
+    }
+
+    /// `podman run [flags] IMAGE ARGS...`, never pulling, in this test's cgroup parent.
+    fn podman_run(&self, flags: &[&str], args: &[&str]) -> Command {
+        let mut cmd = self.podman();
+        cmd.args([
+            "run",
+            "--pull=never",
+            "--cgroup-parent",
+            &self.cgroup_parent,
+        ])
+        .args(flags)
+        .arg(IMAGE_REF)
+        .args(args);
+        cmd
+    }
+
+    /// Fails unless podman and the runtime have no container left. The runtime's `delete
+    /// --force` comes from podman's cleanup process, which conmon starts when the
+    /// container exits and which may still be running when podman returns: the runtime
+    /// gets a moment.
+    #[track_caller]
+    fn assert_nothing_left(&self) {
+        let ran = run(
+            self.podman().args(["ps", "--all", "--quiet"]),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        assert_eq!(ran.stdout, "", "podman still has containers");
+        let list = || {
+            let ran = run(
+                self.sandbox
+                    .as_ref()
+                    .unwrap()
+                    .command(&self.runtime)
+                    .env("PROXCAGE_CONFIG", &self.proxcage_config)
+                    .args(["list", "-q"]),
+                COMMAND_TIMEOUT,
+            )
+            .ok();
+            ran.stdout
+        };
+        let empty = wait_until(Duration::from_secs(10), || list().is_empty());
+        assert!(empty, "the runtime still lists containers:\n{}", list());
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let mut problems = Vec::new();
+        // Whatever a failed test left.
+        let _ = run_captured(
+            self.podman()
+                .args(["rm", "--force", "--all", "--time", "0"]),
+            COMMAND_TIMEOUT,
+        );
+        if let Some(sandbox) = self.sandbox.take() {
+            problems.extend(
+                sandbox
+                    .sweep(&self.cgroup_parent)
+                    .into_iter()
+                    .map(|p| format!("left running: {p}")),
+            );
+        }
+        problems.extend(
+            mounts_under(self.dir.path())
+                .into_iter()
+                .map(|m| format!("left mounted: {m}")),
+        );
+        if problems.is_empty() {
+            return;
+        }
+        let report = problems.join("\n");
+        if thread::panicking() {
+            eprintln!("cleaning up after the failed test:\n{report}");
+        } else {
+            panic!("the test left things behind:\n{report}");
+        }
+    }
+}
+
+fn runc() -> PathBuf {
+    support::require_tool("runc", "runc")
+}
+
+// ---- scenarios ------------------------------------------------------------------------
+
+/// `podman run --rm`: the container's stdout and stderr reach podman's, its exit code is
+/// podman's.
+fn run_rm(runtime: &Path) {
+    let pm = Podman::new(runtime);
+    let ran = run(
+        &mut pm.podman_run(&["--rm"], &["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 3, "exit code\n{ran}");
+    assert_eq!(ran.stdout, "out\n", "stdout\n{ran}");
+    assert!(ran.stderr.lines().any(|l| l == "err"), "stderr\n{ran}");
+    pm.assert_nothing_left();
+}
+
+/// `podman run -d`, two execs (output, exit code), `podman stop` (SIGTERM reaches the
+/// container: it exits 0 from its trap, not 137 from the SIGKILL podman sends after the
+/// timeout), `podman rm`: nothing is left.
+fn detached_exec_stop_rm(runtime: &Path) {
+    let pm = Podman::new(runtime);
+    let name = "detached";
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    let ran = run(
+        &mut pm.podman_run(&["-d", "--name", name], &["sh", "-c", script]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run -d\n{ran}");
+    let id = ran.stdout.trim();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "podman run -d printed no id\n{ran}"
+    );
+
+    let ran = run(
+        pm.podman().args(["exec", name, "echo", "hi"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, "hi\n"), "exec\n{ran}");
+    let ran = run(
+        pm.podman().args(["exec", name, "sh", "-c", "exit 5"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 5, "exec exit code\n{ran}");
+
+    let ran = run(
+        pm.podman().args(["stop", "--time", "5", name]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman stop\n{ran}");
+    let ran = run(
+        pm.podman().args([
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            name,
+        ]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    assert_eq!(
+        ran.stdout.trim(),
+        "exited 0",
+        "state after podman stop\n{ran}"
+    );
+    run(pm.podman().args(["rm", name]), COMMAND_TIMEOUT).ok();
+    pm.assert_nothing_left();
+}
+
+// ---- tests ----------------------------------------------------------------------------
+
+#[test]
+fn podman_run_rm_with_runc() {
+    run_rm(&runc());
+}
+
+#[test]
+fn podman_run_rm_with_proxcage() {
+    run_rm(&support::proxcage_bin());
+}
+
+#[test]
+fn podman_detached_exec_stop_rm_with_runc() {
+    detached_exec_stop_rm(&runc());
+}
+
+#[test]
+fn podman_detached_exec_stop_rm_with_proxcage() {
+    detached_exec_stop_rm(&support::proxcage_bin());
+}
