@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use proxcage_core::{Phase, Record, State};
+use proxcage_core::{Phase, Record, Runtime, State};
 use serde::Serialize;
 
 use super::print;
@@ -26,23 +26,36 @@ pub fn list(args: &List, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
             Err(e) => tracing::warn!("{e}"),
         }
     }
-    let mut by_backend: BTreeMap<&str, HashMap<String, State>> = BTreeMap::new();
+    // One `list` per backend in use; a container that list missed (created meanwhile,
+    // or the backend's list failed on a neighbour being deleted) is asked for on its own.
+    let mut backends: BTreeMap<&str, (Option<Box<dyn Runtime>>, HashMap<String, State>)> =
+        BTreeMap::new();
     for record in &records {
-        by_backend.entry(record.backend()).or_default();
-    }
-    for (name, states) in by_backend.iter_mut() {
-        match ctx.backend(name).and_then(|b| b.list()) {
-            Ok(list) => states.extend(list.into_iter().map(|s| (s.id.clone(), s))),
-            Err(e) => tracing::warn!("backend {name}: {e}"),
-        }
+        backends.entry(record.backend()).or_insert_with(|| {
+            let backend = ctx.backend(record.backend());
+            let listed = match backend
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.list().map_err(|e| e.to_string()))
+            {
+                Ok(list) => list.into_iter().map(|s| (s.id.clone(), s)).collect(),
+                Err(e) => {
+                    tracing::debug!("backend {}: {e}", record.backend());
+                    HashMap::new()
+                }
+            };
+            (backend.ok(), listed)
+        });
     }
     let mut rows: Vec<(State, &str)> = Vec::new();
     for record in &records {
-        let known = by_backend
-            .get(record.backend())
-            .and_then(|s| s.get(record.id().as_str()));
-        match (known, record.phase()) {
-            (Some(state), _) => rows.push((state.clone(), record.backend())),
+        let (backend, listed) = &backends[record.backend()];
+        let state = match listed.get(record.id().as_str()) {
+            Some(state) => Some(state.clone()),
+            None => backend.as_ref().and_then(|b| b.state(record.id()).ok()),
+        };
+        match (state, record.phase()) {
+            (Some(state), _) => rows.push((state, record.backend())),
             (None, Phase::Creating) => rows.push((creating_state(record), record.backend())),
             (None, Phase::Created) => {
                 tracing::debug!(

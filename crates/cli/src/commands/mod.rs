@@ -15,6 +15,11 @@ use crate::context::Ctx;
 
 /// Runs `command` and returns the exit code.
 pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    if !matches!(command, Command::Spec(_)) {
+        // A broken config file is reported by every command that works with containers,
+        // not only by the ones that happen to need a backend.
+        ctx.config()?;
+    }
     match command {
         Command::Create(args) => create::create(args, ctx),
         Command::Run(args) => create::run(args, ctx),

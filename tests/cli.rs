@@ -1,0 +1,430 @@
+//! The CLI as containerd, podman and operators meet it: routing, the log file, errors for
+//! bad input that leave nothing behind, runc's flag spellings, and many proxcage
+//! processes at once on one store.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{busybox_bundle, edit_config, require_root, require_tool, Proxcage, HOST_CONFIG};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn backend_of(p: &Proxcage, id: &str) -> String {
+    let list: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"))["backend"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn nothing_left(p: &Proxcage) {
+    assert_eq!(p.ok(&["list", "-q"]), "");
+    let containers = p.root.join("containers");
+    if containers.exists() {
+        let left: Vec<_> = fs::read_dir(&containers)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left in the store: {left:?}");
+    }
+    for backend in ["runc", "crun"] {
+        let root = p.root.join("backends").join(backend);
+        if root.exists() {
+            let left: Vec<_> = fs::read_dir(&root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(left.is_empty(), "left in {backend}'s root: {left:?}");
+        }
+    }
+}
+
+#[test]
+fn annotation_beats_rule_beats_default() {
+    require_root();
+    require_tool("runc", "runc");
+    require_tool("crun", "crun");
+    let p = Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[[route]]\nbackend = \"crun\"\nid = \"light-*\"\n"
+    ));
+    let plain = busybox_bundle(p.dir.path(), "plain", &["sleep", "100"]);
+    let annotated = busybox_bundle(p.dir.path(), "annotated", &["sleep", "100"]);
+    edit_config(&annotated, |spec| {
+        spec["annotations"] = serde_json::json!({"io.proxcage.backend": "runc"})
+    });
+    let (plain, annotated) = (plain.to_str().unwrap(), annotated.to_str().unwrap());
+    p.ok(&["create", "--bundle", annotated, "light-1"]);
+    p.ok(&["create", "--bundle", plain, "light-2"]);
+    p.ok(&["create", "--bundle", plain, "other"]);
+    assert_eq!(
+        backend_of(&p, "light-1"),
+        "runc",
+        "the annotation wins over the rule"
+    );
+    assert_eq!(
+        backend_of(&p, "light-2"),
+        "crun",
+        "the rule wins over the default"
+    );
+    assert_eq!(backend_of(&p, "other"), "runc", "the default");
+    for id in ["light-1", "light-2", "other"] {
+        assert_eq!(p.status(id), "created");
+        p.ok(&["delete", id]);
+    }
+    nothing_left(&p);
+}
+
+#[test]
+fn later_commands_follow_the_recorded_backend() {
+    require_root();
+    require_tool("crun", "crun");
+    let p = Proxcage::with_default("crun");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "rec"]);
+    // The operator changes the default: the existing container stays with crun.
+    fs::write(&p.config, HOST_CONFIG).unwrap();
+    assert_eq!(p.status("rec"), "created");
+    assert_eq!(backend_of(&p, "rec"), "crun");
+    p.ok(&["start", "rec"]);
+    p.ok(&["delete", "--force", "rec"]);
+    nothing_left(&p);
+}
+
+#[test]
+fn an_unknown_backend_in_the_annotation_is_named() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    edit_config(&bundle, |spec| {
+        spec["annotations"] = serde_json::json!({"io.proxcage.backend": "kata"})
+    });
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "k"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("io.proxcage.backend")
+            && err.contains("\"kata\"")
+            && err.contains("runc, crun"),
+        "{err}"
+    );
+    nothing_left(&p);
+}
+
+#[test]
+fn the_log_file_gets_exactly_one_error_line_per_failure() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let log = p.dir.path().join("log.json");
+    let log_arg = log.to_str().unwrap();
+    // Created even when nothing fails: containerd's shim opens it after every call.
+    p.ok(&["--log", log_arg, "--log-format", "json", "list"]);
+    assert_eq!(fs::read_to_string(&log).unwrap(), "");
+    let out = p.run(&["--log", log_arg, "--log-format=json", "state", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout but results");
+    assert!(stderr(&out).contains("container nope does not exist"));
+    p.run(&[
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "kill",
+        "nope",
+        "KILL",
+    ]);
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in lines {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(entry["level"], "error");
+        assert!(
+            entry["msg"].as_str().unwrap().contains("does not exist"),
+            "{line}"
+        );
+        assert!(entry["time"].as_str().unwrap().ends_with('Z'));
+    }
+    // runc's text shape.
+    let text_log = p.dir.path().join("log.txt");
+    p.run(&["--log", text_log.to_str().unwrap(), "start", "nope"]);
+    let text = fs::read_to_string(&text_log).unwrap();
+    assert!(
+        text.starts_with("time=\"")
+            && text.contains(" level=error msg=\"container nope does not exist\"\n"),
+        "{text}"
+    );
+    // A bad --log-format is an error, as in runc.
+    let out = p.run(&["--log-format", "yaml", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Each bad bundle: exit 1, a message naming the file and the problem, nothing left.
+#[test]
+fn bad_bundles_are_refused_with_the_file_and_field_named() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let dir = p.dir.path();
+    let good = busybox_bundle(dir, "good", &["true"]);
+    let config = |name: &str| dir.join(name).join("config.json").display().to_string();
+    let variant = |name: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        let bundle = dir.join(name);
+        fs::create_dir_all(&bundle).unwrap();
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(good.join("config.json")).unwrap()).unwrap();
+        spec["root"]["path"] = serde_json::json!(good.join("rootfs"));
+        change(&mut spec);
+        fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&spec).unwrap(),
+        )
+        .unwrap();
+    };
+    variant("version", &|s| s["ociVersion"] = "2.0.0".into());
+    variant("noroot", &|s| s["root"]["path"] = "missing-rootfs".into());
+    variant("noargs", &|s| s["process"]["args"] = serde_json::json!([]));
+    variant("relmount", &|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "data", "type": "tmpfs", "source": "tmpfs"}))
+    });
+    variant("badtype", &|s| s["process"]["user"]["uid"] = "root".into());
+    fs::create_dir_all(dir.join("nojson")).unwrap();
+    fs::write(
+        dir.join("nojson/config.json"),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}",
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("noconfig")).unwrap();
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            "missing-dir".into(),
+            vec![format!(
+                "bundle directory {} does not exist",
+                dir.join("missing-dir").display()
+            )],
+        ),
+        (
+            "noconfig".into(),
+            vec![config("noconfig"), "does not exist".into()],
+        ),
+        (
+            "nojson".into(),
+            vec![config("nojson"), "invalid JSON at line 3, column".into()],
+        ),
+        (
+            "version".into(),
+            vec![config("version"), "ociVersion \"2.0.0\"".into()],
+        ),
+        (
+            "noroot".into(),
+            vec![
+                config("noroot"),
+                "root.path missing-rootfs does not exist".into(),
+            ],
+        ),
+        (
+            "noargs".into(),
+            vec![config("noargs"), "process.args is empty".into()],
+        ),
+        (
+            "relmount".into(),
+            vec![
+                config("relmount"),
+                "destination \"data\" is not absolute".into(),
+            ],
+        ),
+        (
+            "badtype".into(),
+            vec![config("badtype"), "process.user.uid".into()],
+        ),
+    ];
+    for (name, wanted) in cases {
+        let bundle = dir.join(&name);
+        let out = p.run(&[
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &format!("c-{name}"),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        for want in &wanted {
+            assert!(
+                err.contains(want.as_str()),
+                "{name}: {err:?} lacks {want:?}"
+            );
+        }
+    }
+    // An id that is not one never reaches a path.
+    for bad in ["../x", "a/b", ""] {
+        let out = p.run(&["create", "--bundle", good.to_str().unwrap(), bad]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("invalid container id"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!dir.join("x").exists());
+    nothing_left(&p);
+}
+
+#[test]
+fn an_unknown_capability_is_a_warning_like_runc() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    edit_config(&bundle, |spec| {
+        spec["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_NOPE".into())
+    });
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "cap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CAP_NOPE"), "{}", stderr(&out));
+    p.ok(&["delete", "cap"]);
+    nothing_left(&p);
+}
+
+#[test]
+fn config_file_errors_name_the_key_and_the_file() {
+    let p = Proxcage::new(
+        "default_backend = \"runc\"\n[backends.runc]\nbinary_path = \"/usr/sbin/runc\"\n",
+    );
+    let out = p.run(&["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(p.config.to_str().unwrap()) && err.contains("binary_path"),
+        "{err}"
+    );
+    // An explicitly named config file must exist.
+    let out = p.run(&["--config", "/nonexistent/proxcage.toml", "list"]);
+    assert!(
+        stderr(&out).contains("/nonexistent/proxcage.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_missing_backend_binary_names_the_package() {
+    require_root();
+    let p = Proxcage::new("[backends.runc]\nbinary = \"/nonexistent/runc\"\n");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("install the Debian package 'runc'"),
+        "{}",
+        stderr(&out)
+    );
+    nothing_left(&p);
+}
+
+#[test]
+fn runc_flag_spellings_and_version() {
+    let p = Proxcage::new(HOST_CONFIG);
+    let root = p.root.to_str().unwrap();
+    let mut cmd = std::process::Command::new(support::proxcage_bin());
+    cmd.env("PROXCAGE_CONFIG", &p.config).args([
+        "-root",
+        root,
+        "-log-format=json",
+        "list",
+        "-format",
+        "json",
+    ]);
+    let out = support::run_with_files(&mut cmd, &p.dir.path().join("x"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "null\n");
+    assert!(
+        Path::new(root).join("containers").is_dir(),
+        "-root was honoured"
+    );
+
+    let version = p.ok(&["--version"]);
+    let lines: Vec<&str> = version.lines().collect();
+    assert_eq!(lines.len(), 3, "{version}");
+    assert!(lines[0].starts_with("proxcage version "));
+    assert!(lines[1].starts_with("commit: "));
+    assert_eq!(lines[2], "spec: 1.1.0");
+}
+
+#[test]
+fn spec_writes_runcs_default_and_refuses_to_overwrite() {
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = p.dir.path().join("spec");
+    fs::create_dir(&bundle).unwrap();
+    p.ok(&["spec", "--bundle", bundle.to_str().unwrap()]);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(spec["root"]["path"], "rootfs");
+    let out = p.run(&["spec", "--bundle", bundle.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
+    p.ok(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        p.dir.path().to_str().unwrap(),
+    ]);
+    let rootless: serde_json::Value =
+        serde_json::from_slice(&fs::read(p.dir.path().join("config.json")).unwrap()).unwrap();
+    assert!(rootless["linux"]["uidMappings"].is_array());
+}
+
+/// 32 proxcage processes at once, half on runc and half on crun, each creating, reading
+/// and deleting its container while others list: every command succeeds and the store
+/// ends empty and consistent.
+#[test]
+fn parallel_creates_and_deletes_keep_the_store_consistent() {
+    require_root();
+    require_tool("runc", "runc");
+    require_tool("crun", "crun");
+    let p = Proxcage::new(HOST_CONFIG);
+    let runc_bundle = busybox_bundle(p.dir.path(), "runc", &["sleep", "100"]);
+    let crun_bundle = busybox_bundle(p.dir.path(), "crun", &["sleep", "100"]);
+    edit_config(&crun_bundle, |spec| {
+        spec["annotations"] = serde_json::json!({"io.proxcage.backend": "crun"})
+    });
+    std::thread::scope(|s| {
+        for i in 0..32 {
+            let p = &p;
+            let bundle = if i % 2 == 0 {
+                &runc_bundle
+            } else {
+                &crun_bundle
+            };
+            s.spawn(move || {
+                let id = format!("par-{i}");
+                p.ok(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+                assert_eq!(p.status(&id), "created");
+                let listed: serde_json::Value =
+                    serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+                assert!(
+                    listed
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["id"] == id.as_str()),
+                    "{id} missing from list"
+                );
+                p.ok(&["delete", &id]);
+            });
+        }
+    });
+    nothing_left(&p);
+}
