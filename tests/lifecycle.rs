@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -251,9 +251,7 @@ fn inherited_fds(p: &Proxcage, backend: &str) {
         drop(write);
         assert!(status.success(), "{id}: {status}");
         let mut got = String::new();
-        std::fs::File::from(OwnedFd::from(read))
-            .read_to_string(&mut got)
-            .unwrap();
+        std::fs::File::from(read).read_to_string(&mut got).unwrap();
         let want = match (socket_activation, backend) {
             (false, _) => "via-fd3 LISTEN_FDS= LISTEN_PID=\n",
             (true, "crun") => "via-fd3 LISTEN_FDS= LISTEN_PID=1\n",

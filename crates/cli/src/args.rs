@@ -76,11 +76,11 @@ pub enum Command {
     /// Delete a stopped or created container (--force: any container)
     Delete(Delete),
     /// Create and start a container, and wait for it unless --detach
-    Run(Run),
+    Run(Box<Run>),
     /// List containers of every backend
     List(List),
     /// Run a process in a running container
-    Exec(Exec),
+    Exec(Box<Exec>),
     /// List a container's processes
     Ps(Ps),
     /// Freeze every process of a container

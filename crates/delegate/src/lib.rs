@@ -517,8 +517,12 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let d = Delegate::new("fake", &fake, dir.path().join("root"));
-        let err = d.state(&ContainerId::new("x").unwrap()).unwrap_err();
+        let root = dir.path().join("root");
+        let d = Delegate::new("fake", &fake, &root);
+        let id = ContainerId::new("x").unwrap();
+        // The binary keeps x in <root>/x: its own words are passed on.
+        std::fs::create_dir_all(root.join("x")).unwrap();
+        let err = d.state(&id).unwrap_err();
         assert_eq!(err.kind(), proxcage_core::ErrorKind::NotFound);
         let text = err.to_string();
         assert!(
@@ -527,6 +531,16 @@ mod tests {
                 && text.ends_with("container does not exist"),
             "{text}"
         );
+        // Without <root>/x the container does not exist, whatever the binary said.
+        std::fs::remove_dir(root.join("x")).unwrap();
+        let err = d
+            .kill(KillRequest {
+                id: &id,
+                signal: proxcage_core::Signal::KILL,
+                all: false,
+            })
+            .unwrap_err();
+        assert_eq!(err.to_string(), "container x does not exist");
     }
 
     #[test]

@@ -11,6 +11,9 @@ use super::print;
 use crate::args::{Format, List};
 use crate::context::{creating_state, Ctx};
 
+/// A backend (if it could be set up) and the states its `list` returned, by id.
+type Listed = (Option<Box<dyn Runtime>>, HashMap<String, State>);
+
 #[derive(Serialize)]
 struct Entry<'a> {
     #[serde(flatten)]
@@ -28,8 +31,7 @@ pub fn list(args: &List, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     }
     // One `list` per backend in use; a container that list missed (created meanwhile,
     // or the backend's list failed on a neighbour being deleted) is asked for on its own.
-    let mut backends: BTreeMap<&str, (Option<Box<dyn Runtime>>, HashMap<String, State>)> =
-        BTreeMap::new();
+    let mut backends: BTreeMap<&str, Listed> = BTreeMap::new();
     for record in &records {
         backends.entry(record.backend()).or_insert_with(|| {
             let backend = ctx.backend(record.backend());

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what proxcage's tests and main job need on Debian 12: the runtimes it drives
+# (runc, crun, LXC), the clients that drive it (containerd, podman), and the tools the
+# tests build images with. Needs root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (apt-get install)" >&2
+    exit 1
+fi
+
+packages=(
+    runc crun lxc           # backends and the LXC the pct backend drives
+    busybox-static          # the test and demo container
+    umoci skopeo tar        # OCI images for the containerd and podman tests
+    containerd podman uidmap
+    procps util-linux iproute2
+)
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "installed: ${packages[*]}"

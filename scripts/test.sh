@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian 12 machine: installs what the tests need, then the
+# unit tests, and the end-to-end tests with real runc, crun, containerd and podman.
+# Needs root (the end-to-end tests run real containers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo test --workspace --locked
