@@ -428,3 +428,38 @@ fn parallel_creates_and_deletes_keep_the_store_consistent() {
     });
     nothing_left(&p);
 }
+
+#[test]
+fn features_report_the_default_backend_and_the_routes() {
+    require_root();
+    require_tool("runc", "runc");
+    require_tool("crun", "crun");
+    for backend in ["runc", "crun"] {
+        let p = Proxcage::with_default(backend);
+        let features: serde_json::Value = serde_json::from_str(&p.ok(&["features"])).unwrap();
+        assert!(
+            features["ociVersionMin"]
+                .as_str()
+                .unwrap()
+                .starts_with("1."),
+            "{features}"
+        );
+        assert!(
+            features["ociVersionMax"]
+                .as_str()
+                .unwrap()
+                .starts_with("1."),
+            "{features}"
+        );
+        assert!(features["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "poststop"));
+        assert_eq!(
+            features["annotations"]["io.proxcage.default-backend"],
+            backend
+        );
+        assert_eq!(features["annotations"]["io.proxcage.backends"], "runc,crun");
+    }
+}

@@ -261,6 +261,38 @@ fn inherited_fds(p: &Proxcage, backend: &str) {
     }
 }
 
+/// `kill --all` reaches every process of the container, not only its init.
+fn kill_all(p: &Proxcage) {
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "sleep 1000 & sleep 1001 & wait"],
+    );
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "ka",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pids = loop {
+        let pids: Vec<i64> =
+            serde_json::from_str(&p.ok(&["ps", "--format", "json", "ka"])).unwrap();
+        if pids.len() == 3 || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pids.len(), 3, "sh and two sleeps: {pids:?}");
+    p.ok(&["kill", "--all", "ka", "KILL"]);
+    wait_for_status(p, "ka", "stopped");
+    for pid in pids {
+        assert!(support::process_gone(pid), "{pid} survived kill --all");
+    }
+    p.ok(&["delete", "ka"]);
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod runc {
@@ -285,4 +317,5 @@ per_backend! {
     killed_run_exits_137_and_kill_defaults_to_sigterm => |p, _| kill_exit_codes(p);
     detach_and_delete_rules => |p, _| detach_and_delete(p);
     inherited_fds_reach_the_container => |p, backend| inherited_fds(p, backend);
+    kill_all_reaches_every_process => |p, _| kill_all(p);
 }

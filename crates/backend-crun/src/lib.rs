@@ -3,9 +3,9 @@
 //! Two settings fit crun to the host: `cgroup_manager` (crun's `--cgroup-manager`) and
 //! `private_cgroup2`, which runs crun in a private mount namespace with a fresh cgroup2
 //! mount at `/sys/fs/cgroup`, for hosts with a hybrid cgroup layout that crun refuses.
-//! With `cgroup_manager = "disabled"` the container has no cgroup: `ps` then finds its
-//! processes by the container's pid namespace, and `pause` (which needs a cgroup freezer)
-//! fails with an error that says so.
+//! With `cgroup_manager = "disabled"` the container has no cgroup: `ps` and `kill --all`
+//! then find its processes by the container's pid namespace, and `pause` (which needs a
+//! cgroup freezer) fails with an error that says so.
 
 use std::fs;
 use std::io;
@@ -164,7 +164,24 @@ impl Runtime for Crun {
         self.delegate.state(id)
     }
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {
-        self.delegate.kill(req)
+        if self.cgroups || !req.all {
+            return self.delegate.kill(req);
+        }
+        // crun finds "all processes" through the cgroup; without one it would signal
+        // none. The container's pid namespace names them just as well.
+        let signal = nix::sys::signal::Signal::try_from(req.signal.number()).ok();
+        for pid in self.ps(req.id)? {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    return Err(Error::Conflict {
+                        id: req.id.clone(),
+                        message: format!("cannot send {} to process {pid}: {e}", req.signal),
+                    })
+                }
+            }
+        }
+        Ok(())
     }
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
         self.delegate.delete(req)
