@@ -174,6 +174,23 @@ fn kill_exit_codes(p: &Proxcage) {
     std::thread::sleep(Duration::from_millis(200));
     p.ok(&["kill", "k2"]);
     assert_eq!(child.wait().unwrap().code(), Some(42));
+
+    // SIGTERM sent to the foreground `run` process itself (as a supervisor would) is
+    // passed on to the container.
+    let mut child = p
+        .cmd()
+        .args(["run", "--bundle", bundle.to_str().unwrap(), "k3"])
+        .spawn()
+        .unwrap();
+    wait_for_status(p, "k3", "running");
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+    assert_eq!(p.ok(&["list", "-q"]), "");
 }
 
 /// `run --detach`, `delete` of a created container without --force, `delete --force` of
