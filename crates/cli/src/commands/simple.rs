@@ -1,39 +1,41 @@
-//! Commands that hand one request about one container to its backend.
+//! Commands that hand one request about one container to its recorded backend.
 
-use proxcage_core::{ContainerId, KillRequest, Signal};
+use proxcage_core::{ContainerId, KillRequest, Result, Runtime, Signal};
 
 use crate::args::{Id, Kill};
 use crate::context::Ctx;
 
-pub fn start(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    let id = ContainerId::new(&args.id)?;
+/// Validates the id, finds its backend, and runs `request` there.
+fn on_recorded(
+    id: &str,
+    ctx: &Ctx<'_>,
+    request: impl FnOnce(&dyn Runtime, &ContainerId) -> Result<()>,
+) -> anyhow::Result<i32> {
+    let id = ContainerId::new(id)?;
     let (_, backend) = ctx.recorded_backend(&id)?;
-    backend.start(&id)?;
+    request(&*backend, &id)?;
     Ok(0)
+}
+
+pub fn start(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    on_recorded(&args.id, ctx, |backend, id| backend.start(id))
 }
 
 pub fn pause(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    let id = ContainerId::new(&args.id)?;
-    let (_, backend) = ctx.recorded_backend(&id)?;
-    backend.pause(&id)?;
-    Ok(0)
+    on_recorded(&args.id, ctx, |backend, id| backend.pause(id))
 }
 
 pub fn resume(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    let id = ContainerId::new(&args.id)?;
-    let (_, backend) = ctx.recorded_backend(&id)?;
-    backend.resume(&id)?;
-    Ok(0)
+    on_recorded(&args.id, ctx, |backend, id| backend.resume(id))
 }
 
 pub fn kill(args: &Kill, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    let id = ContainerId::new(&args.id)?;
     let signal: Signal = args.signal.parse()?;
-    let (_, backend) = ctx.recorded_backend(&id)?;
-    backend.kill(KillRequest {
-        id: &id,
-        signal,
-        all: args.all,
-    })?;
-    Ok(0)
+    on_recorded(&args.id, ctx, |backend, id| {
+        backend.kill(KillRequest {
+            id,
+            signal,
+            all: args.all,
+        })
+    })
 }
