@@ -1,0 +1,18 @@
+//! proxcage-backend-pct: OCI bundles as real Proxmox VE containers, driven through `pct`
+//! and `pvesh` (contract: reference/pct.md).
+//!
+//! This crate holds the typed calls of pct, pvesh and lxc-info, their output parsers, the
+//! mapping of pct's error messages to errors that tell the operator what to do, and
+//! VMIDs. The backend itself (create from a bundle, the lifecycle) builds on them.
+
+pub mod error;
+pub mod parse;
+pub mod pct;
+pub mod vmid;
+
+pub use error::PctError;
+pub use pct::{CallError, PctTools};
+pub use vmid::{Vmid, VmidRange};
+
+/// The backend's name in routes, records and the config file.
+pub const NAME: &str = "pct";

@@ -1,0 +1,173 @@
+//! Typed calls of `pct`, `pvesh` and `lxc-info`: argv lists, timeouts, and failures read
+//! into [`PctError`] from pct's own words.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use proxcage_core::process;
+
+use crate::error::{classify, PctError};
+use crate::parse::{self, CtStatus, ListEntry};
+use crate::vmid::Vmid;
+
+/// A pct, pvesh or lxc-info call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{command} failed (exit status {code}): {error}")]
+    Pct {
+        command: String,
+        code: i32,
+        error: PctError,
+    },
+    #[error("{command} printed what proxcage cannot read: {detail}")]
+    Output { command: String, detail: String },
+    #[error(transparent)]
+    Run(#[from] proxcage_core::Error),
+}
+
+impl CallError {
+    /// pct's failure, when pct ran and refused.
+    pub fn pct(&self) -> Option<&PctError> {
+        match self {
+            CallError::Pct { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<CallError> for proxcage_core::Error {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Run(e) => e,
+            CallError::Pct { command, code, error } => proxcage_core::Error::Backend {
+                backend: crate::NAME.into(),
+                command,
+                status: format!("exit status {code}"),
+                code: 1,
+                message: error.to_string(),
+            },
+            CallError::Output { command, detail } => proxcage_core::Error::Backend {
+                backend: crate::NAME.into(),
+                command,
+                status: "exit status 0".into(),
+                code: 1,
+                message: detail,
+            },
+        }
+    }
+}
+
+pub type CallResult<T> = Result<T, CallError>;
+
+/// Where the tools are and how to call them.
+#[derive(Clone, Debug)]
+pub struct PctTools {
+    pub pct: PathBuf,
+    pub pvesh: PathBuf,
+    pub lxc_info: PathBuf,
+    /// `-P` for lxc-info: unset on Proxmox (LXC's default path); a pct stand-in's path.
+    pub lxc_path: Option<PathBuf>,
+    /// The node name in pvesh paths.
+    pub node: String,
+    pub timeout: Duration,
+}
+
+impl PctTools {
+    fn run(&self, program: &PathBuf, args: Vec<OsString>, vmid: Option<Vmid>) -> CallResult<String> {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let out = process::run_captured(&mut cmd, self.timeout)?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        // Task commands print warnings on stdout and the error on stderr; read both.
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Err(CallError::Pct {
+            command: process::describe(&cmd),
+            code: process::exit_code(out.status),
+            error: classify(&text, vmid),
+        })
+    }
+
+    fn pct(&self, args: &[&str], vmid: Option<Vmid>) -> CallResult<String> {
+        self.run(&self.pct, args.iter().map(OsString::from).collect(), vmid)
+    }
+
+    fn unreadable(&self, what: &str, detail: String) -> CallError {
+        CallError::Output {
+            command: what.to_string(),
+            detail,
+        }
+    }
+
+    /// `pvesh get /cluster/nextid [--vmid N]`: the lowest free VMID, or `want` if free.
+    pub fn next_id(&self, want: Option<Vmid>) -> CallResult<Vmid> {
+        let mut args: Vec<OsString> = vec!["get".into(), "/cluster/nextid".into()];
+        if let Some(v) = want {
+            args.push("--vmid".into());
+            args.push(v.to_string().into());
+        }
+        let out = self.run(&self.pvesh, args, want)?;
+        parse::nextid(&out).map_err(|e| self.unreadable("pvesh get /cluster/nextid", e))
+    }
+
+    /// `pct create <vmid> <template> --opt value ...`. Options come in pairs.
+    pub fn create(&self, vmid: Vmid, template: &str, options: &[(String, String)]) -> CallResult<()> {
+        let mut args: Vec<OsString> = vec!["create".into(), vmid.to_string().into(), template.into()];
+        for (k, v) in options {
+            args.push(format!("--{k}").into());
+            args.push(v.into());
+        }
+        self.run(&self.pct, args, Some(vmid)).map(drop)
+    }
+
+    pub fn start(&self, vmid: Vmid) -> CallResult<()> {
+        self.pct(&["start", &vmid.to_string()], Some(vmid)).map(drop)
+    }
+
+    /// Hard stop (`lxc-stop --kill`).
+    pub fn stop(&self, vmid: Vmid) -> CallResult<()> {
+        self.pct(&["stop", &vmid.to_string()], Some(vmid)).map(drop)
+    }
+
+    /// `pct destroy <vmid> --purge 1` (booleans take a value in pct).
+    pub fn destroy(&self, vmid: Vmid) -> CallResult<()> {
+        self.pct(&["destroy", &vmid.to_string(), "--purge", "1"], Some(vmid)).map(drop)
+    }
+
+    pub fn status(&self, vmid: Vmid) -> CallResult<CtStatus> {
+        let out = self.pct(&["status", &vmid.to_string()], Some(vmid))?;
+        parse::status(&out).map_err(|e| self.unreadable("pct status", e))
+    }
+
+    pub fn list(&self) -> CallResult<Vec<ListEntry>> {
+        let out = self.pct(&["list"], None)?;
+        parse::list(&out).map_err(|e| self.unreadable("pct list", e))
+    }
+
+    pub fn config(&self, vmid: Vmid) -> CallResult<Vec<(String, String)>> {
+        self.pct(&["config", &vmid.to_string()], Some(vmid)).map(|out| parse::config(&out))
+    }
+
+    /// The host pid of the CT's init, `None` when it is not running.
+    pub fn init_pid(&self, vmid: Vmid) -> CallResult<Option<i32>> {
+        let mut args: Vec<OsString> = vec!["-n".into(), vmid.to_string().into()];
+        if let Some(path) = &self.lxc_path {
+            args.push("-P".into());
+            args.push(path.into());
+        }
+        args.extend(["-p".into(), "-H".into()]);
+        let out = self.run(&self.lxc_info, args, Some(vmid))?;
+        parse::init_pid(&out).map_err(|e| self.unreadable("lxc-info -p -H", e))
+    }
+
+    /// The `pct exec <vmid> -- argv` command, for the caller to run with its own stdio.
+    pub fn exec_command(&self, vmid: Vmid, argv: &[String]) -> Command {
+        let mut cmd = Command::new(&self.pct);
+        cmd.arg("exec").arg(vmid.to_string()).arg("--").args(argv);
+        cmd
+    }
+}
