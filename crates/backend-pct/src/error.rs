@@ -6,7 +6,9 @@ use crate::vmid::Vmid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PctError {
-    #[error("VMID {vmid} is already used by a QEMU VM on node '{node}': proxcage takes another VMID")]
+    #[error(
+        "VMID {vmid} is already used by a QEMU VM on node '{node}': proxcage takes another VMID"
+    )]
     VmidTakenByVm { vmid: String, node: String },
 
     #[error("VMID {vmid} is already used by CT {vmid} on node '{node}'")]
@@ -42,7 +44,9 @@ pub enum PctError {
     #[error("CT {vmid} is running: stop it first")]
     Running { vmid: String },
 
-    #[error("CT {vmid} has protection mode enabled: 'pct set {vmid} --protection 0' allows its removal")]
+    #[error(
+        "CT {vmid} has protection mode enabled: 'pct set {vmid} --protection 0' allows its removal"
+    )]
     Protected { vmid: String },
 
     #[error("pct refused the parameters: {details}")]
@@ -54,7 +58,9 @@ pub enum PctError {
     #[error("CT {vmid} did not stop in time")]
     StopTimeout { vmid: String },
 
-    #[error("pct could not detect the OS distribution of the template: create with --ostype unmanaged")]
+    #[error(
+        "pct could not detect the OS distribution of the template: create with --ostype unmanaged"
+    )]
     NoDistro,
 
     /// A failure without a message of its own in the reference: pct's text, verbatim.
@@ -67,14 +73,25 @@ pub enum PctError {
 /// lines are context (LXC's errors before `startup ... failed`, parameter details).
 pub fn classify(stderr: &str, vmid: Option<Vmid>) -> PctError {
     let vmid = vmid.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let text = lines.join("\n");
     let last = lines.last().copied().unwrap_or("");
 
-    if let Some(i) = lines.iter().position(|l| l.starts_with("400 Parameter verification failed")) {
+    if let Some(i) = lines
+        .iter()
+        .position(|l| l.starts_with("400 Parameter verification failed"))
+    {
         let details = lines[i + 1..].join("; ");
         return PctError::Parameters {
-            details: if details.is_empty() { lines[i].to_string() } else { details },
+            details: if details.is_empty() {
+                lines[i].to_string()
+            } else {
+                details
+            },
         };
     }
     if text.contains("400 not enough arguments") {
@@ -88,7 +105,11 @@ pub fn classify(stderr: &str, vmid: Option<Vmid>) -> PctError {
         }
     }
     PctError::Other {
-        message: if last.is_empty() { "pct printed no error message".into() } else { text },
+        message: if last.is_empty() {
+            "pct printed no error message".into()
+        } else {
+            text
+        },
     }
 }
 
@@ -97,7 +118,10 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
         let rest = &s[s.find(start)? + start.len()..];
         Some(rest[..rest.find(end)?].to_string())
     };
-    if let Some(rest) = line.strip_prefix("vmid: VM ").and_then(|r| r.strip_suffix(" already exists")) {
+    if let Some(rest) = line
+        .strip_prefix("vmid: VM ")
+        .and_then(|r| r.strip_suffix(" already exists"))
+    {
         return Some(PctError::VmidTakenByVm {
             vmid: rest.to_string(),
             node: String::new(),
@@ -117,7 +141,12 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
         }
     }
     if let Some(conf) = between(line, "Configuration file '", "' does not exist") {
-        let vmid = conf.rsplit('/').next().unwrap_or("").trim_end_matches(".conf").to_string();
+        let vmid = conf
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".conf")
+            .to_string();
         return Some(PctError::NoSuchCt { vmid, conf });
     }
     if let Some(reason) = between(line, "CT is locked (", ")") {
@@ -132,7 +161,11 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
     if let Some(volume) = between(line, "can't find file '", "'") {
         return Some(PctError::TemplateNotFound { volume });
     }
-    if let Some(storage) = between(line, "storage '", "' does not support container directories") {
+    if let Some(storage) = between(
+        line,
+        "storage '",
+        "' does not support container directories",
+    ) {
         return Some(PctError::NoRootdir { storage });
     }
     if let Some(storage) = between(line, "storage '", "' does not exist") {
@@ -141,10 +174,16 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
     if let Some(volume) = between(line, "unable to parse volume ID '", "'") {
         return Some(PctError::BadVolume { volume });
     }
-    if let Some(vmid) = line.strip_prefix("CT ").and_then(|r| r.strip_suffix(" already running")) {
+    if let Some(vmid) = line
+        .strip_prefix("CT ")
+        .and_then(|r| r.strip_suffix(" already running"))
+    {
         return Some(PctError::AlreadyRunning { vmid: vmid.into() });
     }
-    if let Some(vmid) = line.strip_prefix("CT ").and_then(|r| r.strip_suffix(" not running")) {
+    if let Some(vmid) = line
+        .strip_prefix("CT ")
+        .and_then(|r| r.strip_suffix(" not running"))
+    {
         return Some(PctError::NotRunning { vmid: vmid.into() });
     }
     if let Some(vmid) = between(line, "container '", "' not running!") {
@@ -162,11 +201,17 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
         let details: Vec<&str> = all.iter().copied().filter(|l| *l != line).collect();
         return Some(PctError::StartFailed {
             vmid,
-            details: if details.is_empty() { line.to_string() } else { details.join("; ") },
+            details: if details.is_empty() {
+                line.to_string()
+            } else {
+                details.join("; ")
+            },
         });
     }
     if line.contains("container did not stop") {
-        return Some(PctError::StopTimeout { vmid: vmid.to_string() });
+        return Some(PctError::StopTimeout {
+            vmid: vmid.to_string(),
+        });
     }
     if line.contains("unable to detect OS distribution") {
         return Some(PctError::NoDistro);
@@ -186,17 +231,34 @@ mod tests {
     fn every_message_of_the_reference_is_recognised() {
         assert_eq!(
             c("CT 100 already exists on node 'pve'\n"),
-            PctError::VmidTakenByCt { vmid: "100".into(), node: "pve".into() }
+            PctError::VmidTakenByCt {
+                vmid: "100".into(),
+                node: "pve".into()
+            }
         );
         assert_eq!(
             c("VM 105 already exists on node 'pve'\n"),
-            PctError::VmidTakenByVm { vmid: "105".into(), node: "pve".into() }
+            PctError::VmidTakenByVm {
+                vmid: "105".into(),
+                node: "pve".into()
+            }
         );
-        assert!(c("VM 105 already exists on node 'pve'").to_string().contains("VMID 105 is already used by a QEMU VM"));
-        assert_eq!(c("vmid: VM 105 already exists\n"), PctError::VmidTakenByVm { vmid: "105".into(), node: String::new() });
+        assert!(c("VM 105 already exists on node 'pve'")
+            .to_string()
+            .contains("VMID 105 is already used by a QEMU VM"));
+        assert_eq!(
+            c("vmid: VM 105 already exists\n"),
+            PctError::VmidTakenByVm {
+                vmid: "105".into(),
+                node: String::new()
+            }
+        );
         assert_eq!(
             c("Configuration file 'nodes/pve/lxc/100.conf' does not exist\n"),
-            PctError::NoSuchCt { vmid: "100".into(), conf: "nodes/pve/lxc/100.conf".into() }
+            PctError::NoSuchCt {
+                vmid: "100".into(),
+                conf: "nodes/pve/lxc/100.conf".into()
+            }
         );
         let locked = c("CT is locked (backup)\n");
         assert_eq!(locked.to_string(), "CT 105 is locked (backup): wait for the backup to finish, or run 'pct unlock 105' if none is running");
@@ -205,32 +267,82 @@ mod tests {
             PctError::LockTimeout { .. }
         ));
         let t = c("unable to create CT 100 - can't find file 'local:vztmpl/x.tar.zst'\n");
-        assert_eq!(t, PctError::TemplateNotFound { volume: "local:vztmpl/x.tar.zst".into() });
-        assert!(t.to_string().starts_with("template local:vztmpl/x.tar.zst not found: run 'proxcage template"));
-        assert_eq!(c("storage 'x' does not exist\n"), PctError::NoStorage { storage: "x".into() });
-        assert_eq!(c("unable to parse volume ID 'a b'\n"), PctError::BadVolume { volume: "a b".into() });
-        assert_eq!(c("CT 100 already running\n"), PctError::AlreadyRunning { vmid: "100".into() });
-        assert_eq!(c("CT 100 not running\n"), PctError::NotRunning { vmid: "100".into() });
-        assert_eq!(c("container '100' not running!\n"), PctError::NotRunning { vmid: "100".into() });
-        assert!(c("CT 100 not running").to_string().contains("container not running"));
-        assert_eq!(c("unable to destroy CT 100 - container is running\n"), PctError::Running { vmid: "100".into() });
-        assert_eq!(c("can't remove CT 100 - protection mode enabled\n"), PctError::Protected { vmid: "100".into() });
+        assert_eq!(
+            t,
+            PctError::TemplateNotFound {
+                volume: "local:vztmpl/x.tar.zst".into()
+            }
+        );
+        assert!(t
+            .to_string()
+            .starts_with("template local:vztmpl/x.tar.zst not found: run 'proxcage template"));
+        assert_eq!(
+            c("storage 'x' does not exist\n"),
+            PctError::NoStorage {
+                storage: "x".into()
+            }
+        );
+        assert_eq!(
+            c("unable to parse volume ID 'a b'\n"),
+            PctError::BadVolume {
+                volume: "a b".into()
+            }
+        );
+        assert_eq!(
+            c("CT 100 already running\n"),
+            PctError::AlreadyRunning { vmid: "100".into() }
+        );
+        assert_eq!(
+            c("CT 100 not running\n"),
+            PctError::NotRunning { vmid: "100".into() }
+        );
+        assert_eq!(
+            c("container '100' not running!\n"),
+            PctError::NotRunning { vmid: "100".into() }
+        );
+        assert!(c("CT 100 not running")
+            .to_string()
+            .contains("container not running"));
+        assert_eq!(
+            c("unable to destroy CT 100 - container is running\n"),
+            PctError::Running { vmid: "100".into() }
+        );
+        assert_eq!(
+            c("can't remove CT 100 - protection mode enabled\n"),
+            PctError::Protected { vmid: "100".into() }
+        );
         assert_eq!(
             c("400 Parameter verification failed.\nvmid: value must have a minimum value of 100\n"),
             PctError::Parameters { details: "vmid: value must have a minimum value of 100".into() }
         );
-        assert!(matches!(c("400 not enough arguments\npct destroy <vmid> [OPTIONS]\n"), PctError::Parameters { .. }));
+        assert!(matches!(
+            c("400 not enough arguments\npct destroy <vmid> [OPTIONS]\n"),
+            PctError::Parameters { .. }
+        ));
         assert_eq!(c("unable to detect OS distribution\n"), PctError::NoDistro);
         assert_eq!(
             c("storage 'local' does not support container directories\n"),
-            PctError::NoRootdir { storage: "local".into() }
+            PctError::NoRootdir {
+                storage: "local".into()
+            }
         );
         assert!(matches!(
             c("lxc-start: 100: failed to exec\nstartup for container '100' failed\n"),
             PctError::StartFailed { ref vmid, ref details } if vmid == "100" && details.contains("failed to exec")
         ));
-        assert!(matches!(c("unable to get PID for CT 100 (not running?)\n"), PctError::StartFailed { .. }));
-        assert!(matches!(c("container did not stop\n"), PctError::StopTimeout { .. }));
-        assert_eq!(c("something new\n"), PctError::Other { message: "something new".into() });
+        assert!(matches!(
+            c("unable to get PID for CT 100 (not running?)\n"),
+            PctError::StartFailed { .. }
+        ));
+        assert!(matches!(
+            c("container did not stop\n"),
+            PctError::StopTimeout { .. }
+        ));
+        assert_eq!(
+            c("something new\n"),
+            PctError::Other {
+                message: "something new".into()
+            }
+        );
     }
 }

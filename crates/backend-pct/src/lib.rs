@@ -5,6 +5,7 @@
 //! mapping of pct's error messages to errors that tell the operator what to do, and
 //! VMIDs. The backend itself (create from a bundle, the lifecycle) builds on them.
 
+pub mod alloc;
 pub mod error;
 pub mod parse;
 pub mod pct;

@@ -10,7 +10,10 @@ pub enum CtStatus {
 }
 
 pub fn status(out: &str) -> Result<CtStatus, String> {
-    let line = out.lines().map(str::trim).find(|l| l.starts_with("status:"));
+    let line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("status:"));
     match line.map(|l| l["status:".len()..].trim()) {
         Some("running") => Ok(CtStatus::Running),
         Some("stopped") => Ok(CtStatus::Stopped),
@@ -37,13 +40,20 @@ pub fn list(out: &str) -> Result<Vec<ListEntry>, String> {
     let Some(header) = lines.next() else {
         return Ok(Vec::new());
     };
-    let col = |name: &str| header.find(name).ok_or_else(|| format!("no {name} column in {header:?}"));
+    let col = |name: &str| {
+        header
+            .find(name)
+            .ok_or_else(|| format!("no {name} column in {header:?}"))
+    };
     let (status_at, lock_at, name_at) = (col("Status")?, col("Lock")?, col("Name")?);
     lines
         .map(|line| {
             let cell = |from: usize, to: Option<usize>| -> String {
                 let end = to.unwrap_or(line.len()).min(line.len());
-                line.get(from.min(end)..end).unwrap_or("").trim().to_string()
+                line.get(from.min(end)..end)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
             };
             let vmid = cell(0, Some(status_at)).parse::<Vmid>()?;
             Ok(ListEntry {
@@ -98,13 +108,33 @@ mod tests {
     #[test]
     fn list_with_blank_and_filled_lock_columns() {
         let mut out = String::new();
-        out.push_str(&format!("{:<10} {:<10} {:<12} {:<20}\n", "VMID", "Status", "Lock", "Name"));
-        out.push_str(&format!("{:<10} {:<10} {:<12} {:<20}\n", "100", "running", "", "web"));
-        out.push_str(&format!("{:<10} {:<10} {:<12} {:<20}\n", "105", "stopped", "backup", "db with space"));
+        out.push_str(&format!(
+            "{:<10} {:<10} {:<12} {:<20}\n",
+            "VMID", "Status", "Lock", "Name"
+        ));
+        out.push_str(&format!(
+            "{:<10} {:<10} {:<12} {:<20}\n",
+            "100", "running", "", "web"
+        ));
+        out.push_str(&format!(
+            "{:<10} {:<10} {:<12} {:<20}\n",
+            "105", "stopped", "backup", "db with space"
+        ));
         let rows = list(&out).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].vmid.get(), rows[0].status.as_str(), rows[0].lock.as_str(), rows[0].name.as_str()), (100, "running", "", "web"));
-        assert_eq!((rows[1].lock.as_str(), rows[1].name.as_str()), ("backup", "db with space"));
+        assert_eq!(
+            (
+                rows[0].vmid.get(),
+                rows[0].status.as_str(),
+                rows[0].lock.as_str(),
+                rows[0].name.as_str()
+            ),
+            (100, "running", "", "web")
+        );
+        assert_eq!(
+            (rows[1].lock.as_str(), rows[1].name.as_str()),
+            ("backup", "db with space")
+        );
     }
 
     #[test]

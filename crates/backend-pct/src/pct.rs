@@ -41,7 +41,11 @@ impl From<CallError> for proxcage_core::Error {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Run(e) => e,
-            CallError::Pct { command, code, error } => proxcage_core::Error::Backend {
+            CallError::Pct {
+                command,
+                code,
+                error,
+            } => proxcage_core::Error::Backend {
                 backend: crate::NAME.into(),
                 command,
                 status: format!("exit status {code}"),
@@ -75,7 +79,12 @@ pub struct PctTools {
 }
 
 impl PctTools {
-    fn run(&self, program: &PathBuf, args: Vec<OsString>, vmid: Option<Vmid>) -> CallResult<String> {
+    fn run(
+        &self,
+        program: &PathBuf,
+        args: Vec<OsString>,
+        vmid: Option<Vmid>,
+    ) -> CallResult<String> {
         let mut cmd = Command::new(program);
         cmd.args(args);
         let out = process::run_captured(&mut cmd, self.timeout)?;
@@ -115,8 +124,14 @@ impl PctTools {
     }
 
     /// `pct create <vmid> <template> --opt value ...`. Options come in pairs.
-    pub fn create(&self, vmid: Vmid, template: &str, options: &[(String, String)]) -> CallResult<()> {
-        let mut args: Vec<OsString> = vec!["create".into(), vmid.to_string().into(), template.into()];
+    pub fn create(
+        &self,
+        vmid: Vmid,
+        template: &str,
+        options: &[(String, String)],
+    ) -> CallResult<()> {
+        let mut args: Vec<OsString> =
+            vec!["create".into(), vmid.to_string().into(), template.into()];
         for (k, v) in options {
             args.push(format!("--{k}").into());
             args.push(v.into());
@@ -125,7 +140,8 @@ impl PctTools {
     }
 
     pub fn start(&self, vmid: Vmid) -> CallResult<()> {
-        self.pct(&["start", &vmid.to_string()], Some(vmid)).map(drop)
+        self.pct(&["start", &vmid.to_string()], Some(vmid))
+            .map(drop)
     }
 
     /// Hard stop (`lxc-stop --kill`).
@@ -135,7 +151,8 @@ impl PctTools {
 
     /// `pct destroy <vmid> --purge 1` (booleans take a value in pct).
     pub fn destroy(&self, vmid: Vmid) -> CallResult<()> {
-        self.pct(&["destroy", &vmid.to_string(), "--purge", "1"], Some(vmid)).map(drop)
+        self.pct(&["destroy", &vmid.to_string(), "--purge", "1"], Some(vmid))
+            .map(drop)
     }
 
     pub fn status(&self, vmid: Vmid) -> CallResult<CtStatus> {
@@ -149,7 +166,8 @@ impl PctTools {
     }
 
     pub fn config(&self, vmid: Vmid) -> CallResult<Vec<(String, String)>> {
-        self.pct(&["config", &vmid.to_string()], Some(vmid)).map(|out| parse::config(&out))
+        self.pct(&["config", &vmid.to_string()], Some(vmid))
+            .map(|out| parse::config(&out))
     }
 
     /// The host pid of the CT's init, `None` when it is not running.

@@ -48,7 +48,9 @@ impl FromStr for Vmid {
             && s.bytes().all(|b| b.is_ascii_digit())
             && !s.starts_with('0');
         if !well_formed {
-            return Err(format!("{s:?} is not a VMID (three to nine digits, no leading zero)"));
+            return Err(format!(
+                "{s:?} is not a VMID (three to nine digits, no leading zero)"
+            ));
         }
         Vmid::new(s.parse().map_err(|e| format!("{s:?}: {e}"))?)
     }
@@ -140,7 +142,10 @@ mod tests {
     #[test]
     fn ranges() {
         let r = VmidRange::new(Vmid::new(9000).unwrap(), Vmid::new(9001).unwrap()).unwrap();
-        assert_eq!(r.after(Vmid::new(9000).unwrap()), Some(Vmid::new(9001).unwrap()));
+        assert_eq!(
+            r.after(Vmid::new(9000).unwrap()),
+            Some(Vmid::new(9001).unwrap())
+        );
         assert_eq!(r.after(Vmid::new(9001).unwrap()), None);
         assert!(VmidRange::new(Vmid::new(200).unwrap(), Vmid::new(100).unwrap()).is_err());
     }
