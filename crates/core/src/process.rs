@@ -242,6 +242,24 @@ impl Drop for SignalRelay {
     }
 }
 
+/// Host pids of every process in the pid namespace of `init`, sorted. Refuses when that
+/// namespace is our own (the container shares the host's pids and has no set of its own).
+pub fn pids_in_pid_namespace_of(init: i32) -> std::result::Result<Vec<i32>, String> {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let target = ns(&init.to_string()).ok_or_else(|| format!("process {init} is gone"))?;
+    if Some(&target) == ns("self").as_ref() {
+        return Err("the container shares the host's pid namespace and has no cgroup: its processes cannot be told apart".into());
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .map_err(|e| format!("cannot read /proc: {e}"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| ns(&pid.to_string()).as_ref() == Some(&target))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
 /// systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`) names the process the fds are
 /// for. When they were meant for us, the child must see its own pid in `LISTEN_PID`, or
 /// runc ignores the fds. The pid is only known after fork, so the child writes it into a
@@ -383,6 +401,12 @@ mod tests {
             "{err}"
         );
         assert!(find_program(Path::new("sh"), "dash").is_ok());
+    }
+
+    #[test]
+    fn own_pid_namespace_is_refused() {
+        let err = pids_in_pid_namespace_of(std::process::id() as i32).unwrap_err();
+        assert!(err.contains("shares the host's pid namespace"), "{err}");
     }
 
     #[test]
