@@ -8,6 +8,8 @@
 //!   does.
 //! - [`default_spec`] and [`write_default_spec`]: what `runc spec` (and `--rootless`)
 //!   writes, for `proxcage spec`.
+//! - [`template::pack_rootfs`]: a root filesystem packed into a Proxmox template
+//!   (`proxcage-<digest>.tar.zst`), reused when the same tree was packed before.
 //! - Every [`BundleError`] names the file and the field, e.g.
 //!   `/b/config.json: process.user.uid: invalid type: string "root", expected u32 (line 7, column 17)`.
 //!
@@ -30,9 +32,13 @@
 pub use oci_spec;
 
 mod bundle;
+mod digest;
 mod error;
 mod spec;
+pub mod template;
+mod ustar;
 
 pub use bundle::{Bundle, CONFIG_SIZE_LIMIT};
+pub use digest::{Digest, DigestParseError};
 pub use error::BundleError;
 pub use spec::{default_spec, write_default_spec};

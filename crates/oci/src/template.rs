@@ -1,0 +1,675 @@
+//! Root filesystem -> Proxmox container template: a `.tar.zst` that `pct create`
+//! extracts as it would any template, named after the content so the same rootfs is
+//! packed once.
+//!
+//! The archive keeps what a container needs: modes (setuid, setgid, sticky), numeric
+//! owners (no user or group names), symlinks, hardlinks, character and block devices,
+//! FIFOs, xattrs (`security.capability` among them, as pax `SCHILY.xattr.*` records that
+//! GNU tar's `--xattrs` restores) and mtimes (whole seconds). Sockets are left out, as
+//! GNU tar does. Entries are named `./bin/sh` (GNU tar's `-C rootfs .` form, which
+//! Proxmox's `--exclude './dev/*'` expects) and written in byte order of their names,
+//! depth first, so the same tree always gives the same archive.
+//!
+//! The **digest** of a tree is the SHA-256 of that uncompressed archive: it covers every
+//! name, type, mode, owner, mtime, xattr, link target and byte of content, and nothing
+//! else (not the compression level). [`pack_rootfs`] computes it first, reuses
+//! `<dest>/proxcage-<hex>.tar.zst` when it exists, and otherwise packs into a temporary
+//! file in `dest` that is renamed into place only when complete, so a failed pack leaves
+//! nothing behind and a concurrent reader never sees half a template.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::ustar::{self, Header, Kind, Xattrs};
+
+/// zstd's own default, and what `tar --zstd` uses.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// How [`pack_rootfs`] compresses and reports.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    level: i32,
+    workers: u32,
+    progress: bool,
+}
+
+impl Default for PackOptions {
+    /// Level [`DEFAULT_LEVEL`], one compression worker per CPU, a progress bar when
+    /// stderr is a terminal.
+    fn default() -> Self {
+        PackOptions {
+            level: DEFAULT_LEVEL,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            progress: io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl PackOptions {
+    /// The zstd level, 1 (fastest) to 22 (smallest); negative levels are zstd's fast
+    /// modes. Checked by [`pack_rootfs`].
+    pub fn level(mut self, level: i32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// zstd worker threads; 0 compresses on the calling thread. The archive is the same
+    /// for any number of workers above 0.
+    pub fn workers(mut self, workers: u32) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Whether to draw a progress bar on stderr. The default draws one only when stderr
+    /// is a terminal; turning it on when stderr is not a terminal draws nothing either.
+    pub fn progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
+/// A packed template: where it is, its content digest, and whether an existing file was
+/// reused instead of packing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    path: PathBuf,
+    digest: Digest,
+    reused: bool,
+}
+
+impl Template {
+    /// `<dest>/proxcage-<hex>.tar.zst`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file name, what follows `<storage>:vztmpl/` in a Proxmox volume id.
+    pub fn file_name(&self) -> String {
+        template_file_name(&self.digest)
+    }
+
+    /// The tree's digest (see the module documentation).
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// True when the template already existed and nothing was written.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+}
+
+/// `proxcage-<hex>.tar.zst`, the name of the template of a tree with this digest.
+pub fn template_file_name(digest: &Digest) -> String {
+    format!("proxcage-{}.tar.zst", digest.hex())
+}
+
+/// Why a template could not be packed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    #[error("rootfs {} is not a directory", path.display())]
+    RootfsNotADirectory { path: PathBuf },
+
+    #[error("template directory {} is not a directory", path.display())]
+    DestNotADirectory { path: PathBuf },
+
+    #[error("zstd level {level} is out of range: use {min} to {max}")]
+    InvalidLevel { level: i32, min: i32, max: i32 },
+
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The tree changed between computing its digest and packing it, or while a file was
+    /// read: the archive would not match its name.
+    #[error("rootfs {} changed while it was packed ({what}): pack it again when nothing writes to it", path.display())]
+    RootfsChanged { path: PathBuf, what: String },
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
+    move |source| TemplateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The digest of the tree at `rootfs` (see the module documentation), without packing.
+pub fn tree_digest(rootfs: &Path) -> Result<Digest, TemplateError> {
+    check_rootfs(rootfs)?;
+    let mut sink = Hashing::new(io::sink());
+    let mut walker = Walker::new(rootfs, Path::new("/dev/null"), None);
+    walker.archive(&mut sink)?;
+    Ok(Digest::from_hasher(sink.sha))
+}
+
+/// Packs the tree at `rootfs` into `<dest_dir>/proxcage-<hex>.tar.zst`, or returns the
+/// existing file of that name (`reused`).
+///
+/// ```no_run
+/// use proxcage_oci::template::{pack_rootfs, PackOptions};
+/// use std::path::Path;
+///
+/// let t = pack_rootfs(
+///     Path::new("/var/lib/bundles/web/rootfs"),
+///     Path::new("/var/lib/vz/template/cache"),
+///     &PackOptions::default().level(6),
+/// )?;
+/// println!("local:vztmpl/{} (reused: {})", t.file_name(), t.reused());
+/// # Ok::<(), proxcage_oci::template::TemplateError>(())
+/// ```
+pub fn pack_rootfs(
+    rootfs: &Path,
+    dest_dir: &Path,
+    opts: &PackOptions,
+) -> Result<Template, TemplateError> {
+    check_rootfs(rootfs)?;
+    let range = zstd::compression_level_range();
+    if !range.contains(&opts.level) {
+        return Err(TemplateError::InvalidLevel {
+            level: opts.level,
+            min: *range.start(),
+            max: *range.end(),
+        });
+    }
+    match fs::metadata(dest_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(TemplateError::DestNotADirectory {
+                path: dest_dir.into(),
+            })
+        }
+        Err(e) => return Err(io_error("inspect", dest_dir)(e)),
+    }
+
+    let bar = opts.progress.then(new_bar).flatten();
+    if let Some(bar) = &bar {
+        bar.set_message("digest");
+    }
+    let mut sink = Hashing::new(io::sink());
+    let mut walker = Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref());
+    walker.archive(&mut sink)?;
+    let digest = Digest::from_hasher(sink.sha);
+    let stamps = Digest::from_hasher(walker.stamps);
+    let tar_len = sink.len;
+
+    let path = dest_dir.join(template_file_name(&digest));
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        tracing::debug!(template = %path.display(), "template reused");
+        return Ok(Template {
+            path,
+            digest,
+            reused: true,
+        });
+    }
+
+    if let Some(bar) = &bar {
+        bar.set_message("pack");
+        bar.set_length(tar_len);
+        bar.set_position(0);
+    }
+    // Removed on drop, that is on every error path below.
+    let tmp = tempfile::Builder::new()
+        .prefix(".proxcage-")
+        .suffix(".tar.zst.tmp")
+        .tempfile_in(dest_dir)
+        .map_err(io_error("create a temporary file in", dest_dir))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(io_error("open", &tmp_path))?;
+    let mut encoder =
+        zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, file), opts.level)
+            .map_err(io_error("start compressing into", &tmp_path))?;
+    encoder
+        .include_checksum(true)
+        .map_err(io_error("configure zstd for", &tmp_path))?;
+    encoder
+        .set_pledged_src_size(Some(tar_len))
+        .map_err(io_error("configure zstd for", &tmp_path))?;
+    if opts.workers > 0 {
+        encoder
+            .multithread(opts.workers)
+            .map_err(io_error("start zstd workers for", &tmp_path))?;
+    }
+    // The content is not hashed again: the change times of every entry, compared with
+    // the first pass's, show whether anything changed in between.
+    let mut sink = Counting {
+        inner: encoder,
+        len: 0,
+    };
+    let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
+    walker.archive(&mut sink)?;
+    if Digest::from_hasher(walker.stamps) != stamps || sink.len != tar_len {
+        return Err(TemplateError::RootfsChanged {
+            path: rootfs.into(),
+            what: "entries changed after its digest was computed".into(),
+        });
+    }
+    let writer = sink.inner.finish().map_err(io_error("write", &tmp_path))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| io_error("write", &tmp_path)(e.into_error()))?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_error("set the mode of", &tmp_path))?;
+    file.sync_all().map_err(io_error("sync", &tmp_path))?;
+    tmp.persist(&path)
+        .map_err(|e| io_error("rename a temporary file to", &path)(e.error))?;
+    if let Ok(dir) = File::open(dest_dir) {
+        // The rename is durable once the directory is; a failure here loses nothing
+        // that a crash would not.
+        let _ = dir.sync_all();
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    tracing::debug!(template = %path.display(), bytes = tar_len, "template packed");
+    Ok(Template {
+        path,
+        digest,
+        reused: false,
+    })
+}
+
+fn check_rootfs(rootfs: &Path) -> Result<(), TemplateError> {
+    match fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(TemplateError::RootfsNotADirectory {
+            path: rootfs.into(),
+        }),
+        Err(e) => Err(io_error("inspect", rootfs)(e)),
+    }
+}
+
+/// A bar over the uncompressed archive's bytes, or `None` when stderr is not a terminal.
+fn new_bar() -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>6} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            sha: Sha256::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A writer that counts what passes through it.
+struct Counting<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Walks a tree in name order and writes it as a tar stream.
+struct Walker<'a> {
+    /// Hash of every entry's name, inode and change time: any write to a file or its
+    /// metadata moves its ctime, so two walks with equal stamps read the same tree.
+    stamps: Sha256,
+    root: &'a Path,
+    /// What write errors are about (the temporary file).
+    dest: &'a Path,
+    bar: Option<&'a ProgressBar>,
+    /// First archive name of each multiply-linked inode.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Walker<'a> {
+    fn new(root: &'a Path, dest: &'a Path, bar: Option<&'a ProgressBar>) -> Self {
+        Walker {
+            stamps: Sha256::new(),
+            root,
+            dest,
+            bar,
+            links: HashMap::new(),
+            buf: vec![0; 1 << 20],
+        }
+    }
+
+    fn archive(&mut self, out: &mut impl Write) -> Result<(), TemplateError> {
+        let meta = fs::symlink_metadata(self.root).map_err(io_error("inspect", self.root))?;
+        let root = self.root.to_path_buf();
+        self.entry(out, &root, b"./".to_vec(), &meta)?;
+        self.dir(out, &root, b".")?;
+        ustar::write_end(out).map_err(io_error("write", self.dest))
+    }
+
+    /// Writes the children of directory `path` (archive name `name`), recursively.
+    fn dir(&mut self, out: &mut impl Write, path: &Path, name: &[u8]) -> Result<(), TemplateError> {
+        let mut children: Vec<OsString> = fs::read_dir(path)
+            .map_err(io_error("read directory", path))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_error("read directory", path))?;
+        children.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for child in children {
+            let child_path = path.join(&child);
+            let mut child_name = Vec::with_capacity(name.len() + 1 + child.len() + 1);
+            child_name.extend_from_slice(name);
+            child_name.push(b'/');
+            child_name.extend_from_slice(child.as_bytes());
+            let meta = match fs::symlink_metadata(&child_path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(TemplateError::RootfsChanged {
+                        path: self.root.into(),
+                        what: format!("{} disappeared", child_path.display()),
+                    })
+                }
+                Err(e) => return Err(io_error("inspect", &child_path)(e)),
+            };
+            if meta.is_dir() {
+                let mut dir_name = child_name.clone();
+                dir_name.push(b'/');
+                self.entry(out, &child_path, dir_name, &meta)?;
+                self.dir(out, &child_path, &child_name)?;
+            } else {
+                self.entry(out, &child_path, child_name, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one entry (header and, for a regular file, its content).
+    fn entry(
+        &mut self,
+        out: &mut impl Write,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &Metadata,
+    ) -> Result<(), TemplateError> {
+        let ft = meta.file_type();
+        let mut link = Vec::new();
+        let mut size = 0;
+        let kind = if ft.is_dir() {
+            Kind::Directory
+        } else if ft.is_symlink() {
+            link = fs::read_link(path)
+                .map_err(io_error("read link", path))?
+                .into_os_string()
+                .into_vec();
+            Kind::Symlink
+        } else if ft.is_socket() {
+            tracing::warn!(path = %path.display(), "socket left out of the template");
+            return Ok(());
+        } else if meta.nlink() > 1 && self.links.contains_key(&(meta.dev(), meta.ino())) {
+            link = self.links[&(meta.dev(), meta.ino())].clone();
+            Kind::HardLink
+        } else {
+            if meta.nlink() > 1 {
+                self.links.insert((meta.dev(), meta.ino()), name.clone());
+            }
+            if ft.is_file() {
+                size = meta.len();
+                Kind::Regular
+            } else if ft.is_char_device() {
+                Kind::CharDevice
+            } else if ft.is_block_device() {
+                Kind::BlockDevice
+            } else {
+                Kind::Fifo
+            }
+        };
+        self.stamps.update(&name);
+        for n in [
+            meta.dev(),
+            meta.ino(),
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ] {
+            self.stamps.update(n.to_le_bytes());
+        }
+        let xattrs = read_xattrs(path)?;
+        let rdev = meta.rdev();
+        let header = Header {
+            path: &name,
+            kind,
+            mode: meta.mode(),
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            size,
+            mtime: meta.mtime(),
+            link: &link,
+            device: (
+                u64::from(nix::sys::stat::major(rdev) as u32),
+                u64::from(nix::sys::stat::minor(rdev) as u32),
+            ),
+            xattrs: &xattrs,
+        };
+        ustar::write_header(out, &header).map_err(io_error("write", self.dest))?;
+        if kind == Kind::Regular {
+            self.content(out, path, meta, size)?;
+        }
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of the file and the padding after them.
+    fn content(
+        &mut self,
+        out: &mut impl Write,
+        path: &Path,
+        meta: &Metadata,
+        size: u64,
+    ) -> Result<(), TemplateError> {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_error("open", path))?;
+        let opened = file.metadata().map_err(io_error("inspect", path))?;
+        if opened.ino() != meta.ino() || opened.dev() != meta.dev() || !opened.is_file() {
+            return Err(TemplateError::RootfsChanged {
+                path: self.root.into(),
+                what: format!("{} was replaced", path.display()),
+            });
+        }
+        let mut left = size;
+        while left > 0 {
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(TemplateError::RootfsChanged {
+                        path: self.root.into(),
+                        what: format!("{} shrank", path.display()),
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error("read", path)(e)),
+            };
+            out.write_all(&self.buf[..n])
+                .map_err(io_error("write", self.dest))?;
+            left -= n as u64;
+            if let Some(bar) = self.bar {
+                bar.inc(n as u64);
+            }
+        }
+        out.write_all(&[0; ustar::BLOCK][..ustar::padding(size)])
+            .map_err(io_error("write", self.dest))
+    }
+}
+
+/// The extended attributes of `path` (not of a symlink's target), sorted by name. A file
+/// system without xattr support has none.
+pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs, TemplateError> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list the xattrs of", path)(e)),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match xattr::get(path, &name) {
+            Ok(Some(value)) => out.push((name.into_vec(), value)),
+            Ok(None) => {}
+            Err(e) if is_unsupported(&e) => {}
+            Err(e) => return Err(io_error("read the xattrs of", path)(e)),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENODATA))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::hard_link(root.join("bin/tool"), root.join("bin/tool2")).unwrap();
+        symlink("tool", root.join("bin/link")).unwrap();
+        fs::write(root.join(format!("{}.txt", "n".repeat(120))), b"long").unwrap();
+        dir
+    }
+
+    #[test]
+    fn digest_is_stable_and_sees_modes_and_content() {
+        let dir = tree();
+        let a = tree_digest(dir.path()).unwrap();
+        assert_eq!(tree_digest(dir.path()).unwrap(), a);
+        fs::set_permissions(
+            dir.path().join("bin/tool"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let b = tree_digest(dir.path()).unwrap();
+        assert_ne!(a, b);
+        fs::write(dir.path().join("bin/tool"), b"#!/bin/sh\necho ho\n").unwrap();
+        fs::set_permissions(
+            dir.path().join("bin/tool"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        assert_ne!(tree_digest(dir.path()).unwrap(), b);
+    }
+
+    #[test]
+    fn pack_reuses_and_names_by_digest() {
+        let dir = tree();
+        let dest = tempfile::tempdir().unwrap();
+        let opts = PackOptions::default().progress(false);
+        let first = pack_rootfs(dir.path(), dest.path(), &opts).unwrap();
+        assert!(!first.reused());
+        assert_eq!(first.digest(), tree_digest(dir.path()).unwrap());
+        assert_eq!(
+            first.path(),
+            dest.path()
+                .join(format!("proxcage-{}.tar.zst", first.digest().hex()))
+        );
+        let second = pack_rootfs(dir.path(), dest.path(), &opts).unwrap();
+        assert!(second.reused());
+        assert_eq!(second.path(), first.path());
+        assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn archive_is_the_same_for_any_worker_count() {
+        let dir = tree();
+        let mut bytes = Vec::new();
+        for workers in [0, 1, 2, 3] {
+            let dest = tempfile::tempdir().unwrap();
+            let opts = PackOptions::default().progress(false).workers(workers);
+            let t = pack_rootfs(dir.path(), dest.path(), &opts).unwrap();
+            bytes.push((workers, fs::read(t.path()).unwrap()));
+        }
+        for (workers, b) in &bytes[2..] {
+            assert!(
+                b == &bytes[1].1,
+                "{workers} workers gave other bytes than 1"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_level_and_missing_rootfs_are_errors() {
+        let dir = tree();
+        let dest = tempfile::tempdir().unwrap();
+        let err =
+            pack_rootfs(dir.path(), dest.path(), &PackOptions::default().level(99)).unwrap_err();
+        assert!(
+            matches!(err, TemplateError::InvalidLevel { level: 99, .. }),
+            "{err}"
+        );
+        let err = pack_rootfs(
+            &dir.path().join("nope"),
+            dest.path(),
+            &PackOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 0);
+    }
+}
