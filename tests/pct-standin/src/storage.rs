@@ -155,9 +155,11 @@ pub fn free(layout: &Layout, volume: &str) {
     }
     if let Ok(dir) = volume_dir(layout, volume) {
         let _ = fs::remove_dir_all(&dir);
-        // `<vmid>/` of a dir storage, when empty.
-        if let Some(parent) = dir.parent() {
-            let _ = fs::remove_dir(parent);
+        // `<vmid>/` of a dir storage's `<vmid>/<name>` volume, when empty.
+        if volume.contains('/') {
+            if let Some(parent) = dir.parent() {
+                let _ = fs::remove_dir(parent);
+            }
         }
     }
 }

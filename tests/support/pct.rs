@@ -1,0 +1,218 @@
+//! The pct stand-in fixture: a private `PCT_STANDIN_ROOT`, a bin directory with `pct` and
+//! `pvesh` symlinks to the stand-in (test code, not Proxmox), busybox templates, and a Drop
+//! that stops and destroys every container and removes the root's cgroups.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::{require_root, require_tool, run_with_files};
+
+/// The stand-in binary: `$PCT_STANDIN_BIN`, or the one cargo built next to the test
+/// executable (built here with `cargo build -p pct-standin` when missing).
+pub fn standin_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PCT_STANDIN_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("pct-standin");
+    if !bin.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "pct-standin"])
+            .status()
+            .expect("run cargo build -p pct-standin");
+        assert!(status.success(), "cargo build -p pct-standin failed");
+    }
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p pct-standin`",
+        bin.display()
+    );
+    bin
+}
+
+/// One stand-in node with its own state; everything in it goes when dropped.
+#[derive(Debug)]
+pub struct PctStandin {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+    standin: PathBuf,
+}
+
+impl PctStandin {
+    /// Needs root, LXC, tar and zstd; fails naming what to install.
+    pub fn new() -> Self {
+        require_root();
+        require_tool("lxc-start", "lxc");
+        require_tool("lxc-usernsexec", "lxc");
+        require_tool("tar", "tar");
+        require_tool("zstd", "zstd");
+        let dir = tempfile::Builder::new()
+            .prefix("pct-standin-test-")
+            .tempdir()
+            .unwrap();
+        // An unprivileged container's root (uid 100000) must reach its rootfs.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("root");
+        let bin_dir = dir.path().join("bin");
+        fs::create_dir_all(&bin_dir).unwrap();
+        let standin = standin_bin();
+        for name in ["pct", "pvesh"] {
+            symlink(&standin, bin_dir.join(name)).unwrap();
+        }
+        let fixture = PctStandin {
+            dir,
+            root,
+            bin_dir,
+            standin,
+        };
+        // Lays out the tree (storage.cfg included) before tests race on it.
+        let out = fixture.pct(&["list"]);
+        assert!(out.status.success(), "pct list: {}", stderr(&out));
+        fixture
+    }
+
+    /// `pct` or `pvesh` (or `pct-standin`) with this root.
+    pub fn cmd(&self, tool: &str) -> Command {
+        let program = if tool == "pct-standin" {
+            self.standin.clone()
+        } else {
+            self.bin_dir.join(tool)
+        };
+        let mut cmd = Command::new(program);
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PCT_STANDIN_ROOT", &self.root)
+            .env("PATH", format!("{}:{path}", self.bin_dir.display()));
+        cmd
+    }
+
+    pub fn run(&self, tool: &str, args: &[&str]) -> Output {
+        run_with_files(self.cmd(tool).args(args), &self.dir.path().join("out"))
+    }
+
+    pub fn pct(&self, args: &[&str]) -> Output {
+        self.run("pct", args)
+    }
+
+    pub fn pvesh(&self, args: &[&str]) -> Output {
+        self.run("pvesh", args)
+    }
+
+    /// Runs `pct <args>`, fails the test unless it exits 0, returns stdout.
+    pub fn pct_ok(&self, args: &[&str]) -> String {
+        ok("pct", args, self.pct(args))
+    }
+
+    pub fn pvesh_ok(&self, args: &[&str]) -> String {
+        ok("pvesh", args, self.pvesh(args))
+    }
+
+    /// The LXC path to pass as `-P` to lxc-info / lxc-attach.
+    pub fn lxcpath(&self) -> PathBuf {
+        self.root.join("var/lib/lxc")
+    }
+
+    pub fn conf_path(&self, vmid: u32) -> PathBuf {
+        self.root.join(format!("etc/pve/nodes/pve/lxc/{vmid}.conf"))
+    }
+
+    pub fn template_dir(&self) -> PathBuf {
+        self.root.join("var/lib/vz/template/cache")
+    }
+
+    /// Packs a busybox rootfs as `local:vztmpl/<file>` (compression from the suffix), with
+    /// `/start.sh` printing `hello from <hostname>` and sleeping; `tweak` may add files.
+    pub fn busybox_template(&self, file: &str, tweak: impl FnOnce(&Path)) -> String {
+        let rootfs = self.dir.path().join(format!("rootfs-{file}"));
+        super::busybox_rootfs(&rootfs);
+        fs::create_dir_all(rootfs.join("sbin")).unwrap();
+        fs::write(
+            rootfs.join("start.sh"),
+            "echo hello from $(hostname)\nexec sleep 1000\n",
+        )
+        .unwrap();
+        tweak(&rootfs);
+        let status = Command::new("tar")
+            .arg("--numeric-owner")
+            .arg("--xattrs")
+            .arg("-caf")
+            .arg(self.template_dir().join(file))
+            .arg("-C")
+            .arg(&rootfs)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "packing {file} failed");
+        fs::remove_dir_all(&rootfs).unwrap();
+        format!("local:vztmpl/{file}")
+    }
+
+    /// The init's host PID, from `lxc-info -n <vmid> -P <lxcpath> -p -H`.
+    pub fn lxc_pid(&self, vmid: u32) -> Option<i64> {
+        let out = Command::new("lxc-info")
+            .args(["-n", &vmid.to_string(), "-P"])
+            .arg(self.lxcpath())
+            .args(["-p", "-H"])
+            .output()
+            .expect("lxc-info");
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    /// This root's cgroup directories that still exist, in any hierarchy.
+    pub fn leftover_cgroups(&self) -> Vec<PathBuf> {
+        let prefix = {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in self.root.as_os_str().as_encoded_bytes() {
+                hash ^= u64::from(*b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("pct-standin-{:012x}", hash & 0xffff_ffff_ffff)
+        };
+        let mut out = Vec::new();
+        for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let dir = h.path().join(&prefix);
+            if dir.exists() {
+                out.push(dir);
+            }
+        }
+        if Path::new("/sys/fs/cgroup").join(&prefix).exists() {
+            out.push(Path::new("/sys/fs/cgroup").join(&prefix));
+        }
+        out
+    }
+
+    /// `pct-standin cleanup`: stop and destroy everything, remove cgroups.
+    pub fn cleanup(&self) -> Output {
+        self.run("pct-standin", &["cleanup"])
+    }
+}
+
+impl Drop for PctStandin {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(tool: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{tool} {} failed ({}):\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
