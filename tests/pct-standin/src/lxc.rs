@@ -121,7 +121,8 @@ pub fn generate(layout: &Layout, vmid: u32, conf: &Conf, warn: Warn) -> Result<S
         let net = parse_property_string(Fmt::Net, value).map_err(Failure::new)?;
         let k = |s: &str| format!("lxc.net.{index}.{s}");
         line(&k("type"), "veth");
-        line(&k("veth.pair"), &format!("veth{vmid}i{index}"));
+        // No `veth.pair = veth<vmid>i<n>` as Proxmox writes: parallel test roots reuse
+        // VMIDs, and host interface names are host-wide; LXC picks a free name.
         if let Some(hw) = net.get("hwaddr") {
             line(&k("hwaddr"), hw);
         }

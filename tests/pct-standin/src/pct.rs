@@ -402,6 +402,9 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
     if !skiplock {
         conf.check_lock()?;
     }
+    if lxc::running(layout, vmid) {
+        return Err(Failure::new(format!("CT {vmid} already running")));
+    }
     let config = lxc::generate(layout, vmid, &conf, warn)?;
     let dir = layout.ct_dir(vmid);
     fs::create_dir_all(&dir)?;
