@@ -114,9 +114,16 @@ fn lifecycle_of_an_unprivileged_busybox_container() {
     assert_eq!((busybox.uid(), busybox.gid()), (100_000, 100_000));
 
     assert_eq!(pct.pct_ok(&["status", &id]), "status: stopped\n");
+    // Started with pipes, as a backend's Command::output() does: the daemonised
+    // container must not keep them open, or this would hang.
     let started = Instant::now();
-    pct.pct_ok(&["start", &id]);
+    let out = pct.cmd("pct").args(["start", &id]).output().unwrap();
     let start_time = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        start_time < Duration::from_secs(20),
+        "pct start took {start_time:?}"
+    );
 
     // The generated LXC config.
     let lxc_conf = fs::read_to_string(pct.lxcpath().join("100/config")).unwrap();
@@ -166,6 +173,17 @@ fn lifecycle_of_an_unprivileged_busybox_container() {
         pct.pct_ok(&["list"]),
         "VMID       Status     Lock         Name                \n100        running                 bb1                 \n"
     );
+    let verbose = pct.pct_ok(&["status", &id, "--verbose", "1"]);
+    assert!(verbose.contains(&format!("pid: {pid}\n")), "{verbose}");
+    assert!(
+        verbose.contains("status: running\n") && verbose.contains("name: bb1\n"),
+        "{verbose}"
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&pct.pvesh_ok(&["get", "/nodes/pve/lxc", "--output-format", "json"]))
+            .unwrap();
+    assert_eq!(all[0]["vmid"], 100);
+    assert_eq!(all[0]["status"], "running");
 
     // exec: exit codes pass through; the ro bind mount refuses writes; the rw one works.
     let out = pct.pct(&["exec", &id, "--", "sh", "-c", "cat /data/file; exit 7"]);
@@ -188,6 +206,18 @@ fn lifecycle_of_an_unprivileged_busybox_container() {
     assert_eq!(pct.pct_ok(&["status", &id]), "status: stopped\n");
     wait_for("the init to go", || support::process_gone(pid));
     assert_eq!(pct.lxc_pid(vmid), None);
+
+    // mount: the rootfs at <lxcpath>/<vmid>/rootfs, lock `mounted` until unmount.
+    let out = pct.pct_ok(&["mount", &id]);
+    let mounted = pct.lxcpath().join("100/rootfs");
+    assert_eq!(out, format!("mounted CT 100 in '{}'\n", mounted.display()));
+    assert!(mounted.join("start.sh").exists());
+    fails_with(&pct.pct(&["start", &id]), "CT is locked (mounted)");
+    pct.pct_ok(&["unmount", &id]);
+    assert!(!mounted.join("start.sh").exists());
+    assert!(!fs::read_to_string(pct.conf_path(vmid))
+        .unwrap()
+        .contains("lock"));
 
     pct.pct_ok(&["destroy", &id, "--purge", "1"]);
     assert!(!pct.conf_path(vmid).exists());
@@ -521,6 +551,35 @@ fn every_error_of_the_reference() {
         &pct.pct(&["create", "105", &template, "--rootfs", "local-lvm:1"]),
         "VM 105 already exists on node 'pve'",
     );
+    let other = pct.root.join("etc/pve/nodes/other/lxc");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("107.conf"), "memory: 512\n").unwrap();
+    fails_with(
+        &pct.pct(&["create", "107", &template, "--rootfs", "local-lvm:1"]),
+        "CT 107 already exists on node 'other'",
+    );
+    fs::remove_dir_all(pct.root.join("etc/pve/nodes/other")).unwrap();
+    // `--start 1` exits 0 even when the start fails.
+    let out = pct.pct(&[
+        "create",
+        "108",
+        &template,
+        "--rootfs",
+        "local-lvm:1",
+        "--ostype",
+        "unmanaged",
+        "--entrypoint",
+        "/bin/true",
+        "--start",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("unable to get PID for CT 108 (not running?)"),
+        "{}",
+        stdout(&out)
+    );
+    pct.pct_ok(&["destroy", "108"]);
     fails_with(
         &pct.pvesh(&["get", "/cluster/nextid", "--vmid", "105"]),
         "vmid: VM 105 already exists",
