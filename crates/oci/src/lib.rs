@@ -8,6 +8,8 @@
 //!   does.
 //! - [`default_spec`] and [`write_default_spec`]: what `runc spec` (and `--rootless`)
 //!   writes, for `proxcage spec`.
+//! - [`build::create_bundle`]: a bundle from an OCI image layout or oci-archive, a rootfs
+//!   directory or a rootfs tarball, with the image config as the process.
 //! - [`template::pack_rootfs`]: a root filesystem packed into a Proxmox template
 //!   (`proxcage-<digest>.tar.zst`), reused when the same tree was packed before.
 //! - Every [`BundleError`] names the file and the field, e.g.
@@ -31,11 +33,14 @@
 
 pub use oci_spec;
 
+pub mod build;
 mod bundle;
 mod digest;
 mod error;
+mod layout;
 mod spec;
 pub mod template;
+mod unpack;
 mod ustar;
 
 pub use bundle::{Bundle, CONFIG_SIZE_LIMIT};

@@ -148,6 +148,16 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> T
     }
 }
 
+/// Writes the tree at `rootfs` to `out` as the uncompressed tar stream that templates
+/// hold; `dest` names `out` in write errors.
+pub(crate) fn write_tree(
+    rootfs: &Path,
+    out: &mut impl Write,
+    dest: &Path,
+) -> Result<(), TemplateError> {
+    Walker::new(rootfs, dest, None).archive(out)
+}
+
 /// The digest of the tree at `rootfs` (see the module documentation), without packing.
 pub fn tree_digest(rootfs: &Path) -> Result<Digest, TemplateError> {
     check_rootfs(rootfs)?;

@@ -1,0 +1,690 @@
+//! Applying tar streams (image layers, rootfs tarballs) to a root filesystem directory
+//! without ever touching anything outside it.
+//!
+//! Every path is resolved from a file descriptor of the root with `openat2`'s
+//! `RESOLVE_IN_ROOT`: a symlink in the tree, absolute or full of `..`, resolves as if the
+//! root were `/`, the way it will inside the container, and never leads out. Entry names
+//! with a `..` component are refused outright: no legitimate layer has them. The last
+//! component of a path is never followed: entries replace what is there.
+//!
+//! Layers follow the OCI image spec's changeset rules: `.wh.<name>` deletes `<name>` from
+//! the layers below, `.wh..wh..opq` empties its directory of what the layers below put
+//! there, and an entry replaces an existing non-directory or a directory of a different
+//! type. Owners are numeric; modes (setuid and all), xattrs (`SCHILY.xattr.*`), device
+//! numbers, hardlinks and mtimes are kept. Without root, owners and device nodes cannot
+//! be made: they are skipped, as rootless unpackers do.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+const WHITEOUT: &[u8] = b".wh.";
+const OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// What went wrong applying one entry of a stream.
+#[derive(Debug)]
+pub(crate) enum UnpackError {
+    /// The stream itself: truncated, corrupt, not a tar.
+    Stream(io::Error),
+    /// An entry name with `..`, or a hardlink target with one.
+    Escape { entry: String },
+    /// A system call on an entry failed.
+    Entry { entry: String, source: io::Error },
+    /// An entry of a type a root filesystem cannot hold.
+    Unsupported { entry: String, kind: String },
+}
+
+fn entry_error(entry: &[u8]) -> impl FnOnce(io::Error) -> UnpackError + '_ {
+    move |source| UnpackError::Entry {
+        entry: String::from_utf8_lossy(entry).into_owned(),
+        source,
+    }
+}
+
+/// A root filesystem directory being written.
+pub(crate) struct Rootfs {
+    root: OwnedFd,
+    path: PathBuf,
+    privileged: bool,
+    /// Directory mtimes to set once a stream is done (creating entries moves them): those
+    /// of directory entries, and the earlier ones of directories an entry changed.
+    dir_times: HashMap<Vec<u8>, libc::timespec>,
+    /// Paths written by the current stream, which an opaque whiteout must keep.
+    written: HashSet<Vec<u8>>,
+    /// The last parent directory resolved, by path.
+    cached: Option<(Vec<u8>, OwnedFd)>,
+}
+
+fn cstr(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The components of an entry name, without `.`, empty ones and a leading `/`; `None`
+/// when one of them is `..`.
+pub(crate) fn components(name: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Metadata of one entry, from its header and pax records.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Rootfs {
+    /// Opens the existing directory `path` as the root.
+    pub(crate) fn open(path: &Path) -> io::Result<Rootfs> {
+        let root = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(Rootfs {
+            root,
+            path: path.to_path_buf(),
+            privileged: nix::unistd::geteuid().is_root(),
+            dir_times: HashMap::new(),
+            written: HashSet::new(),
+            cached: None,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `rel` (components joined by `/`) inside the root, symlinks resolved in it.
+    fn resolve(&self, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
+        let rel = if rel.is_empty() { &b"."[..] } else { rel };
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(self.root.as_fd(), OsStr::from_bytes(rel), how).map_err(errno)
+    }
+
+    /// The directory `comps` as an `O_PATH` descriptor, created (0755, root) where missing.
+    fn parent(&mut self, comps: &[&[u8]]) -> io::Result<BorrowedFd<'_>> {
+        let key = comps.join(&b'/');
+        if self.cached.as_ref().is_none_or(|(k, _)| *k != key) {
+            let fd = match self.resolve(&key, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.create_dirs(comps)?,
+                Err(e) => return Err(e),
+            };
+            self.cached = Some((key, fd));
+        }
+        // Just set above when it was not already there.
+        Ok(self
+            .cached
+            .as_ref()
+            .map(|(_, fd)| fd.as_fd())
+            .expect("cached parent"))
+    }
+
+    fn create_dirs(&self, comps: &[&[u8]]) -> io::Result<OwnedFd> {
+        let mut fd = self.resolve(b"", OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+        for i in 0..comps.len() {
+            let prefix = comps[..=i].join(&b'/');
+            fd = match self.resolve(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let name = cstr(comps[i])?;
+                    // SAFETY: name is NUL-terminated, fd is a valid directory descriptor.
+                    check(unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) })?;
+                    self.resolve(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(fd)
+    }
+
+    /// Creates the directory `path` and its parents where missing.
+    pub(crate) fn mkdir_all(&mut self, path: &[u8]) -> io::Result<()> {
+        let comps = components(path).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "path has a .. component")
+        })?;
+        self.cached = None;
+        self.create_dirs(&comps).map(drop)
+    }
+
+    /// A text file of at most 1 MiB inside the root (symlinks resolved in it), or `None`.
+    pub(crate) fn read_small(&self, path: &[u8]) -> Option<String> {
+        let fd = self.resolve(path, OFlag::O_RDONLY).ok()?;
+        let mut text = String::new();
+        File::from(fd)
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    }
+
+    /// Applies the tar stream `input`. `on_read` is told how many bytes of entry data were
+    /// consumed, for progress.
+    pub(crate) fn apply(
+        &mut self,
+        input: impl Read,
+        mut on_read: impl FnMut(u64),
+    ) -> Result<(), UnpackError> {
+        self.written.clear();
+        self.dir_times.clear();
+        let mut archive = tar::Archive::new(input);
+        let entries = archive.entries().map_err(UnpackError::Stream)?;
+        for entry in entries {
+            let mut entry = entry.map_err(UnpackError::Stream)?;
+            let size = entry.size();
+            self.entry(&mut entry)?;
+            on_read(size);
+        }
+        self.cached = None;
+        // Deepest first, so setting a child's time does not move its parent's.
+        let mut times: Vec<_> = std::mem::take(&mut self.dir_times).into_iter().collect();
+        times.sort_by(|a, b| b.0.cmp(&a.0));
+        for (path, mtime) in times {
+            let fd = match self.resolve(
+                &path,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+            ) {
+                Ok(fd) => fd,
+                // Replaced or deleted by a later entry of the same stream.
+                Err(_) => continue,
+            };
+            let ts = [mtime, mtime];
+            // SAFETY: fd is valid, ts holds two timespecs.
+            check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) })
+                .map_err(entry_error(&path))?;
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw = entry.path_bytes().into_owned();
+        let Some(comps) = components(&raw) else {
+            return Err(UnpackError::Escape {
+                entry: String::from_utf8_lossy(&raw).into_owned(),
+            });
+        };
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mut meta = Meta {
+            mode: header.mode().map_err(UnpackError::Stream)?,
+            uid: header.uid().map_err(UnpackError::Stream)? as u32,
+            gid: header.gid().map_err(UnpackError::Stream)? as u32,
+            mtime: header.mtime().map_err(UnpackError::Stream)? as i64,
+            xattrs: Vec::new(),
+        };
+        let device = (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
+        if let Some(pax) = entry.pax_extensions().map_err(UnpackError::Stream)? {
+            for ext in pax {
+                let ext = ext.map_err(UnpackError::Stream)?;
+                let key = ext.key_bytes();
+                let value = ext.value_bytes();
+                let number = || {
+                    std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
+                };
+                match key {
+                    b"uid" => meta.uid = number().unwrap_or(i64::from(meta.uid)) as u32,
+                    b"gid" => meta.gid = number().unwrap_or(i64::from(meta.gid)) as u32,
+                    b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
+                    _ => {
+                        if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                            meta.xattrs.push((name.to_vec(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+
+        if comps.is_empty() {
+            // The root itself ("./"): only its metadata.
+            if kind.is_dir() {
+                let fd = self
+                    .resolve(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .map_err(entry_error(&raw))?;
+                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
+                self.dir_times.insert(Vec::new(), timespec(meta.mtime));
+            }
+            return Ok(());
+        }
+        let (name, parent_comps) = comps.split_last().expect("not empty");
+        let full = comps.join(&b'/');
+
+        // Entries change their directory's mtime; unless the stream sets it, it is put
+        // back at the end, as umoci does.
+        let parent_key = parent_comps.join(&b'/');
+        if !self.dir_times.contains_key(&parent_key) {
+            let parent = self.parent(parent_comps).map_err(entry_error(&raw))?;
+            let st = nix::sys::stat::fstat(parent)
+                .map_err(errno)
+                .map_err(entry_error(&raw))?;
+            self.dir_times.insert(
+                parent_key,
+                libc::timespec {
+                    tv_sec: st.st_mtime,
+                    tv_nsec: st.st_mtime_nsec,
+                },
+            );
+        }
+
+        if name.starts_with(WHITEOUT) {
+            let parent = self.parent(parent_comps).map_err(entry_error(&raw))?;
+            let parent = parent.try_clone_to_owned().map_err(entry_error(&raw))?;
+            if *name == OPAQUE {
+                let keep: Vec<Vec<u8>> = self
+                    .written
+                    .iter()
+                    .filter(|p| is_child(p, &parent_comps.join(&b'/')))
+                    .cloned()
+                    .collect();
+                let base = parent_comps.join(&b'/');
+                for child in list_dir(&parent).map_err(entry_error(&raw))? {
+                    let mut p = base.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&child);
+                    if !keep.contains(&p) {
+                        remove_at(&parent, &child).map_err(entry_error(&raw))?;
+                    }
+                }
+            } else {
+                remove_at(&parent, &name[WHITEOUT.len()..]).map_err(entry_error(&raw))?;
+            }
+            self.cached = None;
+            return Ok(());
+        }
+
+        self.written.insert(full.clone());
+        let privileged = self.privileged;
+        let parent = self
+            .parent(parent_comps)
+            .and_then(|p| p.try_clone_to_owned())
+            .map_err(entry_error(&raw))?;
+        let cname = cstr(name).map_err(entry_error(&raw))?;
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                let existing = lstat_at(&parent, &cname).map_err(entry_error(&raw))?;
+                if existing.is_some_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
+                    remove_at(&parent, name).map_err(entry_error(&raw))?;
+                    self.cached = None;
+                }
+                if existing.is_none_or(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
+                    // SAFETY: valid fd and NUL-terminated name.
+                    check(unsafe { libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o700) })
+                        .map_err(entry_error(&raw))?;
+                }
+                let fd = nix::fcntl::openat(
+                    &parent,
+                    cname.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno)
+                .map_err(entry_error(&raw))?;
+                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
+                self.dir_times.insert(full, timespec(meta.mtime));
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
+                let fd = nix::fcntl::openat(
+                    &parent,
+                    cname.as_c_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(errno)
+                .map_err(entry_error(&raw))?;
+                let mut file = File::from(fd);
+                match io::copy(entry, &mut file) {
+                    Ok(_) => {}
+                    // A short or corrupt stream, not a problem with the file.
+                    Err(e) => return Err(UnpackError::Stream(e)),
+                }
+                let fd = OwnedFd::from(file);
+                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
+                set_times_fd(&fd, meta.mtime).map_err(entry_error(&raw))?;
+            }
+            T::Symlink => {
+                let target =
+                    cstr(link.as_deref().unwrap_or_default()).map_err(entry_error(&raw))?;
+                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
+                // SAFETY: valid fd and NUL-terminated strings.
+                check(unsafe {
+                    libc::symlinkat(target.as_ptr(), parent.as_raw_fd(), cname.as_ptr())
+                })
+                .map_err(entry_error(&raw))?;
+                self.cached = None;
+                self.set_meta_at(&parent, &cname, &meta, false)
+                    .map_err(entry_error(&raw))?;
+            }
+            T::Link => {
+                let target = link.unwrap_or_default();
+                let Some(tcomps) = components(&target).filter(|c| !c.is_empty()) else {
+                    return Err(UnpackError::Escape {
+                        entry: format!(
+                            "{} (hardlink to {})",
+                            String::from_utf8_lossy(&raw),
+                            String::from_utf8_lossy(&target)
+                        ),
+                    });
+                };
+                if tcomps == comps {
+                    return Ok(());
+                }
+                let (tname, tparent) = tcomps.split_last().expect("not empty");
+                let tparent = self
+                    .resolve(&tparent.join(&b'/'), OFlag::O_PATH | OFlag::O_DIRECTORY)
+                    .map_err(entry_error(&raw))?;
+                let tname = cstr(tname).map_err(entry_error(&raw))?;
+                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
+                // SAFETY: valid fds and NUL-terminated names; flags 0: a symlink target is
+                // linked itself, not followed.
+                check(unsafe {
+                    libc::linkat(
+                        tparent.as_raw_fd(),
+                        tname.as_ptr(),
+                        parent.as_raw_fd(),
+                        cname.as_ptr(),
+                        0,
+                    )
+                })
+                .map_err(entry_error(&raw))?;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let fmt = match kind {
+                    T::Char => libc::S_IFCHR,
+                    T::Block => libc::S_IFBLK,
+                    _ => libc::S_IFIFO,
+                };
+                if fmt != libc::S_IFIFO && !privileged {
+                    tracing::warn!(entry = %String::from_utf8_lossy(&raw), "device node skipped: creating one needs root");
+                    return Ok(());
+                }
+                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
+                let dev = libc::makedev(device.0, device.1);
+                // SAFETY: valid fd and NUL-terminated name.
+                check(unsafe {
+                    libc::mknodat(parent.as_raw_fd(), cname.as_ptr(), fmt | 0o600, dev)
+                })
+                .map_err(entry_error(&raw))?;
+                self.set_meta_at(&parent, &cname, &meta, true)
+                    .map_err(entry_error(&raw))?;
+            }
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {}
+            other => {
+                return Err(UnpackError::Unsupported {
+                    entry: String::from_utf8_lossy(&raw).into_owned(),
+                    kind: format!("{other:?}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Owner, mode and xattrs through an open descriptor (files and directories).
+    fn set_meta_fd(&self, fd: &OwnedFd, meta: &Meta) -> io::Result<()> {
+        if self.privileged {
+            // SAFETY: valid fd.
+            check(unsafe { libc::fchown(fd.as_raw_fd(), meta.uid, meta.gid) })?;
+        }
+        // After chown, which clears setuid and setgid.
+        // SAFETY: valid fd.
+        check(unsafe { libc::fchmod(fd.as_raw_fd(), meta.mode & 0o7777) })?;
+        for (name, value) in &meta.xattrs {
+            let n = cstr(name)?;
+            // SAFETY: valid fd, NUL-terminated name, value valid for its length.
+            let rc = unsafe {
+                libc::fsetxattr(
+                    fd.as_raw_fd(),
+                    n.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            self.xattr_result(rc, name)?;
+        }
+        Ok(())
+    }
+
+    /// Owner, mode (not for symlinks), xattrs and mtime of `name` in `parent`, not
+    /// following it.
+    fn set_meta_at(
+        &self,
+        parent: &OwnedFd,
+        name: &CString,
+        meta: &Meta,
+        chmod: bool,
+    ) -> io::Result<()> {
+        if self.privileged {
+            // SAFETY: valid fd and NUL-terminated name.
+            check(unsafe {
+                libc::fchownat(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    meta.uid,
+                    meta.gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+        }
+        if chmod {
+            // SAFETY: as above; device nodes and FIFOs are not symlinks, so following is moot.
+            check(unsafe {
+                libc::fchmodat(parent.as_raw_fd(), name.as_ptr(), meta.mode & 0o7777, 0)
+            })?;
+        }
+        if !meta.xattrs.is_empty() {
+            let mut path = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
+            path.extend_from_slice(name.as_bytes());
+            let path = cstr(&path)?;
+            for (n, value) in &meta.xattrs {
+                let n2 = cstr(n)?;
+                // SAFETY: NUL-terminated path and name, value valid for its length.
+                let rc = unsafe {
+                    libc::lsetxattr(
+                        path.as_ptr(),
+                        n2.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    )
+                };
+                self.xattr_result(rc, n)?;
+            }
+        }
+        let ts = [timespec(meta.mtime), timespec(meta.mtime)];
+        // SAFETY: valid fd, NUL-terminated name, two timespecs.
+        check(unsafe {
+            libc::utimensat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                ts.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    }
+
+    /// xattrs the file system or the caller cannot set (`trusted.*` without root, none at
+    /// all on some file systems) are skipped with a warning, as GNU tar does.
+    fn xattr_result(&self, rc: libc::c_int, name: &[u8]) -> io::Result<()> {
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOTSUP) | Some(libc::EPERM)
+                if !self.privileged || e.raw_os_error() == Some(libc::ENOTSUP) =>
+            {
+                tracing::warn!(xattr = %String::from_utf8_lossy(name), error = %e, "xattr not restored");
+                Ok(())
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+fn timespec(secs: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    }
+}
+
+fn set_times_fd(fd: &OwnedFd, mtime: i64) -> io::Result<()> {
+    let ts = [timespec(mtime), timespec(mtime)];
+    // SAFETY: valid fd, two timespecs.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) })
+}
+
+fn is_child(path: &[u8], dir: &[u8]) -> bool {
+    if dir.is_empty() {
+        return !path.contains(&b'/');
+    }
+    path.len() > dir.len() + 1
+        && path.starts_with(dir)
+        && path[dir.len()] == b'/'
+        && !path[dir.len() + 1..].contains(&b'/')
+}
+
+fn lstat_at(dir: &OwnedFd, name: &CString) -> io::Result<Option<libc::stat>> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid fd, NUL-terminated name, st is written on success.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        // SAFETY: fstatat succeeded and filled st.
+        Ok(Some(unsafe { st.assume_init() }))
+    } else {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    }
+}
+
+/// Makes room for a new non-directory `name`: removes whatever is there.
+fn replace(parent: &OwnedFd, cname: &CString, name: &[u8]) -> io::Result<()> {
+    if lstat_at(parent, cname)?.is_some() {
+        remove_at(parent, name)?;
+    }
+    Ok(())
+}
+
+/// The names in the directory `dir`.
+fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    // Through /proc: the descriptor was opened without following symlinks, so this
+    // reads that directory and no other.
+    let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    std::fs::read_dir(path)?
+        .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+        .collect()
+}
+
+/// Removes `name` in `parent`, a directory with everything in it; nothing when absent.
+pub(crate) fn remove_at(parent: &OwnedFd, name: &[u8]) -> io::Result<()> {
+    let cname = cstr(name)?;
+    let Some(st) = lstat_at(parent, &cname)? else {
+        return Ok(());
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        // SAFETY: valid fd and NUL-terminated name.
+        let raw = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        check(raw)?;
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        let dir = unsafe { OwnedFd::from_raw_fd(raw) };
+        for child in list_dir(&dir)? {
+            remove_at(&dir, &child)?;
+        }
+        // SAFETY: valid fd and NUL-terminated name.
+        check(unsafe { libc::unlinkat(parent.as_raw_fd(), cname.as_ptr(), libc::AT_REMOVEDIR) })
+    } else {
+        // SAFETY: valid fd and NUL-terminated name.
+        check(unsafe { libc::unlinkat(parent.as_raw_fd(), cname.as_ptr(), 0) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_refuse_dotdot_and_drop_dots() {
+        assert_eq!(
+            components(b"./a//b/./c/").unwrap(),
+            vec![&b"a"[..], b"b", b"c"]
+        );
+        assert_eq!(
+            components(b"/etc/passwd").unwrap(),
+            vec![&b"etc"[..], b"passwd"]
+        );
+        assert!(components(b"a/../../etc").is_none());
+        assert!(components(b"./").unwrap().is_empty());
+    }
+
+    #[test]
+    fn is_child_is_one_level() {
+        assert!(is_child(b"a/b", b"a"));
+        assert!(!is_child(b"a/b/c", b"a"));
+        assert!(!is_child(b"ab/c", b"a"));
+        assert!(is_child(b"x", b""));
+    }
+}
