@@ -201,6 +201,26 @@ fn lifecycle_of_an_unprivileged_busybox_container() {
     assert_eq!(fs::read_to_string(rw_dir.join("new")).unwrap(), "y\n");
     assert_eq!(fs::metadata(rw_dir.join("new")).unwrap().uid(), 100_000);
     assert_eq!(pct.pct_ok(&["exec", &id, "--", "hostname"]), "bb1\n");
+    // --keep-env (default 1) passes the caller's environment, --keep-env 0 clears it.
+    let env_of = |keep: &str| {
+        let out = support::run_with_files(
+            pct.cmd("pct").env("PCT_TEST_VAR", "seen").args([
+                "exec",
+                &id,
+                "--keep-env",
+                keep,
+                "--",
+                "sh",
+                "-c",
+                "echo ${PCT_TEST_VAR:-unset}",
+            ]),
+            &pct.dir.path().join("out"),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(env_of("1"), "seen\n");
+    assert_eq!(env_of("0"), "unset\n");
 
     pct.pct_ok(&["stop", &id]);
     assert_eq!(pct.pct_ok(&["status", &id]), "status: stopped\n");
@@ -654,6 +674,14 @@ fn every_error_of_the_reference() {
         .pct_ok(&["list"])
         .contains("100        stopped    backup       CT100"));
     pct.pct_ok(&["unlock", "100"]);
+    fails_with(
+        &pct.pct(&["unlock", "100"]),
+        "no lock found trying to remove any lock",
+    );
+    fails_with(
+        &pct.pct(&["unmount", "100"]),
+        "no lock found trying to remove 'mounted'  lock",
+    );
     let lock_path = pct.root.join("run/lock/lxc/pve-config-100.lock");
     let holder = fs::File::open(&lock_path).unwrap();
     // SAFETY: flock on a descriptor this test owns.

@@ -227,12 +227,26 @@ pub fn running(layout: &Layout, vmid: u32) -> bool {
 }
 
 /// `lxc-attach` in the foreground with the caller's stdio; returns its exit code.
-pub fn attach(layout: &Layout, vmid: u32, argv: &[String]) -> Result<i32, Failure> {
+pub fn attach(layout: &Layout, vmid: u32, keep_env: bool, argv: &[String]) -> Result<i32, Failure> {
     let mut cmd = lxc_cmd(layout, "lxc-attach", vmid)?;
     // The caller's PATH (without the tool path) is what the command inside sees.
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
+    // pct's clean_environment(), and the stand-in's own variables.
+    for var in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "PCT_STANDIN_ROOT",
+        "PCT_STANDIN_NODE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg(if keep_env {
+        "--keep-env"
+    } else {
+        "--clear-env"
+    });
     cmd.arg("--").args(argv);
     let status = cmd
         .status()

@@ -582,6 +582,9 @@ fn status(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     let state = crate::pvesh::vm_status(layout, vmid, &conf);
     if p.opts.get("verbose").is_some_and(|v| v == "1") {
         for (k, v) in state.as_object().expect("status is an object") {
+            if k == "ha" {
+                continue;
+            }
             let v = match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -795,7 +798,12 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 // ---------------------------------------------------------------- exec / unlock / mount
 
 fn exec(layout: &Layout, args: &[String]) -> Result<(), Failure> {
-    let (vmid, p) = simple(args, "pct exec <vmid> [<extra-args>] [OPTIONS]", &[], true)?;
+    let (vmid, p) = simple(
+        args,
+        "pct exec <vmid> [<extra-args>] [OPTIONS]",
+        &[("keep-env", Ty::Bool)],
+        true,
+    )?;
     conf::load(layout, vmid, Warn::Stderr)?;
     if !lxc::running(layout, vmid) {
         return Err(Failure::new(format!("container '{vmid}' not running!")));
@@ -803,31 +811,48 @@ fn exec(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     if p.extra.is_empty() {
         return Err(Failure::new("missing command"));
     }
-    let code = lxc::attach(layout, vmid, &p.extra)?;
+    let keep_env = p.opts.get("keep-env").is_none_or(|v| v == "1");
+    let code = lxc::attach(layout, vmid, keep_env, &p.extra)?;
     if code != 0 {
         return Err(Failure::exit(code));
     }
     Ok(())
 }
 
-fn unlock(layout: &Layout, args: &[String]) -> Result<(), Failure> {
-    let (vmid, _) = simple(args, "pct unlock <vmid>", &[], false)?;
+/// pve's `remove_lock`: `lock` names the one expected, None removes any.
+fn remove_lock(layout: &Layout, vmid: u32, lock: Option<&str>) -> Result<(), Failure> {
     let _lock = config_lock(layout, vmid)?;
     let mut conf = conf::load(layout, vmid, Warn::Stderr)?;
-    if conf.keys.remove("lock").is_some() {
-        conf::write(layout, vmid, &conf)?;
+    match (conf.get("lock"), lock) {
+        (None, Some(want)) => {
+            return Err(Failure::new(format!(
+                "no lock found trying to remove '{want}'  lock"
+            )))
+        }
+        (None, None) => return Err(Failure::new("no lock found trying to remove any lock")),
+        (Some(have), Some(want)) if have != want => {
+            return Err(Failure::new(format!(
+                "found lock '{have}' trying to remove '{want}' lock"
+            )))
+        }
+        _ => {}
     }
-    Ok(())
+    conf.keys.remove("lock");
+    conf::write(layout, vmid, &conf)
+}
+
+fn unlock(layout: &Layout, args: &[String]) -> Result<(), Failure> {
+    let (vmid, _) = simple(args, "pct unlock <vmid>", &[], false)?;
+    remove_lock(layout, vmid, None)
 }
 
 fn mount(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     let (vmid, _) = simple(args, "pct mount <vmid>", &[], false)?;
     let _lock = config_lock(layout, vmid)?;
     let mut conf = conf::load(layout, vmid, Warn::Stderr)?;
-    if lxc::running(layout, vmid) {
-        return Err(Failure::new(format!("CT {vmid} is running")));
-    }
     conf.check_lock()?;
+    conf.keys.insert("lock".into(), "mounted".into());
+    conf::write(layout, vmid, &conf)?;
     let rootfs = args::parse_property_string(Fmt::Rootfs, conf.get("rootfs").unwrap_or(""))
         .map_err(Failure::new)?;
     let source = storage::volume_dir(layout, &rootfs["volume"])?;
@@ -841,24 +866,17 @@ fn mount(layout: &Layout, args: &[String]) -> Result<(), Failure> {
         None::<&str>,
     )
     .map_err(|e| Failure::new(format!("mount of rootfs failed - {e}")))?;
-    conf.keys.insert("lock".into(), "mounted".into());
-    conf::write(layout, vmid, &conf)?;
     println!("mounted CT {vmid} in '{}'", target.display());
     Ok(())
 }
 
 fn unmount(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     let (vmid, _) = simple(args, "pct unmount <vmid>", &[], false)?;
-    let _lock = config_lock(layout, vmid)?;
-    let mut conf = conf::load(layout, vmid, Warn::Stderr)?;
+    conf::load(layout, vmid, Warn::Stderr)?;
     let target = layout.ct_dir(vmid).join("rootfs");
     let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
     let _ = fs::remove_dir(&target);
-    if conf.get("lock") == Some("mounted") {
-        conf.keys.remove("lock");
-        conf::write(layout, vmid, &conf)?;
-    }
-    Ok(())
+    remove_lock(layout, vmid, Some("mounted"))
 }
 
 /// `pct-standin cleanup`: stops and destroys every container under the root and removes
