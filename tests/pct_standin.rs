@@ -261,13 +261,35 @@ fn raw_lxc_keys_pass_the_allow_list_and_others_are_dropped() {
         "local-lvm:0.5",
         "--ostype",
         "unmanaged",
+        "--mp0",
+        "local-lvm:0.1,mp=/vol,backup=1",
+        "--tags",
+        "b;a;b",
+        "--description",
+        "first\n\nthird",
     ]);
     let conf_path = pct.conf_path(100);
     let mut conf = fs::read_to_string(&conf_path).unwrap();
-    assert!(
-        conf.contains("rootfs: local-lvm:vm-100-disk-0,size=512M\n"),
-        "{conf}"
+    assert_eq!(
+        conf,
+        "#first\n#\n#third\narch: amd64\nhostname: CT100\nmemory: 512\nmp0: local-lvm:vm-100-disk-1,backup=1,mp=/vol,size=102M\nostype: unmanaged\nrootfs: local-lvm:vm-100-disk-0,size=512M\nswap: 512\ntags: a;b\nunprivileged: 1\n",
+        "rootfs allocated first; tags sorted and unique; empty description lines kept"
     );
+    let vol = pct.root.join("images/local-lvm/vm-100-disk-1");
+    assert_eq!(
+        fs::metadata(&vol).unwrap().uid(),
+        100_000,
+        "a new volume belongs to the CT's root"
+    );
+    conf = conf
+        .replace("#first\n#\n#third\n", "")
+        .replace(
+            "mp0: local-lvm:vm-100-disk-1,backup=1,mp=/vol,size=102M\n",
+            "",
+        )
+        .replace("tags: a;b\n", "");
+    // The volume stays a leftover for destroy to find: keep mp0 as `unused0`.
+    conf.push_str("unused0: local-lvm:vm-100-disk-1\n");
     conf.push_str(
         "lxc.init.cmd: /bin/sh /start.sh\nlxc.rootfs.path: /elsewhere\nlxc.no_new_privs: 1\nlxc.environment = FOO=bar\n",
     );
@@ -278,7 +300,7 @@ fn raw_lxc_keys_pass_the_allow_list_and_others_are_dropped() {
     assert!(out.status.success());
     assert_eq!(
         stdout(&out),
-        "arch: amd64\nhostname: CT100\nmemory: 512\nostype: unmanaged\nrootfs: local-lvm:vm-100-disk-0,size=512M\nswap: 512\nunprivileged: 1\nlxc.init.cmd: /bin/sh /start.sh\nlxc.environment: FOO=bar\n"
+        "arch: amd64\nhostname: CT100\nmemory: 512\nostype: unmanaged\nrootfs: local-lvm:vm-100-disk-0,size=512M\nswap: 512\nunprivileged: 1\nunused0: local-lvm:vm-100-disk-1\nlxc.init.cmd: /bin/sh /start.sh\nlxc.environment: FOO=bar\n"
     );
     assert_eq!(
         stderr(&out),
@@ -323,6 +345,7 @@ fn raw_lxc_keys_pass_the_allow_list_and_others_are_dropped() {
 
     pct.pct_ok(&["destroy", "100", "--force", "1"]);
     assert!(!conf_path.exists());
+    assert!(!vol.exists(), "unused volumes go with the CT");
     assert_eq!(pct.leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
 

@@ -103,7 +103,12 @@ impl Conf {
     /// The file text, as pct writes it.
     pub fn render(&self) -> String {
         let mut raw = String::new();
-        for line in self.description.split('\n').filter(|l| !l.is_empty()) {
+        // Perl's split(/\n/): empty lines inside stay, trailing empty fields go.
+        let mut lines: Vec<&str> = self.description.split('\n').collect();
+        while lines.last() == Some(&"") {
+            lines.pop();
+        }
+        for line in lines {
             raw.push('#');
             raw.push_str(&encode_text(line));
             raw.push('\n');

@@ -299,11 +299,17 @@ pub fn remove_cgroups(layout: &Layout, vmid: u32) {
     }
 }
 
-/// Removes this root's whole cgroup tree and LXC's `lxc.pivot` when empty.
-pub fn remove_all_cgroups(layout: &Layout) {
+/// Removes this root's whole cgroup tree, LXC's default-named `lxc.monitor.<vmid>` and
+/// `lxc.payload.<vmid>` of `vmids` (a raw `lxc.cgroup.dir.*` key may have brought LXC's
+/// defaults back) and `lxc.pivot`, each only when empty.
+pub fn remove_all_cgroups(layout: &Layout, vmids: &[u32]) {
     let prefix = layout.cgroup_prefix();
     for h in hierarchies() {
         rmdir_tree(&h.join(&prefix));
+        for vmid in vmids {
+            rmdir_tree(&h.join(format!("lxc.monitor.{vmid}")));
+            rmdir_tree(&h.join(format!("lxc.payload.{vmid}")));
+        }
         let _ = fs::remove_dir(h.join("lxc.pivot"));
     }
 }

@@ -174,6 +174,7 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     errors.into_result(CREATE_USAGE)?;
     let vmid = vmid.unwrap_or(0);
     let mut opts = p.opts;
+    normalize_tags(&mut opts);
 
     check_vmid_unused(layout, vmid)?;
 
@@ -203,11 +204,17 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
         Ok(())
     };
     let mut mounts = Vec::new();
-    let mount_keys: Vec<String> = opts
+    // rootfs first, then mp0, mp1, ...: the order pve allocates volumes in.
+    let mut mount_keys: Vec<String> = opts
         .keys()
         .filter(|k| *k == "rootfs" || (k.starts_with("mp") && config_option(k).is_some()))
         .cloned()
         .collect();
+    mount_keys.sort_by_key(|k| {
+        k.strip_prefix("mp")
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(0, |n| n + 1)
+    });
     for key in &mount_keys {
         let mut value = opts.remove(key).expect("key from the map");
         if args::is_disk_size(&value) && !value.ends_with(['K', 'M', 'G', 'T']) {
@@ -305,6 +312,14 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
                 let store = storage::get(layout, sid)?;
                 let (volid, dir) = store.alloc(layout, vmid)?;
                 made.push(volid.clone());
+                if unprivileged {
+                    // A new volume's root belongs to the container's root, as after mkfs.
+                    std::os::unix::fs::chown(
+                        &dir,
+                        Some(template::ID_SHIFT),
+                        Some(template::ID_SHIFT),
+                    )?;
+                }
                 m.props.insert("volume".into(), volid);
                 m.props.insert("size".into(), storage::format_size(*size));
                 if m.key == "rootfs" {
@@ -364,6 +379,17 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// pve's `get_unique_tags`: tags sorted, duplicates dropped, joined with `;`.
+fn normalize_tags(opts: &mut BTreeMap<String, String>) {
+    if let Some(tags) = opts.get_mut("tags") {
+        let set: std::collections::BTreeSet<&str> = tags
+            .split([';', ',', ' '])
+            .filter(|t| !t.is_empty())
+            .collect();
+        *tags = set.into_iter().collect::<Vec<_>>().join(";");
+    }
 }
 
 /// pve's `print_property_string`: the default key's value first, then `key=value` sorted.
@@ -689,6 +715,7 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     errors.into_result(SET_USAGE)?;
     let vmid = vmid.unwrap_or(0);
     let mut opts = p.opts;
+    normalize_tags(&mut opts);
     let delete: Vec<String> = opts
         .remove("delete")
         .map(|d| {
@@ -882,7 +909,8 @@ fn unmount(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 /// `pct-standin cleanup`: stops and destroys every container under the root and removes
 /// the root's cgroups, so a test leaves nothing behind.
 pub fn cleanup(layout: &Layout) -> Result<(), Failure> {
-    for vmid in layout.local_cts() {
+    let mut seen = layout.local_cts();
+    for &vmid in &seen {
         if lxc::running(layout, vmid) {
             let _ = lxc::tool(layout, "lxc-stop", vmid, &["--kill"], 60);
         }
@@ -897,6 +925,7 @@ pub fn cleanup(layout: &Layout) -> Result<(), Failure> {
                 .to_str()
                 .and_then(|n| n.parse::<u32>().ok())
             {
+                seen.push(vmid);
                 if lxc::running(layout, vmid) {
                     let _ = lxc::tool(layout, "lxc-stop", vmid, &["--kill"], 60);
                 }
@@ -904,6 +933,6 @@ pub fn cleanup(layout: &Layout) -> Result<(), Failure> {
             }
         }
     }
-    lxc::remove_all_cgroups(layout);
+    lxc::remove_all_cgroups(layout, &seen);
     Ok(())
 }
