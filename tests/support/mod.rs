@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod lxc;
+pub mod pct;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,142 @@
+//! The process file that `proxcage-init` reads: the exact argv, environment, working
+//! directory and umask of the container's process.
+//!
+//! Format (every field NUL-terminated, so any byte but NUL survives):
+//! `PROXCAGE-PROCESS 1`, the cwd, the umask in octal (or empty), the argument count, the
+//! arguments, then the environment variables until the end of the file.
+
+use std::fmt;
+
+/// The first field of a process file.
+pub const MAGIC: &str = "PROXCAGE-PROCESS 1";
+
+/// What the container's process is: read by `proxcage-init`, written by [`ProcessFile::encode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessFile {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub umask: Option<u32>,
+}
+
+/// A process file that [`ProcessFile::decode`] cannot read, or values that cannot be
+/// written (a NUL inside a string, no arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessFileError(String);
+
+impl fmt::Display for ProcessFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "process file: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProcessFileError {}
+
+impl ProcessFile {
+    /// The file's bytes. Fails on an empty argv or a NUL inside any string.
+    pub fn encode(&self) -> Result<Vec<u8>, ProcessFileError> {
+        if self.args.is_empty() {
+            return Err(ProcessFileError("process.args is empty".into()));
+        }
+        let umask = self.umask.map(|m| format!("{m:o}")).unwrap_or_default();
+        let argc = self.args.len().to_string();
+        let fields = [MAGIC, &self.cwd, &umask, &argc]
+            .into_iter()
+            .chain(self.args.iter().map(String::as_str))
+            .chain(self.env.iter().map(String::as_str));
+        let mut out = Vec::new();
+        for field in fields {
+            if field.contains('\0') {
+                return Err(ProcessFileError(format!("{field:?} contains a NUL byte")));
+            }
+            out.extend_from_slice(field.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    /// Reads what [`ProcessFile::encode`] wrote; refuses anything else.
+    pub fn decode(bytes: &[u8]) -> Result<ProcessFile, ProcessFileError> {
+        let bad = |what: &str| ProcessFileError(what.into());
+        let body = bytes
+            .strip_suffix(b"\0")
+            .ok_or_else(|| bad("it does not end with a NUL"))?;
+        let mut fields = body
+            .split(|&b| b == 0)
+            .map(|f| String::from_utf8(f.to_vec()).map_err(|_| bad("a field is not UTF-8")));
+        let mut next = |what: &str| fields.next().unwrap_or_else(|| Err(bad(what)));
+        if next("no header")? != MAGIC {
+            return Err(bad("it does not start with PROXCAGE-PROCESS 1"));
+        }
+        let cwd = next("no cwd")?;
+        let umask = match next("no umask")?.as_str() {
+            "" => None,
+            m => Some(u32::from_str_radix(m, 8).map_err(|_| bad("the umask is not octal"))?),
+        };
+        let argc: usize = next("no argument count")?
+            .parse()
+            .map_err(|_| bad("the argument count is not a number"))?;
+        if argc == 0 {
+            return Err(bad("the argument count is 0"));
+        }
+        let args = (0..argc)
+            .map(|_| next("fewer arguments than the count says"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = fields.collect::<Result<Vec<_>, _>>()?;
+        Ok(ProcessFile {
+            args,
+            env,
+            cwd,
+            umask,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn exact_bytes() {
+        let p = ProcessFile {
+            args: vec!["sh".into(), "".into(), "a b".into()],
+            env: vec!["T=x ".into()],
+            cwd: "/".into(),
+            umask: Some(0o22),
+        };
+        assert_eq!(
+            p.encode().unwrap(),
+            b"PROXCAGE-PROCESS 1\0/\x0022\x003\0sh\0\0a b\0T=x \0".to_vec()
+        );
+        assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
+    }
+
+    #[test]
+    fn refuses_nul_and_empty_argv() {
+        let mut p = ProcessFile {
+            args: vec![],
+            env: vec![],
+            cwd: "/".into(),
+            umask: None,
+        };
+        assert!(p.encode().is_err());
+        p.args = vec!["a\0b".into()];
+        assert!(p.encode().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(args in proptest::collection::vec("[^\0]*", 1..6),
+                       env in proptest::collection::vec("[^\0]*", 0..6),
+                       cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777)) {
+            let p = ProcessFile { args, env, cwd, umask };
+            prop_assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = ProcessFile::decode(&bytes);
+        }
+    }
+}
