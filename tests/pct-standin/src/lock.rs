@@ -26,6 +26,15 @@ pub fn default_timeout() -> Duration {
 
 /// Takes the exclusive lock on `path`, waiting up to `timeout`.
 pub fn lock_file(path: &Path, timeout: Duration) -> Result<ConfigLock, Failure> {
+    lock_file_checked(path, timeout, || Ok(()))
+}
+
+/// [`lock_file`] that gives up early when `check` fails while it waits.
+pub fn lock_file_checked(
+    path: &Path,
+    timeout: Duration,
+    check: impl Fn() -> Result<(), Failure>,
+) -> Result<ConfigLock, Failure> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -41,6 +50,7 @@ pub fn lock_file(path: &Path, timeout: Duration) -> Result<ConfigLock, Failure> 
         if rc == 0 {
             return Ok(ConfigLock { _file: file });
         }
+        check()?;
         if Instant::now() >= deadline {
             return Err(Failure::new(format!(
                 "can't lock file '{}' - got timeout",

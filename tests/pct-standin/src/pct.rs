@@ -10,7 +10,7 @@ use crate::args::{
 };
 use crate::conf::{self, Conf};
 use crate::layout::Layout;
-use crate::lock::{default_timeout, lock_file, ConfigLock};
+use crate::lock::{default_timeout, lock_file, lock_file_checked, ConfigLock};
 use crate::{lxc, storage, template, Failure, Warn};
 
 const COMMANDS: &[&str] = &[
@@ -275,7 +275,14 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 
     // create_and_lock_config: under the flock, claim the VMID with a `lock: create` config.
     {
-        let _lock = lock_file(&layout.lock_path(vmid), std::time::Duration::from_secs(5))?;
+        // While another create of this VMID extracts under the lock, its claim is already
+        // visible: fail with `already exists` at once rather than with a lock timeout
+        // (the reference's promise for concurrent creates; real pct may time out).
+        let _lock = lock_file_checked(
+            &layout.lock_path(vmid),
+            std::time::Duration::from_secs(5),
+            || check_vmid_unused(layout, vmid),
+        )?;
         check_vmid_unused(layout, vmid)?;
         let mut claim = Conf::default();
         claim.keys.insert("lock".into(), "create".into());
@@ -451,13 +458,30 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
             "startup for container '{vmid}' failed"
         )));
     }
-    if lxc::pid(layout, vmid).is_none() {
+    // An init that exits at once may still show up right after `lxc-start -d`: give it
+    // a moment, then ask again (Proxmox's next lxc-info would not find it either).
+    let alive = lxc::pid(layout, vmid).is_some_and(|pid| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !process_gone(pid)
+    });
+    if !alive {
         lxc::remove_cgroups(layout, vmid);
         return Err(Failure::new(format!(
             "unable to get PID for CT {vmid} (not running?)"
         )));
     }
     Ok(())
+}
+
+/// True once `pid` has exited (a zombie not yet reaped counts as gone).
+fn process_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
 }
 
 fn stop(layout: &Layout, args: &[String]) -> Result<(), Failure> {
