@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use crate::layout::Layout;
-use crate::{Failure, Warn};
+use crate::{io_fail, Failure, Warn};
 
 /// The live section of a container config.
 #[derive(Debug, Default, Clone)]
@@ -283,8 +283,8 @@ pub fn load(layout: &Layout, vmid: u32, warn: Warn) -> Result<Conf, Failure> {
 pub fn write(layout: &Layout, vmid: u32, conf: &Conf) -> Result<(), Failure> {
     let path = layout.conf_path(vmid);
     let tmp = path.with_extension(format!("conf.tmp.{}", std::process::id()));
-    fs::write(&tmp, conf.render())?;
-    fs::rename(&tmp, &path)?;
+    fs::write(&tmp, conf.render()).map_err(io_fail("write", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_fail("rename to", &path))?;
     Ok(())
 }
 

@@ -36,7 +36,8 @@ impl Layout {
                     "pct stand-in: PCT_STANDIN_ROOT is not set: point it at the stand-in's state directory (test code, not Proxmox)",
                 )
             })?;
-        let root = std::path::absolute(PathBuf::from(root))?;
+        let root = PathBuf::from(root);
+        let root = std::path::absolute(&root).map_err(crate::io_fail("resolve", &root))?;
         let node = std::env::var("PCT_STANDIN_NODE").unwrap_or_else(|_| "pve".to_string());
         let layout = Layout { root, node };
         layout.ensure().map_err(|e| {
@@ -148,8 +149,10 @@ impl Layout {
     }
 
     /// The PATH for LXC tools: [`Layout::tool_path`] plus the sbin directories.
-    pub fn lxc_env_path(&self) -> io::Result<String> {
-        Ok(format!("{}:/usr/sbin:/sbin", self.tool_path()?.display()))
+    pub fn lxc_env_path(&self) -> Result<String, Failure> {
+        let dir = self.root.join("var/lib/pct-standin/path");
+        let path = self.tool_path().map_err(crate::io_fail("prepare", &dir))?;
+        Ok(format!("{}:/usr/sbin:/sbin", path.display()))
     }
 
     /// The cgroup directory of this root's containers, `pct-standin-<hash of root>`:

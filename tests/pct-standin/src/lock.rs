@@ -36,7 +36,7 @@ pub fn lock_file_checked(
     check: impl Fn() -> Result<(), Failure>,
 ) -> Result<ConfigLock, Failure> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir).map_err(crate::io_fail("create", dir))?;
     }
     let file = fs::OpenOptions::new()
         .create(true)

@@ -61,10 +61,10 @@ impl Failure {
     }
 }
 
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::new(e.to_string())
-    }
+/// An I/O error as pve words them: `unable to <what> '<path>' - <error>`.
+pub fn io_fail<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Failure + 'a {
+    let what = what.to_string();
+    move |e| Failure::new(format!("unable to {what} '{}' - {e}", path.display()))
 }
 
 /// Where warnings go: task commands (create, start, stop, shutdown, destroy) print them on

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-use crate::Failure;
+use crate::{io_fail, Failure};
 
 /// What a finished command left.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub fn run(
     stdin: Option<File>,
     timeout: Duration,
 ) -> Result<Ran, Failure> {
-    fs::create_dir_all(scratch)?;
+    fs::create_dir_all(scratch).map_err(io_fail("create", scratch))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let base = scratch.join(format!(
         "{}-{}-{}",
@@ -47,11 +47,14 @@ pub fn run(
     let result = (|| {
         let mut child = cmd
             .stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null))
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
+            .stdout(File::create(&out_path).map_err(io_fail("create", &out_path))?)
+            .stderr(File::create(&err_path).map_err(io_fail("create", &err_path))?)
             .spawn()
             .map_err(|e| Failure::new(format!("unable to run {program}: {e}")))?;
-        let status = match child.wait_timeout(timeout)? {
+        let status = match child
+            .wait_timeout(timeout)
+            .map_err(|e| Failure::new(format!("waiting for {program} failed - {e}")))?
+        {
             Some(status) => status,
             None => {
                 let _ = child.kill();
@@ -63,8 +66,14 @@ pub fn run(
         };
         Ok(Ran {
             status,
-            stdout: String::from_utf8_lossy(&fs::read(&out_path)?).into_owned(),
-            stderr: String::from_utf8_lossy(&fs::read(&err_path)?).into_owned(),
+            stdout: String::from_utf8_lossy(
+                &fs::read(&out_path).map_err(io_fail("read", &out_path))?,
+            )
+            .into_owned(),
+            stderr: String::from_utf8_lossy(
+                &fs::read(&err_path).map_err(io_fail("read", &err_path))?,
+            )
+            .into_owned(),
         })
     })();
     let _ = fs::remove_file(&out_path);

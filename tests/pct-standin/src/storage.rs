@@ -121,7 +121,7 @@ impl Storage {
             };
             let path = self.volume_path(layout, &volname);
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
+                fs::create_dir_all(parent).map_err(crate::io_fail("create", parent))?;
             }
             match fs::create_dir(&path) {
                 Ok(()) => return Ok((format!("{}:{volname}", self.id), path)),

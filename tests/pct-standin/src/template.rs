@@ -49,7 +49,7 @@ pub fn extract(
     warn.say(&format!("extracting archive '{}'", archive.display()));
     let mut cmd;
     if unprivileged {
-        chown(rootdir, Some(ID_SHIFT), Some(ID_SHIFT))?;
+        chown(rootdir, Some(ID_SHIFT), Some(ID_SHIFT)).map_err(crate::io_fail("chown", rootdir))?;
         cmd = Command::new("lxc-usernsexec");
         cmd.args([
             "-m",
