@@ -824,3 +824,41 @@ fn rootfs_directories_and_tarballs_become_bundles() {
     assert!(matches!(err, BuildError::OutputExists { .. }), "{err}");
     assert!(copied.dir().join("config.json").is_file());
 }
+
+#[test]
+fn a_tarball_without_its_end_blocks_unpacks_and_one_cut_inside_a_file_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), "first").unwrap();
+    fs::write(src.join("b"), "x".repeat(700)).unwrap();
+    let full = gnu_tar(&src, None, &["a", "b"]);
+    // b's data starts after a's header, a's data block and b's header.
+    let b_data = 3 * 512;
+    // What umoci 0.4 writes: the last entry's data, then nothing.
+    let unpadded = work.path().join("unpadded.tar");
+    fs::write(&unpadded, &full[..b_data + 700]).unwrap();
+    let built = create_bundle(
+        &work.path().join("ok"),
+        &Source::parse(unpadded.to_str().unwrap()).unwrap(),
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(built.rootfs().join("b")).unwrap(),
+        "x".repeat(700).as_bytes()
+    );
+
+    let cut = work.path().join("cut.tar");
+    fs::write(&cut, &full[..b_data + 300]).unwrap();
+    let out = work.path().join("bad");
+    let err = create_bundle(
+        &out,
+        &Source::parse(cut.to_str().unwrap()).unwrap(),
+        &opts(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("cut.tar") && text.contains("ends"), "{text}");
+    assert_nothing_left(&out);
+}

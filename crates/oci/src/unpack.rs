@@ -201,13 +201,27 @@ impl Rootfs {
     ) -> Result<(), UnpackError> {
         self.written.clear();
         self.dir_times.clear();
-        let mut archive = tar::Archive::new(input);
-        let entries = archive.entries().map_err(UnpackError::Stream)?;
-        for entry in entries {
-            let mut entry = entry.map_err(UnpackError::Stream)?;
-            let size = entry.size();
-            self.entry(&mut entry)?;
-            on_read(size);
+        let mut input = Trailer::new(input);
+        let mut data_end = 0;
+        {
+            let mut archive = tar::Archive::new(&mut input);
+            let entries = archive.entries().map_err(UnpackError::Stream)?;
+            for entry in entries {
+                let mut entry = entry.map_err(UnpackError::Stream)?;
+                let size = entry.size();
+                data_end = entry.raw_file_position() + size;
+                self.entry(&mut entry)?;
+                on_read(size);
+            }
+        }
+        if input.eof_at.is_some_and(|eof| eof < data_end) {
+            return Err(UnpackError::Stream(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the stream ends at byte {}, inside the data of its last entry",
+                    input.eof_at.unwrap_or(0)
+                ),
+            )));
         }
         self.cached = None;
         // Deepest first, so setting a child's time does not move its parent's.
@@ -565,6 +579,52 @@ impl Rootfs {
             }
             _ => Err(e),
         }
+    }
+}
+
+/// Some writers (umoci 0.4's `insert` among them) end a tar stream right after the last
+/// entry's data, without its padding and the two zero blocks. Like Go's `archive/tar`,
+/// which reads such streams, this supplies the missing zeros at the end of the input;
+/// [`Rootfs::apply`] then checks that no entry's data came from them.
+struct Trailer<R> {
+    inner: R,
+    pos: u64,
+    eof_at: Option<u64>,
+    zeros_left: u64,
+}
+
+impl<R: Read> Trailer<R> {
+    fn new(inner: R) -> Self {
+        Trailer {
+            inner,
+            pos: 0,
+            eof_at: None,
+            zeros_left: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Trailer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.eof_at.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.eof_at = Some(self.pos);
+            self.zeros_left = if self.pos % 512 == 0 {
+                0
+            } else {
+                512 - self.pos % 512 + 1024
+            };
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.zeros_left).unwrap_or(usize::MAX));
+        buf[..n].fill(0);
+        self.zeros_left -= n as u64;
+        Ok(n)
     }
 }
 
