@@ -862,3 +862,38 @@ fn a_tarball_without_its_end_blocks_unpacks_and_one_cut_inside_a_file_does_not()
     assert!(text.contains("cut.tar") && text.contains("ends"), "{text}");
     assert_nothing_left(&out);
 }
+
+#[test]
+fn an_image_bundle_runs_under_runc_with_the_images_entrypoint_env_cwd_and_user() {
+    let runc = support::require_tool("runc", "runc");
+    let image = test_image();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("bundle");
+    let source = Source::parse(&format!("{}:latest", image.layout.display())).unwrap();
+    let built = create_bundle(
+        &out,
+        &source,
+        &opts().args(["echo $GREETING from $(pwd) as $(id -u):$(id -g)"]),
+    )
+    .unwrap();
+    let id = format!("proxcage-oci-build-{}", std::process::id());
+    support::edit_config(built.dir(), |spec| {
+        spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{id}"));
+    });
+    let root = work.path().join("runc-root");
+    let ran = run(
+        Command::new(runc)
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle"])
+            .arg(built.dir())
+            .arg(&id),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    assert_eq!(
+        ran.stdout.trim(),
+        "hello from /home/app as 1000:1000",
+        "{ran}"
+    );
+}
