@@ -39,6 +39,11 @@ impl Layout {
         let root = PathBuf::from(root);
         let root = std::path::absolute(&root).map_err(crate::io_fail("resolve", &root))?;
         let node = std::env::var("PCT_STANDIN_NODE").unwrap_or_else(|_| "pve".to_string());
+        Layout::at(root, node)
+    }
+
+    /// The tree at `root` for node `node`, laid out if it is not yet.
+    pub fn at(root: PathBuf, node: String) -> Result<Self, Failure> {
         let layout = Layout { root, node };
         layout.ensure().map_err(|e| {
             Failure::new(format!(
