@@ -691,11 +691,11 @@ fn every_error_of_the_reference() {
     // Locks: the config's lock property, and the flock with its timeout.
     let conf_path = pct.conf_path(100);
     let conf = fs::read_to_string(&conf_path).unwrap();
-    fs::write(&conf_path, format!("{conf}lock: backup\n")).unwrap();
-    fails_with(&pct.pct(&["start", "100"]), "CT is locked (backup)");
+    fs::write(&conf_path, format!("{conf}lock: create\n")).unwrap();
+    fails_with(&pct.pct(&["start", "100"]), "CT is locked (create)");
     assert!(pct
         .pct_ok(&["list"])
-        .contains("100        stopped    backup       CT100"));
+        .contains("100        stopped    create       CT100"));
     pct.pct_ok(&["unlock", "100"]);
     fails_with(
         &pct.pct(&["unlock", "100"]),

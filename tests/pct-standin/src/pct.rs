@@ -307,7 +307,7 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     }
 
     // The task: under the config lock; on failure everything made so far goes again.
-    let _lock = config_lock(layout, vmid)?;
+    let task_lock = config_lock(layout, vmid)?;
     let mut made: Vec<String> = Vec::new();
     let result = (|| -> Result<Conf, Failure> {
         if !archive.is_file() {
@@ -381,7 +381,7 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
             e.message
         )));
     }
-    drop(_lock);
+    drop(task_lock);
     if start_after {
         if let Err(e) = start(layout, vmid, false, warn) {
             warn.say(&e.message);
@@ -549,14 +549,14 @@ fn shutdown(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     if !force {
         stop_args.push("--nokill");
     }
-    let ran = lxc::tool(layout, "lxc-stop", vmid, &stop_args, secs + 30)?;
+    // lxc-stop's own verdict is not needed: whether the container still runs is.
+    lxc::tool(layout, "lxc-stop", vmid, &stop_args, secs + 30)?;
     if lxc::running(layout, vmid) {
         if force {
             return kill(layout, vmid);
         }
         return Err(Failure::new("container did not stop"));
     }
-    let _ = ran;
     lxc::remove_cgroups(layout, vmid);
     Ok(())
 }
