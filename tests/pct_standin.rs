@@ -361,6 +361,9 @@ fn templates_of_every_compression_keep_files_and_shift_owners() {
         std::os::unix::fs::symlink("suid", rootfs.join("symlink")).unwrap();
         set_xattr(&rootfs.join("etc/passwd"), "user.proxcage", "kept");
     };
+    support::require_tool("gzip", "gzip");
+    support::require_tool("xz", "xz-utils");
+    support::require_tool("bzip2", "bzip2");
     let formats = ["t.tar", "t.tar.gz", "t.tar.xz", "t.tar.zst", "t.tar.bz2"];
     for (i, file) in formats.iter().enumerate() {
         let template = pct.busybox_template(file, tweak);
