@@ -335,7 +335,16 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
                     rootdir = Some(dir);
                 }
             } else if m.key == "rootfs" {
-                rootdir = Some(storage::volume_dir(layout, &m.props["volume"])?);
+                let dir = storage::volume_dir(layout, &m.props["volume"])?;
+                // The template is extracted into it: never into a host directory in use.
+                let empty = fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+                if !empty {
+                    return Err(Failure::new(format!(
+                        "pct stand-in: rootfs '{}' must be an existing empty directory",
+                        dir.display()
+                    )));
+                }
+                rootdir = Some(dir);
             }
             conf.keys
                 .insert(m.key.clone(), print_property_string(&m.props));
