@@ -175,9 +175,11 @@ impl Drop for LxcBundle {
     }
 }
 
-/// Removes the empty cgroups LXC leaves: the container's own (`lxc.payload.NAME`,
-/// `lxc.monitor.NAME`, or under `lxc.cgroup.dir`) in every hierarchy. `lxc.pivot` is shared
-/// by every LXC start on the host and left alone while another test may be using it.
+/// Removes the empty cgroups LXC leaves, in every hierarchy: the `lxc.cgroup.dir` the spec
+/// gave (LXC puts `lxc.payload.NAME` and `lxc.monitor.NAME` under it), and the default
+/// names should a run have had none. `lxc.pivot` is shared by every LXC start on the host
+/// and left alone, as another test may be using it; with `lxc.cgroup.dir` set LXC does
+/// not create it.
 pub fn remove_cgroups(name: &str, cgroup_dir: &str) {
     let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
         return;
@@ -186,17 +188,10 @@ pub fn remove_cgroups(name: &str, cgroup_dir: &str) {
         cgroup_dir.to_string(),
         format!("lxc.payload.{name}"),
         format!("lxc.monitor.{name}"),
-        format!("lxc/{name}"),
     ];
-    for h in hierarchies.flatten() {
-        let mut roots = vec![h.path()];
-        if h.path().join("cgroup.procs").exists() {
-            roots = vec![h.path()];
-        }
-        for root in roots {
-            for n in &names {
-                remove_tree(&root.join(n));
-            }
+    for hierarchy in hierarchies.flatten() {
+        for n in &names {
+            remove_tree(&hierarchy.path().join(n));
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   blanks at the ends) are refused, never written.
 //! - [`from_oci`]: a bundle's spec as an LXC config, following `reference/oci-to-lxc.md`;
 //!   what LXC cannot express is a [`TranslateError`] that names the field.
+//! - [`PveConfig`] and [`split_for_proxmox`]: `/etc/pve/lxc/<vmid>.conf` as data, and a
+//!   translation split into pct options and the raw keys Proxmox passes through.
 //! - [`ProcessFile`] and [`init::EXECUTABLE`]: the exact argv, environment and working
 //!   directory, exec'd by a tiny static init inside the container, because LXC 5.0 splits
 //!   `lxc.init.cmd` on spaces and trims environment values.
@@ -32,10 +34,12 @@ mod error;
 pub mod init;
 mod mounts;
 mod process;
+mod pve;
 mod seccomp;
 mod translate;
 
 pub use config::{Entry, LxcConfig};
 pub use error::{ConfigError, PveError, TranslateError};
 pub use process::{ProcessFile, ProcessFileError};
+pub use pve::{proxmox_allows, split_for_proxmox, ProxmoxConfig, ProxmoxPolicy, PveConfig};
 pub use translate::{from_oci, HostFile, MountTarget, ResolvedPaths, Translation};
