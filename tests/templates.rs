@@ -11,7 +11,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use proxcage::oci::template::{pack_rootfs, tree_digest, PackOptions, TemplateError};
+use proxcage::oci::template::{
+    pack_oci_archive, pack_rootfs, tree_digest, PackOptions, TemplateError,
+};
 use tree::{assert_same, populate_rich_tree, snapshot, Ignore};
 
 fn opts() -> PackOptions {
@@ -186,5 +188,164 @@ fn a_failed_pack_leaves_nothing_in_the_template_directory() {
         left.is_empty(),
         "a failed pack left {left:?} in {}",
         dest.display()
+    );
+}
+
+/// A bundle around the rich tree: runc's default spec with a process of our own.
+fn rich_bundle(parent: &Path) -> proxcage::oci::Bundle {
+    let dir = parent.join("bundle");
+    fs::create_dir_all(dir.join("rootfs")).unwrap();
+    populate_rich_tree(&dir.join("rootfs"));
+    proxcage::oci::write_default_spec(&dir, false).unwrap();
+    support::edit_config(&dir, |spec| {
+        spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "echo hi"]);
+        spec["process"]["env"] = serde_json::json!(["PATH=/bin", "MODE=prod"]);
+        spec["process"]["cwd"] = serde_json::json!("/srv");
+        spec["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        spec["annotations"] = serde_json::json!({
+            "org.opencontainers.image.stopSignal": "SIGQUIT",
+            "org.example.tier": "web",
+        });
+    });
+    proxcage::oci::Bundle::load(&dir).unwrap()
+}
+
+#[test]
+fn oci_archive_template_is_an_image_of_the_bundles_tree_and_process() {
+    support::require_root();
+    let skopeo = support::require_tool("skopeo", "skopeo");
+    let tar = support::require_tool("tar", "tar");
+    let work = tempfile::tempdir().unwrap();
+    let bundle = rich_bundle(work.path());
+    let dest = work.path().join("cache");
+    fs::create_dir(&dest).unwrap();
+
+    let t = pack_oci_archive(&bundle, &dest, &opts()).unwrap();
+    assert!(!t.reused());
+    assert_eq!(t.file_name(), format!("proxcage-{}.tar", t.digest().hex()));
+
+    // Members under their exact names, as Proxmox's importer looks them up.
+    let list = Command::new(&tar)
+        .arg("-tf")
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("blobs/sha256/") && n.len() == 77)
+            .count(),
+        3,
+        "{names:?}"
+    );
+    for n in ["oci-layout", "index.json", "blobs/", "blobs/sha256/"] {
+        assert!(names.contains(&n.to_owned()), "{n} missing from {names:?}");
+    }
+    assert!(names.iter().all(|n| !n.starts_with("./")), "{names:?}");
+
+    // skopeo reads it and checks every digest while copying it to a layout.
+    let layout = work.path().join("layout");
+    let out = Command::new(&skopeo)
+        .arg("copy")
+        .arg(format!("oci-archive:{}:latest", t.path().display()))
+        .arg(format!("oci:{}:latest", layout.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = Command::new(&skopeo)
+        .arg("inspect")
+        .arg("--config")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .output()
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let c = &config["config"];
+    assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-c", "echo hi"]));
+    assert_eq!(c["Env"], serde_json::json!(["PATH=/bin", "MODE=prod"]));
+    assert_eq!(c["WorkingDir"], "/srv");
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["StopSignal"], "SIGQUIT");
+    assert_eq!(c["Labels"]["org.example.tier"], "web");
+
+    // Its one layer, unpacked by GNU tar, and the archive, made a bundle by proxcage,
+    // are the bundle's tree less device nodes and FIFOs. (umoci 0.4 cannot read zstd
+    // layers.)
+    let mut want = snapshot(
+        bundle.rootfs(),
+        Ignore {
+            root: true,
+            ..Ignore::default()
+        },
+    );
+    want.entries
+        .retain(|_, e| !matches!(e.kind, "char" | "block" | "fifo"));
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &serde_json::Value| {
+        layout
+            .join("blobs/sha256")
+            .join(d.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(blob(&index["manifests"][0]["digest"])).unwrap()).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let layer = blob(&manifest["layers"][0]["digest"]);
+    let unpacked = work.path().join("unpacked");
+    gnu_untar(&layer, &unpacked);
+    assert_same(
+        &want,
+        &snapshot(
+            &unpacked,
+            Ignore {
+                root: true,
+                ..Ignore::default()
+            },
+        ),
+        "bundle vs GNU tar's unpacking of the layer",
+    );
+    let built = proxcage::oci::build::create_bundle(
+        &work.path().join("rebuilt"),
+        &proxcage::oci::build::Source::parse(t.path().to_str().unwrap()).unwrap(),
+        &proxcage::oci::build::BundleOptions::default().progress(false),
+    )
+    .unwrap();
+    assert_same(
+        &want,
+        &snapshot(
+            built.rootfs(),
+            Ignore {
+                root: true,
+                ..Ignore::default()
+            },
+        ),
+        "bundle vs create_bundle from the oci-archive",
+    );
+
+    // The same bundle: the same bytes, packed once; another process: another image.
+    let again = pack_oci_archive(&bundle, &dest, &opts()).unwrap();
+    assert!(again.reused() && again.path() == t.path());
+    let other_dest = work.path().join("other");
+    fs::create_dir(&other_dest).unwrap();
+    let copy = pack_oci_archive(&bundle, &other_dest, &opts().workers(1)).unwrap();
+    assert_eq!(fs::read(copy.path()).unwrap(), fs::read(t.path()).unwrap());
+    support::edit_config(bundle.dir(), |spec| {
+        spec["process"]["args"] = serde_json::json!(["/bin/true"])
+    });
+    let changed = proxcage::oci::Bundle::load(bundle.dir()).unwrap();
+    assert_ne!(
+        pack_oci_archive(&changed, &dest, &opts()).unwrap().digest(),
+        t.digest()
     );
 }

@@ -377,7 +377,7 @@ pub(crate) fn host_platform() -> String {
     format!("linux/{}", go_arch())
 }
 
-fn go_arch() -> &'static str {
+pub(crate) fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

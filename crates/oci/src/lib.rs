@@ -38,6 +38,7 @@ mod bundle;
 mod digest;
 mod error;
 mod layout;
+mod oci_archive;
 mod spec;
 pub mod template;
 mod unpack;

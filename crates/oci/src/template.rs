@@ -29,6 +29,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+pub use crate::oci_archive::pack_oci_archive;
 use crate::ustar::{self, Header, Kind, Xattrs};
 
 /// zstd's own default, and what `tar --zstd` uses.
@@ -37,9 +38,9 @@ pub const DEFAULT_LEVEL: i32 = 3;
 /// How [`pack_rootfs`] compresses and reports.
 #[derive(Clone, Debug)]
 pub struct PackOptions {
-    level: i32,
-    workers: u32,
-    progress: bool,
+    pub(crate) level: i32,
+    pub(crate) workers: u32,
+    pub(crate) progress: bool,
 }
 
 impl Default for PackOptions {
@@ -81,9 +82,9 @@ impl PackOptions {
 /// reused instead of packing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
-    path: PathBuf,
-    digest: Digest,
-    reused: bool,
+    pub(crate) path: PathBuf,
+    pub(crate) digest: Digest,
+    pub(crate) reused: bool,
 }
 
 impl Template {
@@ -94,10 +95,14 @@ impl Template {
 
     /// The file name, what follows `<storage>:vztmpl/` in a Proxmox volume id.
     pub fn file_name(&self) -> String {
-        template_file_name(&self.digest)
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
-    /// The tree's digest (see the module documentation).
+    /// The tree's digest (see the module documentation); for an oci-archive, the image
+    /// config's digest (the image id), which covers the tree and the process.
     pub fn digest(&self) -> Digest {
         self.digest
     }
@@ -140,7 +145,10 @@ pub enum TemplateError {
     RootfsChanged { path: PathBuf, what: String },
 }
 
-fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
+pub(crate) fn io_error<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> TemplateError + 'a {
     move |source| TemplateError::Io {
         op,
         path: path.to_path_buf(),
@@ -188,23 +196,8 @@ pub fn pack_rootfs(
     opts: &PackOptions,
 ) -> Result<Template, TemplateError> {
     check_rootfs(rootfs)?;
-    let range = zstd::compression_level_range();
-    if !range.contains(&opts.level) {
-        return Err(TemplateError::InvalidLevel {
-            level: opts.level,
-            min: *range.start(),
-            max: *range.end(),
-        });
-    }
-    match fs::metadata(dest_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(TemplateError::DestNotADirectory {
-                path: dest_dir.into(),
-            })
-        }
-        Err(e) => return Err(io_error("inspect", dest_dir)(e)),
-    }
+    check_level(opts)?;
+    check_dest(dest_dir)?;
 
     let bar = opts.progress.then(new_bar).flatten();
     if let Some(bar) = &bar {
@@ -246,20 +239,12 @@ pub fn pack_rootfs(
         .as_file()
         .try_clone()
         .map_err(io_error("open", &tmp_path))?;
-    let mut encoder =
-        zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, file), opts.level)
-            .map_err(io_error("start compressing into", &tmp_path))?;
-    encoder
-        .include_checksum(true)
-        .map_err(io_error("configure zstd for", &tmp_path))?;
-    encoder
-        .set_pledged_src_size(Some(tar_len))
-        .map_err(io_error("configure zstd for", &tmp_path))?;
-    if opts.workers > 0 {
-        encoder
-            .multithread(opts.workers)
-            .map_err(io_error("start zstd workers for", &tmp_path))?;
-    }
+    let encoder = zstd_encoder(
+        BufWriter::with_capacity(1 << 20, file),
+        opts,
+        tar_len,
+        &tmp_path,
+    )?;
     // The content is not hashed again: the change times of every entry, compared with
     // the first pass's, show whether anything changed in between.
     let mut sink = Counting {
@@ -299,7 +284,53 @@ pub fn pack_rootfs(
     })
 }
 
-fn check_rootfs(rootfs: &Path) -> Result<(), TemplateError> {
+pub(crate) fn check_level(opts: &PackOptions) -> Result<(), TemplateError> {
+    let range = zstd::compression_level_range();
+    if range.contains(&opts.level) {
+        Ok(())
+    } else {
+        Err(TemplateError::InvalidLevel {
+            level: opts.level,
+            min: *range.start(),
+            max: *range.end(),
+        })
+    }
+}
+
+pub(crate) fn check_dest(dest_dir: &Path) -> Result<(), TemplateError> {
+    match fs::metadata(dest_dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(TemplateError::DestNotADirectory {
+            path: dest_dir.into(),
+        }),
+        Err(e) => Err(io_error("inspect", dest_dir)(e)),
+    }
+}
+
+/// A zstd encoder as `opts` says, with a checksum and the input size in the frame header.
+pub(crate) fn zstd_encoder<W: Write>(
+    w: W,
+    opts: &PackOptions,
+    input_len: u64,
+    path: &Path,
+) -> Result<zstd::stream::write::Encoder<'static, W>, TemplateError> {
+    let mut encoder = zstd::stream::write::Encoder::new(w, opts.level)
+        .map_err(io_error("start compressing into", path))?;
+    encoder
+        .include_checksum(true)
+        .map_err(io_error("configure zstd for", path))?;
+    encoder
+        .set_pledged_src_size(Some(input_len))
+        .map_err(io_error("configure zstd for", path))?;
+    if opts.workers > 0 {
+        encoder
+            .multithread(opts.workers)
+            .map_err(io_error("start zstd workers for", path))?;
+    }
+    Ok(encoder)
+}
+
+pub(crate) fn check_rootfs(rootfs: &Path) -> Result<(), TemplateError> {
     match fs::metadata(rootfs) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(TemplateError::RootfsNotADirectory {
@@ -310,7 +341,7 @@ fn check_rootfs(rootfs: &Path) -> Result<(), TemplateError> {
 }
 
 /// A bar over the uncompressed archive's bytes, or `None` when stderr is not a terminal.
-fn new_bar() -> Option<ProgressBar> {
+pub(crate) fn new_bar() -> Option<ProgressBar> {
     if !io::stderr().is_terminal() {
         return None;
     }
@@ -324,14 +355,14 @@ fn new_bar() -> Option<ProgressBar> {
 }
 
 /// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    sha: Sha256,
-    len: u64,
+pub(crate) struct Hashing<W> {
+    pub(crate) inner: W,
+    pub(crate) sha: Sha256,
+    pub(crate) len: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Hashing {
             inner,
             sha: Sha256::new(),
@@ -354,9 +385,9 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// A writer that counts what passes through it.
-struct Counting<W> {
-    inner: W,
-    len: u64,
+pub(crate) struct Counting<W> {
+    pub(crate) inner: W,
+    pub(crate) len: u64,
 }
 
 impl<W: Write> Write for Counting<W> {
@@ -372,10 +403,12 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// Walks a tree in name order and writes it as a tar stream.
-struct Walker<'a> {
+pub(crate) struct Walker<'a> {
+    /// Whether device nodes and FIFOs are archived.
+    pub(crate) special: bool,
     /// Hash of every entry's name, inode and change time: any write to a file or its
     /// metadata moves its ctime, so two walks with equal stamps read the same tree.
-    stamps: Sha256,
+    pub(crate) stamps: Sha256,
     root: &'a Path,
     /// What write errors are about (the temporary file).
     dest: &'a Path,
@@ -386,8 +419,9 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(root: &'a Path, dest: &'a Path, bar: Option<&'a ProgressBar>) -> Self {
+    pub(crate) fn new(root: &'a Path, dest: &'a Path, bar: Option<&'a ProgressBar>) -> Self {
         Walker {
+            special: true,
             stamps: Sha256::new(),
             root,
             dest,
@@ -397,7 +431,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn archive(&mut self, out: &mut impl Write) -> Result<(), TemplateError> {
+    pub(crate) fn archive(&mut self, out: &mut impl Write) -> Result<(), TemplateError> {
         let meta = fs::symlink_metadata(self.root).map_err(io_error("inspect", self.root))?;
         let root = self.root.to_path_buf();
         self.entry(out, &root, b"./".to_vec(), &meta)?;
@@ -462,6 +496,9 @@ impl<'a> Walker<'a> {
             Kind::Symlink
         } else if ft.is_socket() {
             tracing::warn!(path = %path.display(), "socket left out of the template");
+            return Ok(());
+        } else if !self.special && (ft.is_char_device() || ft.is_block_device() || ft.is_fifo()) {
+            tracing::warn!(path = %path.display(), "device node or FIFO left out of the archive");
             return Ok(());
         } else if meta.nlink() > 1 && self.links.contains_key(&(meta.dev(), meta.ino())) {
             link = self.links[&(meta.dev(), meta.ino())].clone();

@@ -185,6 +185,32 @@ fn checksum(b: &mut [u8; BLOCK]) {
     b[148..156].copy_from_slice(text.as_bytes());
 }
 
+/// The header block of a regular file `name` (at most 100 bytes) of `size` bytes, owned
+/// by root, mode 0644, mtime 0; a size beyond the octal field is written base-256, as
+/// GNU tar does.
+pub(crate) fn file_block(name: &[u8], size: u64) -> [u8; BLOCK] {
+    assert!(name.len() <= 100, "archive member names here are short");
+    let mut b = ustar_block(&Header {
+        path: name,
+        kind: Kind::Regular,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: size.min(octal_max(12)),
+        mtime: 0,
+        link: b"",
+        device: (0, 0),
+        xattrs: &Vec::new(),
+    });
+    if size > octal_max(12) {
+        b[124..136].fill(0);
+        b[124] = 0x80;
+        b[128..136].copy_from_slice(&size.to_be_bytes());
+        checksum(&mut b);
+    }
+    b
+}
+
 /// Zero bytes after `size` data bytes up to the next block boundary.
 pub(crate) fn padding(size: u64) -> usize {
     ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize

@@ -1,0 +1,264 @@
+//! Bundle -> `oci-archive`: an uncompressed tar holding an OCI image layout (`oci-layout`,
+//! `index.json`, `blobs/sha256/...`) with one zstd layer (the rootfs) and an image config
+//! made from the bundle's process. Proxmox VE 9.1 imports such archives as container
+//! templates; skopeo, podman and proxcage's own `build` read them too.
+//!
+//! Names in the archive have no `./` prefix: Proxmox's importer looks members up by their
+//! exact path (`index.json`, `blobs/sha256/<hex>`). Device nodes and FIFOs are left out of
+//! the layer: Proxmox's importer (the `tar` crate's `unpack_in`) would turn them into
+//! regular files, and a container's `/dev` is made by LXC anyway.
+//!
+//! The archive is named after the image config's digest (the image id), which covers the
+//! layer (through its `diff_ids`) and the process; the same bundle gives the same bytes
+//! and is packed once.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+use serde_json::json;
+
+use crate::bundle::Bundle;
+use crate::digest::Digest;
+use crate::template::{
+    check_dest, check_level, check_rootfs, io_error, new_bar, zstd_encoder, Counting, Hashing,
+    PackOptions, Template, TemplateError, Walker,
+};
+use crate::ustar::{self, Header, Kind};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// Packs `bundle` into `<dest_dir>/proxcage-<image id>.tar`, an oci-archive Proxmox VE
+/// 9.1 can import, or returns the existing file of that name (`reused`). The image config
+/// carries the bundle's `process` (args as `Cmd`, env, cwd, `uid:gid`) and its
+/// annotations as labels (`org.opencontainers.image.stopSignal` as `StopSignal`).
+///
+/// ```no_run
+/// use proxcage_oci::template::{pack_oci_archive, PackOptions};
+/// use proxcage_oci::Bundle;
+/// use std::path::Path;
+///
+/// let bundle = Bundle::load("/var/lib/bundles/web")?;
+/// let t = pack_oci_archive(&bundle, Path::new("/var/lib/vz/template/cache"), &PackOptions::default())?;
+/// println!("local:vztmpl/{}", t.file_name());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn pack_oci_archive(
+    bundle: &Bundle,
+    dest_dir: &Path,
+    opts: &PackOptions,
+) -> Result<Template, TemplateError> {
+    let rootfs = bundle.rootfs();
+    check_rootfs(rootfs)?;
+    check_level(opts)?;
+    check_dest(dest_dir)?;
+    let bar = opts.progress.then(new_bar).flatten();
+    if let Some(bar) = &bar {
+        bar.set_message("digest");
+    }
+
+    let mut sink = Hashing::new(io::sink());
+    let mut walker = Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref());
+    walker.special = false;
+    walker.archive(&mut sink)?;
+    let diff_id = Digest::from_hasher(sink.sha);
+    let tar_len = sink.len;
+    let stamps = Digest::from_hasher(walker.stamps);
+
+    let config = image_config(bundle.spec(), &diff_id);
+    let image_id = Digest::of(&config);
+    let path = dest_dir.join(format!("proxcage-{}.tar", image_id.hex()));
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        return Ok(Template {
+            path,
+            digest: image_id,
+            reused: true,
+        });
+    }
+
+    if let Some(bar) = &bar {
+        bar.set_message("pack");
+        bar.set_length(tar_len);
+        bar.set_position(0);
+    }
+    // Removed on drop, that is on every error path below.
+    let tmp = tempfile::Builder::new()
+        .prefix(".proxcage-")
+        .suffix(".tar.tmp")
+        .tempfile_in(dest_dir)
+        .map_err(io_error("create a temporary file in", dest_dir))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let werr = |e| io_error("write", &tmp_path)(e);
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(io_error("open", &tmp_path))?;
+    let mut out = Counting {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        len: 0,
+    };
+    directory(&mut out, b"blobs/").map_err(werr)?;
+    directory(&mut out, b"blobs/sha256/").map_err(werr)?;
+    member(
+        &mut out,
+        b"oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .map_err(werr)?;
+
+    // The layer's header is written once its digest and size are known.
+    let layer_header_at = out.len;
+    out.write_all(&[0; ustar::BLOCK]).map_err(werr)?;
+    let compressed = Hashing::new(&mut out);
+    let encoder = zstd_encoder(compressed, opts, tar_len, &tmp_path)?;
+    let mut sink = Counting {
+        inner: encoder,
+        len: 0,
+    };
+    let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
+    walker.special = false;
+    walker.archive(&mut sink)?;
+    if Digest::from_hasher(walker.stamps) != stamps || sink.len != tar_len {
+        return Err(TemplateError::RootfsChanged {
+            path: rootfs.into(),
+            what: "entries changed after its digest was computed".into(),
+        });
+    }
+    let compressed = sink.inner.finish().map_err(werr)?;
+    let layer_digest = Digest::from_hasher(compressed.sha);
+    let layer_len = compressed.len;
+    out.write_all(&[0; ustar::BLOCK][..ustar::padding(layer_len)])
+        .map_err(werr)?;
+    let end = out.len;
+    out.inner.flush().map_err(werr)?;
+    let file = out.inner.get_mut();
+    file.seek(SeekFrom::Start(layer_header_at)).map_err(werr)?;
+    file.write_all(&ustar::file_block(
+        format!("blobs/sha256/{}", layer_digest.hex()).as_bytes(),
+        layer_len,
+    ))
+    .map_err(werr)?;
+    file.seek(SeekFrom::Start(end)).map_err(werr)?;
+
+    member(&mut out, blob_name(&image_id).as_bytes(), &config).map_err(werr)?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": { "mediaType": CONFIG, "digest": image_id.to_string(), "size": config.len() },
+        "layers": [{ "mediaType": LAYER, "digest": layer_digest.to_string(), "size": layer_len }],
+    }))
+    .expect("JSON values serialize");
+    let manifest_digest = Digest::of(&manifest);
+    member(&mut out, blob_name(&manifest_digest).as_bytes(), &manifest).map_err(werr)?;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": MANIFEST,
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+            "platform": { "architecture": crate::layout::go_arch(), "os": "linux" },
+            "annotations": { crate::layout::REF_NAME: "latest" },
+        }],
+    }))
+    .expect("JSON values serialize");
+    member(&mut out, b"index.json", &index).map_err(werr)?;
+    ustar::write_end(&mut out).map_err(werr)?;
+    out.inner.flush().map_err(werr)?;
+
+    let file = out.inner.get_ref();
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_error("set the mode of", &tmp_path))?;
+    file.sync_all().map_err(io_error("sync", &tmp_path))?;
+    tmp.persist(&path)
+        .map_err(|e| io_error("rename a temporary file to", &path)(e.error))?;
+    if let Ok(dir) = File::open(dest_dir) {
+        // Durability of the rename; a failure loses nothing a crash would not.
+        let _ = dir.sync_all();
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    Ok(Template {
+        path,
+        digest: image_id,
+        reused: false,
+    })
+}
+
+fn blob_name(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+fn directory(out: &mut impl Write, name: &[u8]) -> io::Result<()> {
+    ustar::write_header(
+        out,
+        &Header {
+            path: name,
+            kind: Kind::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            link: b"",
+            device: (0, 0),
+            xattrs: &Vec::new(),
+        },
+    )
+}
+
+fn member(out: &mut impl Write, name: &[u8], data: &[u8]) -> io::Result<()> {
+    out.write_all(&ustar::file_block(name, data.len() as u64))?;
+    out.write_all(data)?;
+    out.write_all(&[0; ustar::BLOCK][..ustar::padding(data.len() as u64)])
+}
+
+/// The image config for the bundle's process, with `diff_id` as its one layer.
+fn image_config(spec: &Spec, diff_id: &Digest) -> Vec<u8> {
+    let mut config = serde_json::Map::new();
+    if let Some(p) = spec.process() {
+        if let Some(env) = p.env() {
+            config.insert("Env".into(), json!(env));
+        }
+        if let Some(args) = p.args() {
+            config.insert("Cmd".into(), json!(args));
+        }
+        config.insert("WorkingDir".into(), json!(p.cwd()));
+        config.insert(
+            "User".into(),
+            json!(format!("{}:{}", p.user().uid(), p.user().gid())),
+        );
+    }
+    let mut labels = serde_json::Map::new();
+    for (k, v) in spec.annotations().iter().flatten() {
+        if k == "org.opencontainers.image.stopSignal" {
+            config.insert("StopSignal".into(), json!(v));
+        } else {
+            labels.insert(k.clone(), json!(v));
+        }
+    }
+    if !labels.is_empty() {
+        let mut sorted: Vec<_> = labels.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        config.insert(
+            "Labels".into(),
+            serde_json::Value::Object(sorted.into_iter().collect()),
+        );
+    }
+    serde_json::to_vec(&json!({
+        "architecture": crate::layout::go_arch(),
+        "os": "linux",
+        "config": config,
+        "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
+        "history": [{ "created_by": "proxcage template create --format oci-archive" }],
+    }))
+    .expect("JSON values serialize")
+}
