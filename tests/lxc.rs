@@ -275,3 +275,53 @@ fn the_everything_golden_config_is_accepted_by_lxc() {
         );
     }
 }
+
+#[test]
+fn devices_are_bound_from_the_host_and_allowed() {
+    let b = sh("stat -c '%t:%T %F' /dev/mynull; echo x > /dev/mynull && echo written");
+    b.edit(|spec| {
+        spec["linux"]["devices"] =
+            json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3}]);
+    });
+    assert_eq!(b.stdout(), "1:3 character special file\nwritten\n");
+}
+
+#[test]
+fn hooks_run_on_the_host_and_in_the_container() {
+    let b = sh("cat /dev/shm/started");
+    // A start hook runs inside the container, as a bare path (LXC's rule).
+    let hook = b.rootfs().join("bin/start-hook");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho started in $(hostname) > /dev/shm/started\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let marker = b.dir.path().join("created runtime");
+    let script = format!("printf '%s' \"$0\" > '{}'", marker.display());
+    b.edit(|spec| {
+        spec["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script, "it's ok"], "timeout": 10}],
+            "startContainer": [{"path": "/bin/start-hook"}]
+        });
+    });
+    assert_eq!(b.stdout(), "started in runc\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "it's ok");
+}
+
+#[test]
+fn a_namespace_the_spec_leaves_out_is_the_callers() {
+    let host_interfaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    let b = sh("wc -l < /proc/net/dev; hostname");
+    b.edit(|spec| {
+        let namespaces = spec["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "network" && ns["type"] != "uts");
+        spec.as_object_mut().unwrap().remove("hostname");
+    });
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_name = host_name.trim_end();
+    assert_eq!(b.stdout(), format!("{host_interfaces}\n{host_name}\n"));
+}

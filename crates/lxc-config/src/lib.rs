@@ -42,4 +42,4 @@ pub use config::{Entry, LxcConfig};
 pub use error::{ConfigError, PveError, TranslateError};
 pub use process::{ProcessFile, ProcessFileError};
 pub use pve::{proxmox_allows, split_for_proxmox, ProxmoxConfig, ProxmoxPolicy, PveConfig};
-pub use translate::{from_oci, HostFile, MountTarget, ResolvedPaths, Translation};
+pub use translate::{from_oci, DeviceNode, HostFile, MountTarget, ResolvedPaths, Translation};

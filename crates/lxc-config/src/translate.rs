@@ -85,12 +85,26 @@ pub struct MountTarget {
     pub dir: bool,
 }
 
+/// A device node the runtime creates on the host (in the files directory) before the
+/// start; the config bind-mounts it onto the container's `linux.devices[].path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub block: bool,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// What [`from_oci`] produced: the config and what must exist on the host for it.
 #[derive(Clone, Debug)]
 pub struct Translation {
     config: LxcConfig,
     files: Vec<HostFile>,
     targets: Vec<MountTarget>,
+    nodes: Vec<DeviceNode>,
     poststart: Vec<Hook>,
     poststop: Vec<Hook>,
 }
@@ -104,6 +118,11 @@ impl Translation {
     /// Files the config refers to (init, process file, seccomp profile).
     pub fn files(&self) -> &[HostFile] {
         &self.files
+    }
+
+    /// Device nodes to create on the host (`linux.devices`).
+    pub fn device_nodes(&self) -> &[DeviceNode] {
+        &self.nodes
     }
 
     /// Mount targets to create in the rootfs.
@@ -135,6 +154,34 @@ impl Translation {
             std::fs::write(&tmp, &file.contents)?;
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
             std::fs::rename(&tmp, &file.path)?;
+        }
+        for node in &self.nodes {
+            use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+            if let Some(parent) = node.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match std::fs::remove_file(&node.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let kind = if node.block {
+                SFlag::S_IFBLK
+            } else {
+                SFlag::S_IFCHR
+            };
+            mknod(
+                &node.path,
+                kind,
+                Mode::from_bits_truncate(node.mode),
+                makedev(node.major, node.minor),
+            )?;
+            // mknod applies the umask; the spec's mode is meant exactly.
+            std::fs::set_permissions(&node.path, std::fs::Permissions::from_mode(node.mode))?;
+            nix::unistd::chown(
+                &node.path,
+                Some(nix::unistd::Uid::from_raw(node.uid)),
+                Some(nix::unistd::Gid::from_raw(node.gid)),
+            )?;
         }
         for target in &self.targets {
             if std::fs::symlink_metadata(&target.path).is_ok() {
@@ -178,6 +225,7 @@ struct Builder<'a> {
     config: LxcConfig,
     files: Vec<HostFile>,
     targets: Vec<MountTarget>,
+    nodes: Vec<DeviceNode>,
 }
 
 fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> TranslateError {
@@ -251,6 +299,7 @@ pub fn from_oci(spec: &Spec, paths: &ResolvedPaths) -> Result<Translation, Trans
         config: LxcConfig::new(),
         files: Vec::new(),
         targets: Vec::new(),
+        nodes: Vec::new(),
     };
     refuse_foreign_platforms(spec)?;
     root(&mut b)?;
@@ -275,6 +324,7 @@ pub fn from_oci(spec: &Spec, paths: &ResolvedPaths) -> Result<Translation, Trans
         config: b.config,
         files: b.files,
         targets: b.targets,
+        nodes: b.nodes,
         poststart,
         poststop,
     })
@@ -895,13 +945,25 @@ fn devices(b: &mut Builder<'_>) -> Result<(), TranslateError> {
                 return Err(invalid(format!("{field}.type"), "`a` is not a device type"))
             }
         };
-        if dev.uid().is_some_and(|u| u != 0) || dev.gid().is_some_and(|g| g != 0) {
-            return Err(unsupported(
-                format!("{field}.uid"),
-                "devices are bind mounts of the host's node, which keep its owner (root)",
+        let (Ok(major), Ok(minor)) = (u64::try_from(dev.major()), u64::try_from(dev.minor()))
+        else {
+            return Err(invalid(
+                format!("{field}.major"),
+                "a device number is not negative",
             ));
-        }
-        let source = PathBuf::from(format!("/dev/{kind}/{}:{}", dev.major(), dev.minor()));
+        };
+        // The node is made by prepare() in the files directory and bind-mounted: it needs
+        // no udev-style /dev/char on the host, and it gets the spec's mode and owner.
+        let source = b.paths.files_dir.join("dev").join(i.to_string());
+        b.nodes.push(DeviceNode {
+            path: source.clone(),
+            block: kind == "block",
+            major,
+            minor,
+            mode: dev.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: dev.uid().unwrap_or(0),
+            gid: dev.gid().unwrap_or(0),
+        });
         let dest = dev.path();
         if !dest.starts_with("/dev/") {
             return Err(invalid(
@@ -1461,6 +1523,25 @@ fn hooks(b: &mut Builder<'_>) -> Result<(Vec<Hook>, Vec<Hook>), TranslateError> 
                     ));
                 }
             }
+            if key == "lxc.hook.start" {
+                // LXC checks that a start hook's value is a file in the container and
+                // execs it with no arguments: only a bare path is expressible.
+                if args.len() > 1 || hook.env().is_some() || hook.timeout().is_some() {
+                    return Err(unsupported(
+                        field,
+                        "LXC runs a start hook as a bare path inside the container: no arguments, env or timeout",
+                    ));
+                }
+                if path.contains(char::is_whitespace) {
+                    return Err(unsupported(
+                        format!("{field}.path"),
+                        "LXC start hooks cannot have blanks in their path",
+                    ));
+                }
+                b.push(&field, key, path)?;
+                any = true;
+                continue;
+            }
             let mut words = Vec::new();
             if let Some(t) = hook.timeout() {
                 if t <= 0 {
@@ -1474,7 +1555,8 @@ fn hooks(b: &mut Builder<'_>) -> Result<(Vec<Hook>, Vec<Hook>), TranslateError> 
             }
             words.push(shell_quote(path));
             words.extend(args.iter().skip(1).map(|a| shell_quote(a)));
-            b.push(&field, key, format!("exec {}", words.join(" ")))?;
+            // LXC itself runs `exec <value>` through /bin/sh -c.
+            b.push(&field, key, words.join(" "))?;
             any = true;
         }
     }
