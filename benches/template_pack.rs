@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 
 use proxcage::oci::template::{pack_rootfs, PackOptions};
 
+/// User plus system CPU time of this process (`who` = RUSAGE_SELF) or of its waited-for
+/// children (RUSAGE_CHILDREN).
+fn cpu(who: libc::c_int) -> Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: ru is a valid, writable rusage.
+    unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
+    // SAFETY: getrusage filled it (and it was zeroed before).
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -56,7 +68,7 @@ fn main() {
     let ours = |i: usize| {
         let dest = work.path().join(format!("ours-{i}"));
         std::fs::create_dir(&dest).unwrap();
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_SELF));
         let t = pack_rootfs(
             &rootfs,
             &dest,
@@ -64,13 +76,14 @@ fn main() {
         )
         .unwrap();
         let took = start.elapsed();
+        let cpu_used = cpu(libc::RUSAGE_SELF) - cpu0;
         let size = std::fs::metadata(t.path()).unwrap().len();
         std::fs::remove_dir_all(&dest).unwrap();
-        (took, size)
+        (took, size, cpu_used)
     };
     let tar = |i: usize| {
         let out = work.path().join(format!("tar-{i}.tar.zst"));
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_CHILDREN));
         let st = Command::new("tar")
             .env("ZSTD_CLEVEL", level.to_string())
             .args(["--zstd", "--sort=name", "--numeric-owner", "--xattrs", "-C"])
@@ -81,10 +94,11 @@ fn main() {
             .status()
             .expect("tar is not installed: apt-get install -y tar zstd");
         let took = start.elapsed();
+        let cpu_used = cpu(libc::RUSAGE_CHILDREN) - cpu0;
         assert!(st.success(), "tar --zstd failed");
         let size = std::fs::metadata(&out).unwrap().len();
         std::fs::remove_file(&out).unwrap();
-        (took, size)
+        (took, size, cpu_used)
     };
 
     if !quick {
@@ -92,16 +106,20 @@ fn main() {
         tar(usize::MAX);
     }
     let (mut t_ours, mut t_tar) = (Vec::new(), Vec::new());
+    let (mut c_ours, mut c_tar) = (Vec::new(), Vec::new());
     let (mut s_ours, mut s_tar) = (0, 0);
     for i in 0..runs {
-        let (t, s) = ours(i);
+        let (t, s, c) = ours(i);
         t_ours.push(t);
+        c_ours.push(c);
         s_ours = s;
-        let (t, s) = tar(i);
+        let (t, s, c) = tar(i);
         t_tar.push(t);
+        c_tar.push(c);
         s_tar = s;
     }
     let (o, t) = (median(t_ours), median(t_tar));
+    let (co, ct) = (median(c_ours), median(c_tar));
     println!(
         "template_pack {} ({mb:.0} MB, zstd -{level}): pack_rootfs {:.2}s ({:.0} MB/s, {} bytes), tar --zstd {:.2}s ({:.0} MB/s, {} bytes)",
         rootfs.display(),
@@ -111,6 +129,11 @@ fn main() {
         t.as_secs_f64(),
         mb / t.as_secs_f64(),
         s_tar
+    );
+    println!(
+        "template_pack CPU time: pack_rootfs {:.2}s, tar --zstd {:.2}s (tar and zstd processes)",
+        co.as_secs_f64(),
+        ct.as_secs_f64()
     );
     println!(
         "template_pack throughput ratio pack_rootfs / tar --zstd: {:.2}x",
