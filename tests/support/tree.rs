@@ -336,6 +336,8 @@ pub fn populate_rich_tree(root: &Path) {
     fs::set_permissions(p("bin/sgid"), fs::Permissions::from_mode(0o2711)).unwrap();
     fs::write(p("bin/ping"), b"ping").unwrap();
     set_xattr(&p("bin/ping"), "security.capability", &CAP_NET_BIND_SERVICE);
+    // pax records are length-prefixed: values may hold newlines.
+    set_xattr(&p("bin/ping"), "user.lines", b"one\ntwo\n\x00\x0a");
     fs::set_permissions(p("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     fs::set_permissions(p("srv/shared"), fs::Permissions::from_mode(0o2770)).unwrap();
     chown(p("srv/shared"), Some(0), Some(50)).unwrap();

@@ -40,6 +40,7 @@ mod error;
 mod layout;
 mod oci_archive;
 mod spec;
+mod tar_read;
 pub mod template;
 mod unpack;
 mod ustar;

@@ -26,6 +26,9 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
+use crate::tar_read::{self, Next, TarReader};
+use crate::ustar::Kind;
+
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
@@ -201,26 +204,29 @@ impl Rootfs {
     ) -> Result<(), UnpackError> {
         self.written.clear();
         self.dir_times.clear();
-        let mut input = Trailer::new(input);
+        let mut reader = TarReader::new(Trailer::new(input));
         let mut data_end = 0;
-        {
-            let mut archive = tar::Archive::new(&mut input);
-            let entries = archive.entries().map_err(UnpackError::Stream)?;
-            for entry in entries {
-                let mut entry = entry.map_err(UnpackError::Stream)?;
-                let size = entry.size();
-                data_end = entry.raw_file_position() + size;
-                self.entry(&mut entry)?;
-                on_read(size);
+        loop {
+            match reader.next().map_err(UnpackError::Stream)? {
+                Next::End => break,
+                Next::Unsupported(u) => {
+                    return Err(UnpackError::Unsupported {
+                        entry: String::from_utf8_lossy(&u.path).into_owned(),
+                        kind: format!("{:?}", char::from(u.flag)),
+                    })
+                }
+                Next::Entry(entry) => {
+                    let size = entry.size;
+                    data_end = entry.data_at + size;
+                    self.entry(&mut reader, entry)?;
+                    on_read(size);
+                }
             }
         }
-        if input.eof_at.is_some_and(|eof| eof < data_end) {
+        if let Some(eof) = reader.get_mut().eof_at.filter(|&eof| eof < data_end) {
             return Err(UnpackError::Stream(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the stream ends at byte {}, inside the data of its last entry",
-                    input.eof_at.unwrap_or(0)
-                ),
+                format!("the stream ends at byte {eof}, inside the data of its last entry"),
             )));
         }
         self.cached = None;
@@ -244,53 +250,31 @@ impl Rootfs {
         Ok(())
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
-        let raw = entry.path_bytes().into_owned();
+    fn entry<R: Read>(
+        &mut self,
+        reader: &mut TarReader<R>,
+        entry: tar_read::Entry,
+    ) -> Result<(), UnpackError> {
+        let raw = entry.path;
         let Some(comps) = components(&raw) else {
             return Err(UnpackError::Escape {
                 entry: String::from_utf8_lossy(&raw).into_owned(),
             });
         };
-        let header = entry.header();
-        let kind = header.entry_type();
-        let mut meta = Meta {
-            mode: header.mode().map_err(UnpackError::Stream)?,
-            uid: header.uid().map_err(UnpackError::Stream)? as u32,
-            gid: header.gid().map_err(UnpackError::Stream)? as u32,
-            mtime: header.mtime().map_err(UnpackError::Stream)? as i64,
-            xattrs: Vec::new(),
+        let kind = entry.kind;
+        let meta = Meta {
+            mode: entry.mode,
+            uid: entry.uid as u32,
+            gid: entry.gid as u32,
+            mtime: entry.mtime,
+            xattrs: entry.xattrs,
         };
-        let device = (
-            header.device_major().ok().flatten().unwrap_or(0),
-            header.device_minor().ok().flatten().unwrap_or(0),
-        );
-        if let Some(pax) = entry.pax_extensions().map_err(UnpackError::Stream)? {
-            for ext in pax {
-                let ext = ext.map_err(UnpackError::Stream)?;
-                let key = ext.key_bytes();
-                let value = ext.value_bytes();
-                let number = || {
-                    std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
-                };
-                match key {
-                    b"uid" => meta.uid = number().unwrap_or(i64::from(meta.uid)) as u32,
-                    b"gid" => meta.gid = number().unwrap_or(i64::from(meta.gid)) as u32,
-                    b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
-                    _ => {
-                        if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                            meta.xattrs.push((name.to_vec(), value.to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let device = entry.device;
+        let link = Some(entry.link).filter(|l| !l.is_empty());
 
         if comps.is_empty() {
             // The root itself ("./"): only its metadata.
-            if kind.is_dir() {
+            if kind == Kind::Directory {
                 let fd = self
                     .resolve(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
                     .map_err(entry_error(&raw))?;
@@ -358,9 +342,8 @@ impl Rootfs {
             .and_then(|p| p.try_clone_to_owned())
             .map_err(entry_error(&raw))?;
         let cname = cstr(name).map_err(entry_error(&raw))?;
-        use tar::EntryType as T;
         match kind {
-            T::Directory => {
+            Kind::Directory => {
                 let existing = lstat_at(&parent, &cname).map_err(entry_error(&raw))?;
                 if existing.is_some_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
                     remove_at(&parent, name).map_err(entry_error(&raw))?;
@@ -382,7 +365,7 @@ impl Rootfs {
                 self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
                 self.dir_times.insert(full, timespec(meta.mtime));
             }
-            T::Regular | T::Continuous | T::GNUSparse => {
+            Kind::Regular => {
                 replace(&parent, &cname, name).map_err(entry_error(&raw))?;
                 let fd = nix::fcntl::openat(
                     &parent,
@@ -397,16 +380,15 @@ impl Rootfs {
                 .map_err(errno)
                 .map_err(entry_error(&raw))?;
                 let mut file = File::from(fd);
-                match io::copy(entry, &mut file) {
-                    Ok(_) => {}
-                    // A short or corrupt stream, not a problem with the file.
-                    Err(e) => return Err(UnpackError::Stream(e)),
-                }
+                // A short or corrupt stream, not a problem with the file.
+                reader
+                    .copy_data(entry.size, &mut file)
+                    .map_err(UnpackError::Stream)?;
                 let fd = OwnedFd::from(file);
                 self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
                 set_times_fd(&fd, meta.mtime).map_err(entry_error(&raw))?;
             }
-            T::Symlink => {
+            Kind::Symlink => {
                 let target =
                     cstr(link.as_deref().unwrap_or_default()).map_err(entry_error(&raw))?;
                 replace(&parent, &cname, name).map_err(entry_error(&raw))?;
@@ -419,7 +401,7 @@ impl Rootfs {
                 self.set_meta_at(&parent, &cname, &meta, false)
                     .map_err(entry_error(&raw))?;
             }
-            T::Link => {
+            Kind::HardLink => {
                 let target = link.unwrap_or_default();
                 let Some(tcomps) = components(&target).filter(|c| !c.is_empty()) else {
                     return Err(UnpackError::Escape {
@@ -452,10 +434,10 @@ impl Rootfs {
                 })
                 .map_err(entry_error(&raw))?;
             }
-            T::Char | T::Block | T::Fifo => {
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
                 let fmt = match kind {
-                    T::Char => libc::S_IFCHR,
-                    T::Block => libc::S_IFBLK,
+                    Kind::CharDevice => libc::S_IFCHR,
+                    Kind::BlockDevice => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
                 if fmt != libc::S_IFIFO && !privileged {
@@ -471,13 +453,6 @@ impl Rootfs {
                 .map_err(entry_error(&raw))?;
                 self.set_meta_at(&parent, &cname, &meta, true)
                     .map_err(entry_error(&raw))?;
-            }
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {}
-            other => {
-                return Err(UnpackError::Unsupported {
-                    entry: String::from_utf8_lossy(&raw).into_owned(),
-                    kind: format!("{other:?}"),
-                })
             }
         }
         Ok(())

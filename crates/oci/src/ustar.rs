@@ -283,4 +283,55 @@ mod tests {
         assert_eq!(data, "abc");
         assert!(entries.next().is_none());
     }
+
+    proptest::proptest! {
+        /// Whatever the names, ids, sizes, times and xattrs (binary, newlines included),
+        /// the reader reads back what the writer wrote.
+        #[test]
+        fn headers_round_trip(
+            path in "[a-zA-Z0-9._/-]{1,300}",
+            link in "[a-zA-Z0-9._/-]{0,250}",
+            uid in proptest::prop_oneof![0u64..70_000, 2_000_000u64..5_000_000_000],
+            gid in 0u64..5_000_000_000,
+            mode in 0u32..0o10000,
+            mtime in proptest::prop_oneof![0i64..0o77777777777, -100i64..0, 0o77777777777i64..0o777777777777],
+            size in 0usize..2000,
+            xattrs in proptest::collection::btree_map("user\\.[a-z]{1,20}", proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
+            symlink in proptest::bool::ANY,
+        ) {
+            let xattrs: Xattrs = xattrs.into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+            let (kind, size, link) = if symlink { (Kind::Symlink, 0, link.as_bytes()) } else { (Kind::Regular, size, &b""[..]) };
+            let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
+            let mut out = Vec::new();
+            write_header(&mut out, &Header {
+                path: path.as_bytes(), kind, mode, uid, gid, size: size as u64, mtime, link,
+                device: (0, 0), xattrs: &xattrs,
+            }).unwrap();
+            out.extend_from_slice(&data);
+            out.extend_from_slice(&[0; BLOCK][..padding(size as u64)]);
+            write_end(&mut out).unwrap();
+
+            let mut reader = crate::tar_read::TarReader::new(&out[..]);
+            let crate::tar_read::Next::Entry(entry) = reader.next().unwrap() else {
+                panic!("no entry read back");
+            };
+            proptest::prop_assert_eq!(entry.path.as_slice(), path.as_bytes());
+            proptest::prop_assert_eq!(entry.link.as_slice(), link);
+            proptest::prop_assert_eq!(entry.kind, kind);
+            proptest::prop_assert_eq!((entry.mode, entry.uid, entry.gid, entry.mtime), (mode, uid, gid, mtime));
+            proptest::prop_assert_eq!(&entry.xattrs, &xattrs);
+            let mut got = Vec::new();
+            reader.copy_data(entry.size, &mut got).unwrap();
+            proptest::prop_assert_eq!(got, data);
+            proptest::prop_assert!(matches!(reader.next().unwrap(), crate::tar_read::Next::End));
+        }
+    }
+
+    #[test]
+    fn large_sizes_are_written_base_256() {
+        let block = file_block(b"blobs/sha256/x", 10 << 30);
+        let header = tar::Header::from_byte_slice(&block);
+        assert_eq!(header.size().unwrap(), 10 << 30);
+        assert_eq!(header.path_bytes().as_ref(), b"blobs/sha256/x");
+    }
 }
