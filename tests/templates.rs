@@ -191,6 +191,20 @@ fn a_failed_pack_leaves_nothing_in_the_template_directory() {
     );
 }
 
+fn xattr_remove(path: &Path, name: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated.
+    let rc = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+    assert_eq!(
+        rc,
+        0,
+        "removexattr {name}: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// A bundle around the rich tree: runc's default spec with a process of our own.
 fn rich_bundle(parent: &Path) -> proxcage::oci::Bundle {
     let dir = parent.join("bundle");
@@ -219,6 +233,22 @@ fn oci_archive_template_is_an_image_of_the_bundles_tree_and_process() {
     let bundle = rich_bundle(work.path());
     let dest = work.path().join("cache");
     fs::create_dir(&dest).unwrap();
+
+    // An xattr value with a newline: Proxmox's importer could not read the archive.
+    let err = pack_oci_archive(&bundle, &dest, &opts()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, TemplateError::Unrepresentable { .. })
+            && text.contains("bin/ping")
+            && text.contains("user.lines"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read_dir(&dest).unwrap().count(),
+        0,
+        "the refused pack left files"
+    );
+    xattr_remove(&bundle.rootfs().join("bin/ping"), "user.lines");
 
     let t = pack_oci_archive(&bundle, &dest, &opts()).unwrap();
     assert!(!t.reused());

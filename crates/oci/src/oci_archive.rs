@@ -6,7 +6,9 @@
 //! Names in the archive have no `./` prefix: Proxmox's importer looks members up by their
 //! exact path (`index.json`, `blobs/sha256/<hex>`). Device nodes and FIFOs are left out of
 //! the layer: Proxmox's importer (the `tar` crate's `unpack_in`) would turn them into
-//! regular files, and a container's `/dev` is made by LXC anyway.
+//! regular files, and a container's `/dev` is made by LXC anyway. An xattr value with a
+//! newline byte is an error ([`TemplateError::Unrepresentable`]): the `tar` crate splits
+//! pax records at newlines and the import would fail.
 //!
 //! The archive is named after the image config's digest (the image id), which covers the
 //! layer (through its `diff_ids`) and the process; the same bundle gives the same bytes
@@ -64,6 +66,7 @@ pub fn pack_oci_archive(
     let mut sink = Hashing::new(io::sink());
     let mut walker = Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref());
     walker.special = false;
+    walker.newlines = false;
     walker.archive(&mut sink)?;
     let diff_id = Digest::from_hasher(sink.sha);
     let tar_len = sink.len;
@@ -124,6 +127,7 @@ pub fn pack_oci_archive(
     };
     let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
     walker.special = false;
+    walker.newlines = false;
     walker.archive(&mut sink)?;
     if Digest::from_hasher(walker.stamps) != stamps || sink.len != tar_len {
         return Err(TemplateError::RootfsChanged {

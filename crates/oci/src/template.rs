@@ -139,6 +139,10 @@ pub enum TemplateError {
         source: io::Error,
     },
 
+    /// A file the archive format cannot carry.
+    #[error("{}: {what}", path.display())]
+    Unrepresentable { path: PathBuf, what: String },
+
     /// The tree changed between computing its digest and packing it, or while a file was
     /// read: the archive would not match its name.
     #[error("rootfs {} changed while it was packed ({what}): pack it again when nothing writes to it", path.display())]
@@ -406,6 +410,9 @@ impl<W: Write> Write for Counting<W> {
 pub(crate) struct Walker<'a> {
     /// Whether device nodes and FIFOs are archived.
     pub(crate) special: bool,
+    /// Whether xattr values may hold newlines (the `tar` crate, and so Proxmox's OCI
+    /// importer, cannot read them).
+    pub(crate) newlines: bool,
     /// Hash of every entry's name, inode and change time: any write to a file or its
     /// metadata moves its ctime, so two walks with equal stamps read the same tree.
     pub(crate) stamps: Sha256,
@@ -422,6 +429,7 @@ impl<'a> Walker<'a> {
     pub(crate) fn new(root: &'a Path, dest: &'a Path, bar: Option<&'a ProgressBar>) -> Self {
         Walker {
             special: true,
+            newlines: true,
             stamps: Sha256::new(),
             root,
             dest,
@@ -528,6 +536,17 @@ impl<'a> Walker<'a> {
             self.stamps.update(n.to_le_bytes());
         }
         let xattrs = read_xattrs(path)?;
+        if !self.newlines {
+            if let Some((name, _)) = xattrs.iter().find(|(_, v)| v.contains(&b'\n')) {
+                return Err(TemplateError::Unrepresentable {
+                    path: path.into(),
+                    what: format!(
+                        "its xattr {} holds a newline byte, which Proxmox's OCI importer cannot read: use the tar.zst format",
+                        String::from_utf8_lossy(name)
+                    ),
+                });
+            }
+        }
         let rdev = meta.rdev();
         let header = Header {
             path: &name,
