@@ -398,6 +398,13 @@ pub enum BuildError {
     Copy(#[source] TemplateError),
 }
 
+/// So that the CLI can pass a build error on with `?`; its message is kept as is.
+impl From<BuildError> for proxcage_core::Error {
+    fn from(e: BuildError) -> Self {
+        proxcage_core::Error::Input(Box::new(e))
+    }
+}
+
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BuildError + 'a {
     move |source| BuildError::Io {
         op,

@@ -149,6 +149,14 @@ pub enum TemplateError {
     RootfsChanged { path: PathBuf, what: String },
 }
 
+/// So that the CLI and the pct backend can pass a template error on with `?`; its
+/// message is kept as is.
+impl From<TemplateError> for proxcage_core::Error {
+    fn from(e: TemplateError) -> Self {
+        proxcage_core::Error::Input(Box::new(e))
+    }
+}
+
 pub(crate) fn io_error<'a>(
     op: &'static str,
     path: &'a Path,
