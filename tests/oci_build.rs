@@ -814,6 +814,17 @@ fn rootfs_directories_and_tarballs_become_bundles() {
         assert_same(&want, &snapshot(built.rootfs(), Ignore::default()), name);
     }
 
+    // A bundle inside the rootfs it would copy is refused.
+    let inside = src.join("srv/bundle");
+    let err = create_bundle(
+        &inside,
+        &Source::parse(src.to_str().unwrap()).unwrap(),
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("inside the rootfs"), "{err}");
+    assert_nothing_left(&inside);
+
     // OUT that exists and is not empty is refused, and left as it was.
     let err = create_bundle(
         copied.dir(),

@@ -89,7 +89,19 @@ impl Source {
         let image = if path.is_dir() {
             layout::is_layout_dir(path)
         } else {
-            is_oci_archive(path)
+            match archive_kind(path) {
+                ArchiveKind::Oci => true,
+                ArchiveKind::Docker => {
+                    return Err(BuildError::NotAnImageLayout {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "it is a docker-archive; convert it with `skopeo copy docker-archive:{0} oci-archive:{0}.oci`",
+                            path.display()
+                        ),
+                    })
+                }
+                ArchiveKind::Other => false,
+            }
         };
         match (image, reference) {
             (true, reference) => Ok(Source::Image {
@@ -111,22 +123,41 @@ impl Source {
     }
 }
 
-/// True for an uncompressed tar holding an `oci-layout` member.
-fn is_oci_archive(path: &Path) -> bool {
+/// What an uncompressed tar holds, judged by its first 64 member names (and at most
+/// 64 MiB read).
+#[derive(Debug, PartialEq, Eq)]
+enum ArchiveKind {
+    /// An OCI image layout (`oci-layout`): an oci-archive.
+    Oci,
+    /// `docker save`'s older format: `manifest.json` and no `oci-layout`.
+    Docker,
+    Other,
+}
+
+fn archive_kind(path: &Path) -> ArchiveKind {
+    use crate::tar_read::{Next, TarReader};
     let Ok(file) = fs::File::open(path) else {
-        return false;
+        return ArchiveKind::Other;
     };
-    let mut archive = tar::Archive::new(file);
-    let Ok(entries) = archive.entries() else {
-        return false;
-    };
-    entries.take(64).filter_map(Result::ok).any(|e| {
-        e.path_bytes()
-            .as_ref()
-            .strip_prefix(b"./")
-            .unwrap_or(&e.path_bytes())
-            == b"oci-layout"
-    })
+    let mut reader = TarReader::new(io::BufReader::new(file).take(64 << 20));
+    let mut names = Vec::new();
+    for _ in 0..64 {
+        match reader.next() {
+            Ok(Next::Entry(e)) => {
+                let name = e.path.strip_prefix(b"./").unwrap_or(&e.path).to_vec();
+                names.push(name);
+            }
+            Ok(Next::Unsupported(_)) => {}
+            Ok(Next::End) | Err(_) => break,
+        }
+    }
+    if names.iter().any(|n| n == b"oci-layout") {
+        ArchiveKind::Oci
+    } else if names.iter().any(|n| n == b"manifest.json") {
+        ArchiveKind::Docker
+    } else {
+        ArchiveKind::Other
+    }
 }
 
 /// A bind mount `src:dst[:ro]` for the bundle.
@@ -454,6 +485,18 @@ pub fn create_bundle(
             (abs, None, None)
         }
         Source::RootfsDir { path, copy: true } => {
+            let from = fs::canonicalize(path).map_err(io_error("resolve", path))?;
+            let staging = fs::canonicalize(tmp.path()).map_err(io_error("resolve", tmp.path()))?;
+            if staging.starts_with(&from) {
+                return Err(BuildError::InvalidOption {
+                    option: "from",
+                    value: path.display().to_string(),
+                    reason: format!(
+                        "the bundle {} would be inside the rootfs it copies",
+                        out.display()
+                    ),
+                });
+            }
             fs::create_dir(&staged_rootfs).map_err(io_error("create", &staged_rootfs))?;
             copy_tree(path, &staged_rootfs)?;
             (staged_rootfs.clone(), None, None)
@@ -992,6 +1035,36 @@ mod tests {
             Source::parse(&format!("{p}@sha256:12")),
             Err(BuildError::BadReference { .. })
         ));
+        let docker = dir.path().join("saved.tar");
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .arg("-cf")
+            .arg(&docker)
+            .arg("oci-layout")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(matches!(
+            Source::parse(docker.to_str().unwrap()).unwrap(),
+            Source::Image { .. }
+        ));
+        fs::remove_file(dir.path().join("oci-layout")).unwrap();
+        fs::write(dir.path().join("manifest.json"), "[]").unwrap();
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .arg("-cf")
+            .arg(&docker)
+            .arg("manifest.json")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let err = Source::parse(docker.to_str().unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("skopeo copy docker-archive:"),
+            "{err}"
+        );
         assert!(matches!(
             Source::parse("/no/such/thing"),
             Err(BuildError::SourceNotFound { .. })
