@@ -13,6 +13,7 @@ packages=(
     runc crun lxc           # backends and the LXC the pct backend drives
     busybox-static          # the test and demo container
     umoci skopeo tar        # OCI images for the containerd and podman tests
+    zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
     procps util-linux iproute2
 )

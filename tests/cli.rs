@@ -460,6 +460,6 @@ fn features_report_the_default_backend_and_the_routes() {
             features["annotations"]["io.proxcage.default-backend"],
             backend
         );
-        assert_eq!(features["annotations"]["io.proxcage.backends"], "runc,crun");
+        assert_eq!(features["annotations"]["io.proxcage.backends"], "runc,crun,pct");
     }
 }

@@ -81,16 +81,28 @@ pub fn classify(stderr: &str, vmid: Option<Vmid>) -> PctError {
     let text = lines.join("\n");
     let last = lines.last().copied().unwrap_or("");
 
+    // A known message wins, also inside a parameter block (pct reports a storage without
+    // rootdir content as `400 Parameter verification failed.` + `storage: storage ...`).
+    for line in lines.iter().rev() {
+        if let Some(e) = classify_line(line, &lines, &vmid) {
+            return e;
+        }
+    }
     if let Some(i) = lines
         .iter()
         .position(|l| l.starts_with("400 Parameter verification failed"))
     {
-        let details = lines[i + 1..].join("; ");
+        // The field lines, without the usage line pct prints after them.
+        let details: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("pct ") && !l.starts_with("pvesh "))
+            .copied()
+            .collect();
         return PctError::Parameters {
             details: if details.is_empty() {
                 lines[i].to_string()
             } else {
-                details
+                details.join("; ")
             },
         };
     }
@@ -98,11 +110,6 @@ pub fn classify(stderr: &str, vmid: Option<Vmid>) -> PctError {
         return PctError::Parameters {
             details: "400 not enough arguments".into(),
         };
-    }
-    for line in lines.iter().rev() {
-        if let Some(e) = classify_line(line, &lines, &vmid) {
-            return e;
-        }
     }
     PctError::Other {
         message: if last.is_empty() {
@@ -320,6 +327,14 @@ mod tests {
             PctError::Parameters { .. }
         ));
         assert_eq!(c("unable to detect OS distribution\n"), PctError::NoDistro);
+        assert_eq!(
+            c("400 Parameter verification failed.\nstorage: storage 'local' does not support container directories\npct create <vmid> <ostemplate> [OPTIONS]\n"),
+            PctError::NoRootdir { storage: "local".into() }
+        );
+        assert_eq!(
+            c("400 Parameter verification failed.\nmemory: value must have a minimum value of 16\npct create <vmid> <ostemplate> [OPTIONS]\n"),
+            PctError::Parameters { details: "memory: value must have a minimum value of 16".into() }
+        );
         assert_eq!(
             c("storage 'local' does not support container directories\n"),
             PctError::NoRootdir {

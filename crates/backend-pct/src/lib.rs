@@ -6,13 +6,17 @@
 //! VMIDs. The backend itself (create from a bundle, the lifecycle) builds on them.
 
 pub mod alloc;
+mod backend;
 pub mod error;
 pub mod parse;
 pub mod pct;
+mod settings;
 pub mod vmid;
 
+pub use backend::{pct, Pct};
 pub use error::PctError;
 pub use pct::{CallError, PctTools};
+pub use settings::PctSettings;
 pub use vmid::{Vmid, VmidRange};
 
 /// The backend's name in routes, records and the config file.

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use proxcage_backend_crun::CrunSettings;
+use proxcage_backend_pct::PctSettings;
 use proxcage_backend_runc::RuncSettings;
 use proxcage_core::{Error, Result, RouteRule, Router};
 use serde::Deserialize;
@@ -13,7 +14,11 @@ pub const DEFAULT_PATH: &str = "/etc/proxcage/config.toml";
 pub const ENV: &str = "PROXCAGE_CONFIG";
 
 /// The backends this build has.
-pub const BACKENDS: &[&str] = &[proxcage_backend_runc::NAME, proxcage_backend_crun::NAME];
+pub const BACKENDS: &[&str] = &[
+    proxcage_backend_runc::NAME,
+    proxcage_backend_crun::NAME,
+    proxcage_backend_pct::NAME,
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +43,8 @@ pub struct Backends {
     pub runc: RuncSettings,
     #[serde(default)]
     pub crun: CrunSettings,
+    #[serde(default)]
+    pub pct: PctSettings,
 }
 
 fn default_backend() -> String {
@@ -127,7 +134,8 @@ private_cgroup2 = true
     fn unknown_keys_are_named_with_the_file() {
         for (text, key) in [
             ("defualt_backend = \"runc\"", "defualt_backend"),
-            ("[backends.pct]\nstorage = \"local\"", "pct"),
+            ("[backends.pct]\nstorage = \"local\"", "storage"),
+            ("[backends.kata]\nbinary = \"x\"", "kata"),
             ("[[route]]\nbackend = \"runc\"\nids = \"x\"", "ids"),
             ("[backends.crun]\nmanager = \"x\"", "manager"),
         ] {
@@ -145,7 +153,7 @@ private_cgroup2 = true
     fn an_unknown_default_backend_is_refused_when_routing() {
         let config = Config::parse("default_backend = \"kata\"", Path::new("/c.toml")).unwrap();
         let err = config.router().unwrap_err().to_string();
-        assert!(err.contains("kata") && err.contains("runc, crun"), "{err}");
+        assert!(err.contains("kata") && err.contains("runc, crun, pct"), "{err}");
     }
 
     #[test]
