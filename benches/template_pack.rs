@@ -57,6 +57,10 @@ fn main() {
     let rootfs =
         PathBuf::from(std::env::var_os("PROXCAGE_BENCH_ROOTFS").unwrap_or("/usr/bin".into()));
     let level: i32 = env_or("PROXCAGE_BENCH_LEVEL", 3);
+    // Default: PackOptions' default (one zstd worker per CPU).
+    let workers: Option<u32> = std::env::var("PROXCAGE_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let runs: usize = if quick {
         1
     } else {
@@ -69,12 +73,11 @@ fn main() {
         let dest = work.path().join(format!("ours-{i}"));
         std::fs::create_dir(&dest).unwrap();
         let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_SELF));
-        let t = pack_rootfs(
-            &rootfs,
-            &dest,
-            &PackOptions::default().level(level).progress(false),
-        )
-        .unwrap();
+        let mut opts = PackOptions::default().level(level).progress(false);
+        if let Some(w) = workers {
+            opts = opts.workers(w);
+        }
+        let t = pack_rootfs(&rootfs, &dest, &opts).unwrap();
         let took = start.elapsed();
         let cpu_used = cpu(libc::RUSAGE_SELF) - cpu0;
         let size = std::fs::metadata(t.path()).unwrap().len();

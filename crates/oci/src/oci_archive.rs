@@ -119,25 +119,33 @@ pub fn pack_oci_archive(
     // The layer's header is written once its digest and size are known.
     let layer_header_at = out.len;
     out.write_all(&[0; ustar::BLOCK]).map_err(werr)?;
-    let compressed = Hashing::new(&mut out);
-    let encoder = zstd_encoder(compressed, opts, tar_len, &tmp_path)?;
-    let mut sink = Counting {
-        inner: encoder,
-        len: 0,
+    let (layer_digest, layer_len) = {
+        let compressed = Hashing::new(&mut out);
+        let encoder = zstd_encoder(compressed, opts, tar_len, &tmp_path)?;
+        // Headers are 512-byte writes: gathered into large ones, the encoder (and its
+        // workers' job queue) is entered once per MiB, not once per header.
+        let mut sink = Counting {
+            inner: BufWriter::with_capacity(1 << 20, encoder),
+            len: 0,
+        };
+        let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
+        walker.special = false;
+        walker.newlines = false;
+        walker.archive(&mut sink)?;
+        let Counting {
+            inner: buffered,
+            len: written,
+        } = sink;
+        if Digest::from_hasher(walker.stamps) != stamps || written != tar_len {
+            return Err(TemplateError::RootfsChanged {
+                path: rootfs.into(),
+                what: "entries changed after its digest was computed".into(),
+            });
+        }
+        let encoder = buffered.into_inner().map_err(|e| werr(e.into_error()))?;
+        let compressed = encoder.finish().map_err(werr)?;
+        (Digest::from_hasher(compressed.sha), compressed.len)
     };
-    let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
-    walker.special = false;
-    walker.newlines = false;
-    walker.archive(&mut sink)?;
-    if Digest::from_hasher(walker.stamps) != stamps || sink.len != tar_len {
-        return Err(TemplateError::RootfsChanged {
-            path: rootfs.into(),
-            what: "entries changed after its digest was computed".into(),
-        });
-    }
-    let compressed = sink.inner.finish().map_err(werr)?;
-    let layer_digest = Digest::from_hasher(compressed.sha);
-    let layer_len = compressed.len;
     out.write_all(&[0; ustar::BLOCK][..ustar::padding(layer_len)])
         .map_err(werr)?;
     let end = out.len;

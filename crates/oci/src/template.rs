@@ -259,8 +259,10 @@ pub fn pack_rootfs(
     )?;
     // The content is not hashed again: the change times of every entry, compared with
     // the first pass's, show whether anything changed in between.
+    // Headers are 512-byte writes: gathered into large ones, the encoder (and its
+    // workers' job queue) is entered once per MiB, not once per header.
     let mut sink = Counting {
-        inner: encoder,
+        inner: BufWriter::with_capacity(1 << 20, encoder),
         len: 0,
     };
     let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
@@ -271,7 +273,11 @@ pub fn pack_rootfs(
             what: "entries changed after its digest was computed".into(),
         });
     }
-    let writer = sink.inner.finish().map_err(io_error("write", &tmp_path))?;
+    let encoder = sink
+        .inner
+        .into_inner()
+        .map_err(|e| io_error("write", &tmp_path)(e.into_error()))?;
+    let writer = encoder.finish().map_err(io_error("write", &tmp_path))?;
     let file = writer
         .into_inner()
         .map_err(|e| io_error("write", &tmp_path)(e.into_error()))?;
