@@ -812,6 +812,8 @@ fn generate_config(
         entrypoint.into_iter().chain(cmd).collect()
     };
     if args.is_empty() {
+        // No Entrypoint, no Cmd, no --arg: runc's and umoci's default.
+        tracing::warn!("no command in the image or the options: the bundle runs sh");
         args = vec!["sh".to_owned()];
     }
     process["args"] = json!(args);
