@@ -460,6 +460,107 @@ fn features_report_the_default_backend_and_the_routes() {
             features["annotations"]["io.proxcage.default-backend"],
             backend
         );
-        assert_eq!(features["annotations"]["io.proxcage.backends"], "runc,crun,pct");
+        assert_eq!(
+            features["annotations"]["io.proxcage.backends"],
+            "runc,crun,pct"
+        );
     }
+}
+
+#[test]
+fn bundle_create_and_template_create_from_the_command_line() {
+    require_root();
+    require_tool("runc", "runc");
+    let p = Proxcage::new(HOST_CONFIG);
+    let rootfs = p.dir.path().join("rootfs");
+    support::busybox_rootfs(&rootfs);
+    let out = p.dir.path().join("made");
+    let made = p.ok(&[
+        "bundle",
+        "create",
+        out.to_str().unwrap(),
+        "--from",
+        rootfs.to_str().unwrap(),
+        "--arg",
+        "sh",
+        "--arg",
+        "-c",
+        "--arg",
+        "echo \"$GREETING from $(pwd)\"",
+        "--env",
+        "GREETING=hello",
+        "--cwd",
+        "/tmp",
+    ]);
+    assert_eq!(made.trim(), out.to_str().unwrap());
+    // The bundle runs as built (no terminal: detach its stdio from ours).
+    edit_config(&out, |spec| spec["process"]["terminal"] = false.into());
+    let ran = p.run(&["run", "--bundle", out.to_str().unwrap(), "made"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from /tmp\n");
+
+    let templates = p.dir.path().join("templates");
+    fs::create_dir(&templates).unwrap();
+    let volume = p.ok(&[
+        "template",
+        "create",
+        out.to_str().unwrap(),
+        "--dir",
+        templates.to_str().unwrap(),
+    ]);
+    let file = volume
+        .trim()
+        .strip_prefix("local:vztmpl/")
+        .unwrap_or_else(|| panic!("{volume}"));
+    assert!(
+        file.starts_with("proxcage-") && file.ends_with(".tar.zst"),
+        "{file}"
+    );
+    assert!(templates.join(file).is_file());
+    let again = p.ok(&[
+        "template",
+        "create",
+        out.to_str().unwrap(),
+        "--dir",
+        templates.to_str().unwrap(),
+    ]);
+    assert_eq!(again, volume, "the same rootfs gives the same template");
+    let archive = p.ok(&[
+        "template",
+        "create",
+        out.to_str().unwrap(),
+        "--dir",
+        templates.to_str().unwrap(),
+        "--format",
+        "oci-archive",
+    ]);
+    assert!(archive.trim().ends_with(".tar"), "{archive}");
+    let out2 = p.run(&[
+        "template",
+        "create",
+        out.to_str().unwrap(),
+        "--storage",
+        "nfs-templates",
+    ]);
+    assert!(stderr(&out2).contains("pass --dir"), "{}", stderr(&out2));
+
+    let missing = p.dir.path().join("nothing-here");
+    let bad = p.dir.path().join("bad");
+    let out3 = p.run(&[
+        "bundle",
+        "create",
+        bad.to_str().unwrap(),
+        "--from",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out3.status.code(), Some(1));
+    assert!(
+        stderr(&out3).contains(missing.to_str().unwrap()),
+        "{}",
+        stderr(&out3)
+    );
+    assert!(
+        !bad.exists() || fs::read_dir(&bad).unwrap().count() == 0,
+        "nothing left in OUT"
+    );
 }

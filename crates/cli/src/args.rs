@@ -91,6 +91,83 @@ pub enum Command {
     Features,
     /// Write a default config.json into a bundle
     Spec(Spec),
+    /// Build OCI bundles from images, rootfs directories and tarballs
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Turn bundles into Proxmox templates
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Create the bundle OUT from an OCI image layout or oci-archive (with :tag or
+    /// @digest), a rootfs directory, or a rootfs tarball (.tar, .tar.gz, .tar.zst)
+    Create(BundleCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleCreate {
+    /// The bundle directory to create (must not exist, or be empty)
+    pub out: PathBuf,
+    /// Image layout[:tag|@digest], oci-archive tar, rootfs directory or rootfs tarball
+    #[arg(long, value_name = "SOURCE")]
+    pub from: String,
+    /// Use a rootfs directory where it is instead of copying it
+    #[arg(long)]
+    pub reference: bool,
+    /// The process's arguments (repeat for each; replaces the image's Entrypoint+Cmd)
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// An environment variable K=V (repeatable; added to the image's)
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory of the process
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// UID[:GID] of the process
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The container's hostname
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Memory limit, e.g. 512M or 2GiB
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// A bind mount SRC:DST[:ro] (repeatable)
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub mount: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Pack BUNDLE's rootfs as a Proxmox template and print its volume id
+    Create(TemplateCreate),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TemplateFormat {
+    /// proxcage-<sha256>.tar.zst: what `pct create` takes (and the pct backend makes)
+    #[value(name = "tar.zst")]
+    TarZst,
+    /// An OCI image archive that Proxmox VE 9.1 imports natively
+    #[value(name = "oci-archive")]
+    OciArchive,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateCreate {
+    /// The bundle directory
+    pub bundle: PathBuf,
+    /// Template storage (default: [backends.pct] template_storage, else local)
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// The storage's template directory (default: [backends.pct] template_dir, else
+    /// /var/lib/vz/template/cache)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TemplateFormat::TarZst)]
+    pub format: TemplateFormat,
 }
 
 #[derive(Debug, Args)]

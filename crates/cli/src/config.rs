@@ -153,7 +153,10 @@ private_cgroup2 = true
     fn an_unknown_default_backend_is_refused_when_routing() {
         let config = Config::parse("default_backend = \"kata\"", Path::new("/c.toml")).unwrap();
         let err = config.router().unwrap_err().to_string();
-        assert!(err.contains("kata") && err.contains("runc, crun, pct"), "{err}");
+        assert!(
+            err.contains("kata") && err.contains("runc, crun, pct"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl<'a> Ctx<'a> {
         Ok(match name {
             proxcage_backend_runc::NAME => Box::new(runc(&config.backends.runc, root, &flags)?),
             proxcage_backend_crun::NAME => Box::new(crun(&config.backends.crun, root, &flags)?),
-            proxcage_backend_pct::NAME => Box::new(proxcage_backend_pct::pct(&config.backends.pct, root)?),
+            proxcage_backend_pct::NAME => {
+                Box::new(proxcage_backend_pct::pct(&config.backends.pct, root)?)
+            }
             other => {
                 return Err(Error::UnknownBackend {
                     name: other.to_string(),

@@ -1,5 +1,6 @@
 //! One function per subcommand; the work is in the libraries.
 
+mod bundle;
 mod create;
 mod delete;
 mod exec;
@@ -9,13 +10,14 @@ mod ps;
 mod simple;
 mod spec;
 mod state;
+mod template;
 
 use crate::args::Command;
 use crate::context::Ctx;
 
 /// Runs `command` and returns the exit code.
 pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    if !matches!(command, Command::Spec(_)) {
+    if !matches!(command, Command::Spec(_) | Command::Bundle(_)) {
         // A broken config file is reported by every command that works with containers,
         // not only by the ones that happen to need a backend.
         ctx.config()?;
@@ -34,6 +36,10 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Command::Ps(args) => ps::ps(args, ctx),
         Command::Features => features::features(ctx),
         Command::Spec(args) => spec::spec(args),
+        Command::Bundle(crate::args::BundleCommand::Create(args)) => bundle::create(args),
+        Command::Template(crate::args::TemplateCommand::Create(args)) => {
+            template::create(args, ctx)
+        }
     }
 }
 
