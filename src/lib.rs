@@ -7,7 +7,8 @@
 //!   [`Runtime`](core::Runtime) trait every backend implements;
 //! - [`oci`]: bundles in (`Bundle::load`, the default spec), with `oci_spec` re-exported;
 //! - [`delegate`]: a `Runtime` over any binary with runc's command line;
-//! - [`backend_runc`], [`backend_crun`]: the runc and crun backends.
+//! - [`backend_runc`], [`backend_crun`]: the runc and crun backends;
+//! - [`backend_pct`]: bundles as Proxmox containers, through pct and pvesh.
 //!
 //! ```no_run
 //! use proxcage::core::{ContainerId, Runtime};
@@ -20,6 +21,7 @@
 //! ```
 
 pub use proxcage_backend_crun as backend_crun;
+pub use proxcage_backend_pct as backend_pct;
 pub use proxcage_backend_runc as backend_runc;
 pub use proxcage_core as core;
 pub use proxcage_delegate as delegate;

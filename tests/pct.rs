@@ -32,7 +32,8 @@ allow_dropped = ["lxc.no_new_privs"]
         files = standin.dir.path().join("files").display(),
     );
     let mut p = Proxcage::new(&config);
-    p.env.push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
+    p.env
+        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.
     fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     p
@@ -47,19 +48,25 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn vmid_of(p: &Proxcage, id: &str) -> u32 {
-    let record: serde_json::Value =
-        serde_json::from_slice(&fs::read(p.root.join("backends/pct").join(format!("{id}.json"))).unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(p.root.join("backends/pct").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
     record["vmid"].as_u64().unwrap() as u32
 }
 
 fn console_log(standin: &PctStandin, vmid: u32) -> String {
-    fs::read_to_string(standin.lxcpath().join(vmid.to_string()).join("console.log")).unwrap_or_default()
+    fs::read_to_string(standin.lxcpath().join(vmid.to_string()).join("console.log"))
+        .unwrap_or_default()
 }
 
 fn nothing_left(p: &Proxcage, standin: &PctStandin) {
     assert_eq!(p.ok(&["list", "-q"]), "");
     assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
-    let templates: Vec<_> = fs::read_dir(standin.template_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let templates: Vec<_> = fs::read_dir(standin.template_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(templates.is_empty(), "templates left: {templates:?}");
     let records = p.root.join("backends/pct");
     if records.exists() {
@@ -72,7 +79,12 @@ fn nothing_left(p: &Proxcage, standin: &PctStandin) {
     }
     let files = standin.dir.path().join("files");
     if files.exists() {
-        assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "files left in {}", files.display());
+        assert_eq!(
+            fs::read_dir(&files).unwrap().count(),
+            0,
+            "files left in {}",
+            files.display()
+        );
     }
 }
 
@@ -80,14 +92,29 @@ fn nothing_left(p: &Proxcage, standin: &PctStandin) {
 fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     let standin = PctStandin::new();
     let p = proxcage_for(&standin);
-    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "echo 'hello from pct' \"$0\"; exec sleep 1000", "arg 0"]);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo 'hello from pct' \"$0\"; exec sleep 1000",
+            "arg 0",
+        ],
+    );
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "web-1"]);
     assert_eq!(p.status("web-1"), "created");
     let vmid = vmid_of(&p, "web-1");
     // runc's default spec: hostname "runc", a read-only root.
     let conf = fs::read_to_string(standin.conf_path(vmid)).unwrap();
     assert!(conf.contains(",ro=1"), "{conf}");
-    for want in ["ostype: unmanaged", "unprivileged: 1", "tags: proxcage", "hostname: runc", "lxc.init.cmd: /.proxcage/init"] {
+    for want in [
+        "ostype: unmanaged",
+        "unprivileged: 1",
+        "tags: proxcage",
+        "hostname: runc",
+        "lxc.init.cmd: /.proxcage/init",
+    ] {
         assert!(conf.contains(want), "{want:?} missing from\n{conf}");
     }
 
@@ -95,8 +122,14 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "web-1"])).unwrap();
     assert_eq!(state["status"], "running");
     let pid = state["pid"].as_i64().unwrap();
-    assert_eq!(Some(pid), standin.lxc_pid(vmid), "state reports the CT init's host pid");
-    wait_until("the container's output", || console_log(&standin, vmid).contains("hello from pct arg 0"));
+    assert_eq!(
+        Some(pid),
+        standin.lxc_pid(vmid),
+        "state reports the CT init's host pid"
+    );
+    wait_until("the container's output", || {
+        console_log(&standin, vmid).contains("hello from pct arg 0")
+    });
     let pids: Vec<i64> = serde_json::from_str(&p.ok(&["ps", "--format", "json", "web-1"])).unwrap();
     assert!(pids.contains(&pid), "{pids:?}");
 
@@ -104,7 +137,8 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
 
-    let listed: serde_json::Value = serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(listed[0]["backend"], "pct");
 
     p.ok(&["kill", "web-1", "KILL"]);
@@ -140,12 +174,20 @@ fn bind_mounts_and_a_tmpfs_reach_the_ct() {
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "mounts"]);
     p.ok(&["start", "mounts"]);
     let vmid = vmid_of(&p, "mounts");
-    wait_until("the mount report", || console_log(&standin, vmid).contains("/scratch"));
+    wait_until("the mount report", || {
+        console_log(&standin, vmid).contains("/scratch")
+    });
     let log = console_log(&standin, vmid);
     assert!(log.contains("from the host"), "{log}");
-    assert!(log.contains("data-readonly"), "the read-only bind refused writes:\n{log}");
+    assert!(
+        log.contains("data-readonly"),
+        "the read-only bind refused writes:\n{log}"
+    );
     assert!(log.contains("shared-writable"), "{log}");
-    assert!(log.contains("tmpfs /scratch tmpfs") && log.contains("size=16384k"), "{log}");
+    assert!(
+        log.contains("tmpfs /scratch tmpfs") && log.contains("size=16384k"),
+        "{log}"
+    );
     assert_eq!(fs::read_to_string(shared.join("out")).unwrap(), "written\n");
     assert!(!data.join("new").exists());
     p.ok(&["delete", "--force", "mounts"]);
@@ -163,8 +205,14 @@ fn a_failed_create_leaves_nothing_behind() {
     let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "broken"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("storage 'local' does not support container directories"), "{err}");
-    assert!(err.contains("rootfs_storage"), "the error says what to set: {err}");
+    assert!(
+        err.contains("storage 'local' does not support container directories"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rootfs_storage"),
+        "the error says what to set: {err}"
+    );
     nothing_left(&p, &standin);
     assert!(!Path::new(&standin.conf_path(100)).exists());
 }
@@ -177,7 +225,14 @@ fn sixteen_parallel_creates_get_distinct_vmids_and_share_one_template() {
     std::thread::scope(|s| {
         for i in 0..16 {
             let (p, bundle) = (&p, &bundle);
-            s.spawn(move || p.ok(&["create", "--bundle", bundle.to_str().unwrap(), &format!("par-{i}")]));
+            s.spawn(move || {
+                p.ok(&[
+                    "create",
+                    "--bundle",
+                    bundle.to_str().unwrap(),
+                    &format!("par-{i}"),
+                ])
+            });
         }
     });
     let mut vmids: Vec<u32> = (0..16).map(|i| vmid_of(&p, &format!("par-{i}"))).collect();
@@ -189,7 +244,11 @@ fn sixteen_parallel_creates_get_distinct_vmids_and_share_one_template() {
     for i in 0..15 {
         p.ok(&["delete", &format!("par-{i}")]);
     }
-    assert_eq!(fs::read_dir(standin.template_dir()).unwrap().count(), 1, "still used by par-15");
+    assert_eq!(
+        fs::read_dir(standin.template_dir()).unwrap().count(),
+        1,
+        "still used by par-15"
+    );
     p.ok(&["delete", "par-15"]);
     nothing_left(&p, &standin);
 }
@@ -201,7 +260,15 @@ fn a_vmid_another_node_takes_between_nextid_and_create_is_retried() {
     // "Another node" creates CT 100 after our nextid answered 100: a pvesh that answers
     // 100 once, whatever is free, then defers to the stand-in's.
     let other = standin.busybox_template("other.tar.zst", |_| {});
-    standin.pct_ok(&["create", "100", &other, "--rootfs", "local-lvm:1", "--ostype", "unmanaged"]);
+    standin.pct_ok(&[
+        "create",
+        "100",
+        &other,
+        "--rootfs",
+        "local-lvm:1",
+        "--ostype",
+        "unmanaged",
+    ]);
     let racy = p.dir.path().join("racy-pvesh");
     let marker = p.dir.path().join("answered");
     fs::write(
@@ -214,9 +281,10 @@ fn a_vmid_another_node_takes_between_nextid_and_create_is_retried() {
     )
     .unwrap();
     fs::set_permissions(&racy, fs::Permissions::from_mode(0o755)).unwrap();
-    let config = fs::read_to_string(&p.config)
-        .unwrap()
-        .replace(&format!("pvesh = \"{}/pvesh\"", standin.bin_dir.display()), &format!("pvesh = \"{}\"", racy.display()));
+    let config = fs::read_to_string(&p.config).unwrap().replace(
+        &format!("pvesh = \"{}/pvesh\"", standin.bin_dir.display()),
+        &format!("pvesh = \"{}\"", racy.display()),
+    );
     fs::write(&p.config, config).unwrap();
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "racer"]);
@@ -226,7 +294,8 @@ fn a_vmid_another_node_takes_between_nextid_and_create_is_retried() {
     standin.pct_ok(&["destroy", "100", "--purge", "1"]);
     fs::remove_file(standin.template_dir().join("other.tar.zst")).unwrap();
     p.env.clear();
-    p.env.push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
+    p.env
+        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     nothing_left(&p, &standin);
 }
 
@@ -241,7 +310,224 @@ fn a_ct_destroyed_behind_proxcages_back_is_reported_and_deleted() {
     let out = p.run(&["state", "gone"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("its CT {vmid} no longer exists")), "{err}");
+    assert!(
+        err.contains(&format!("its CT {vmid} no longer exists")),
+        "{err}"
+    );
     p.ok(&["delete", "gone"]);
     nothing_left(&p, &standin);
+}
+
+/// A create that fails at the template step or at the `.conf` write (after `pct create`
+/// succeeded) undoes everything: no CT, no template, no files, no record.
+#[test]
+fn a_create_failing_at_the_template_or_the_conf_write_leaves_nothing() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let base = fs::read_to_string(&p.config).unwrap();
+
+    // The template directory is missing: packing fails before any CT exists.
+    let missing = p.dir.path().join("no-such-template-dir");
+    let config = base.replace(
+        &format!("template_dir = \"{}\"", standin.template_dir().display()),
+        &format!("template_dir = \"{}\"", missing.display()),
+    );
+    fs::write(&p.config, config).unwrap();
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "t1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nothing_left(&p, &standin);
+
+    // The cluster file system is elsewhere than configured: pct create works, the raw
+    // keys cannot be written, and the CT is destroyed again.
+    let wrong = p.dir.path().join("not-etc-pve");
+    let config = base.replace(
+        &format!("pve_dir = \"{}/etc/pve\"", standin.root.display()),
+        &format!("pve_dir = \"{}\"", wrong.display()),
+    );
+    fs::write(&p.config, config).unwrap();
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "t2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}/lxc/100.conf", wrong.display())),
+        "{err}"
+    );
+    assert!(
+        !standin.conf_path(100).exists(),
+        "CT 100 was destroyed again"
+    );
+    nothing_left(&p, &standin);
+}
+
+/// Every pct failure of the reference, produced by the stand-in, read back by the pct
+/// backend's tool layer as the typed error whose text tells the operator what to do.
+#[test]
+fn every_pct_error_becomes_its_typed_error() {
+    use proxcage::backend_pct::{PctError, PctTools, Vmid};
+
+    let standin = PctStandin::new();
+    // The tools get the stand-in's root through wrappers: the environment is per process.
+    let wrap = |tool: &str| {
+        let path = standin.dir.path().join(format!("with-root-{tool}"));
+        fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nPCT_STANDIN_ROOT={} exec {} \"$@\"\n",
+                standin.root.display(),
+                standin.bin_dir.join(tool).display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let tools = PctTools {
+        pct: wrap("pct"),
+        pvesh: wrap("pvesh"),
+        lxc_info: support::require_tool("lxc-info", "lxc"),
+        lxc_path: Some(standin.lxcpath()),
+        node: "pve".into(),
+        timeout: Duration::from_secs(60),
+    };
+    let v = |n: u32| Vmid::new(n).unwrap();
+    let template = standin.busybox_template("bb.tar.zst", |_| {});
+    let opts = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut o = vec![
+            ("rootfs".to_string(), "local-lvm:1".to_string()),
+            ("ostype".into(), "unmanaged".into()),
+        ];
+        o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        o
+    };
+    let err = |r: Result<(), proxcage::backend_pct::CallError>| -> PctError {
+        r.expect_err("pct should have refused")
+            .pct()
+            .cloned()
+            .expect("a pct error")
+    };
+
+    assert!(
+        matches!(err(tools.start(v(150))), PctError::NoSuchCt { ref vmid, .. } if vmid == "150")
+    );
+    tools
+        .create(
+            v(100),
+            &template,
+            &opts(&[("entrypoint", "/bin/sh /start.sh")]),
+        )
+        .unwrap();
+    assert!(matches!(
+        err(tools.create(v(100), &template, &opts(&[]))),
+        PctError::VmidTakenByCt { .. }
+    ));
+    fs::create_dir_all(standin.root.join("etc/pve/qemu-server")).unwrap();
+    fs::write(
+        standin.root.join("etc/pve/qemu-server/105.conf"),
+        "memory: 512\n",
+    )
+    .unwrap();
+    let vm = err(tools.create(v(105), &template, &opts(&[])));
+    assert!(matches!(vm, PctError::VmidTakenByVm { .. }), "{vm:?}");
+    assert!(
+        vm.to_string()
+            .contains("VMID 105 is already used by a QEMU VM"),
+        "{vm}"
+    );
+    let e = tools.next_id(Some(v(105))).unwrap_err();
+    assert!(
+        matches!(e.pct(), Some(PctError::VmidTakenByVm { .. })),
+        "{e}"
+    );
+    let missing = err(tools.create(v(101), "local:vztmpl/missing.tar.zst", &opts(&[])));
+    assert!(
+        missing
+            .to_string()
+            .starts_with("template local:vztmpl/missing.tar.zst not found"),
+        "{missing}"
+    );
+    assert!(matches!(
+        err(tools.create(
+            v(101),
+            &template,
+            &[
+                ("rootfs".into(), "nosuch:1".into()),
+                ("ostype".into(), "unmanaged".into())
+            ]
+        )),
+        PctError::NoStorage { .. }
+    ));
+    let rootdir = err(tools.create(
+        v(101),
+        &template,
+        &[
+            ("rootfs".into(), "local:1".into()),
+            ("ostype".into(), "unmanaged".into()),
+        ],
+    ));
+    assert!(matches!(rootdir, PctError::NoRootdir { .. }), "{rootdir:?}");
+    assert!(matches!(
+        err(tools.create(v(101), "not a volume", &opts(&[]))),
+        PctError::BadVolume { .. } | PctError::Parameters { .. }
+    ));
+    assert!(matches!(
+        err(tools.create(
+            v(101),
+            &template,
+            &[("rootfs".into(), "local-lvm:1".into())]
+        )),
+        PctError::NoDistro
+    ));
+    let params = err(tools.create(v(101), &template, &opts(&[("memory", "8")])));
+    assert!(
+        matches!(params, PctError::Parameters { ref details } if details.contains("memory")),
+        "{params:?}"
+    );
+
+    assert!(matches!(
+        err(tools.stop(v(100))),
+        PctError::NotRunning { .. }
+    ));
+    tools.start(v(100)).unwrap();
+    assert!(matches!(
+        err(tools.start(v(100))),
+        PctError::AlreadyRunning { .. }
+    ));
+    assert!(matches!(
+        err(tools.destroy(v(100))),
+        PctError::Running { .. }
+    ));
+    assert!(tools.init_pid(v(100)).unwrap().is_some());
+    tools.stop(v(100)).unwrap();
+
+    let conf = standin.conf_path(100);
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(&conf, format!("{text}lock: backup\n")).unwrap();
+    let locked = err(tools.start(v(100)));
+    assert_eq!(
+        locked.to_string(),
+        "CT 100 is locked (backup): wait for the backup to finish, or run 'pct unlock 100' if none is running"
+    );
+    fs::write(&conf, format!("{text}protection: 1\n")).unwrap();
+    assert!(matches!(
+        err(tools.destroy(v(100))),
+        PctError::Protected { .. }
+    ));
+    fs::write(&conf, text).unwrap();
+    tools.destroy(v(100)).unwrap();
+
+    // An init that exits at once: the start fails with pct's startup error.
+    tools
+        .create(v(102), &template, &opts(&[("entrypoint", "/bin/true")]))
+        .unwrap();
+    assert!(matches!(
+        err(tools.start(v(102))),
+        PctError::StartFailed { .. }
+    ));
+    tools.destroy(v(102)).unwrap();
 }
