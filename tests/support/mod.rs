@@ -188,6 +188,8 @@ pub struct Proxcage {
     pub config: PathBuf,
     /// The binary driven: proxcage, or plain runc to prove a test right.
     pub bin: PathBuf,
+    /// Extra environment for every invocation (e.g. the pct stand-in's root).
+    pub env: Vec<(String, PathBuf)>,
 }
 
 impl Proxcage {
@@ -204,6 +206,7 @@ impl Proxcage {
             root,
             config: config_path,
             bin: proxcage_bin(),
+            env: Vec::new(),
         }
     }
 
@@ -225,6 +228,7 @@ impl Proxcage {
     /// `proxcage --root <root>` with `PROXCAGE_CONFIG` set.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env("PROXCAGE_CONFIG", &self.config)
             .arg("--root")
             .arg(&self.root);
