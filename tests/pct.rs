@@ -531,3 +531,41 @@ fn every_pct_error_becomes_its_typed_error() {
     ));
     tools.destroy(v(102)).unwrap();
 }
+
+#[test]
+fn lxc_config_shows_the_translation_and_what_proxmox_would_drop() {
+    let p = Proxcage::new("");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "echo 'a b'"]);
+    let lxc = p.ok(&["lxc-config", "--bundle", bundle.to_str().unwrap()]);
+    assert!(lxc.contains("lxc.init.cmd = /.proxcage/init\n"), "{lxc}");
+    assert!(lxc.contains("lxc.no_new_privs = 1\n"), "{lxc}");
+    // runc's default spec asks for no_new_privs, which Proxmox drops: named, with the way out.
+    let out = p.run(&[
+        "lxc-config",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--proxmox",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lxc.no_new_privs") && err.contains("allow_dropped"),
+        "{err}"
+    );
+    edit_config(&bundle, |spec| {
+        spec["process"]["noNewPrivileges"] = false.into()
+    });
+    let conf = p.ok(&[
+        "lxc-config",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--proxmox",
+        "--id",
+        "web",
+    ]);
+    assert!(
+        conf.contains("hostname: runc\n") && conf.contains("lxc.init.cmd: /.proxcage/init\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("/var/lib/proxcage/pct/web/init"), "{conf}");
+}

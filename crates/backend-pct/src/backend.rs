@@ -128,7 +128,7 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> E
 /// for them give way.
 const PROXMOX_PROVIDES: &[&str] = &["lxc.autodev", "lxc.console.", "lxc.pty.", "lxc.tty."];
 
-fn without_proxmox_keys(config: &LxcConfig) -> LxcConfig {
+pub fn without_proxmox_keys(config: &LxcConfig) -> LxcConfig {
     let mut out = LxcConfig::new();
     for entry in config.entries() {
         if !PROXMOX_PROVIDES.iter().any(|p| entry.key().starts_with(p)) {

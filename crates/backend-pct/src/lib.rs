@@ -13,7 +13,7 @@ pub mod pct;
 mod settings;
 pub mod vmid;
 
-pub use backend::{pct, Pct};
+pub use backend::{pct, without_proxmox_keys, Pct};
 pub use error::PctError;
 pub use pct::{CallError, PctTools};
 pub use settings::PctSettings;

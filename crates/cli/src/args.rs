@@ -97,6 +97,22 @@ pub enum Command {
     /// Turn bundles into Proxmox templates
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Print the LXC configuration a bundle translates to (with --proxmox: the pct options
+    /// and raw keys of the CT's .conf)
+    LxcConfig(LxcConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LxcConfigArgs {
+    /// Bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Show what the pct backend writes: pct options and the raw keys Proxmox passes
+    #[arg(long)]
+    pub proxmox: bool,
+    /// The container id the files directory is named after
+    #[arg(long, default_value = "ID")]
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -69,7 +69,7 @@ pub enum PveError {
         text: String,
         reason: String,
     },
-    #[error("{key}: Proxmox does not pass this key through to LXC ({reason}); allow a fallback for it in the proxcage config or remove what produces it")]
+    #[error("{key}: Proxmox does not pass this key through to LXC ({reason}); list it in [backends.pct] allow_dropped to run without it, route the container to runc or crun, or change the bundle")]
     Dropped { key: String, reason: String },
     #[error("cannot write {key}: {value:?}: {reason}")]
     InvalidValue {

@@ -6,6 +6,7 @@ mod delete;
 mod exec;
 mod features;
 mod list;
+mod lxc_config;
 mod ps;
 mod simple;
 mod spec;
@@ -40,6 +41,7 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Command::Template(crate::args::TemplateCommand::Create(args)) => {
             template::create(args, ctx)
         }
+        Command::LxcConfig(args) => lxc_config::show(args, ctx),
     }
 }
 
