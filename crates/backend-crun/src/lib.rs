@@ -168,19 +168,7 @@ impl Runtime for Crun {
         }
         // crun finds "all processes" through the cgroup; without one it would signal
         // none. The container's pid namespace names them just as well.
-        let signal = nix::sys::signal::Signal::try_from(req.signal.number()).ok();
-        for pid in self.ps(req.id)? {
-            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => {
-                    return Err(Error::Conflict {
-                        id: req.id.clone(),
-                        message: format!("cannot send {} to process {pid}: {e}", req.signal),
-                    })
-                }
-            }
-        }
-        Ok(())
+        process::signal_each(req.id, &self.ps(req.id)?, req.signal)
     }
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
         self.delegate.delete(req)

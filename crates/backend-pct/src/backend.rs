@@ -461,19 +461,7 @@ impl Runtime for Pct {
         } else {
             vec![pid]
         };
-        let signal = nix::sys::signal::Signal::try_from(req.signal.number()).ok();
-        for pid in pids {
-            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(e) => {
-                    return Err(Error::Conflict {
-                        id: req.id.clone(),
-                        message: format!("cannot send {} to process {pid}: {e}", req.signal),
-                    })
-                }
-            }
-        }
-        Ok(())
+        process::signal_each(req.id, &pids, req.signal)
     }
 
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {

@@ -260,6 +260,24 @@ pub fn pids_in_pid_namespace_of(init: i32) -> std::result::Result<Vec<i32>, Stri
     Ok(pids)
 }
 
+/// Sends `signal` to each of `pids` of container `id`; a process that is already gone is
+/// not an error. For backends that signal a container's processes themselves.
+pub fn signal_each(id: &crate::ContainerId, pids: &[i32], signal: crate::Signal) -> Result<()> {
+    let sig = NixSignal::try_from(signal.number()).ok();
+    for &pid in pids {
+        match kill(Pid::from_raw(pid), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => {
+                return Err(Error::Conflict {
+                    id: id.clone(),
+                    message: format!("cannot send {signal} to process {pid}: {e}"),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`) names the process the fds are
 /// for. When they were meant for us, the child must see its own pid in `LISTEN_PID`, or
 /// runc ignores the fds. The pid is only known after fork, so the child writes it into a
