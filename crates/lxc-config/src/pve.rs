@@ -65,6 +65,11 @@ impl PveConfig {
                 text: raw.into(),
                 reason: reason.into(),
             };
+            // A carriage return would not survive a render and parse (`lines()` takes
+            // `\r\n` as one line end); Proxmox never writes one.
+            if raw.contains('\r') {
+                return Err(syntax("carriage return in line"));
+            }
             let line = if raw.trim().is_empty() {
                 Line::Blank
             } else if let Some(comment) = raw.strip_prefix('#') {
@@ -456,6 +461,8 @@ mod tests {
     fn bad_lines_are_errors_with_their_number() {
         let err = PveConfig::parse("memory: 1\nnonsense\n").unwrap_err();
         assert!(err.to_string().starts_with("line 2"), "{err}");
+        // Found by fuzz/pve_config_parse: a lone CR would not round-trip.
+        assert!(PveConfig::parse("# \0 \r").is_err());
     }
 
     #[test]
