@@ -108,14 +108,6 @@ export PCT_STANDIN_ROOT="$work/pve"
 } >>"$config"
 "$work/bin/pct" list # lays out the stand-in's tree
 set_process pct '["sh", "-c", "echo hello from busybox in a CT named $(hostname); exec sleep 1000"]'
-# Proxmox drops lxc.no_new_privs from a CT's config, and proxcage refuses to run without
-# it unless the operator allows that ([backends.pct] allow_dropped): the demo does without.
-python3 -c '
-import json, sys
-spec = json.load(open(sys.argv[1]))
-spec["process"]["noNewPrivileges"] = False
-json.dump(spec, open(sys.argv[1], "w"), indent=2)
-' "$bundle/config.json"
 "$proxcage" --root "$root" create --bundle "$bundle" demo-pct
 vmid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vmid"])' "$root/backends/pct/demo-pct.json")
 echo "CT $vmid: $("$work/bin/pct" status "$vmid")"

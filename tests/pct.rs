@@ -26,7 +26,6 @@ pve_dir = "{root}/etc/pve"
 lock_dir = "{root}/run/lock/lxc"
 template_dir = "{root}/var/lib/vz/template/cache"
 files_dir = "{files}"
-allow_dropped = ["lxc.no_new_privs"]
 "#,
         bin = standin.bin_dir.display(),
         files = standin.dir.path().join("files").display(),
@@ -136,6 +135,10 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     let out = p.run(&["exec", "web-1", "sh", "-c", "echo inside; exit 7"]);
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+    // noNewPrivileges (runc's default) holds for the container's process: proxcage-init
+    // sets it, since Proxmox drops lxc.no_new_privs.
+    let out = p.run(&["exec", "web-1", "grep", "NoNewPrivs", "/proc/1/status"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "NoNewPrivs:\t1\n");
 
     let listed: serde_json::Value =
         serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
@@ -538,23 +541,7 @@ fn lxc_config_shows_the_translation_and_what_proxmox_would_drop() {
     let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "echo 'a b'"]);
     let lxc = p.ok(&["lxc-config", "--bundle", bundle.to_str().unwrap()]);
     assert!(lxc.contains("lxc.init.cmd = /.proxcage/init\n"), "{lxc}");
-    assert!(lxc.contains("lxc.no_new_privs = 1\n"), "{lxc}");
-    // runc's default spec asks for no_new_privs, which Proxmox drops: named, with the way out.
-    let out = p.run(&[
-        "lxc-config",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "--proxmox",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("lxc.no_new_privs") && err.contains("allow_dropped"),
-        "{err}"
-    );
-    edit_config(&bundle, |spec| {
-        spec["process"]["noNewPrivileges"] = false.into()
-    });
+    // runc's default spec (no_new_privs included, which the init sets) is fine for Proxmox.
     let conf = p.ok(&[
         "lxc-config",
         "--bundle",
@@ -568,4 +555,18 @@ fn lxc_config_shows_the_translation_and_what_proxmox_would_drop() {
         "{conf}"
     );
     assert!(conf.contains("/var/lib/proxcage/pct/web/init"), "{conf}");
+    // oom_score_adj becomes lxc.proc.oom_score_adj, which Proxmox drops: named, with the way out.
+    edit_config(&bundle, |spec| spec["process"]["oomScoreAdj"] = 100.into());
+    let out = p.run(&[
+        "lxc-config",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--proxmox",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lxc.proc.oom_score_adj") && err.contains("allow_dropped"),
+        "{err}"
+    );
 }

@@ -1,5 +1,5 @@
 //! proxcage-init: the container's first process. It reads the exact argv, environment,
-//! working directory and umask from a process file (by default `/.proxcage/process`, or
+//! working directory, umask and no_new_privs from a process file (by default `/.proxcage/process`, or
 //! the path in its first argument) and execs the command, so that arguments with spaces,
 //! quotes, `$`, backslashes or nothing at all, and environment values with trailing
 //! whitespace, reach the process byte for byte. LXC 5.0 cannot do this itself: it splits
@@ -10,7 +10,7 @@
 //! `proxcage_lxc_config::ProcessFile::encode`:
 //!
 //! ```text
-//! PROXCAGE-PROCESS 1\0 <cwd>\0 <umask in octal, or empty>\0 <argc>\0 <arg>\0... <env>\0...
+//! PROXCAGE-PROCESS 2\0 <cwd>\0 <umask in octal, or empty>\0 <flags: no_new_privs, or empty>\0 <argc>\0 <arg>\0... <env>\0...
 //! ```
 //!
 //! Exit codes when the command cannot be started, as a shell reports them: 127 when it is
@@ -22,7 +22,8 @@
 use core::panic::PanicInfo;
 
 const DEFAULT_PROCESS_FILE: &[u8] = b"/.proxcage/process\0";
-const MAGIC: &[u8] = b"PROXCAGE-PROCESS 1";
+const MAGIC: &[u8] = b"PROXCAGE-PROCESS 2";
+const PR_SET_NO_NEW_PRIVS: usize = 38;
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Room for the process file: Linux caps argv plus envp at a quarter of the stack limit,
@@ -50,6 +51,7 @@ mod sys {
         pub const UMASK: usize = 95;
         pub const EXIT_GROUP: usize = 231;
         pub const OPENAT: usize = 257;
+        pub const PRCTL: usize = 157;
     }
     #[cfg(target_arch = "aarch64")]
     mod nr {
@@ -61,6 +63,7 @@ mod sys {
         pub const UMASK: usize = 166;
         pub const EXIT_GROUP: usize = 94;
         pub const OPENAT: usize = 56;
+        pub const PRCTL: usize = 167;
     }
     pub use nr::*;
 
@@ -74,7 +77,7 @@ mod sys {
         // SAFETY: the caller passes arguments valid for the call.
         unsafe {
             core::arch::asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a, in("rsi") b,
-                in("rdx") c, in("r10") 0usize, lateout("rcx") _, lateout("r11") _, options(nostack));
+                in("rdx") c, in("r10") 0usize, in("r8") 0usize, lateout("rcx") _, lateout("r11") _, options(nostack));
         }
         ret
     }
@@ -89,7 +92,7 @@ mod sys {
         // SAFETY: the caller passes arguments valid for the call.
         unsafe {
             core::arch::asm!("svc 0", in("x8") n, inlateout("x0") a as isize => ret, in("x1") b,
-                in("x2") c, in("x3") 0usize, options(nostack));
+                in("x2") c, in("x3") 0usize, in("x4") 0usize, options(nostack));
         }
         ret
     }
@@ -268,7 +271,7 @@ fn run(
     let bad = |what: &[u8]| -> ! { fail(125, &[b"malformed process file: ", what]) };
     let mut pos = 0;
     if next_string(data, &mut pos) != Some(MAGIC) {
-        bad(b"it does not start with PROXCAGE-PROCESS 1");
+        bad(b"it does not start with PROXCAGE-PROCESS 2");
     }
     let cwd_start = pos;
     let Some(cwd) = next_string(data, &mut pos) else {
@@ -276,6 +279,12 @@ fn run(
     };
     let Some(umask) = next_string(data, &mut pos) else {
         bad(b"no umask")
+    };
+    let no_new_privs = match next_string(data, &mut pos) {
+        Some(b"") => false,
+        Some(b"no_new_privs") => true,
+        Some(_) => bad(b"unknown flags"),
+        None => bad(b"no flags"),
     };
     let Some(argc) = next_string(data, &mut pos).and_then(|n| parse_number(n, 10)) else {
         bad(b"no argument count")
@@ -329,6 +338,14 @@ fn run(
                     errno_text(err),
                 ],
             );
+        }
+    }
+
+    if no_new_privs {
+        // SAFETY: prctl takes plain integers; the unused arguments are zero.
+        let err = unsafe { sys::call(sys::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0) };
+        if err < 0 {
+            fail(125, &[b"cannot set no_new_privs: ", errno_text(err)]);
         }
     }
 

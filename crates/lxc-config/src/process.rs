@@ -2,13 +2,17 @@
 //! directory and umask of the container's process.
 //!
 //! Format (every field NUL-terminated, so any byte but NUL survives):
-//! `PROXCAGE-PROCESS 1`, the cwd, the umask in octal (or empty), the argument count, the
-//! arguments, then the environment variables until the end of the file.
+//! `PROXCAGE-PROCESS 2`, the cwd, the umask in octal (or empty), the flags (`no_new_privs`
+//! or empty), the argument count, the arguments, then the environment variables until the
+//! end of the file.
 
 use std::fmt;
 
 /// The first field of a process file.
-pub const MAGIC: &str = "PROXCAGE-PROCESS 1";
+pub const MAGIC: &str = "PROXCAGE-PROCESS 2";
+
+/// The flag that makes the init set no_new_privs before it execs.
+const NO_NEW_PRIVS: &str = "no_new_privs";
 
 /// What the container's process is: read by `proxcage-init`, written by [`ProcessFile::encode`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +21,9 @@ pub struct ProcessFile {
     pub env: Vec<String>,
     pub cwd: String,
     pub umask: Option<u32>,
+    /// Set no_new_privs before the exec (`process.noNewPrivileges`): done by the init, so
+    /// it holds where LXC's `lxc.no_new_privs` is not applied (Proxmox drops that key).
+    pub no_new_privileges: bool,
 }
 
 /// A process file that [`ProcessFile::decode`] cannot read, or values that cannot be
@@ -40,7 +47,12 @@ impl ProcessFile {
         }
         let umask = self.umask.map(|m| format!("{m:o}")).unwrap_or_default();
         let argc = self.args.len().to_string();
-        let fields = [MAGIC, &self.cwd, &umask, &argc]
+        let flags = if self.no_new_privileges {
+            NO_NEW_PRIVS
+        } else {
+            ""
+        };
+        let fields = [MAGIC, &self.cwd, &umask, flags, &argc]
             .into_iter()
             .chain(self.args.iter().map(String::as_str))
             .chain(self.env.iter().map(String::as_str));
@@ -66,12 +78,17 @@ impl ProcessFile {
             .map(|f| String::from_utf8(f.to_vec()).map_err(|_| bad("a field is not UTF-8")));
         let mut next = |what: &str| fields.next().unwrap_or_else(|| Err(bad(what)));
         if next("no header")? != MAGIC {
-            return Err(bad("it does not start with PROXCAGE-PROCESS 1"));
+            return Err(bad("it does not start with PROXCAGE-PROCESS 2"));
         }
         let cwd = next("no cwd")?;
         let umask = match next("no umask")?.as_str() {
             "" => None,
             m => Some(u32::from_str_radix(m, 8).map_err(|_| bad("the umask is not octal"))?),
+        };
+        let no_new_privileges = match next("no flags")?.as_str() {
+            "" => false,
+            NO_NEW_PRIVS => true,
+            _ => return Err(bad("unknown flags")),
         };
         let argc: usize = next("no argument count")?
             .parse()
@@ -88,6 +105,7 @@ impl ProcessFile {
             env,
             cwd,
             umask,
+            no_new_privileges,
         })
     }
 }
@@ -104,10 +122,11 @@ mod tests {
             env: vec!["T=x ".into()],
             cwd: "/".into(),
             umask: Some(0o22),
+            no_new_privileges: true,
         };
         assert_eq!(
             p.encode().unwrap(),
-            b"PROXCAGE-PROCESS 1\0/\x0022\x003\0sh\0\0a b\0T=x \0".to_vec()
+            b"PROXCAGE-PROCESS 2\0/\x0022\0no_new_privs\x003\0sh\0\0a b\0T=x \0".to_vec()
         );
         assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
     }
@@ -119,6 +138,7 @@ mod tests {
             env: vec![],
             cwd: "/".into(),
             umask: None,
+            no_new_privileges: false,
         };
         assert!(p.encode().is_err());
         p.args = vec!["a\0b".into()];
@@ -129,8 +149,9 @@ mod tests {
         #[test]
         fn round_trips(args in proptest::collection::vec("[^\0]*", 1..6),
                        env in proptest::collection::vec("[^\0]*", 0..6),
-                       cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777)) {
-            let p = ProcessFile { args, env, cwd, umask };
+                       cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777),
+                       no_new_privileges in any::<bool>()) {
+            let p = ProcessFile { args, env, cwd, umask, no_new_privileges };
             prop_assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
         }
 

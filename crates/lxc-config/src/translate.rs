@@ -571,6 +571,7 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
                 cwd.clone()
             },
             umask: user.umask(),
+            no_new_privileges: process.no_new_privileges() == Some(true),
         };
         let contents = file
             .encode()
@@ -654,7 +655,9 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             format!("{}:{}", value(limit.soft()), value(limit.hard())),
         )?;
     }
-    if process.no_new_privileges() == Some(true) {
+    // With the init, no_new_privs is its job (the process file says so): LXC's key would
+    // set it before the init runs just the same, but Proxmox drops that key from a CT.
+    if process.no_new_privileges() == Some(true) && !b.paths.init {
         b.push("process.noNewPrivileges", "lxc.no_new_privs", "1")?;
     }
     let apparmor = process.apparmor_profile().clone().unwrap_or_default();
