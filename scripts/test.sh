@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# The end-to-end tests drive the built binaries (target/debug/proxcage, pct-standin):
+# cargo test alone builds only test harnesses for them.
+cargo build --workspace --locked
 cargo test --workspace --locked

@@ -26,7 +26,7 @@ pub fn proxcage_bin() -> PathBuf {
     let bin = dir.join("proxcage");
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p proxcage-cli` (cargo test --workspace does)",
+        "{} is missing: build it first with `cargo build --workspace` (scripts/test.sh does)",
         bin.display()
     );
     bin
