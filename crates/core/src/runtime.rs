@@ -12,9 +12,9 @@ use crate::signal::Signal;
 use crate::state::State;
 
 /// `create` (and the create half of `run`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CreateRequest {
-    pub id: Option<ContainerId>,
+    pub id: ContainerId,
     /// Absolute path of the bundle directory.
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
@@ -29,15 +29,19 @@ pub struct CreateRequest {
 impl CreateRequest {
     pub fn new(id: ContainerId, bundle: impl Into<PathBuf>) -> Self {
         CreateRequest {
-            id: Some(id),
+            id,
             bundle: bundle.into(),
-            ..Default::default()
+            pid_file: None,
+            console_socket: None,
+            pidfd_socket: None,
+            preserve_fds: 0,
+            no_pivot: false,
+            no_new_keyring: false,
         }
     }
 
-    /// The container id; a request is always built with one.
     pub fn id(&self) -> &ContainerId {
-        self.id.as_ref().expect("CreateRequest built without an id")
+        &self.id
     }
 }
 
@@ -67,9 +71,9 @@ pub struct DeleteRequest<'a> {
 }
 
 /// `exec`: a process in a running container, from a process.json or from the arguments.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ExecRequest {
-    pub id: Option<ContainerId>,
+    pub id: ContainerId,
     /// A process.json (runc's `--process`); when set, `args` is ignored.
     pub process_file: Option<PathBuf>,
     pub args: Vec<String>,
@@ -95,13 +99,30 @@ pub struct ExecRequest {
 impl ExecRequest {
     pub fn new(id: ContainerId) -> Self {
         ExecRequest {
-            id: Some(id),
-            ..Default::default()
+            id,
+            process_file: None,
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            user: None,
+            additional_gids: Vec::new(),
+            caps: Vec::new(),
+            tty: false,
+            console_socket: None,
+            pidfd_socket: None,
+            detach: false,
+            pid_file: None,
+            preserve_fds: 0,
+            no_new_privs: false,
+            apparmor: None,
+            process_label: None,
+            cgroup: None,
+            ignore_paused: false,
         }
     }
 
     pub fn id(&self) -> &ContainerId {
-        self.id.as_ref().expect("ExecRequest built without an id")
+        &self.id
     }
 }
 
