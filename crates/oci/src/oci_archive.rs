@@ -25,8 +25,8 @@ use serde_json::json;
 use crate::bundle::Bundle;
 use crate::digest::Digest;
 use crate::template::{
-    check_dest, check_level, check_rootfs, io_error, new_bar, zstd_encoder, Counting, Hashing,
-    PackOptions, Template, TemplateError, Walker,
+    begin_pack, check_dest, check_level, check_rootfs, io_error, new_bar, zstd_encoder, Counting,
+    Hashing, PackOptions, Template, TemplateError, Walker,
 };
 use crate::ustar::{self, Header, Kind};
 
@@ -86,17 +86,7 @@ pub fn pack_oci_archive(
         });
     }
 
-    if let Some(bar) = &bar {
-        bar.set_message("pack");
-        bar.set_length(tar_len);
-        bar.set_position(0);
-    }
-    // Removed on drop, that is on every error path below.
-    let tmp = tempfile::Builder::new()
-        .prefix(".proxcage-")
-        .suffix(".tar.tmp")
-        .tempfile_in(dest_dir)
-        .map_err(io_error("create a temporary file in", dest_dir))?;
+    let tmp = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.tmp")?;
     let tmp_path = tmp.path().to_path_buf();
     let werr = |e| io_error("write", &tmp_path)(e);
     let file = tmp

@@ -157,6 +157,27 @@ impl From<TemplateError> for proxcage_core::Error {
     }
 }
 
+/// The second pass of a pack begins: the progress bar switches to packing `tar_len`
+/// bytes, and the archive goes to a temp file in `dest_dir` (removed on drop, that is on
+/// every error path; renamed into place on success).
+pub(crate) fn begin_pack(
+    bar: Option<&ProgressBar>,
+    tar_len: u64,
+    dest_dir: &Path,
+    suffix: &str,
+) -> Result<tempfile::NamedTempFile, TemplateError> {
+    if let Some(bar) = bar {
+        bar.set_message("pack");
+        bar.set_length(tar_len);
+        bar.set_position(0);
+    }
+    tempfile::Builder::new()
+        .prefix(".proxcage-")
+        .suffix(suffix)
+        .tempfile_in(dest_dir)
+        .map_err(io_error("create a temporary file in", dest_dir))
+}
+
 pub(crate) fn io_error<'a>(
     op: &'static str,
     path: &'a Path,
@@ -235,17 +256,7 @@ pub fn pack_rootfs(
         });
     }
 
-    if let Some(bar) = &bar {
-        bar.set_message("pack");
-        bar.set_length(tar_len);
-        bar.set_position(0);
-    }
-    // Removed on drop, that is on every error path below.
-    let tmp = tempfile::Builder::new()
-        .prefix(".proxcage-")
-        .suffix(".tar.zst.tmp")
-        .tempfile_in(dest_dir)
-        .map_err(io_error("create a temporary file in", dest_dir))?;
+    let tmp = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.zst.tmp")?;
     let tmp_path = tmp.path().to_path_buf();
     let file = tmp
         .as_file()
