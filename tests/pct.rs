@@ -13,24 +13,7 @@ use support::{busybox_bundle, edit_config, Proxcage};
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.
 fn proxcage_for(standin: &PctStandin) -> Proxcage {
-    let root = standin.root.display();
-    let config = format!(
-        r#"
-default_backend = "pct"
-
-[backends.pct]
-pct = "{bin}/pct"
-pvesh = "{bin}/pvesh"
-lxc_path = "{root}/var/lib/lxc"
-pve_dir = "{root}/etc/pve"
-lock_dir = "{root}/run/lock/lxc"
-template_dir = "{root}/var/lib/vz/template/cache"
-files_dir = "{files}"
-"#,
-        bin = standin.bin_dir.display(),
-        files = standin.dir.path().join("files").display(),
-    );
-    let mut p = Proxcage::new(&config);
+    let mut p = Proxcage::new(&standin.proxcage_config());
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.

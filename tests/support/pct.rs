@@ -76,6 +76,28 @@ impl PctStandin {
         fixture
     }
 
+    /// A proxcage config file's text that routes every container to the pct backend on
+    /// this stand-in; the backend's files for each CT go under `<dir>/files`.
+    pub fn proxcage_config(&self) -> String {
+        let root = self.root.display();
+        format!(
+            r#"
+default_backend = "pct"
+
+[backends.pct]
+pct = "{bin}/pct"
+pvesh = "{bin}/pvesh"
+lxc_path = "{root}/var/lib/lxc"
+pve_dir = "{root}/etc/pve"
+lock_dir = "{root}/run/lock/lxc"
+template_dir = "{root}/var/lib/vz/template/cache"
+files_dir = "{files}"
+"#,
+            bin = self.bin_dir.display(),
+            files = self.dir.path().join("files").display(),
+        )
+    }
+
     /// `pct` or `pvesh` (or `pct-standin`) with this root.
     pub fn cmd(&self, tool: &str) -> Command {
         let program = if tool == "pct-standin" {

@@ -15,6 +15,7 @@ use crate::error::TranslateError;
 use crate::init::{INIT_PATH, PROCESS_FILE_PATH};
 use crate::mounts::{fstab_escape, lxc_option, resolve_in_rootfs, size_bytes};
 use crate::process::ProcessFile;
+use crate::process::CONTROL_SOCKET_PATH;
 use crate::seccomp;
 
 /// The host paths a translation needs besides the spec.
@@ -24,6 +25,7 @@ pub struct ResolvedPaths {
     mount_sources: Vec<Option<PathBuf>>,
     files_dir: PathBuf,
     init: bool,
+    monitored: bool,
 }
 
 impl ResolvedPaths {
@@ -46,7 +48,17 @@ impl ResolvedPaths {
             mount_sources,
             files_dir: files_dir.into(),
             init: true,
+            monitored: false,
         }
+    }
+
+    /// With a monitor outside the container: the init reports to it through the files
+    /// directory's `run/` subdirectory, bind-mounted at `/.proxcage/run` (see
+    /// [`ProcessFile::monitored`](crate::ProcessFile)). The runtime creates the socket and
+    /// the FIFO there before the start.
+    pub fn monitored(mut self) -> ResolvedPaths {
+        self.monitored = true;
+        self
     }
 
     /// Without `proxcage-init`: `process.args` go to `lxc.init.cmd` and `process.env` to
@@ -572,6 +584,8 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             },
             umask: user.umask(),
             no_new_privileges: process.no_new_privileges() == Some(true),
+            monitored: b.paths.monitored,
+            terminal: b.paths.monitored && process.terminal() == Some(true),
         };
         let contents = file
             .encode()
@@ -601,6 +615,13 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             &ro,
             false,
         )?;
+        if b.paths.monitored {
+            let run_host = b.paths.files_dir.join("run");
+            let run_target = Path::new(CONTROL_SOCKET_PATH.trim_start_matches('/'))
+                .parent()
+                .expect("the control socket is in a directory");
+            b.mount_entry("process", &run_host, run_target, "none", &ro, true)?;
+        }
     } else {
         if let Some((i, arg)) = args.iter().enumerate().find(|(_, a)| !splits_cleanly(a)) {
             return Err(unsupported(
@@ -680,7 +701,7 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             adj.to_string(),
         )?;
     }
-    if process.terminal() != Some(true) {
+    if process.terminal() != Some(true) || b.paths.monitored {
         b.push("process.terminal", "lxc.console.path", "none")?;
     }
     Ok(())
