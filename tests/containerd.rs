@@ -548,6 +548,7 @@ fn containerd_run_rm_with_proxcage() {
 fn containerd_run_rm_with_pct() {
     let standin = PctStandin::new();
     run_rm(Containerd::start_pct(&standin));
+    standin.assert_no_ct();
 }
 
 /// SIGKILL: `sleep` is the container's PID 1 under runc, which ignores SIGTERM.
@@ -575,6 +576,7 @@ fn containerd_detached_exec_kill_delete_with_pct() {
         Signal::SIGTERM,
         Some(&standin),
     );
+    standin.assert_no_ct();
 }
 
 #[test]
@@ -591,4 +593,5 @@ fn containerd_tty_with_proxcage() {
 fn containerd_tty_with_pct() {
     let standin = PctStandin::new();
     tty(Containerd::start_pct(&standin));
+    standin.assert_no_ct();
 }

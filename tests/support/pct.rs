@@ -98,6 +98,12 @@ files_dir = "{files}"
         )
     }
 
+    /// Fails unless the stand-in has no CT left.
+    #[track_caller]
+    pub fn assert_no_ct(&self) {
+        assert_eq!(self.pct_ok(&["list"]), "", "CTs left on the pct stand-in");
+    }
+
     /// `pct` or `pvesh` (or `pct-standin`) with this root.
     pub fn cmd(&self, tool: &str) -> Command {
         let program = if tool == "pct-standin" {
