@@ -331,6 +331,165 @@ fn a_created_container_is_deleted_without_force() {
     nothing_left(&p, &standin);
 }
 
+/// Every OCI hook fires once, in runtime-spec's order, with the container's state on
+/// stdin: createRuntime and createContainer at create, startContainer inside the CT at
+/// start before the process, poststart before start returns, poststop at delete.
+#[test]
+fn hooks_fire_in_order_with_the_state_on_stdin() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let shared = p.dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let log = shared.join("hooks.log");
+    fs::write(&log, "").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    // Each hook appends one line: its name, then the state it read, on one line.
+    let hook = |name: &str, log: &Path| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("printf '%s %s\\n' \"$0\" \"$(cat)\" >> {}", log.display()), name],
+            "env": ["HOOK=1"],
+        })
+    };
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo process >> /shared/hooks.log; exec sleep 1000",
+        ],
+    );
+    edit_config(&bundle, |spec| {
+        spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}
+        ));
+        spec["hooks"] = serde_json::json!({
+            "createRuntime": [hook("createRuntime", &log)],
+            "createContainer": [hook("createContainer", &log)],
+            "startContainer": [hook("startContainer", Path::new("/shared/hooks.log"))],
+            "poststart": [hook("poststart", &log)],
+            "poststop": [hook("poststop", &log)],
+        });
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "hooked"]);
+    let vmid = vmid_of(&p, "hooked");
+    let init = standin.lxc_pid(vmid).unwrap();
+    p.ok(&["start", "hooked"]);
+    wait_until("the process", || {
+        fs::read_to_string(&log).unwrap().contains("process")
+    });
+    p.ok(&["delete", "--force", "hooked"]);
+
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    // The process runs from the release on: before or after poststart, which runs after
+    // it started and before `start` returns.
+    let hooks: Vec<&str> = names.iter().copied().filter(|n| *n != "process").collect();
+    assert_eq!(
+        hooks,
+        [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("startContainer") < at("process") && at("process") < at("poststop"),
+        "{text}"
+    );
+    let state = |name: &str| -> serde_json::Value {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        serde_json::from_str(&line[name.len() + 1..])
+            .unwrap_or_else(|e| panic!("{name}: {e}: {line}"))
+    };
+    for (name, status, pid) in [
+        ("createRuntime", "creating", init),
+        ("createContainer", "creating", init),
+        ("startContainer", "created", init),
+        ("poststart", "running", init),
+        ("poststop", "stopped", 0),
+    ] {
+        let s = state(name);
+        assert_eq!(s["id"], "hooked", "{name}: {s}");
+        assert_eq!(s["status"], status, "{name}: {s}");
+        assert_eq!(s["pid"].as_i64(), Some(pid), "{name}: {s}");
+        assert_eq!(s["bundle"], bundle.to_str().unwrap(), "{name}: {s}");
+    }
+    nothing_left(&p, &standin);
+}
+
+/// A failing createRuntime hook fails the create with what the hook said, and leaves
+/// nothing behind; a failing poststart hook does not stop the container.
+#[test]
+fn a_failing_create_hook_undoes_the_create() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo no GPU here >&2; exit 3"]}
+        ]});
+    });
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "hookfail"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("createRuntime hook /bin/sh failed") && err.contains("no GPU here"),
+        "{err}"
+    );
+    nothing_left(&p, &standin);
+
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
+    });
+    let ct = create(&p, &bundle, "poststart", "");
+    let out = p.run(&["start", "poststart"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("poststart hook /bin/false failed"));
+    assert_eq!(p.status("poststart"), "running");
+    p.ok(&["delete", "--force", "poststart"]);
+    assert_eq!(ct.wait(), 137);
+    nothing_left(&p, &standin);
+}
+
+/// `run` in the foreground: the process has run's stdio, run exits with its status, and
+/// the container is gone afterwards.
+#[test]
+fn run_passes_stdio_and_the_exit_code_and_cleans_up() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "echo ran; echo oops >&2; exit 9"],
+    );
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "fg"]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    nothing_left(&p, &standin);
+}
+
 #[test]
 fn bind_mounts_and_a_tmpfs_reach_the_ct() {
     let standin = PctStandin::new();

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alloc::allocate;
 use crate::error::PctError;
+use crate::hooks::{self, LaterHooks};
 use crate::monitor::{self, Launch, RunDir};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
@@ -55,6 +56,26 @@ struct CtRecord {
     /// The host uid and gid of the CT's root.
     #[serde(default)]
     owner: Option<(u32, u32)>,
+    /// startContainer, poststart and poststop, from the bundle at create.
+    #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
+    hooks: LaterHooks,
+}
+
+impl CtRecord {
+    /// The container's state as runc prints it and as hooks get it on stdin.
+    fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
+        State {
+            oci_version: proxcage_core::OCI_VERSION.into(),
+            id: id.to_string(),
+            pid,
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: String::new(),
+            annotations: self.annotations.clone(),
+        }
+    }
 }
 
 /// The pct backend.
@@ -191,6 +212,14 @@ fn root_owner(options: &BTreeMap<String, String>, raw: &LxcConfig) -> (u32, u32)
             .unwrap_or(100_000)
     };
     (mapped("u"), mapped("g"))
+}
+
+/// Where a file of the run directory appears inside the CT.
+fn inside_path(file: &Path) -> String {
+    Path::new(CONTROL_SOCKET_PATH)
+        .with_file_name(file.file_name().expect("a file name"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `UID[:GID]` as runc's `exec --user` takes it.
@@ -622,21 +651,28 @@ impl Runtime for Pct {
         if let Some(pid_file) = &req.pid_file {
             process::write_pid_file(pid_file, monitor.pid)?;
         }
-        let spec_annotations = bundle.annotations();
-        self.save(
-            id,
-            &CtRecord {
-                vmid,
-                template: template.file_name(),
-                started: false,
-                bundle: bundle.dir().to_path_buf(),
-                rootfs: bundle.rootfs().to_path_buf(),
-                created: proxcage_core::store::now_rfc3339(),
-                annotations: spec_annotations,
-                monitor: Some(monitor.pid),
-                owner: Some(owner),
+        let hooks = translation.runtime_hooks();
+        let record = CtRecord {
+            vmid,
+            template: template.file_name(),
+            started: false,
+            bundle: bundle.dir().to_path_buf(),
+            rootfs: bundle.rootfs().to_path_buf(),
+            created: proxcage_core::store::now_rfc3339(),
+            annotations: bundle.annotations(),
+            monitor: Some(monitor.pid),
+            owner: Some(owner),
+            hooks: LaterHooks {
+                start_container: hooks.start_container.clone(),
+                poststart: hooks.poststart.clone(),
+                poststop: hooks.poststop.clone(),
             },
-        )?;
+        };
+        let state = record.state(id, Status::Creating, init.unwrap_or(0));
+        hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
+            .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
+            .map_err(|message| self.failed(id, message))?;
+        self.save(id, &record)?;
         undo.vmid = None;
         undo.template = None;
         undo.files_dir = None;
@@ -657,26 +693,39 @@ impl Runtime for Pct {
             });
         }
         let run = RunDir::new(&self.files_root.join(id.as_str()));
+        let created = record.state(id, Status::Created, init);
+        for (i, hook) in record.hooks.start_container.iter().enumerate() {
+            let file = run
+                .path()
+                .join(format!("hook-{}-{i}.process", std::process::id()));
+            let bytes = hooks::inside_process(hook).encode().map_err(input)?;
+            write_owned(&file, &bytes, record.owner.unwrap_or((0, 0)))?;
+            let argv = [INIT_PATH.to_string(), inside_path(&file)];
+            let ran = hooks::run_inside(
+                "startContainer",
+                hook,
+                &created,
+                self.tools.exec_command(record.vmid, &argv),
+            );
+            let _ = fs::remove_file(&file);
+            ran.map_err(|message| self.failed(id, message))?;
+        }
         monitor::release(&run.exec_fifo(), INIT_TIMEOUT, || monitor::gone(init))
             .map_err(|message| self.failed(id, message))?;
         record.started = true;
-        self.save(id, &record)
+        self.save(id, &record)?;
+        // A failed poststart hook is logged; the container runs on (runtime-spec).
+        let running = record.state(id, Status::Running, init);
+        if let Err(message) = hooks::run_on_host("poststart", &record.hooks.poststart, &running) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
     }
 
     fn state(&self, id: &ContainerId) -> Result<State> {
         let record = self.load(id)?;
         let (status, pid) = self.ct_status(id, &record)?;
-        Ok(State {
-            oci_version: proxcage_core::OCI_VERSION.into(),
-            id: id.to_string(),
-            pid,
-            status,
-            bundle: record.bundle,
-            rootfs: record.rootfs,
-            created: record.created,
-            owner: String::new(),
-            annotations: record.annotations,
-        })
+        Ok(record.state(id, status, pid))
     }
 
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {
@@ -725,17 +774,49 @@ impl Runtime for Pct {
             Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
             Err(e) => return Err(e.into()),
         }
-        let _held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
+        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
         if !self.template_in_use(&record.template, id) {
             let _ = fs::remove_file(self.template_dir.join(&record.template));
         }
         let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
         fs::remove_file(self.record_path(id))
-            .map_err(io_error("cannot remove", &self.record_path(id)))
+            .map_err(io_error("cannot remove", &self.record_path(id)))?;
+        drop(held);
+        // A failed poststop hook is logged; the delete stands (runtime-spec).
+        let stopped = record.state(id, Status::Stopped, 0);
+        if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
     }
 
+    /// create and start; then, unless detached, wait for the monitor (this process's
+    /// child) as a shim would, passing on the signals this process gets, and delete the
+    /// container unless `--keep`.
     fn run(&self, req: &RunRequest) -> Result<i32> {
-        Err(self.unsupported(req.create.id(), "run (use create and start)"))
+        let id = req.create.id();
+        self.create(&req.create)?;
+        let forget = || {
+            if let Err(e) = self.delete(DeleteRequest { id, force: true }) {
+                tracing::warn!("container {id}: {e}");
+            }
+        };
+        let monitor = self.load(id)?.monitor;
+        if let Err(e) = self.start(id) {
+            forget();
+            return Err(e);
+        }
+        if req.detach {
+            return Ok(0);
+        }
+        let Some(monitor) = monitor else {
+            return Err(self.failed(id, "create recorded no monitor".into()));
+        };
+        let code = process::wait_child_relaying(monitor)?;
+        if !req.keep {
+            self.delete(DeleteRequest { id, force: true })?;
+        }
+        Ok(code)
     }
 
     fn list(&self) -> Result<Vec<State>> {

@@ -8,6 +8,7 @@
 pub mod alloc;
 mod backend;
 pub mod error;
+mod hooks;
 pub mod monitor;
 pub mod parse;
 pub mod pct;
