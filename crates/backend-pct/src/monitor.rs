@@ -447,9 +447,9 @@ pub(crate) fn release(
     let deadline = Instant::now() + timeout;
     loop {
         let mut byte = [0u8; 1];
-        match file.read(&mut byte) {
-            Ok(1) => return Ok(()),
-            Ok(_) | Err(_) => {}
+        // Nothing yet (EAGAIN) until the init opens its end and writes.
+        if let Ok(1) = file.read(&mut byte) {
+            return Ok(());
         }
         if init_gone() {
             return Err("the container's init exited before it was started".into());

@@ -420,6 +420,19 @@ struct SendPtrs {
 unsafe impl Send for SendPtrs {}
 unsafe impl Sync for SendPtrs {}
 
+/// Writes `pid` to `path` the way runc does: the number without a newline (go-runc reads
+/// it with Atoi), through a temp file renamed into place so a reader never sees half of it.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("cannot write the pid file", path, e)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,17 +496,4 @@ mod tests {
         cmd.args(["exec", "t1", "echo", "a b", "it's"]);
         assert_eq!(describe(&cmd), r"runc exec t1 echo 'a b' 'it'\''s'");
     }
-}
-
-/// Writes `pid` to `path` the way runc does: the number without a newline (go-runc reads
-/// it with Atoi), through a temp file renamed into place so a reader never sees half of it.
-pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, pid.to_string())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("cannot write the pid file", path, e)
-        })
 }
