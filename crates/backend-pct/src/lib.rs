@@ -9,7 +9,7 @@ pub mod alloc;
 mod backend;
 pub mod error;
 mod hooks;
-pub mod monitor;
+mod monitor;
 pub mod parse;
 pub mod pct;
 mod settings;
