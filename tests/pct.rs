@@ -468,6 +468,51 @@ fn a_failing_create_hook_undoes_the_create() {
     nothing_left(&p, &standin);
 }
 
+/// A process with a non-root user: the init reaches its monitor as root, then becomes
+/// the user with its groups and exactly the spec's bounding set; exec takes the container's
+/// user, or `--user`.
+#[test]
+fn a_non_root_process_gets_its_user_groups_and_bounding_set() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let status = "id; grep -E 'CapEff|CapBnd' /proc/self/status";
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "u",
+        &["sh", "-c", &format!("{status}; exec sleep 1000")],
+    );
+    edit_config(&bundle, |spec| {
+        spec["process"]["user"] =
+            serde_json::json!({"uid": 1000, "gid": 100, "additionalGids": [4, 27]});
+        let caps = &mut spec["process"]["capabilities"];
+        caps["effective"] = serde_json::json!([]);
+        caps["permitted"] = serde_json::json!([]);
+        caps.as_object_mut().unwrap().remove("ambient");
+        caps.as_object_mut().unwrap().remove("inheritable");
+    });
+    let ct = create(&p, &bundle, "user", "");
+    p.ok(&["start", "user"]);
+    wait_until("the process", || ct.stdout().contains("CapBnd"));
+    // runc's default bounding set: audit_write (29), kill (5), net_bind_service (10).
+    let bounding = "CapBnd:\t0000000020000420";
+    assert_eq!(
+        ct.stdout(),
+        format!("uid=1000 gid=100 groups=4,27\nCapEff:\t0000000000000000\n{bounding}\n")
+    );
+    let out = p.run(&["exec", "user", "sh", "-c", status]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("uid=1000 gid=100 groups=4,27\nCapEff:\t0000000000000000\n{bounding}\n")
+    );
+    let out = p.run(&["exec", "--user", "0:0", "user", "sh", "-c", status]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("uid=0(root) gid=0(root)\nCapEff:\t0000000020000420\n{bounding}\n")
+    );
+    p.ok(&["delete", "--force", "user"]);
+    nothing_left(&p, &standin);
+}
+
 /// Without a console socket, a terminal is this process's: `run` of a terminal process
 /// and `exec -t` relay between proxcage's terminal and the CT's, as runc does.
 #[test]

@@ -22,7 +22,7 @@ use proxcage_lxc_config::init::INIT_PATH;
 use proxcage_lxc_config::oci_spec::runtime::Process;
 use proxcage_lxc_config::{
     from_oci, split_for_proxmox, LxcConfig, ProcessFile, ProxmoxPolicy, PveConfig, ResolvedPaths,
-    CONTROL_SOCKET_PATH,
+    User, CONTROL_SOCKET_PATH,
 };
 use proxcage_oci::template::{pack_rootfs, PackOptions};
 use proxcage_oci::Bundle;
@@ -459,6 +459,16 @@ impl Pct {
     /// arguments, `--env` and `--cwd` of the command line (as runc does).
     fn exec_process(&self, req: &ExecRequest, files_dir: &Path) -> Result<ProcessFile> {
         let id = req.id();
+        let path = files_dir.join("process");
+        let own = fs::read(&path)
+            .map_err(io_error("cannot read", &path))
+            .and_then(|b| ProcessFile::decode(&b).map_err(input))?;
+        // What the container's init kept only to switch users, an exec drops as well.
+        let drop_bounding = own
+            .user
+            .as_ref()
+            .map(|u| u.drop_bounding.clone())
+            .unwrap_or_default();
         let (args, env, cwd, user, no_new_privileges, terminal) = match &req.process_file {
             Some(path) => {
                 let bytes = fs::read(path).map_err(io_error("cannot read", path))?;
@@ -469,7 +479,12 @@ impl Pct {
                         io::Error::new(io::ErrorKind::InvalidData, e),
                     )
                 })?;
-                let user = (p.user().uid(), p.user().gid());
+                let user = User {
+                    uid: p.user().uid(),
+                    gid: p.user().gid(),
+                    additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
+                    drop_bounding,
+                };
                 (
                     p.args().clone().unwrap_or_default(),
                     p.env().clone().unwrap_or_default(),
@@ -480,31 +495,37 @@ impl Pct {
                 )
             }
             None => {
-                let path = files_dir.join("process");
-                let own = fs::read(&path)
-                    .map_err(io_error("cannot read", &path))
-                    .and_then(|b| ProcessFile::decode(&b).map_err(input))?;
                 let mut env = own.env;
                 for var in &req.env {
                     let name = var.split('=').next().unwrap_or(var);
                     env.retain(|e| e.split('=').next() != Some(name));
                     env.push(var.clone());
                 }
-                let user = match req.user.as_deref() {
-                    None => (0, 0),
+                let (uid, gid) = match req.user.as_deref() {
+                    None => own.user.as_ref().map_or((0, 0), |u| (u.uid, u.gid)),
                     Some(user) => parse_user(user).ok_or_else(|| Error::Conflict {
                         id: id.clone(),
                         message: format!("exec --user {user:?}: expected UID[:GID]"),
                     })?,
+                };
+                // runc's rule: without --user, the container's own user, groups included.
+                let additional_gids = match (&req.user, &own.user) {
+                    (None, Some(own)) if req.additional_gids.is_empty() => {
+                        own.additional_gids.clone()
+                    }
+                    _ => req.additional_gids.clone(),
+                };
+                let user = User {
+                    uid,
+                    gid,
+                    additional_gids,
+                    drop_bounding,
                 };
                 let cwd = req.cwd.clone().unwrap_or(own.cwd);
                 let nnp = own.no_new_privileges || req.no_new_privs;
                 (req.args.clone(), env, cwd, user, nnp, req.tty)
             }
         };
-        if user != (0, 0) {
-            return Err(self.unsupported(id, "exec as a user other than root (uid 0, gid 0)"));
-        }
         Ok(ProcessFile {
             args,
             env,
@@ -513,6 +534,9 @@ impl Pct {
             no_new_privileges,
             monitored: false,
             terminal,
+            // `pct exec` starts the process as root without groups: nothing to switch
+            // unless the user differs or the init must drop what it kept to switch.
+            user: (user != User::default()).then_some(user),
         })
     }
 
@@ -856,7 +880,6 @@ impl Runtime for Pct {
             (req.apparmor.is_some(), "exec --apparmor"),
             (req.process_label.is_some(), "exec --process-label"),
             (req.cgroup.is_some(), "exec --cgroup"),
-            (!req.additional_gids.is_empty(), "exec --additional-gids"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
             return Err(self.unsupported(id, what));

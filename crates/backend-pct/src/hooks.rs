@@ -91,6 +91,7 @@ pub(crate) fn inside_process(hook: &Hook) -> ProcessFile {
         no_new_privileges: false,
         monitored: false,
         terminal: false,
+        user: None,
     }
 }
 

@@ -10,7 +10,7 @@
 //! `proxcage_lxc_config::ProcessFile::encode`:
 //!
 //! ```text
-//! PROXCAGE-PROCESS 2\0 <cwd>\0 <umask in octal, or empty>\0 <flags: no_new_privs, or empty>\0 <argc>\0 <arg>\0... <env>\0...
+//! PROXCAGE-PROCESS 3\0 <cwd>\0 <umask in octal, or empty>\0 <flags>\0 <user: uid:gid[:gid,...], or empty>\0 <argc>\0 <arg>\0... <env>\0...
 //! ```
 //!
 //! Exit codes when the command cannot be started, as a shell reports them: 127 when it is
@@ -22,8 +22,9 @@
 use core::panic::PanicInfo;
 
 const DEFAULT_PROCESS_FILE: &[u8] = b"/.proxcage/process\0";
-const MAGIC: &[u8] = b"PROXCAGE-PROCESS 2";
+const MAGIC: &[u8] = b"PROXCAGE-PROCESS 3";
 const PR_SET_NO_NEW_PRIVS: usize = 38;
+const PR_CAPBSET_DROP: usize = 24;
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Room for the process file: Linux caps argv plus envp at a quarter of the stack limit,
@@ -67,6 +68,9 @@ mod sys {
         pub const SIGNALFD4: usize = 289;
         pub const DUP3: usize = 292;
         pub const ACCEPT4: usize = 288;
+        pub const SETGROUPS: usize = 116;
+        pub const SETGID: usize = 106;
+        pub const SETUID: usize = 105;
     }
     #[cfg(target_arch = "aarch64")]
     mod nr {
@@ -94,6 +98,9 @@ mod sys {
         pub const SIGNALFD4: usize = 74;
         pub const DUP3: usize = 24;
         pub const ACCEPT4: usize = 242;
+        pub const SETGROUPS: usize = 159;
+        pub const SETGID: usize = 144;
+        pub const SETUID: usize = 146;
     }
     pub use nr::*;
 
@@ -328,7 +335,7 @@ fn run(
     let bad = |what: &[u8]| -> ! { fail(125, &[b"malformed process file: ", what]) };
     let mut pos = 0;
     if next_string(data, &mut pos) != Some(MAGIC) {
-        bad(b"it does not start with PROXCAGE-PROCESS 2");
+        bad(b"it does not start with PROXCAGE-PROCESS 3");
     }
     let cwd_start = pos;
     let Some(cwd) = next_string(data, &mut pos) else {
@@ -349,6 +356,9 @@ fn run(
             _ => bad(b"unknown flags"),
         }
     }
+    let Some(user) = next_string(data, &mut pos) else {
+        bad(b"no user")
+    };
     let Some(argc) = next_string(data, &mut pos).and_then(|n| parse_number(n, 10)) else {
         bad(b"no argument count")
     };
@@ -399,6 +409,10 @@ fn run(
             bad(b"a terminal without the socket to send it to (the second argument)");
         }
         supervise::exec_terminal(terminal_socket);
+    }
+
+    if !user.is_empty() {
+        become_user(user);
     }
 
     if !umask.is_empty() {
@@ -464,6 +478,88 @@ fn run(
         fail(126, &[b"cannot execute ", arg0, b": permission denied"]);
     }
     fail(127, &[arg0, b": command not found in PATH"])
+}
+
+static mut GROUPS: [u32; 1024] = [0; 1024];
+
+/// `uid:gid[:gids[:caps]]`: supplementary groups, the gid, the capabilities to drop from
+/// the bounding set (those the init kept only for this), then the uid. A non-root uid
+/// loses every capability, as with runc.
+fn become_user(user: &[u8]) {
+    let bad = || -> ! {
+        fail(
+            125,
+            &[b"malformed process file: the user is not uid:gid[:gids[:caps]]"],
+        )
+    };
+    let mut parts = user.splitn(4, |&b| b == b':');
+    let (Some(uid), Some(gid)) = (
+        parts.next().and_then(|n| parse_number(n, 10)),
+        parts.next().and_then(|n| parse_number(n, 10)),
+    ) else {
+        bad()
+    };
+    // SAFETY: single-threaded; only this function touches GROUPS.
+    let groups = unsafe { &mut *core::ptr::addr_of_mut!(GROUPS) };
+    let mut count = 0;
+    for g in parts
+        .next()
+        .unwrap_or(b"")
+        .split(|&b| b == b',')
+        .filter(|g| !g.is_empty())
+    {
+        if count == groups.len() {
+            fail(125, &[b"too many additional groups"]);
+        }
+        groups[count] = parse_number(g, 10).unwrap_or_else(|| bad()) as u32;
+        count += 1;
+    }
+    // SAFETY: `count` gids from a live array.
+    let err = unsafe { sys::call(sys::SETGROUPS, count, groups.as_ptr() as usize, 0) };
+    if err < 0 {
+        fail(
+            125,
+            &[
+                b"cannot set the additional groups (CAP_SETGID): ",
+                errno_text(err),
+            ],
+        );
+    }
+    // SAFETY: plain integers.
+    let err = unsafe { sys::call(sys::SETGID, gid, 0, 0) };
+    if err < 0 {
+        fail(
+            125,
+            &[b"cannot set the gid (CAP_SETGID): ", errno_text(err)],
+        );
+    }
+    for cap in parts
+        .next()
+        .unwrap_or(b"")
+        .split(|&b| b == b',')
+        .filter(|c| !c.is_empty())
+    {
+        let cap = parse_number(cap, 10).unwrap_or_else(|| bad());
+        // SAFETY: prctl takes plain integers.
+        let err = unsafe { sys::call(sys::PRCTL, PR_CAPBSET_DROP, cap, 0) };
+        if err < 0 {
+            fail(
+                125,
+                &[
+                    b"cannot drop a capability from the bounding set: ",
+                    errno_text(err),
+                ],
+            );
+        }
+    }
+    // SAFETY: plain integers.
+    let err = unsafe { sys::call(sys::SETUID, uid, 0, 0) };
+    if err < 0 {
+        fail(
+            125,
+            &[b"cannot set the uid (CAP_SETUID): ", errno_text(err)],
+        );
+    }
 }
 
 fn execve(path: *const u8, args: &[*const u8], envs: &[*const u8]) -> isize {

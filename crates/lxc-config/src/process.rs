@@ -2,15 +2,17 @@
 //! directory and umask of the container's process.
 //!
 //! Format (every field NUL-terminated, so any byte but NUL survives):
-//! `PROXCAGE-PROCESS 2`, the cwd, the umask in octal (or empty), the flags (a
+//! `PROXCAGE-PROCESS 3`, the cwd, the umask in octal (or empty), the flags (a
 //! comma-separated subset of `no_new_privs`, `monitor`, `terminal`, in that order, or
-//! empty), the argument count, the arguments, then the environment variables until the end
-//! of the file.
+//! empty), the user (`uid:gid`, then optionally `:gids` and `:caps`, comma-separated
+//! numbers; or empty to stay as started), the
+//! argument count, the arguments, then the environment variables until the end of the
+//! file.
 
 use std::fmt;
 
 /// The first field of a process file.
-pub const MAGIC: &str = "PROXCAGE-PROCESS 2";
+pub const MAGIC: &str = "PROXCAGE-PROCESS 3";
 
 /// The flags, in the order they are written.
 const FLAGS: [&str; 3] = ["no_new_privs", "monitor", "terminal"];
@@ -36,9 +38,58 @@ pub struct ProcessFile {
     /// waits on [`EXEC_FIFO_PATH`] for `start`, then runs the process as its child,
     /// forwards signals to it and reports its exit status.
     pub monitored: bool,
-    /// With `monitored`: the process gets a new pseudo-terminal, whose master goes to the
-    /// monitor.
+    /// The process gets a new pseudo-terminal, whose master goes to the monitor (with
+    /// `monitored`) or to the socket named by the init's second argument (an exec).
     pub terminal: bool,
+    /// The user the init switches to before the exec; `None` keeps the one it runs as.
+    pub user: Option<User>,
+}
+
+/// A uid, a gid and supplementary groups, as `process.user` gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    /// Capabilities (by number) the init keeps only to switch users and drops from its
+    /// bounding set before the switch: the spec did not ask for them.
+    pub drop_bounding: Vec<u32>,
+}
+
+impl User {
+    fn encode(&self) -> String {
+        let list = |l: &[u32]| l.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let mut text = format!("{}:{}", self.uid, self.gid);
+        if !self.additional_gids.is_empty() || !self.drop_bounding.is_empty() {
+            text.push(':');
+            text.push_str(&list(&self.additional_gids));
+        }
+        if !self.drop_bounding.is_empty() {
+            text.push(':');
+            text.push_str(&list(&self.drop_bounding));
+        }
+        text
+    }
+
+    fn decode(text: &str) -> Option<User> {
+        let list = |l: Option<&str>| -> Option<Vec<u32>> {
+            match l {
+                None | Some("") => Some(Vec::new()),
+                Some(l) => l.split(',').map(|g| g.parse().ok()).collect(),
+            }
+        };
+        let mut parts = text.splitn(4, ':');
+        let uid = parts.next()?.parse().ok()?;
+        let gid = parts.next()?.parse().ok()?;
+        let additional_gids = list(parts.next())?;
+        let drop_bounding = list(parts.next())?;
+        Some(User {
+            uid,
+            gid,
+            additional_gids,
+            drop_bounding,
+        })
+    }
 }
 
 /// A process file that [`ProcessFile::decode`] cannot read, or values that cannot be
@@ -64,7 +115,8 @@ impl ProcessFile {
         let argc = self.args.len().to_string();
         let flags =
             ProcessFile::flags_text([self.no_new_privileges, self.monitored, self.terminal]);
-        let fields = [MAGIC, &self.cwd, &umask, &flags, &argc]
+        let user = self.user.as_ref().map(User::encode).unwrap_or_default();
+        let fields = [MAGIC, &self.cwd, &umask, &flags, &user, &argc]
             .into_iter()
             .chain(self.args.iter().map(String::as_str))
             .chain(self.env.iter().map(String::as_str));
@@ -90,7 +142,7 @@ impl ProcessFile {
             .map(|f| String::from_utf8(f.to_vec()).map_err(|_| bad("a field is not UTF-8")));
         let mut next = |what: &str| fields.next().unwrap_or_else(|| Err(bad(what)));
         if next("no header")? != MAGIC {
-            return Err(bad("it does not start with PROXCAGE-PROCESS 2"));
+            return Err(bad("it does not start with PROXCAGE-PROCESS 3"));
         }
         let cwd = next("no cwd")?;
         let umask = match next("no umask")?.as_str() {
@@ -110,6 +162,10 @@ impl ProcessFile {
             return Err(bad("flags out of order or repeated"));
         }
         let [no_new_privileges, monitored, terminal] = set;
+        let user = match next("no user")?.as_str() {
+            "" => None,
+            text => Some(User::decode(text).ok_or_else(|| bad("the user is not uid:gid[:gids]"))?),
+        };
         let argc: usize = next("no argument count")?
             .parse()
             .map_err(|_| bad("the argument count is not a number"))?;
@@ -128,6 +184,7 @@ impl ProcessFile {
             no_new_privileges,
             monitored,
             terminal,
+            user,
         })
     }
 
@@ -157,13 +214,20 @@ mod tests {
             no_new_privileges: true,
             monitored: false,
             terminal: true,
+            user: Some(User {
+                uid: 1000,
+                gid: 100,
+                additional_gids: vec![4, 27],
+                drop_bounding: vec![6, 8],
+            }),
         };
         assert_eq!(
             p.encode().unwrap(),
-            b"PROXCAGE-PROCESS 2\0/\x0022\0no_new_privs,terminal\x003\0sh\0\0a b\0T=x \0".to_vec()
+            b"PROXCAGE-PROCESS 3\0/\x0022\0no_new_privs,terminal\x001000:100:4,27:6,8\x003\0sh\0\0a b\0T=x \0"
+                .to_vec()
         );
         assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
-        let swapped = b"PROXCAGE-PROCESS 2\0/\0\0terminal,monitor\x001\0sh\0";
+        let swapped = b"PROXCAGE-PROCESS 3\0/\0\0terminal,monitor\0\x001\0sh\0";
         assert!(ProcessFile::decode(swapped).is_err());
     }
 
@@ -177,6 +241,7 @@ mod tests {
             no_new_privileges: false,
             monitored: false,
             terminal: false,
+            user: None,
         };
         assert!(p.encode().is_err());
         p.args = vec!["a\0b".into()];
@@ -188,8 +253,14 @@ mod tests {
         fn round_trips(args in proptest::collection::vec("[^\0]*", 1..6),
                        env in proptest::collection::vec("[^\0]*", 0..6),
                        cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777),
-                       [no_new_privileges, monitored, terminal] in any::<[bool; 3]>()) {
-            let p = ProcessFile { args, env, cwd, umask, no_new_privileges, monitored, terminal };
+                       [no_new_privileges, monitored, terminal] in any::<[bool; 3]>(),
+                       user in proptest::option::of((any::<u32>(), any::<u32>(),
+                                                     proptest::collection::vec(any::<u32>(), 0..4)))) {
+            let user = user.map(|(uid, gid, additional_gids)| {
+                let drop_bounding = additional_gids.iter().map(|g| g % 41).collect();
+                User { uid, gid, additional_gids, drop_bounding }
+            });
+            let p = ProcessFile { args, env, cwd, umask, no_new_privileges, monitored, terminal, user };
             prop_assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
         }
 

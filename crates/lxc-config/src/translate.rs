@@ -608,6 +608,8 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             no_new_privileges: process.no_new_privileges() == Some(true),
             monitored: b.paths.monitored,
             terminal: b.paths.monitored && process.terminal() == Some(true),
+            // A monitored init reaches its monitor as root, then becomes the user.
+            user: monitored_user(b.paths.monitored, &process),
         };
         let contents = file
             .encode()
@@ -665,9 +667,12 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             b.push(&format!("process.env[{i}]"), "lxc.environment", var.clone())?;
         }
     }
-    b.push("process.user.uid", "lxc.init.uid", user.uid().to_string())?;
-    b.push("process.user.gid", "lxc.init.gid", user.gid().to_string())?;
-    if let Some(groups) = user.additional_gids().as_ref().filter(|g| !g.is_empty()) {
+    if !b.paths.monitored {
+        b.push("process.user.uid", "lxc.init.uid", user.uid().to_string())?;
+        b.push("process.user.gid", "lxc.init.gid", user.gid().to_string())?;
+    }
+    let groups = user.additional_gids().as_ref().filter(|g| !g.is_empty());
+    if let Some(groups) = groups.filter(|_| !b.paths.monitored) {
         let list: Vec<_> = groups.iter().map(u32::to_string).collect();
         b.push(
             "process.user.additionalGids",
@@ -798,12 +803,59 @@ fn capabilities(
             "LXC has no key for inheritable capabilities",
         ));
     }
+    // A monitored init switches users itself: it keeps what that takes, and drops it from
+    // its bounding set before the switch (see `monitored_user`).
+    let mut bounding = bounding;
+    if monitored_user(b.paths.monitored, process).is_some() {
+        bounding.extend(USER_SWITCH_CAPS.iter().map(|(name, _)| name.to_string()));
+    }
     let keep = if bounding.is_empty() {
         "none".to_string()
     } else {
         bounding.into_iter().collect::<Vec<_>>().join(" ")
     };
     b.push("process.capabilities.bounding", "lxc.cap.keep", keep)
+}
+
+/// What a user switch takes: CAP_SETGID (6), CAP_SETUID (7) and, to drop them from the
+/// bounding set afterwards, CAP_SETPCAP (8), last.
+const USER_SWITCH_CAPS: [(&str, u32); 3] = [("setgid", 6), ("setuid", 7), ("setpcap", 8)];
+
+/// The user a monitored init becomes: none for root with no additional groups (it stays
+/// root); otherwise the ids, and the user-switch capabilities the spec's bounding set
+/// lacks, which the init drops before it switches.
+fn monitored_user(
+    monitored: bool,
+    process: &oci_spec::runtime::Process,
+) -> Option<crate::process::User> {
+    let user = process.user();
+    let groups = user.additional_gids().clone().unwrap_or_default();
+    if !monitored || (user.uid() == 0 && user.gid() == 0 && groups.is_empty()) {
+        return None;
+    }
+    let bounding: BTreeSet<String> = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .iter()
+        .flatten()
+        .map(|c| c.to_string().to_ascii_lowercase())
+        .collect();
+    let unrestricted = process
+        .capabilities()
+        .as_ref()
+        .is_none_or(|c| c.bounding().is_none());
+    let drop_bounding = USER_SWITCH_CAPS
+        .iter()
+        .filter(|(name, _)| !unrestricted && !bounding.contains(*name))
+        .map(|(_, number)| *number)
+        .collect();
+    Some(crate::process::User {
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: groups,
+        drop_bounding,
+    })
 }
 
 /// The mounts of a runc spec that LXC provides itself, better than with entries.
