@@ -210,6 +210,9 @@ impl Runtime for Crun {
     fn features(&self) -> Result<serde_json::Value> {
         self.delegate.features().or_else(|_| self.own_features())
     }
+    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+        self.delegate.health(store)
+    }
 }
 
 #[cfg(test)]
