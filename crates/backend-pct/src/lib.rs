@@ -8,6 +8,7 @@
 pub mod alloc;
 mod backend;
 pub mod error;
+mod health;
 pub mod parse;
 pub mod pct;
 mod settings;

@@ -95,8 +95,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// The record of `id` and the backend it names.
+    /// A create that died midway is an error that says how to clean it up.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
         let record = self.record(id)?;
+        if proxcage_core::health::create_interrupted(&record) {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: format!(
+                    "its create was interrupted (proxcage process {} is gone): 'proxcage delete --force {id}' or 'proxcage health --repair' cleans it up",
+                    record.creator_pid().unwrap_or(0)
+                ),
+            });
+        }
         let backend = self.backend(record.backend())?;
         Ok((record, backend))
     }

@@ -488,7 +488,7 @@ fn check_container_dir(
             let (store, id) = (store.clone(), id.clone());
             findings.push(
                 Finding::new(
-                    "record-missing",
+                    "empty-directory",
                     Severity::Warning,
                     object,
                     dir.display(),
@@ -658,7 +658,7 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            ["record-backend-unknown", "record-corrupt", "record-missing", "temp-file"]
+            ["empty-directory", "record-backend-unknown", "record-corrupt", "temp-file"]
         );
         repair_all(findings);
         let after = check_store(&store, &["runc"]).unwrap();
