@@ -216,3 +216,30 @@ fn ok(tool: &str, args: &[&str], out: Output) -> String {
     );
     stdout(&out)
 }
+
+/// proxcage routed to the pct backend, configured for `standin`'s paths.
+pub fn proxcage_for(standin: &PctStandin) -> super::Proxcage {
+    let root = standin.root.display();
+    let config = format!(
+        r#"
+default_backend = "pct"
+
+[backends.pct]
+pct = "{bin}/pct"
+pvesh = "{bin}/pvesh"
+lxc_path = "{root}/var/lib/lxc"
+pve_dir = "{root}/etc/pve"
+lock_dir = "{root}/run/lock/lxc"
+template_dir = "{root}/var/lib/vz/template/cache"
+files_dir = "{files}"
+"#,
+        bin = standin.bin_dir.display(),
+        files = standin.dir.path().join("files").display(),
+    );
+    let mut p = super::Proxcage::new(&config);
+    p.env
+        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
+    // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.
+    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
