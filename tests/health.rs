@@ -103,7 +103,10 @@ fn killing_wrapper(dir: &Path, name: &str, real: &Path, word: &str, before: bool
     let path = dir.join(name);
     let kill = "kill -9 $PPID";
     let body = if before {
-        format!("if [ -n \"$hit\" ]; then {kill}; exit 1; fi\nexec {real} \"$@\"\n", real = real.display())
+        format!(
+            "if [ -n \"$hit\" ]; then {kill}; exit 1; fi\nexec {real} \"$@\"\n",
+            real = real.display()
+        )
     } else {
         format!(
             "{real} \"$@\"\nrc=$?\nif [ -n \"$hit\" ] && [ $rc = 0 ]; then {kill}; fi\nexit $rc\n",
@@ -261,7 +264,11 @@ fn a_corrupt_record_is_set_aside_and_rebuilt() {
     let p = runc_setup();
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "bad"]);
-    fs::write(p.root.join("containers/bad/record.json"), b"{\"id\": \"bad\", tru").unwrap();
+    fs::write(
+        p.root.join("containers/bad/record.json"),
+        b"{\"id\": \"bad\", tru",
+    )
+    .unwrap();
     let repaired = found_and_repaired(&p, &[("record-corrupt", "container bad")]);
     let kinds: Vec<&str> = repaired["repairs"]
         .as_array()
@@ -309,11 +316,8 @@ impl StaleLocker {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let sleeper = loop {
-            let children = fs::read_to_string(format!(
-                "/proc/{0}/task/{0}/children",
-                child.id()
-            ))
-            .unwrap_or_default();
+            let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+                .unwrap_or_default();
             if let Some(pid) = children.split_whitespace().next() {
                 break pid.parse().unwrap();
             }
@@ -514,10 +518,26 @@ fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
     let p = proxcage_for(&standin);
     let template = standin.busybox_template("other.tar.zst", |_| {});
     for (vmid, extra) in [
-        ("100", &["--tags", "proxcage", "--description", "proxcage container elsewhere"][..]),
+        (
+            "100",
+            &[
+                "--tags",
+                "proxcage",
+                "--description",
+                "proxcage container elsewhere",
+            ][..],
+        ),
         ("101", &[][..]),
     ] {
-        let mut args = vec!["create", vmid, &template, "--rootfs", "local-lvm:1", "--ostype", "unmanaged"];
+        let mut args = vec![
+            "create",
+            vmid,
+            &template,
+            "--rootfs",
+            "local-lvm:1",
+            "--ostype",
+            "unmanaged",
+        ];
         args.extend_from_slice(extra);
         standin.pct_ok(&args);
     }
@@ -537,7 +557,11 @@ fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
     let (code, _) = health(&p, &["--repair"]);
     assert_eq!(code, 1);
     let listed = standin.pct_ok(&["list"]);
-    assert_eq!(listed.lines().count(), 3, "both CTs are still there:\n{listed}");
+    assert_eq!(
+        listed.lines().count(),
+        3,
+        "both CTs are still there:\n{listed}"
+    );
     standin.pct_ok(&["unlock", "101"]);
     for vmid in ["100", "101"] {
         standin.pct_ok(&["destroy", vmid, "--purge", "1"]);
@@ -557,7 +581,10 @@ fn health_exit_codes_and_text() {
     executable(&broken, "#!/bin/sh\necho 'pct is broken' >&2\nexit 255\n");
     fs::write(
         &p.config,
-        format!("[backends.pct]\npct = \"{b}\"\npvesh = \"{b}\"\nlxc_info = \"{b}\"\n", b = broken.display()),
+        format!(
+            "[backends.pct]\npct = \"{b}\"\npvesh = \"{b}\"\nlxc_info = \"{b}\"\n",
+            b = broken.display()
+        ),
     )
     .unwrap();
     let out = p.run(&["health", "--backend", "pct"]);

@@ -81,10 +81,8 @@ fn inspect(pct: &Pct, entry: ListEntry) -> Result<Unrecorded> {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
-    let tagged = get("tags").is_some_and(|tags| {
-        tags.split([';', ',', ' '])
-            .any(|t| t.trim() == "proxcage")
-    });
+    let tagged =
+        get("tags").is_some_and(|tags| tags.split([';', ',', ' ']).any(|t| t.trim() == "proxcage"));
     let owner = get("description").and_then(|d| {
         let text = percent_decode(d);
         text.lines()
@@ -179,7 +177,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     // A consistent view: no create of this root packs a template or makes a CT meanwhile.
     let root = pct.root().to_path_buf();
     let _held = if root.exists() {
-        Some(Pct::flock(&root.join("vmid.lock"), Duration::from_secs(30))?)
+        Some(Pct::flock(
+            &root.join("vmid.lock"),
+            Duration::from_secs(30),
+        )?)
     } else {
         None
     };
@@ -222,7 +223,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             if let Some(view) = mine {
                 left.push(format!("CT {} (recorded)", view.vmid));
             }
-            for u in unrecorded.iter().filter(|u| u.tagged && u.owner.as_ref() == Some(&id)) {
+            for u in unrecorded
+                .iter()
+                .filter(|u| u.tagged && u.owner.as_ref() == Some(&id))
+            {
                 left.push(format!("CT {} (made, never recorded)", u.entry.vmid));
             }
             if pct.files_root().join(id.as_str()).exists() {
@@ -307,7 +311,8 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         let object = format!("container {id}");
         let location = root.join(format!("{id}.json")).display().to_string();
         if on_node.contains_key(&view.vmid) {
-            let record = Record::restored(id.clone(), NAME, view.bundle.clone(), view.created.clone());
+            let record =
+                Record::restored(id.clone(), NAME, view.bundle.clone(), view.created.clone());
             let store = store.clone();
             findings.push(
                 Finding::new(
@@ -501,7 +506,10 @@ mod tests {
             "proxcage container web-1\n"
         );
         assert_eq!(percent_decode("100%"), "100%");
-        assert!(is_proxcage_template(&format!("proxcage-{}.tar.zst", "a".repeat(64))));
+        assert!(is_proxcage_template(&format!(
+            "proxcage-{}.tar.zst",
+            "a".repeat(64)
+        )));
         assert!(!is_proxcage_template("proxcage-abc.tar.zst"));
         assert!(!is_proxcage_template("debian-12.tar.zst"));
     }

@@ -144,7 +144,13 @@ pub fn pid_alive(pid: u32) -> bool {
 fn started_at(pid: u32) -> Option<i64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 22 (starttime, clock ticks after boot), counted after the `(comm)` field.
-    let ticks: i64 = stat.rsplit(')').next()?.split_whitespace().nth(19)?.parse().ok()?;
+    let ticks: i64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
     let boot: i64 = fs::read_to_string("/proc/stat")
         .ok()?
         .lines()
@@ -242,9 +248,9 @@ fn processes_with_open(dev: u64, ino: u64) -> Vec<u32> {
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        let holds = fds.filter_map(|e| e.ok()).any(|fd| {
-            fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-        });
+        let holds = fds
+            .filter_map(|e| e.ok())
+            .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
         if holds {
             pids.push(pid);
         }
@@ -634,7 +640,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::open(tmp.path().join("root")).unwrap();
         let lock = store.lock_new(&id("a")).unwrap();
-        lock.write(&Record::creating(id("a"), "runc", "/b")).unwrap();
+        lock.write(&Record::creating(id("a"), "runc", "/b"))
+            .unwrap();
         drop(lock);
         assert!(check_store(&store, &["runc"]).unwrap().is_empty());
     }
@@ -658,7 +665,12 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            ["empty-directory", "record-backend-unknown", "record-corrupt", "temp-file"]
+            [
+                "empty-directory",
+                "record-backend-unknown",
+                "record-corrupt",
+                "temp-file"
+            ]
         );
         repair_all(findings);
         let after = check_store(&store, &["runc"]).unwrap();

@@ -5,7 +5,9 @@
 use std::fs;
 
 use proxcage_core::health::{self, create_interrupted, forget_record, restore_record};
-use proxcage_core::{ContainerId, DeleteRequest, Finding, Phase, Record, Result, Runtime, Severity, StateStore};
+use proxcage_core::{
+    ContainerId, DeleteRequest, Finding, Phase, Record, Result, Runtime, Severity, StateStore,
+};
 
 use crate::Delegate;
 
@@ -107,7 +109,11 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
     let mut orphans: Vec<ContainerId> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().to_str().and_then(|n| ContainerId::new(n).ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| ContainerId::new(n).ok())
+        })
         .filter(|id| !health::known(store, id))
         .collect();
     orphans.sort();
@@ -116,7 +122,12 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
         let location = root.join(id.as_str()).display().to_string();
         match d.state(&id) {
             Ok(state) => {
-                let record = Record::restored(id, name.clone(), state.bundle.clone(), state.created.clone());
+                let record = Record::restored(
+                    id,
+                    name.clone(),
+                    state.bundle.clone(),
+                    state.created.clone(),
+                );
                 let store = store.clone();
                 findings.push(
                     Finding::new(
@@ -158,9 +169,19 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
 
 /// `runc version 1.1.5` / `crun version 1.8.1`: the first line's version.
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
-    let word = text.lines().next()?.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
-    let mut parts = word.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
+    let word = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = word
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -169,8 +190,14 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        assert_eq!(parse_version("runc version 1.1.5\ncommit: x\nspec: 1.0.2-dev"), Some((1, 1, 5)));
-        assert_eq!(parse_version("crun version 1.8.1\ncommit: y"), Some((1, 8, 1)));
+        assert_eq!(
+            parse_version("runc version 1.1.5\ncommit: x\nspec: 1.0.2-dev"),
+            Some((1, 1, 5))
+        );
+        assert_eq!(
+            parse_version("crun version 1.8.1\ncommit: y"),
+            Some((1, 8, 1))
+        );
         assert_eq!(parse_version("runc version 1.2.0-rc.1"), Some((1, 2, 0)));
         assert_eq!(parse_version("nothing"), None);
     }

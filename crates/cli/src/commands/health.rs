@@ -118,7 +118,12 @@ fn backends_in_scope(args: &Health, ctx: &Ctx<'_>) -> anyhow::Result<Vec<String>
     names.extend(config.routes.iter().map(|r| r.backend.clone()));
     if let Ok(store) = ctx.store() {
         if let Ok(records) = store.records() {
-            names.extend(records.into_iter().flatten().map(|r| r.backend().to_string()));
+            names.extend(
+                records
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.backend().to_string()),
+            );
         }
     }
     Ok(BACKENDS
@@ -187,7 +192,9 @@ fn text(report: &Report<'_>) -> String {
         let _ = writeln!(
             out,
             "        repair:  {}",
-            f.repair.as_deref().unwrap_or("none by proxcage (see the problem)")
+            f.repair
+                .as_deref()
+                .unwrap_or("none by proxcage (see the problem)")
         );
     }
     let scope = format!(
@@ -207,7 +214,11 @@ fn text(report: &Report<'_>) -> String {
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .count();
-        let repairable = report.findings.iter().filter(|f| f.repair.is_some()).count();
+        let repairable = report
+            .findings
+            .iter()
+            .filter(|f| f.repair.is_some())
+            .count();
         let _ = writeln!(
             out,
             "{} problem(s): {errors} error(s), {} warning(s); 'proxcage health --repair' fixes {repairable} ({scope})",
