@@ -584,6 +584,9 @@ impl Pct {
     pub(crate) fn lock_dir(&self) -> &Path {
         &self.lock_dir
     }
+    pub(crate) fn pve_dir(&self) -> &Path {
+        &self.pve_dir
+    }
     pub(crate) fn range(&self) -> crate::VmidRange {
         self.range
     }

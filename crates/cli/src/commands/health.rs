@@ -156,7 +156,7 @@ fn check(backends: &[String], ctx: &Ctx<'_>) -> anyhow::Result<(Vec<Finding>, Ve
                     "backend-unavailable",
                     Severity::Error,
                     format!("backend {name}"),
-                    "the config file",
+                    ctx.config()?.path.display(),
                     e.to_string(),
                 ));
                 continue;
