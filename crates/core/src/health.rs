@@ -33,7 +33,7 @@ pub enum Severity {
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Severity::Warning => "warning",
             Severity::Error => "error",
         })
@@ -47,18 +47,18 @@ pub type Fix = Box<dyn FnOnce() -> Result<String>>;
 #[derive(Serialize)]
 pub struct Finding {
     /// What kind of problem, e.g. `record-corrupt`: stable, for scripts to match on.
-    pub kind: &'static str,
-    pub severity: Severity,
+    kind: &'static str,
+    severity: Severity,
     /// What it is about: `container web-1`, `CT 105`, `template proxcage-<sha256>.tar.zst`.
-    pub object: String,
+    object: String,
     /// Where: a path, or a backend's address of the object (`pct:105`).
     #[serde(rename = "where")]
-    pub location: String,
+    location: String,
     /// What is wrong, in words for the operator.
-    pub message: String,
+    message: String,
     /// What `--repair` would do; `None`: proxcage will not repair this itself (the message
     /// says what to do by hand).
-    pub repair: Option<String>,
+    repair: Option<String>,
     #[serde(skip)]
     fix: Option<Fix>,
 }
@@ -106,12 +106,30 @@ impl Finding {
         self
     }
 
-    pub fn repairable(&self) -> bool {
-        self.fix.is_some()
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+    /// The `where` of the report.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// What `--repair` would do, if proxcage repairs this itself.
+    pub fn repair(&self) -> Option<&str> {
+        self.repair.as_deref()
     }
 
-    /// Runs the repair: `None` when there is none, else what it did or why it failed.
-    pub fn repair(&mut self) -> Option<Result<String>> {
+    /// Runs the repair (once): `None` when there is none, else what it did or why it
+    /// failed.
+    pub fn run_repair(&mut self) -> Option<Result<String>> {
         self.fix.take().map(|fix| fix())
     }
 }
@@ -629,7 +647,7 @@ mod tests {
 
     fn repair_all(findings: Vec<Finding>) {
         for mut f in findings {
-            if let Some(result) = f.repair() {
+            if let Some(result) = f.run_repair() {
                 result.unwrap();
             }
         }

@@ -49,7 +49,7 @@ pub fn health(args: &Health, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
             let (findings, _) = check(&backends, ctx)?;
             let mut any = false;
             for mut finding in findings {
-                let Some(result) = finding.repair() else {
+                let Some(result) = finding.run_repair() else {
                     continue;
                 };
                 any = true;
@@ -58,14 +58,14 @@ pub fn health(args: &Health, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
                     Err(e) => (false, e.to_string()),
                 };
                 if ok {
-                    tracing::info!("health: {}: {message}", finding.object);
+                    tracing::info!("health: {}: {message}", finding.object());
                 } else {
-                    tracing::warn!("health: repair of {} failed: {message}", finding.object);
+                    tracing::warn!("health: repair of {} failed: {message}", finding.object());
                 }
                 repairs.push(Repaired {
-                    kind: finding.kind,
-                    object: finding.object,
-                    location: finding.location,
+                    kind: finding.kind(),
+                    object: finding.object().to_string(),
+                    location: finding.location().to_string(),
                     ok,
                     message,
                 });
@@ -186,15 +186,13 @@ fn text(report: &Report<'_>) -> String {
         let _ = writeln!(out, "could not check {e}");
     }
     for f in report.findings {
-        let _ = writeln!(out, "{:<8}{} [{}]", f.severity, f.object, f.kind);
-        let _ = writeln!(out, "        where:   {}", f.location);
-        let _ = writeln!(out, "        problem: {}", f.message);
+        let _ = writeln!(out, "{:<8}{} [{}]", f.severity(), f.object(), f.kind());
+        let _ = writeln!(out, "        where:   {}", f.location());
+        let _ = writeln!(out, "        problem: {}", f.message());
         let _ = writeln!(
             out,
             "        repair:  {}",
-            f.repair
-                .as_deref()
-                .unwrap_or("none by proxcage (see the problem)")
+            f.repair().unwrap_or("none by proxcage (see the problem)")
         );
     }
     let scope = format!(
@@ -212,12 +210,12 @@ fn text(report: &Report<'_>) -> String {
         let errors = report
             .findings
             .iter()
-            .filter(|f| f.severity == Severity::Error)
+            .filter(|f| f.severity() == Severity::Error)
             .count();
         let repairable = report
             .findings
             .iter()
-            .filter(|f| f.repair.is_some())
+            .filter(|f| f.repair().is_some())
             .count();
         let _ = writeln!(
             out,
