@@ -593,3 +593,34 @@ fn health_exit_codes_and_text() {
     let out = p.run(&["health", "--backend", "kata"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// crun without the settings for a hybrid cgroup layout: reported on such a host, and not
+/// on a host with the unified layout.
+#[test]
+fn crun_on_the_hosts_cgroup_layout() {
+    require_root();
+    require_tool("crun", "crun");
+    let p = Proxcage::new("default_backend = \"crun\"\n");
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let unified = mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/cgroup") && l.contains(" cgroup2 "));
+    let (code, report) = health(&p, &[]);
+    if unified {
+        assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
+    } else {
+        assert_eq!(
+            (code, findings(&report)),
+            (1, pairs(&[("cgroup-layout", "backend crun")])),
+            "{report:#}"
+        );
+        assert!(report["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private_cgroup2 = true"));
+    }
+    // With this host's settings (tests/support HOST_CONFIG) crun is healthy.
+    let p = Proxcage::with_default("crun");
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+}
