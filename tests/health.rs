@@ -624,3 +624,17 @@ fn crun_on_the_hosts_cgroup_layout() {
     let (code, report) = health(&p, &[]);
     assert_eq!(code, 0, "{report:#}");
 }
+
+/// `delete` of a killed create's id cleans up the CT that create made; the template is
+/// left for `health` to find.
+#[test]
+fn pct_delete_of_a_killed_create_destroys_its_ct() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "create", false, "dead");
+    assert_eq!(standin.pct_ok(&["list"]).lines().count(), 2);
+    p.ok(&["delete", "dead"]);
+    assert_eq!(standin.pct_ok(&["list"]), "", "the CT went with delete");
+    let template = template_object(&standin);
+    found_and_repaired(&p, &[("template-unreferenced", &template)]);
+    pct_nothing_left(&p, &standin);
+}
