@@ -124,6 +124,8 @@ fn private_cgroup2() -> io::Result<()> {
 }
 
 /// Whether /sys/fs/cgroup is a cgroup2 mount (the unified layout).
+// f_type is an i64 here and narrower on other architectures: the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
 fn unified_cgroups() -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();

@@ -238,6 +238,13 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         .filter(|r| create_interrupted(r))
         .map(|r| r.id().clone())
         .collect();
+    // A `pct create` whose proxcage was killed runs on and tags its CT only at its end:
+    // until it finished, the CT an interrupted create made cannot be told.
+    let creating_now: Vec<String> = unrecorded
+        .iter()
+        .filter(|u| !u.tagged && u.entry.lock == "create" && pct_config_locked(pct, u.entry.vmid))
+        .map(|u| u.entry.vmid.to_string())
+        .collect();
 
     for record in core {
         let id = record.id().clone();
@@ -262,19 +269,33 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             } else {
                 format!("; it left {}", left.join(", "))
             };
+            let finding = Finding::new(
+                "create-interrupted",
+                Severity::Error,
+                object,
+                store.root().join("containers").join(id.as_str()).display(),
+                format!(
+                    "its create never finished: proxcage process {} died midway{left}",
+                    record.creator_pid().unwrap_or(0)
+                ),
+            );
+            if !creating_now.is_empty() {
+                findings.push(Finding::new(
+                    finding.kind(),
+                    finding.severity(),
+                    finding.object(),
+                    finding.location(),
+                    format!(
+                        "{}; pct create still runs for CT {}: check again once it finished",
+                        finding.message(),
+                        creating_now.join(", ")
+                    ),
+                ));
+                continue;
+            }
             let (pct, store) = (pct.clone(), store.clone());
             findings.push(
-                Finding::new(
-                    "create-interrupted",
-                    Severity::Error,
-                    object,
-                    store.root().join("containers").join(id.as_str()).display(),
-                    format!(
-                        "its create never finished: proxcage process {} died midway{left}",
-                        record.creator_pid().unwrap_or(0)
-                    ),
-                )
-                .with_repair(
+                finding.with_repair(
                     "destroy the CT that create made (tagged proxcage, its description naming this container), remove its files and the record; the caller was never told the create succeeded",
                     move || {
                         pct.recover(&record)?;
