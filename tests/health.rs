@@ -169,15 +169,22 @@ fn delegate_killed_during_create(backend: &str, before: bool) {
     let p = killed_setup(backend, before);
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     create_killed(&p, &bundle, "victim");
-    // Every command meeting the interrupted create says how to clean it up.
-    let out = p.run(&["start", "victim"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() == Some(1)
-            && err.contains("its create was interrupted")
-            && err.contains("proxcage health --repair"),
-        "{err}"
-    );
+    // Every command meeting the interrupted create names the exact command to run.
+    for cmd in [
+        &["start", "victim"][..],
+        &["state", "victim"],
+        &["kill", "victim"],
+    ] {
+        let out = p.run(cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let repair = format!("'proxcage --root {} health --repair'", p.root.display());
+        assert!(
+            out.status.code() == Some(1)
+                && err.contains("its create was interrupted")
+                && err.contains(&repair),
+            "{cmd:?}: {err}"
+        );
+    }
     found_and_repaired(&p, &[("create-interrupted", "container victim")]);
     no_containers(&p, backend);
 }
