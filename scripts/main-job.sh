@@ -107,18 +107,31 @@ export PCT_STANDIN_ROOT="$work/pve"
     echo "files_dir = \"$work/pct-files\""
 } >>"$config"
 "$work/bin/pct" list # lays out the stand-in's tree
-set_process pct '["sh", "-c", "echo hello from busybox in a CT named $(hostname); exec sleep 1000"]'
-"$proxcage" --root "$root" create --bundle "$bundle" demo-pct
+echo "== pct: run (foreground: the CT's process has this script's stdio, exit code passed through)"
+set_process pct '["sh", "-c", "echo hello from busybox in a CT named $(hostname); exit 3"]'
+set +e
+"$proxcage" --root "$root" run --bundle "$bundle" demo-pct-run
+code=$?
+set -e
+echo "exit code: $code"
+[ "$code" -eq 3 ]
+
+echo "== pct: create (the CT runs, its init waits), start, exec, kill, delete"
+set_process pct '["sh", "-c", "trap \"echo got SIGTERM; exit 0\" TERM; echo hello from busybox in a CT named $(hostname); while :; do sleep 0.1; done"]'
+"$proxcage" --root "$root" create --bundle "$bundle" --pid-file "$work/pct.pid" demo-pct
 vmid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vmid"])' "$root/backends/pct/demo-pct.json")
-echo "CT $vmid: $("$work/bin/pct" status "$vmid")"
+echo "CT $vmid: $("$work/bin/pct" status "$vmid"); monitor pid (pid file): $(cat "$work/pct.pid")"
+"$proxcage" --root "$root" state demo-pct | grep -E '"(status|pid)"'
 "$proxcage" --root "$root" start demo-pct
 "$proxcage" --root "$root" state demo-pct | grep -E '"(status|pid)"'
-sleep 1
-echo "console of CT $vmid: $(cat "$work/pve/var/lib/lxc/$vmid/console.log")"
+sleep 0.5
 "$proxcage" --root "$root" exec demo-pct sh -c 'echo "exec in CT $(hostname): $(ps | wc -l) lines of ps"'
 "$proxcage" --root "$root" list
-"$proxcage" --root "$root" kill demo-pct KILL
-sleep 1
+"$proxcage" --root "$root" kill demo-pct TERM
+for _ in $(seq 50); do
+    "$proxcage" --root "$root" state demo-pct | grep -q '"stopped"' && break
+    sleep 0.1
+done
 "$proxcage" --root "$root" state demo-pct | grep '"status"'
 "$proxcage" --root "$root" delete demo-pct
 echo "pct list after delete: [$("$work/bin/pct" list)]"

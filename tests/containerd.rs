@@ -27,6 +27,7 @@ use proxcage_core::process::{describe, exit_code, run_captured};
 use support::image::{
     busybox_image, mounts_under, run, wait_until, MountSandbox, Ran, COMMAND_TIMEOUT, IMAGE_REF,
 };
+use support::pct::PctStandin;
 
 /// A containerd of our own, stopped and cleaned up on drop.
 struct Containerd {
@@ -39,11 +40,29 @@ struct Containerd {
     runtime: PathBuf,
     runtime_root: PathBuf,
     proxcage_config: PathBuf,
+    /// Environment the runtime needs besides its config (the pct stand-in's root).
+    runtime_env: Vec<(String, PathBuf)>,
 }
 
 impl Containerd {
     /// Starts containerd with the busybox image imported; its shim will run `runtime`.
     fn start(runtime: &Path) -> Self {
+        Containerd::start_with(runtime, support::HOST_CONFIG, Vec::new())
+    }
+
+    /// Starts containerd whose shim runs proxcage routed to the pct backend on `standin`.
+    fn start_pct(standin: &PctStandin) -> Self {
+        let env = vec![("PCT_STANDIN_ROOT".to_string(), standin.root.clone())];
+        Containerd::start_with(&support::proxcage_bin(), &standin.proxcage_config(), env)
+    }
+
+    /// As [`Containerd::start`], with proxcage's config file text and the environment
+    /// the runtime needs.
+    fn start_with(
+        runtime: &Path,
+        proxcage_config_text: &str,
+        runtime_env: Vec<(String, PathBuf)>,
+    ) -> Self {
         support::require_root();
         let containerd = support::require_tool("containerd", "containerd");
         let ctr = support::require_tool("ctr", "containerd");
@@ -83,7 +102,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         )
         .unwrap();
         let proxcage_config = d.join("proxcage.toml");
-        fs::write(&proxcage_config, support::HOST_CONFIG).unwrap();
+        fs::write(&proxcage_config, proxcage_config_text).unwrap();
         // The shim puts its console sockets and exec process files in TMPDIR.
         fs::create_dir(d.join("tmp")).unwrap();
         let sandbox = MountSandbox::new(&d.join("sandbox"));
@@ -94,6 +113,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             .arg(&config)
             // The shim and the runtime inherit containerd's environment.
             .env("PROXCAGE_CONFIG", &proxcage_config)
+            .envs(runtime_env.iter().map(|(k, v)| (k, v)))
             .env("TMPDIR", d.join("tmp"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -119,6 +139,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             namespace,
             runtime: runtime.to_path_buf(),
             proxcage_config,
+            runtime_env,
         };
         let up = wait_until(Duration::from_secs(20), || {
             UnixStream::connect(&ctd.socket).is_ok()
@@ -210,6 +231,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             sandbox
                 .command(&self.runtime)
                 .env("PROXCAGE_CONFIG", &self.proxcage_config)
+                .envs(self.runtime_env.iter().map(|(k, v)| (k, v)))
                 .arg("--root")
                 .arg(self.runtime_root.join(&self.namespace))
                 .args(["list", "-q"]),
@@ -405,8 +427,7 @@ fn runc() -> PathBuf {
 // ---- scenarios ------------------------------------------------------------------------
 
 /// `ctr run --rm`: the container's stdout and stderr reach ctr's, its exit code is ctr's.
-fn run_rm(runtime: &Path) {
-    let ctd = Containerd::start(runtime);
+fn run_rm(ctd: Containerd) {
     let ran = run(
         &mut ctd.ctr_run(
             &["--rm"],
@@ -425,10 +446,11 @@ fn run_rm(runtime: &Path) {
     ctd.assert_nothing_left();
 }
 
-/// `ctr run -d`, two execs (output, exit code), `task kill -s SIGKILL`, `task delete` (exit
-/// status 137), `container rm`: nothing is left.
-fn detached_exec_kill_delete(runtime: &Path) {
-    let ctd = Containerd::start(runtime);
+/// `ctr run -d`, two execs (output, exit code), `task kill -s SIGNAL`, `task delete` (exit
+/// status 128 + SIGNAL), `container rm`: nothing is left.
+///
+/// With `standin`, the task must be a CT there while it runs.
+fn detached_exec_kill_delete(ctd: Containerd, signal: Signal, standin: Option<&PctStandin>) {
     let id = "detached";
     let ran = run(
         &mut ctd.ctr_run(&["-d"], id, &["sleep", "1000"]),
@@ -441,6 +463,11 @@ fn detached_exec_kill_delete(runtime: &Path) {
         "ctr task ls\n{}",
         ctd.log_tail()
     );
+    if let Some(standin) = standin {
+        let cts = standin.pct_ok(&["list"]);
+        assert_eq!(cts.lines().count(), 2, "one CT running:\n{cts}");
+        assert!(cts.contains(" running "), "{cts}");
+    }
 
     let ran = run(&mut ctd.ctr_exec("x", id, &["echo", "hi"]), COMMAND_TIMEOUT);
     assert_eq!(
@@ -456,7 +483,7 @@ fn detached_exec_kill_delete(runtime: &Path) {
     assert_eq!(ran.code, 5, "exec exit code\n{}", ctd.explain(&ran));
 
     let ran = run(
-        ctd.ctr().args(["task", "kill", "-s", "SIGKILL", id]),
+        ctd.ctr().args(["task", "kill", "-s", signal.as_str(), id]),
         COMMAND_TIMEOUT,
     );
     assert_eq!(ran.code, 0, "ctr task kill\n{}", ctd.explain(&ran));
@@ -465,15 +492,16 @@ fn detached_exec_kill_delete(runtime: &Path) {
     });
     assert!(
         stopped,
-        "task not STOPPED 10 s after SIGKILL: {:?}\n{}",
+        "task not STOPPED 10 s after {signal}: {:?}\n{}",
         ctd.task_status(id),
         ctd.log_tail()
     );
     let ran = run(ctd.ctr().args(["task", "delete", id]), COMMAND_TIMEOUT);
     assert_eq!(ran.code, 0, "ctr task delete\n{}", ctd.explain(&ran));
+    let code = 128 + signal as i32;
     assert!(
-        ran.stderr.contains("exit code 137"),
-        "exit status of a SIGKILLed task\n{}",
+        ran.stderr.contains(&format!("exit code {code}")),
+        "exit status of a task killed by {signal}\n{}",
         ctd.explain(&ran)
     );
     let ran = run(ctd.ctr().args(["container", "rm", id]), COMMAND_TIMEOUT);
@@ -482,8 +510,7 @@ fn detached_exec_kill_delete(runtime: &Path) {
 }
 
 /// `ctr run -t` from a terminal: the container's stdio is a terminal of its own.
-fn tty(runtime: &Path) {
-    let ctd = Containerd::start(runtime);
+fn tty(ctd: Containerd) {
     let script = "tty; test -t 0 && echo stdin-is-a-tty; exit 4";
     let ran = run_in_pty(
         &mut ctd.ctr_run(&["--rm", "-t"], "tty", &["sh", "-c", script]),
@@ -507,30 +534,64 @@ fn tty(runtime: &Path) {
 
 #[test]
 fn containerd_run_rm_with_runc() {
-    run_rm(&runc());
+    run_rm(Containerd::start(&runc()));
 }
 
 #[test]
 fn containerd_run_rm_with_proxcage() {
-    run_rm(&support::proxcage_bin());
+    run_rm(Containerd::start(&support::proxcage_bin()));
 }
 
+/// A Proxmox container (through the pct stand-in: test code, not Proxmox) under
+/// containerd: its init is not the shim's child, proxcage's monitor stands in for it.
+#[test]
+fn containerd_run_rm_with_pct() {
+    let standin = PctStandin::new();
+    run_rm(Containerd::start_pct(&standin));
+    standin.assert_no_ct();
+}
+
+/// SIGKILL: `sleep` is the container's PID 1 under runc, which ignores SIGTERM.
 #[test]
 fn containerd_detached_exec_kill_delete_with_runc() {
-    detached_exec_kill_delete(&runc());
+    detached_exec_kill_delete(Containerd::start(&runc()), Signal::SIGKILL, None);
 }
 
 #[test]
 fn containerd_detached_exec_kill_delete_with_proxcage() {
-    detached_exec_kill_delete(&support::proxcage_bin());
+    detached_exec_kill_delete(
+        Containerd::start(&support::proxcage_bin()),
+        Signal::SIGKILL,
+        None,
+    );
+}
+
+/// SIGTERM: in a pct container proxcage-init is PID 1 and passes the signal on to `sleep`,
+/// which dies of it.
+#[test]
+fn containerd_detached_exec_kill_delete_with_pct() {
+    let standin = PctStandin::new();
+    detached_exec_kill_delete(
+        Containerd::start_pct(&standin),
+        Signal::SIGTERM,
+        Some(&standin),
+    );
+    standin.assert_no_ct();
 }
 
 #[test]
 fn containerd_tty_with_runc() {
-    tty(&runc());
+    tty(Containerd::start(&runc()));
 }
 
 #[test]
 fn containerd_tty_with_proxcage() {
-    tty(&support::proxcage_bin());
+    tty(Containerd::start(&support::proxcage_bin()));
+}
+
+#[test]
+fn containerd_tty_with_pct() {
+    let standin = PctStandin::new();
+    tty(Containerd::start_pct(&standin));
+    standin.assert_no_ct();
 }

@@ -371,9 +371,18 @@ fn a_stale_lock_is_reported_by_commands_and_repaired() {
 
 // ---------------------------------------------------------------- pct (stand-in)
 
-/// No CT, no template, no backend record, no files.
+/// No CT, no template, no backend record, no files, no monitor.
 fn pct_nothing_left(p: &Proxcage, standin: &PctStandin) {
     assert_eq!(p.ok(&["list", "-q"]), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !monitors_of(p).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "monitors left: {:?}",
+            monitors_of(p)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
     let templates: Vec<_> = fs::read_dir(standin.template_dir())
         .unwrap()
@@ -464,6 +473,48 @@ fn pct_killed_after_pct_create_before_the_record() {
     pct_nothing_left(&p, &standin);
 }
 
+/// Killed after `pct start`: the CT runs, its monitor waits in no one's tree; the repair
+/// stops and destroys the CT, and the monitor ends with it.
+#[test]
+fn pct_killed_after_pct_start() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "start", false, "started");
+    assert!(standin.lxc_pid(100).is_some(), "the CT runs");
+    let monitors = || monitors_of(&p);
+    assert_eq!(monitors().len(), 1, "one monitor left by the killed create");
+    let template = template_object(&standin);
+    found_and_repaired(
+        &p,
+        &[
+            ("create-interrupted", "container started"),
+            ("template-unreferenced", &template),
+        ],
+    );
+    pct_nothing_left(&p, &standin);
+}
+
+/// Pids of pct monitors (`proxcage __proxcage-pct-monitor ...`) started by `p` (they
+/// inherit its PROXCAGE_CONFIG), zombies not counted.
+fn monitors_of(p: &Proxcage) -> Vec<i64> {
+    let marker = format!("PROXCAGE_CONFIG={}", p.config.display());
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
+            continue;
+        };
+        let read = |file: &str| {
+            String::from_utf8_lossy(&fs::read(entry.path().join(file)).unwrap_or_default())
+                .into_owned()
+        };
+        let ours = read("cmdline").contains("__proxcage-pct-monitor")
+            && read("environ").split('\0').any(|v| v == marker);
+        if ours && !support::process_gone(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 #[test]
 fn pct_killed_after_the_template_before_pct_create() {
     let standin = PctStandin::new();
@@ -500,7 +551,8 @@ fn pct_ct_destroyed_behind_proxcages_back() {
     let p = proxcage_for(&standin);
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "gone"]);
-    standin.pct_ok(&["destroy", "100", "--purge", "1"]);
+    // A created CT runs (its init waits for start): destroying it takes --force.
+    standin.pct_ok(&["destroy", "100", "--force", "1", "--purge", "1"]);
     found_and_repaired(&p, &[("ct-gone", "container gone")]);
     pct_nothing_left(&p, &standin);
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::pct::PctStandin;
@@ -13,24 +13,7 @@ use support::{busybox_bundle, edit_config, Proxcage};
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.
 fn proxcage_for(standin: &PctStandin) -> Proxcage {
-    let root = standin.root.display();
-    let config = format!(
-        r#"
-default_backend = "pct"
-
-[backends.pct]
-pct = "{bin}/pct"
-pvesh = "{bin}/pvesh"
-lxc_path = "{root}/var/lib/lxc"
-pve_dir = "{root}/etc/pve"
-lock_dir = "{root}/run/lock/lxc"
-template_dir = "{root}/var/lib/vz/template/cache"
-files_dir = "{files}"
-"#,
-        bin = standin.bin_dir.display(),
-        files = standin.dir.path().join("files").display(),
-    );
-    let mut p = Proxcage::new(&config);
+    let mut p = Proxcage::new(&standin.proxcage_config());
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.
@@ -54,9 +37,102 @@ fn vmid_of(p: &Proxcage, id: &str) -> u32 {
     record["vmid"].as_u64().unwrap() as u32
 }
 
-fn console_log(standin: &PctStandin, vmid: u32) -> String {
-    fs::read_to_string(standin.lxcpath().join(vmid.to_string()).join("console.log"))
-        .unwrap_or_default()
+/// Makes this test process the subreaper of the monitors that `proxcage create` leaves,
+/// as containerd's shim and conmon are, so a test can wait for one.
+fn become_subreaper() {
+    // SAFETY: prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(ret, 0, "PR_SET_CHILD_SUBREAPER");
+}
+
+/// A pct container made by `create`, with the stdio its process got from that command.
+struct Created {
+    out: PathBuf,
+    err: PathBuf,
+    /// The pid in `--pid-file`: the monitor.
+    monitor: i32,
+}
+
+impl Created {
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.out).unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.err).unwrap()
+    }
+
+    /// Waits for the monitor (this process must be its subreaper) and returns its exit
+    /// code, which is the container process's.
+    fn wait(&self) -> i32 {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let pid = nix::unistd::Pid::from_raw(self.monitor);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid on the monitor") {
+                WaitStatus::Exited(_, code) => return code,
+                WaitStatus::Signaled(_, signal, _) => return 128 + signal as i32,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the monitor did not exit within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `proxcage create --pid-file` with stdin from `input` and stdout/stderr into files.
+fn create(p: &Proxcage, bundle: &Path, id: &str, input: &str) -> Created {
+    let base = p.dir.path().join(format!("ct-{id}"));
+    let (stdin, out, err, pid_file) = (
+        base.with_extension("stdin"),
+        base.with_extension("stdout"),
+        base.with_extension("stderr"),
+        base.with_extension("pid"),
+    );
+    fs::write(&stdin, input).unwrap();
+    let mut child = p
+        .cmd()
+        .args(["create", "--bundle"])
+        .arg(bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(id)
+        .stdin(fs::File::open(&stdin).unwrap())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("proxcage create {id} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let created = Created {
+        out,
+        err,
+        monitor: 0,
+    };
+    assert!(
+        status.success(),
+        "proxcage create {id}: {status}\n{}",
+        created.stderr()
+    );
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    Created {
+        monitor: pid
+            .parse()
+            .unwrap_or_else(|_| panic!("pid file holds {pid:?}")),
+        ..created
+    }
 }
 
 fn nothing_left(p: &Proxcage, standin: &PctStandin) {
@@ -89,21 +165,42 @@ fn nothing_left(p: &Proxcage, standin: &PctStandin) {
 
 #[test]
 fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
+    become_subreaper();
     let standin = PctStandin::new();
     let p = proxcage_for(&standin);
-    let bundle = busybox_bundle(
-        p.dir.path(),
-        "b",
-        &[
-            "sh",
-            "-c",
-            "echo 'hello from pct' \"$0\"; exec sleep 1000",
-            "arg 0",
-        ],
-    );
-    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "web-1"]);
-    assert_eq!(p.status("web-1"), "created");
+    let script = "echo 'hello from pct' \"$0\"; echo err >&2; read line; echo \"read $line\"; \
+                  trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.1; done";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", script, "arg 0"]);
+    let ct = create(&p, &bundle, "web-1", "line one\n");
+
+    // created means created: the CT runs, its init waits before the process.
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "web-1"])).unwrap();
+    assert_eq!(state["status"], "created");
     let vmid = vmid_of(&p, "web-1");
+    let pid = state["pid"].as_i64().unwrap();
+    assert_eq!(
+        Some(pid),
+        standin.lxc_pid(vmid),
+        "state reports the CT init's host pid"
+    );
+    assert_ne!(pid, i64::from(ct.monitor), "the pid file holds the monitor");
+    let monitor_parent = fs::read_to_string(format!("/proc/{}/stat", ct.monitor)).unwrap();
+    let ppid: u32 = monitor_parent
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id(),
+        "the monitor is reparented to the subreaper"
+    );
+    assert_eq!(ct.stdout(), "", "nothing ran before start");
+
     // runc's default spec: hostname "runc", a read-only root.
     let conf = fs::read_to_string(standin.conf_path(vmid)).unwrap();
     assert!(conf.contains(",ro=1"), "{conf}");
@@ -120,15 +217,16 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     p.ok(&["start", "web-1"]);
     let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "web-1"])).unwrap();
     assert_eq!(state["status"], "running");
-    let pid = state["pid"].as_i64().unwrap();
-    assert_eq!(
-        Some(pid),
-        standin.lxc_pid(vmid),
-        "state reports the CT init's host pid"
-    );
+    assert_eq!(state["pid"].as_i64(), Some(pid));
     wait_until("the container's output", || {
-        console_log(&standin, vmid).contains("hello from pct arg 0")
+        ct.stdout().ends_with("ready\n")
     });
+    assert_eq!(
+        ct.stdout(),
+        "hello from pct arg 0\nread line one\nready\n",
+        "the process has create's stdin and stdout"
+    );
+    assert_eq!(ct.stderr(), "err\n", "the process has create's stderr");
     let pids: Vec<i64> = serde_json::from_str(&p.ok(&["ps", "--format", "json", "web-1"])).unwrap();
     assert!(pids.contains(&pid), "{pids:?}");
 
@@ -137,17 +235,258 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
     // noNewPrivileges (runc's default) holds for the container's process: proxcage-init
     // sets it, since Proxmox drops lxc.no_new_privs.
-    let out = p.run(&["exec", "web-1", "grep", "NoNewPrivs", "/proc/1/status"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "NoNewPrivs:\t1\n");
+    let out = p.run(&[
+        "exec",
+        "web-1",
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/[0-9]*/status | cut -f2 | sort -u",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
 
     let listed: serde_json::Value =
         serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(listed[0]["backend"], "pct");
 
-    p.ok(&["kill", "web-1", "KILL"]);
+    // The init passes SIGTERM on; the monitor exits with the process's status.
+    p.ok(&["kill", "web-1", "TERM"]);
+    assert_eq!(ct.wait(), 42);
+    assert!(ct.stdout().ends_with("got TERM\n"), "{}", ct.stdout());
     wait_until("the CT to stop", || p.status("web-1") == "stopped");
     p.ok(&["delete", "web-1"]);
     assert!(!standin.conf_path(vmid).exists());
+    nothing_left(&p, &standin);
+}
+
+/// The monitor's exit status for a process killed by a signal is 128 + signal, and a
+/// signal sent to the monitor itself reaches the process.
+#[test]
+fn the_monitor_relays_signals_and_reports_a_killed_process() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let ct = create(&p, &bundle, "relay", "");
+    p.ok(&["start", "relay"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ct.monitor),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    assert_eq!(ct.wait(), 128 + libc::SIGUSR1);
+    wait_until("the CT to stop", || p.status("relay") == "stopped");
+    p.ok(&["delete", "relay"]);
+
+    // SIGKILL to the container's init leaves it no word: the monitor says 137.
+    let ct = create(&p, &bundle, "killed", "");
+    p.ok(&["start", "killed"]);
+    p.ok(&["kill", "killed", "KILL"]);
+    assert_eq!(ct.wait(), 137);
+    p.ok(&["delete", "killed"]);
+    nothing_left(&p, &standin);
+}
+
+/// Killing the monitor does not touch the container: it keeps running and every command
+/// still works.
+#[test]
+fn a_killed_monitor_leaves_the_container_running() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "while :; do sleep 0.1; done"],
+    );
+    let ct = create(&p, &bundle, "orphan", "");
+    p.ok(&["start", "orphan"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ct.monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(ct.wait(), 128 + libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.status("orphan"), "running");
+    let out = p.run(&["exec", "orphan", "echo", "still here"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still here\n");
+    p.ok(&["kill", "orphan", "KILL"]);
+    wait_until("the CT to stop", || p.status("orphan") == "stopped");
+    p.ok(&["delete", "orphan"]);
+    nothing_left(&p, &standin);
+}
+
+/// A created container that is never started goes with `delete` (no --force, as runc).
+#[test]
+fn a_created_container_is_deleted_without_force() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "echo never"]);
+    let ct = create(&p, &bundle, "unstarted", "");
+    assert_eq!(p.status("unstarted"), "created");
+    p.ok(&["delete", "unstarted"]);
+    assert_eq!(ct.wait(), 137, "the monitor ends with the CT");
+    assert_eq!(ct.stdout(), "");
+    nothing_left(&p, &standin);
+}
+
+/// Every OCI hook fires once, in runtime-spec's order, with the container's state on
+/// stdin: createRuntime and createContainer at create, startContainer inside the CT at
+/// start before the process, poststart before start returns, poststop at delete.
+#[test]
+fn hooks_fire_in_order_with_the_state_on_stdin() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let shared = p.dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let log = shared.join("hooks.log");
+    fs::write(&log, "").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    // Each hook appends one line: its name, then the state it read, on one line.
+    let hook = |name: &str, log: &Path| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("printf '%s %s\\n' \"$0\" \"$(cat)\" >> {}", log.display()), name],
+            "env": ["HOOK=1"],
+        })
+    };
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo process >> /shared/hooks.log; exec sleep 1000",
+        ],
+    );
+    edit_config(&bundle, |spec| {
+        spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}
+        ));
+        spec["hooks"] = serde_json::json!({
+            "createRuntime": [hook("createRuntime", &log)],
+            "createContainer": [hook("createContainer", &log)],
+            "startContainer": [hook("startContainer", Path::new("/shared/hooks.log"))],
+            "poststart": [hook("poststart", &log)],
+            "poststop": [hook("poststop", &log)],
+        });
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "hooked"]);
+    let vmid = vmid_of(&p, "hooked");
+    let init = standin.lxc_pid(vmid).unwrap();
+    p.ok(&["start", "hooked"]);
+    wait_until("the process", || {
+        fs::read_to_string(&log).unwrap().contains("process")
+    });
+    p.ok(&["delete", "--force", "hooked"]);
+
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    // The process runs from the release on: before or after poststart, which runs after
+    // it started and before `start` returns.
+    let hooks: Vec<&str> = names.iter().copied().filter(|n| *n != "process").collect();
+    assert_eq!(
+        hooks,
+        [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("startContainer") < at("process") && at("process") < at("poststop"),
+        "{text}"
+    );
+    let state = |name: &str| -> serde_json::Value {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        serde_json::from_str(&line[name.len() + 1..])
+            .unwrap_or_else(|e| panic!("{name}: {e}: {line}"))
+    };
+    for (name, status, pid) in [
+        ("createRuntime", "creating", init),
+        ("createContainer", "creating", init),
+        ("startContainer", "created", init),
+        ("poststart", "running", init),
+        ("poststop", "stopped", 0),
+    ] {
+        let s = state(name);
+        assert_eq!(s["id"], "hooked", "{name}: {s}");
+        assert_eq!(s["status"], status, "{name}: {s}");
+        assert_eq!(s["pid"].as_i64(), Some(pid), "{name}: {s}");
+        assert_eq!(s["bundle"], bundle.to_str().unwrap(), "{name}: {s}");
+    }
+    nothing_left(&p, &standin);
+}
+
+/// A failing createRuntime hook fails the create with what the hook said, and leaves
+/// nothing behind; a failing poststart hook does not stop the container.
+#[test]
+fn a_failing_create_hook_undoes_the_create() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo no GPU here >&2; exit 3"]}
+        ]});
+    });
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "hookfail"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("createRuntime hook /bin/sh failed") && err.contains("no GPU here"),
+        "{err}"
+    );
+    nothing_left(&p, &standin);
+
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
+    });
+    let ct = create(&p, &bundle, "poststart", "");
+    let out = p.run(&["start", "poststart"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("poststart hook /bin/false failed"));
+    assert_eq!(p.status("poststart"), "running");
+    p.ok(&["delete", "--force", "poststart"]);
+    assert_eq!(ct.wait(), 137);
+    nothing_left(&p, &standin);
+}
+
+/// `run` in the foreground: the process has run's stdio, run exits with its status, and
+/// the container is gone afterwards.
+#[test]
+fn run_passes_stdio_and_the_exit_code_and_cleans_up() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "echo ran; echo oops >&2; exit 9"],
+    );
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "fg"]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     nothing_left(&p, &standin);
 }
 
@@ -174,13 +513,10 @@ fn bind_mounts_and_a_tmpfs_reach_the_ct() {
         mounts.push(serde_json::json!({"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
         mounts.push(serde_json::json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=16m", "mode=1777"]}));
     });
-    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "mounts"]);
+    let ct = create(&p, &bundle, "mounts", "");
     p.ok(&["start", "mounts"]);
-    let vmid = vmid_of(&p, "mounts");
-    wait_until("the mount report", || {
-        console_log(&standin, vmid).contains("/scratch")
-    });
-    let log = console_log(&standin, vmid);
+    wait_until("the mount report", || ct.stdout().contains("/scratch"));
+    let log = ct.stdout();
     assert!(log.contains("from the host"), "{log}");
     assert!(
         log.contains("data-readonly"),
@@ -309,7 +645,8 @@ fn a_ct_destroyed_behind_proxcages_back_is_reported_and_deleted() {
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "gone"]);
     let vmid = vmid_of(&p, "gone");
-    standin.pct_ok(&["destroy", &vmid.to_string(), "--purge", "1"]);
+    // A created CT runs (its init waits for start): destroying it takes --force.
+    standin.pct_ok(&["destroy", &vmid.to_string(), "--force", "1", "--purge", "1"]);
     let out = p.run(&["state", "gone"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

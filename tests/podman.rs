@@ -20,6 +20,7 @@ use proxcage_core::process::run_captured;
 use support::image::{
     busybox_image, mounts_under, run, wait_until, MountSandbox, COMMAND_TIMEOUT, IMAGE_REF,
 };
+use support::pct::PctStandin;
 
 /// podman with private storage, configuration and runtime root; cleaned up on drop.
 struct Podman {
@@ -29,11 +30,29 @@ struct Podman {
     runtime: PathBuf,
     cgroup_parent: String,
     proxcage_config: PathBuf,
+    /// Environment the runtime needs besides its config (the pct stand-in's root).
+    runtime_env: Vec<(String, PathBuf)>,
 }
 
 impl Podman {
     /// podman with the busybox image loaded, running containers with `runtime`.
     fn new(runtime: &Path) -> Self {
+        Podman::new_with(runtime, support::HOST_CONFIG, Vec::new())
+    }
+
+    /// podman running proxcage routed to the pct backend on `standin`.
+    fn new_pct(standin: &PctStandin) -> Self {
+        let env = vec![("PCT_STANDIN_ROOT".to_string(), standin.root.clone())];
+        Podman::new_with(&support::proxcage_bin(), &standin.proxcage_config(), env)
+    }
+
+    /// As [`Podman::new`], with proxcage's config file text and the environment the
+    /// runtime needs.
+    fn new_with(
+        runtime: &Path,
+        proxcage_config_text: &str,
+        runtime_env: Vec<(String, PathBuf)>,
+    ) -> Self {
         support::require_root();
         let podman = support::require_tool("podman", "podman");
         support::require_tool("conmon", "conmon");
@@ -81,7 +100,7 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
         )
         .unwrap();
         let proxcage_config = d.join("proxcage.toml");
-        fs::write(&proxcage_config, support::HOST_CONFIG).unwrap();
+        fs::write(&proxcage_config, proxcage_config_text).unwrap();
         let sandbox = MountSandbox::new(&d.join("sandbox"));
         let pm = Podman {
             dir,
@@ -90,6 +109,7 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
             runtime: runtime.to_path_buf(),
             cgroup_parent,
             proxcage_config,
+            runtime_env,
         };
         let image = busybox_image();
         run(
@@ -109,6 +129,7 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
         cmd.env("CONTAINERS_CONF", d.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
             .env("PROXCAGE_CONFIG", &self.proxcage_config)
+            .envs(self.runtime_env.iter().map(|(k, v)| (k, v)))
             .arg("--runtime")
             .arg(&self.runtime);
         cmd
@@ -148,6 +169,7 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
                     .unwrap()
                     .command(&self.runtime)
                     .env("PROXCAGE_CONFIG", &self.proxcage_config)
+                    .envs(self.runtime_env.iter().map(|(k, v)| (k, v)))
                     .args(["list", "-q"]),
                 COMMAND_TIMEOUT,
             )
@@ -201,8 +223,7 @@ fn runc() -> PathBuf {
 
 /// `podman run --rm`: the container's stdout and stderr reach podman's, its exit code is
 /// podman's.
-fn run_rm(runtime: &Path) {
-    let pm = Podman::new(runtime);
+fn run_rm(pm: Podman) {
     let ran = run(
         &mut pm.podman_run(&["--rm"], &["sh", "-c", "echo out; echo err >&2; exit 3"]),
         COMMAND_TIMEOUT,
@@ -216,8 +237,7 @@ fn run_rm(runtime: &Path) {
 /// `podman run -d`, two execs (output, exit code), `podman stop` (SIGTERM reaches the
 /// container: it exits 0 from its trap, not 137 from the SIGKILL podman sends after the
 /// timeout), `podman rm`: nothing is left.
-fn detached_exec_stop_rm(runtime: &Path) {
-    let pm = Podman::new(runtime);
+fn detached_exec_stop_rm(pm: Podman) {
     let name = "detached";
     let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
     let ran = run(
@@ -270,20 +290,36 @@ fn detached_exec_stop_rm(runtime: &Path) {
 
 #[test]
 fn podman_run_rm_with_runc() {
-    run_rm(&runc());
+    run_rm(Podman::new(&runc()));
 }
 
 #[test]
 fn podman_run_rm_with_proxcage() {
-    run_rm(&support::proxcage_bin());
+    run_rm(Podman::new(&support::proxcage_bin()));
+}
+
+/// A Proxmox container (through the pct stand-in: test code, not Proxmox) under podman:
+/// conmon waits on proxcage's monitor, which stands in for the CT's init.
+#[test]
+fn podman_run_rm_with_pct() {
+    let standin = PctStandin::new();
+    run_rm(Podman::new_pct(&standin));
+    standin.assert_no_ct();
 }
 
 #[test]
 fn podman_detached_exec_stop_rm_with_runc() {
-    detached_exec_stop_rm(&runc());
+    detached_exec_stop_rm(Podman::new(&runc()));
 }
 
 #[test]
 fn podman_detached_exec_stop_rm_with_proxcage() {
-    detached_exec_stop_rm(&support::proxcage_bin());
+    detached_exec_stop_rm(Podman::new(&support::proxcage_bin()));
+}
+
+#[test]
+fn podman_detached_exec_stop_rm_with_pct() {
+    let standin = PctStandin::new();
+    detached_exec_stop_rm(Podman::new_pct(&standin));
+    standin.assert_no_ct();
 }

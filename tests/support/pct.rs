@@ -76,6 +76,34 @@ impl PctStandin {
         fixture
     }
 
+    /// A proxcage config file's text that routes every container to the pct backend on
+    /// this stand-in; the backend's files for each CT go under `<dir>/files`.
+    pub fn proxcage_config(&self) -> String {
+        let root = self.root.display();
+        format!(
+            r#"
+default_backend = "pct"
+
+[backends.pct]
+pct = "{bin}/pct"
+pvesh = "{bin}/pvesh"
+lxc_path = "{root}/var/lib/lxc"
+pve_dir = "{root}/etc/pve"
+lock_dir = "{root}/run/lock/lxc"
+template_dir = "{root}/var/lib/vz/template/cache"
+files_dir = "{files}"
+"#,
+            bin = self.bin_dir.display(),
+            files = self.dir.path().join("files").display(),
+        )
+    }
+
+    /// Fails unless the stand-in has no CT left.
+    #[track_caller]
+    pub fn assert_no_ct(&self) {
+        assert_eq!(self.pct_ok(&["list"]), "", "CTs left on the pct stand-in");
+    }
+
     /// `pct` or `pvesh` (or `pct-standin`) with this root.
     pub fn cmd(&self, tool: &str) -> Command {
         let program = if tool == "pct-standin" {
@@ -219,24 +247,7 @@ fn ok(tool: &str, args: &[&str], out: Output) -> String {
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.
 pub fn proxcage_for(standin: &PctStandin) -> super::Proxcage {
-    let root = standin.root.display();
-    let config = format!(
-        r#"
-default_backend = "pct"
-
-[backends.pct]
-pct = "{bin}/pct"
-pvesh = "{bin}/pvesh"
-lxc_path = "{root}/var/lib/lxc"
-pve_dir = "{root}/etc/pve"
-lock_dir = "{root}/run/lock/lxc"
-template_dir = "{root}/var/lib/vz/template/cache"
-files_dir = "{files}"
-"#,
-        bin = standin.bin_dir.display(),
-        files = standin.dir.path().join("files").display(),
-    );
-    let mut p = super::Proxcage::new(&config);
+    let mut p = super::Proxcage::new(&standin.proxcage_config());
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.

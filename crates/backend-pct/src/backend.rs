@@ -18,8 +18,11 @@ use proxcage_core::{
     process, ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result,
     RunRequest, Runtime, State, Status,
 };
+use proxcage_lxc_config::init::INIT_PATH;
+use proxcage_lxc_config::oci_spec::runtime::Process;
 use proxcage_lxc_config::{
-    from_oci, split_for_proxmox, LxcConfig, ProxmoxPolicy, PveConfig, ResolvedPaths,
+    from_oci, split_for_proxmox, LxcConfig, ProcessFile, ProxmoxPolicy, PveConfig, ResolvedPaths,
+    CONTROL_SOCKET_PATH,
 };
 use proxcage_oci::template::{pack_rootfs, PackOptions};
 use proxcage_oci::Bundle;
@@ -27,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::alloc::allocate;
 use crate::error::PctError;
+use crate::hooks::{self, LaterHooks};
+use crate::monitor::{self, Launch, RunDir};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
 use crate::settings::PctSettings;
@@ -45,6 +50,32 @@ struct CtRecord {
     created: String,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    /// The monitor `create` left in the caller's process tree (its pid file's pid).
+    #[serde(default)]
+    monitor: Option<i32>,
+    /// The host uid and gid of the CT's root.
+    #[serde(default)]
+    owner: Option<(u32, u32)>,
+    /// startContainer, poststart and poststop, from the bundle at create.
+    #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
+    hooks: LaterHooks,
+}
+
+impl CtRecord {
+    /// The container's state as runc prints it and as hooks get it on stdin.
+    fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
+        State {
+            oci_version: proxcage_core::OCI_VERSION.into(),
+            id: id.to_string(),
+            pid,
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: String::new(),
+            annotations: self.annotations.clone(),
+        }
+    }
 }
 
 /// The pct backend.
@@ -62,7 +93,13 @@ pub struct Pct {
     range: crate::VmidRange,
     net0: Option<String>,
     policy: ProxmoxPolicy,
+    /// The executable that runs the monitor (see [`crate::monitor`]).
+    monitor_program: PathBuf,
 }
+
+/// How long the CT's init may take to reach its monitor after `pct start`, and to take
+/// the release after `start` opened the exec FIFO.
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pct backend with its records under `root`.
 pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
@@ -81,7 +118,13 @@ pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
         allow_dropped: settings.allow_dropped.clone(),
         ..ProxmoxPolicy::default()
     };
+    let monitor_program = match &settings.monitor {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::io("cannot find", Path::new("/proc/self/exe"), e))?,
+    };
     Ok(Pct {
+        monitor_program,
         tools,
         root,
         files_root: settings
@@ -138,6 +181,95 @@ pub fn without_proxmox_keys(config: &LxcConfig) -> LxcConfig {
     out
 }
 
+/// `process.terminal` and `--console-socket` must come together, as runc requires.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", if *.terminal {
+    "process.terminal is true in config.json but no --console-socket was given"
+} else {
+    "--console-socket was given but process.terminal is not true in config.json"
+})]
+struct TerminalMismatch {
+    terminal: bool,
+}
+
+/// The host uid and gid of the CT's root: Proxmox maps an unprivileged CT's root to
+/// 100000 unless raw `lxc.idmap` keys say otherwise.
+fn root_owner(options: &BTreeMap<String, String>, raw: &LxcConfig) -> (u32, u32) {
+    if options.get("unprivileged").map(String::as_str) == Some("0") {
+        return (0, 0);
+    }
+    let mapped = |kind: &str| {
+        raw.entries()
+            .iter()
+            .filter(|e| e.key() == "lxc.idmap")
+            .find_map(|e| {
+                let fields: Vec<&str> = e.value().split_whitespace().collect();
+                match fields.as_slice() {
+                    [k, "0", host, _] if *k == kind => host.parse().ok(),
+                    _ => None,
+                }
+            })
+            .unwrap_or(100_000)
+    };
+    (mapped("u"), mapped("g"))
+}
+
+/// Where a file of the run directory appears inside the CT.
+fn inside_path(file: &Path) -> String {
+    Path::new(CONTROL_SOCKET_PATH)
+        .with_file_name(file.file_name().expect("a file name"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `UID[:GID]` as runc's `exec --user` takes it.
+fn parse_user(user: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// Writes a file only the container's root (and the host's) may read: process files hold
+/// the environment, which may hold secrets.
+fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let write = || -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        f.write_all(bytes)?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+    };
+    write().map_err(io_error("cannot write", path))
+}
+
+/// Removes the process files that detached execs left (`exec-*.process`, read by their
+/// init the moment it starts) once they are ten minutes old.
+fn sweep_exec_files(run: &Path) {
+    let Ok(entries) = fs::read_dir(run) else {
+        return;
+    };
+    let old = |entry: &fs::DirEntry| {
+        entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600))
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("exec-") && name.ends_with(".process") && old(&entry) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
 /// hold `_`, `+` and `.`.
 fn hostname_for(id: &ContainerId) -> String {
@@ -167,10 +299,23 @@ struct Undo<'a> {
     files_dir: Option<PathBuf>,
     template: Option<PathBuf>,
     vmid: Option<Vmid>,
+    started: bool,
+    monitor: Option<i32>,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
+        if let Some(pid) = self.monitor {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let (true, Some(vmid)) = (self.started, self.vmid) {
+            if let Err(e) = self.pct.tools.stop(vmid) {
+                tracing::warn!("undoing the create: pct stop {vmid}: {e}");
+            }
+        }
         if let Some(vmid) = self.vmid {
             if let Err(e) = self.pct.tools.destroy(vmid) {
                 tracing::warn!("undoing the create: pct destroy {vmid}: {e}");
@@ -297,7 +442,12 @@ impl Pct {
         };
         Ok(match status {
             CtStatus::Running => (
-                Status::Running,
+                // Running but not started: the init waits on the exec FIFO.
+                if record.started {
+                    Status::Running
+                } else {
+                    Status::Created
+                },
                 self.tools.init_pid(record.vmid)?.unwrap_or(0),
             ),
             CtStatus::Stopped if record.started => (Status::Stopped, 0),
@@ -309,6 +459,84 @@ impl Pct {
         self.records()
             .iter()
             .any(|(id, r)| id != except && r.template == template)
+    }
+
+    /// What an exec runs: `--process` as given, or the container's own process with the
+    /// arguments, `--env` and `--cwd` of the command line (as runc does).
+    fn exec_process(&self, req: &ExecRequest, files_dir: &Path) -> Result<ProcessFile> {
+        let id = req.id();
+        let (args, env, cwd, user, no_new_privileges) = match &req.process_file {
+            Some(path) => {
+                let bytes = fs::read(path).map_err(io_error("cannot read", path))?;
+                let p: Process = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::io(
+                        "cannot parse",
+                        path,
+                        io::Error::new(io::ErrorKind::InvalidData, e),
+                    )
+                })?;
+                if p.terminal() == Some(true) {
+                    return Err(self.unsupported(id, "exec with a terminal"));
+                }
+                let user = (p.user().uid(), p.user().gid());
+                (
+                    p.args().clone().unwrap_or_default(),
+                    p.env().clone().unwrap_or_default(),
+                    p.cwd().to_string_lossy().into_owned(),
+                    user,
+                    p.no_new_privileges() == Some(true),
+                )
+            }
+            None => {
+                let path = files_dir.join("process");
+                let own = fs::read(&path)
+                    .map_err(io_error("cannot read", &path))
+                    .and_then(|b| ProcessFile::decode(&b).map_err(input))?;
+                let mut env = own.env;
+                for var in &req.env {
+                    let name = var.split('=').next().unwrap_or(var);
+                    env.retain(|e| e.split('=').next() != Some(name));
+                    env.push(var.clone());
+                }
+                let user = match req.user.as_deref() {
+                    None => (0, 0),
+                    Some(user) => parse_user(user).ok_or_else(|| Error::Conflict {
+                        id: id.clone(),
+                        message: format!("exec --user {user:?}: expected UID[:GID]"),
+                    })?,
+                };
+                let cwd = req.cwd.clone().unwrap_or(own.cwd);
+                (
+                    req.args.clone(),
+                    env,
+                    cwd,
+                    user,
+                    own.no_new_privileges || req.no_new_privs,
+                )
+            }
+        };
+        if user != (0, 0) {
+            return Err(self.unsupported(id, "exec as a user other than root (uid 0, gid 0)"));
+        }
+        Ok(ProcessFile {
+            args,
+            env,
+            cwd,
+            umask: None,
+            no_new_privileges,
+            monitored: false,
+            terminal: false,
+        })
+    }
+
+    fn failed(&self, id: &ContainerId, message: String) -> Error {
+        Error::Backend {
+            backend: NAME.into(),
+            command: format!("create {id}"),
+            status: "failed".into(),
+            code: 1,
+            message,
+        }
     }
 
     fn unsupported(&self, id: &ContainerId, what: &str) -> Error {
@@ -326,9 +554,6 @@ impl Runtime for Pct {
 
     fn create(&self, req: &CreateRequest) -> Result<()> {
         let id = req.id();
-        if req.console_socket.is_some() {
-            return Err(self.unsupported(id, "a terminal (--console-socket)"));
-        }
         if self.record_path(id).exists() {
             return Err(Error::AlreadyExists { id: id.clone() });
         }
@@ -337,11 +562,16 @@ impl Runtime for Pct {
         let files_dir = self.files_root.join(id.as_str());
         let translation = from_oci(
             bundle.spec(),
-            &ResolvedPaths::from_bundle(&bundle, &files_dir),
+            &ResolvedPaths::from_bundle(&bundle, &files_dir).monitored(),
         )
         .map_err(input)?;
+        let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        if terminal != req.console_socket.is_some() {
+            return Err(input(TerminalMismatch { terminal }));
+        }
         let proxmox = split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
             .map_err(input)?;
+        let owner = root_owner(&proxmox.options, &proxmox.raw);
 
         // Templates are shared by content and VMIDs are taken one at a time: both under
         // the backend's lock, so a delete never removes a template a create is about to
@@ -354,11 +584,17 @@ impl Runtime for Pct {
             files_dir: Some(files_dir.clone()),
             template: None,
             vmid: None,
+            started: false,
+            monitor: None,
         };
         translation.prepare().map_err(io_error(
             "cannot write the container's files to",
             &files_dir,
         ))?;
+        // The process file holds the environment: for the CT's root only.
+        let process_file = files_dir.join("process");
+        let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
+        write_owned(&process_file, &contents, owner)?;
         let template = pack_rootfs(bundle.rootfs(), &self.template_dir, &PackOptions::default())
             .map_err(input)?;
         if !template.reused() {
@@ -393,22 +629,55 @@ impl Runtime for Pct {
         .map_err(Error::from)?;
         undo.vmid = Some(vmid);
         self.write_raw_keys(vmid, &proxmox.raw)?;
-        let spec_annotations = bundle.annotations();
-        self.save(
-            id,
-            &CtRecord {
-                vmid,
-                template: template.file_name(),
-                started: false,
-                bundle: bundle.dir().to_path_buf(),
-                rootfs: bundle.rootfs().to_path_buf(),
-                created: proxcage_core::store::now_rfc3339(),
-                annotations: spec_annotations,
+
+        // The monitor listens before the CT starts; the CT's init reaches it, takes the
+        // caller's stdio (or hands over its terminal) and blocks until `start`.
+        let run = RunDir::new(&files_dir);
+        let mut monitor = monitor::spawn(&Launch {
+            program: &self.monitor_program,
+            run: &run,
+            owner,
+            nfds: 3 + req.preserve_fds,
+            console_socket: req.console_socket.as_deref(),
+        })
+        .map_err(|e| self.failed(id, format!("cannot start the monitor: {e}")))?;
+        undo.monitor = Some(monitor.pid);
+        undo.started = true;
+        self.tools.start(vmid).map_err(Error::from)?;
+        let init = self.tools.init_pid(vmid).map_err(Error::from)?;
+        monitor
+            .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
+            .map_err(|message| self.failed(id, message))?;
+        if let Some(pid_file) = &req.pid_file {
+            process::write_pid_file(pid_file, monitor.pid)?;
+        }
+        let hooks = translation.runtime_hooks();
+        let record = CtRecord {
+            vmid,
+            template: template.file_name(),
+            started: false,
+            bundle: bundle.dir().to_path_buf(),
+            rootfs: bundle.rootfs().to_path_buf(),
+            created: proxcage_core::store::now_rfc3339(),
+            annotations: bundle.annotations(),
+            monitor: Some(monitor.pid),
+            owner: Some(owner),
+            hooks: LaterHooks {
+                start_container: hooks.start_container.clone(),
+                poststart: hooks.poststart.clone(),
+                poststop: hooks.poststop.clone(),
             },
-        )?;
+        };
+        let state = record.state(id, Status::Creating, init.unwrap_or(0));
+        hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
+            .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
+            .map_err(|message| self.failed(id, message))?;
+        self.save(id, &record)?;
         undo.vmid = None;
         undo.template = None;
         undo.files_dir = None;
+        undo.monitor = None;
+        undo.started = false;
         drop(undo);
         drop(held);
         Ok(())
@@ -416,38 +685,53 @@ impl Runtime for Pct {
 
     fn start(&self, id: &ContainerId) -> Result<()> {
         let mut record = self.load(id)?;
-        let (status, _) = self.ct_status(id, &record)?;
-        if status != Status::Created {
+        let (status, init) = self.ct_status(id, &record)?;
+        if status != Status::Created || init <= 0 {
             return Err(Error::Conflict {
                 id: id.clone(),
                 message: format!("cannot start a container that is {status}"),
             });
         }
-        self.tools.start(record.vmid).map_err(Error::from)?;
+        let run = RunDir::new(&self.files_root.join(id.as_str()));
+        let created = record.state(id, Status::Created, init);
+        for (i, hook) in record.hooks.start_container.iter().enumerate() {
+            let file = run
+                .path()
+                .join(format!("hook-{}-{i}.process", std::process::id()));
+            let bytes = hooks::inside_process(hook).encode().map_err(input)?;
+            write_owned(&file, &bytes, record.owner.unwrap_or((0, 0)))?;
+            let argv = [INIT_PATH.to_string(), inside_path(&file)];
+            let ran = hooks::run_inside(
+                "startContainer",
+                hook,
+                &created,
+                self.tools.exec_command(record.vmid, &argv),
+            );
+            let _ = fs::remove_file(&file);
+            ran.map_err(|message| self.failed(id, message))?;
+        }
+        monitor::release(&run.exec_fifo(), INIT_TIMEOUT, || monitor::gone(init))
+            .map_err(|message| self.failed(id, message))?;
         record.started = true;
-        self.save(id, &record)
+        self.save(id, &record)?;
+        // A failed poststart hook is logged; the container runs on (runtime-spec).
+        let running = record.state(id, Status::Running, init);
+        if let Err(message) = hooks::run_on_host("poststart", &record.hooks.poststart, &running) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
     }
 
     fn state(&self, id: &ContainerId) -> Result<State> {
         let record = self.load(id)?;
         let (status, pid) = self.ct_status(id, &record)?;
-        Ok(State {
-            oci_version: proxcage_core::OCI_VERSION.into(),
-            id: id.to_string(),
-            pid,
-            status,
-            bundle: record.bundle,
-            rootfs: record.rootfs,
-            created: record.created,
-            owner: String::new(),
-            annotations: record.annotations,
-        })
+        Ok(record.state(id, status, pid))
     }
 
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {
         let record = self.load(req.id)?;
         let (status, pid) = self.ct_status(req.id, &record)?;
-        if status != Status::Running || pid <= 0 {
+        if !matches!(status, Status::Running | Status::Created) || pid <= 0 {
             return Err(Error::Conflict {
                 id: req.id.clone(),
                 message: "container not running".into(),
@@ -475,7 +759,7 @@ impl Runtime for Pct {
                         .into(),
                 })
             }
-            Ok((Status::Running, _)) => match self.tools.stop(record.vmid) {
+            Ok((Status::Running | Status::Created, _)) => match self.tools.stop(record.vmid) {
                 Ok(()) => {}
                 Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => {}
                 Err(e) => return Err(e.into()),
@@ -490,17 +774,49 @@ impl Runtime for Pct {
             Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
             Err(e) => return Err(e.into()),
         }
-        let _held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
+        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
         if !self.template_in_use(&record.template, id) {
             let _ = fs::remove_file(self.template_dir.join(&record.template));
         }
         let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
         fs::remove_file(self.record_path(id))
-            .map_err(io_error("cannot remove", &self.record_path(id)))
+            .map_err(io_error("cannot remove", &self.record_path(id)))?;
+        drop(held);
+        // A failed poststop hook is logged; the delete stands (runtime-spec).
+        let stopped = record.state(id, Status::Stopped, 0);
+        if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
     }
 
+    /// create and start; then, unless detached, wait for the monitor (this process's
+    /// child) as a shim would, passing on the signals this process gets, and delete the
+    /// container unless `--keep`.
     fn run(&self, req: &RunRequest) -> Result<i32> {
-        Err(self.unsupported(req.create.id(), "run (use create and start)"))
+        let id = req.create.id();
+        self.create(&req.create)?;
+        let forget = || {
+            if let Err(e) = self.delete(DeleteRequest { id, force: true }) {
+                tracing::warn!("container {id}: {e}");
+            }
+        };
+        let monitor = self.load(id)?.monitor;
+        if let Err(e) = self.start(id) {
+            forget();
+            return Err(e);
+        }
+        if req.detach {
+            return Ok(0);
+        }
+        let Some(monitor) = monitor else {
+            return Err(self.failed(id, "create recorded no monitor".into()));
+        };
+        let code = process::wait_child_relaying(monitor)?;
+        if !req.keep {
+            self.delete(DeleteRequest { id, force: true })?;
+        }
+        Ok(code)
     }
 
     fn list(&self) -> Result<Vec<State>> {
@@ -514,20 +830,51 @@ impl Runtime for Pct {
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
         let unsupported = [
-            (req.process_file.is_some(), "exec --process"),
-            (req.detach, "exec --detach"),
-            (req.tty, "exec --tty"),
-            (req.cwd.is_some(), "exec --cwd"),
-            (!req.env.is_empty(), "exec --env"),
-            (req.user.is_some(), "exec --user"),
+            (
+                req.tty || req.console_socket.is_some(),
+                "exec with a terminal",
+            ),
+            (req.preserve_fds > 0, "exec --preserve-fds"),
+            (!req.caps.is_empty(), "exec --cap"),
+            (req.apparmor.is_some(), "exec --apparmor"),
+            (req.process_label.is_some(), "exec --process-label"),
+            (req.cgroup.is_some(), "exec --cgroup"),
+            (!req.additional_gids.is_empty(), "exec --additional-gids"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
             return Err(self.unsupported(id, what));
         }
         let record = self.load(id)?;
-        let mut cmd = self.tools.exec_command(record.vmid, &req.args);
-        let status = process::run_inherited(&mut cmd, None)?;
-        Ok(process::exit_code(status))
+        let files_dir = self.files_root.join(id.as_str());
+        let process = self.exec_process(req, &files_dir)?;
+        let run = RunDir::new(&files_dir);
+        sweep_exec_files(run.path());
+        let file = run.path().join(format!(
+            "exec-{}-{}.process",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        let bytes = process.encode().map_err(input)?;
+        write_owned(&file, &bytes, record.owner.unwrap_or((0, 0)))?;
+        let inside =
+            Path::new(CONTROL_SOCKET_PATH).with_file_name(file.file_name().expect("a file name"));
+        let argv = [INIT_PATH.to_string(), inside.to_string_lossy().into_owned()];
+        let mut cmd = self.tools.exec_command(record.vmid, &argv);
+        if req.detach {
+            let child = cmd
+                .spawn()
+                .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
+            if let Some(pid_file) = &req.pid_file {
+                process::write_pid_file(pid_file, child.id() as i32)?;
+            }
+            return Ok(0);
+        }
+        let status = process::run_inherited(&mut cmd, None);
+        let _ = fs::remove_file(&file);
+        Ok(process::exit_code(status?))
     }
 
     fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {

@@ -9,6 +9,8 @@ pub mod alloc;
 mod backend;
 pub mod error;
 mod health;
+mod hooks;
+pub mod monitor;
 pub mod parse;
 pub mod pct;
 mod settings;

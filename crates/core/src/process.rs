@@ -85,18 +85,68 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 
 /// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    run_fed(cmd, None, timeout)
+}
+
+/// As [`run_captured`], with `input` on the command's stdin (closed after it). A command
+/// that does not read it all is not an error.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<Output> {
+    run_fed(cmd, Some(input), timeout)
+}
+
+fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = spawn(cmd)?;
+    let writer = match (input, child.stdin.take()) {
+        (Some(data), Some(mut stdin)) => {
+            let data = data.to_vec();
+            Some(thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
     let stdout = reader(child.stdout.take());
     let stderr = reader(child.stderr.take());
     let status = wait_with_timeout(&mut child, cmd, Some(timeout))?;
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     Ok(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+/// Waits for `pid`, a child of this process that was spawned without being waited for,
+/// passing on the signals this process gets as [`run_inherited`] does; returns its exit
+/// code (128 + signal when killed).
+pub fn wait_child_relaying(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let mut relay = SignalRelay::block();
+    relay.start(pid as u32);
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(Error::io(
+                    "cannot wait for",
+                    Path::new(&format!("/proc/{pid}")),
+                    e.into(),
+                ))
+            }
+        }
+    }
 }
 
 /// Runs `cmd` with the caller's stdio and inherited file descriptors, as if the caller had
@@ -369,6 +419,19 @@ struct SendPtrs {
 // the forked child, which has a single thread.
 unsafe impl Send for SendPtrs {}
 unsafe impl Sync for SendPtrs {}
+
+/// Writes `pid` to `path` the way runc does: the number without a newline (go-runc reads
+/// it with Atoi), through a temp file renamed into place so a reader never sees half of it.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("cannot write the pid file", path, e)
+        })
+}
 
 #[cfg(test)]
 mod tests {

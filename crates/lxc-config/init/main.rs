@@ -52,6 +52,20 @@ mod sys {
         pub const EXIT_GROUP: usize = 231;
         pub const OPENAT: usize = 257;
         pub const PRCTL: usize = 157;
+        pub const SOCKET: usize = 41;
+        pub const CONNECT: usize = 42;
+        pub const SENDMSG: usize = 46;
+        pub const RECVMSG: usize = 47;
+        pub const CLONE: usize = 56;
+        pub const WAIT4: usize = 61;
+        pub const KILL: usize = 62;
+        pub const FCNTL: usize = 72;
+        pub const IOCTL: usize = 16;
+        pub const SETSID: usize = 112;
+        pub const RT_SIGPROCMASK: usize = 14;
+        pub const PPOLL: usize = 271;
+        pub const SIGNALFD4: usize = 289;
+        pub const DUP3: usize = 292;
     }
     #[cfg(target_arch = "aarch64")]
     mod nr {
@@ -64,6 +78,20 @@ mod sys {
         pub const EXIT_GROUP: usize = 94;
         pub const OPENAT: usize = 56;
         pub const PRCTL: usize = 167;
+        pub const SOCKET: usize = 198;
+        pub const CONNECT: usize = 203;
+        pub const SENDMSG: usize = 211;
+        pub const RECVMSG: usize = 212;
+        pub const CLONE: usize = 220;
+        pub const WAIT4: usize = 260;
+        pub const KILL: usize = 129;
+        pub const FCNTL: usize = 25;
+        pub const IOCTL: usize = 29;
+        pub const SETSID: usize = 157;
+        pub const RT_SIGPROCMASK: usize = 135;
+        pub const PPOLL: usize = 73;
+        pub const SIGNALFD4: usize = 74;
+        pub const DUP3: usize = 24;
     }
     pub use nr::*;
 
@@ -71,28 +99,37 @@ mod sys {
     ///
     /// # Safety
     /// The arguments must be valid for system call `n`.
-    #[cfg(target_arch = "x86_64")]
     pub unsafe fn call(n: usize, a: usize, b: usize, c: usize) -> isize {
+        // SAFETY: as the caller's.
+        unsafe { call5(n, a, b, c, 0, 0) }
+    }
+
+    /// A raw system call of up to five arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for system call `n`.
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn call5(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
         let ret: isize;
         // SAFETY: the caller passes arguments valid for the call.
         unsafe {
             core::arch::asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a, in("rsi") b,
-                in("rdx") c, in("r10") 0usize, in("r8") 0usize, lateout("rcx") _, lateout("r11") _, options(nostack));
+                in("rdx") c, in("r10") d, in("r8") e, lateout("rcx") _, lateout("r11") _, options(nostack));
         }
         ret
     }
 
-    /// A raw system call; returns the kernel's result (negative errno on failure).
+    /// A raw system call of up to five arguments.
     ///
     /// # Safety
     /// The arguments must be valid for system call `n`.
     #[cfg(target_arch = "aarch64")]
-    pub unsafe fn call(n: usize, a: usize, b: usize, c: usize) -> isize {
+    pub unsafe fn call5(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
         let ret: isize;
         // SAFETY: the caller passes arguments valid for the call.
         unsafe {
             core::arch::asm!("svc 0", in("x8") n, inlateout("x0") a as isize => ret, in("x1") b,
-                in("x2") c, in("x3") 0usize, in("x4") 0usize, options(nostack));
+                in("x2") c, in("x3") d, in("x4") e, options(nostack));
         }
         ret
     }
@@ -148,6 +185,7 @@ fn fail(code: i32, what: &[&[u8]]) -> ! {
     write_stderr(&[b"proxcage-init: "]);
     write_stderr(what);
     write_stderr(&[b"\n"]);
+    supervise::report_failure(what);
     exit(code)
 }
 
@@ -280,12 +318,18 @@ fn run(
     let Some(umask) = next_string(data, &mut pos) else {
         bad(b"no umask")
     };
-    let no_new_privs = match next_string(data, &mut pos) {
-        Some(b"") => false,
-        Some(b"no_new_privs") => true,
-        Some(_) => bad(b"unknown flags"),
-        None => bad(b"no flags"),
+    let Some(flags) = next_string(data, &mut pos) else {
+        bad(b"no flags")
     };
+    let (mut no_new_privs, mut monitored, mut terminal) = (false, false, false);
+    for flag in flags.split(|&b| b == b',').filter(|f| !f.is_empty()) {
+        match flag {
+            b"no_new_privs" => no_new_privs = true,
+            b"monitor" => monitored = true,
+            b"terminal" => terminal = true,
+            _ => bad(b"unknown flags"),
+        }
+    }
     let Some(argc) = next_string(data, &mut pos).and_then(|n| parse_number(n, 10)) else {
         bad(b"no argument count")
     };
@@ -318,6 +362,20 @@ fn run(
     }
     envs[envc] = core::ptr::null();
 
+    // Before a monitored init forks: the init holds to it as well as the process.
+    if no_new_privs {
+        // SAFETY: prctl takes plain integers; the unused arguments are zero.
+        let err = unsafe { sys::call(sys::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0) };
+        if err < 0 {
+            fail(125, &[b"cannot set no_new_privs: ", errno_text(err)]);
+        }
+    }
+
+    if monitored {
+        // Returns in the child that goes on to exec the process; the init stays behind.
+        supervise::run(terminal);
+    }
+
     if !umask.is_empty() {
         let Some(mask) = parse_number(umask, 8) else {
             bad(b"the umask is not octal")
@@ -338,14 +396,6 @@ fn run(
                     errno_text(err),
                 ],
             );
-        }
-    }
-
-    if no_new_privs {
-        // SAFETY: prctl takes plain integers; the unused arguments are zero.
-        let err = unsafe { sys::call(sys::PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0) };
-        if err < 0 {
-            fail(125, &[b"cannot set no_new_privs: ", errno_text(err)]);
         }
     }
 
@@ -411,6 +461,508 @@ fn strlen(s: *const u8) -> usize {
         n += 1;
     }
     n
+}
+
+/// A monitored init: the container's first process when a monitor outside the container
+/// reports its exit to the caller. It connects to the monitor's socket, takes its stdio
+/// from it (or makes a pseudo-terminal and sends it the master), says it is ready, waits
+/// on the exec FIFO until the runtime's `start` opens it, then forks: the child execs the
+/// process, the init forwards signals to it, reaps every orphan, and reports the child's
+/// exit status to the monitor before it exits with the same status.
+///
+/// Messages on the SOCK_SEQPACKET connection, one per packet: from the monitor `I` with
+/// the stdio fds (then any preserved fds) and `K<signal>`; from the init `T` with the
+/// pty master, `R` (ready), `F<message>` (failed before the exec) and `E<exit code>`.
+mod supervise {
+    use super::{errno_text, exit, fail, sys};
+
+    const CONTROL_SOCKET: &[u8] = b"/.proxcage/run/control\0";
+    const EXEC_FIFO: &[u8] = b"/.proxcage/run/exec.fifo\0";
+    const PTMX: &[u8] = b"/dev/ptmx\0";
+
+    const AT_FDCWD: usize = -100isize as usize;
+    const AF_UNIX: usize = 1;
+    const SOCK_SEQPACKET: usize = 5;
+    const O_WRONLY: usize = 0o1;
+    const O_RDWR: usize = 0o2;
+    const O_NOCTTY: usize = 0o400;
+    const O_CLOEXEC: usize = 0o2000000;
+    const SOL_SOCKET: i32 = 1;
+    const SCM_RIGHTS: i32 = 1;
+    const MSG_NOSIGNAL: usize = 0x4000;
+    const MSG_CMSG_CLOEXEC: usize = 0x4000_0000;
+    const TIOCSPTLCK: usize = 0x4004_5431;
+    const TIOCGPTPEER: usize = 0x5441;
+    const TIOCSCTTY: usize = 0x540E;
+    const F_DUPFD_CLOEXEC: usize = 1030;
+    const SIG_BLOCK: usize = 0;
+    const SIG_SETMASK: usize = 2;
+    const SIGCHLD: u32 = 17;
+    const WNOHANG: usize = 1;
+    const POLLIN: i16 = 1;
+    /// Stdio plus preserved fds the monitor may pass.
+    const MAX_FDS: usize = 64;
+    /// Received fds are moved to this number or above, out of the way of 0..MAX_FDS.
+    const HIGH_FD: usize = 100;
+
+    /// The connection to the monitor while the init has not exec'd: failures are told to
+    /// it. Only the init's single thread touches it.
+    static mut CONTROL: isize = -1;
+
+    #[repr(C)]
+    struct Iovec {
+        base: *mut u8,
+        len: usize,
+    }
+
+    #[repr(C)]
+    struct Msghdr {
+        name: *mut u8,
+        namelen: u32,
+        iov: *mut Iovec,
+        iovlen: usize,
+        control: *mut u8,
+        controllen: usize,
+        flags: i32,
+    }
+
+    #[repr(C)]
+    struct Pollfd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+
+    /// A control message buffer: a cmsghdr (16 bytes) and up to MAX_FDS fds.
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 16 + 4 * MAX_FDS]);
+
+    #[repr(C)]
+    struct SockaddrUn {
+        family: u16,
+        path: [u8; 108],
+    }
+
+    fn check(ret: isize, what: &[u8]) -> isize {
+        if ret < 0 {
+            fail(125, &[what, b": ", errno_text(ret)]);
+        }
+        ret
+    }
+
+    fn send(sock: isize, data: &[u8], fds: &[i32]) -> isize {
+        let mut iov = Iovec {
+            base: data.as_ptr() as *mut u8,
+            len: data.len(),
+        };
+        let mut cmsg = Cmsg([0; 16 + 4 * MAX_FDS]);
+        let mut msg = Msghdr {
+            name: core::ptr::null_mut(),
+            namelen: 0,
+            iov: &mut iov,
+            iovlen: 1,
+            control: core::ptr::null_mut(),
+            controllen: 0,
+            flags: 0,
+        };
+        if !fds.is_empty() {
+            let len = 16 + 4 * fds.len();
+            cmsg.0[..8].copy_from_slice(&len.to_ne_bytes());
+            cmsg.0[8..12].copy_from_slice(&SOL_SOCKET.to_ne_bytes());
+            cmsg.0[12..16].copy_from_slice(&SCM_RIGHTS.to_ne_bytes());
+            for (i, fd) in fds.iter().enumerate() {
+                cmsg.0[16 + 4 * i..20 + 4 * i].copy_from_slice(&fd.to_ne_bytes());
+            }
+            msg.control = cmsg.0.as_mut_ptr();
+            msg.controllen = (len + 7) & !7;
+        }
+        // SAFETY: msg points at live buffers of the lengths it gives.
+        unsafe {
+            sys::call(
+                sys::SENDMSG,
+                sock as usize,
+                &msg as *const Msghdr as usize,
+                MSG_NOSIGNAL,
+            )
+        }
+    }
+
+    /// One packet into `data`, its fds into `fds`: (packet length, fd count).
+    fn recv(sock: isize, data: &mut [u8], fds: &mut [i32; MAX_FDS]) -> (isize, usize) {
+        let mut iov = Iovec {
+            base: data.as_mut_ptr(),
+            len: data.len(),
+        };
+        let mut cmsg = Cmsg([0; 16 + 4 * MAX_FDS]);
+        let mut msg = Msghdr {
+            name: core::ptr::null_mut(),
+            namelen: 0,
+            iov: &mut iov,
+            iovlen: 1,
+            control: cmsg.0.as_mut_ptr(),
+            controllen: cmsg.0.len(),
+            flags: 0,
+        };
+        // SAFETY: msg points at live buffers of the lengths it gives.
+        let n = unsafe {
+            sys::call(
+                sys::RECVMSG,
+                sock as usize,
+                &mut msg as *mut Msghdr as usize,
+                MSG_CMSG_CLOEXEC,
+            )
+        };
+        if n < 0 || msg.controllen < 16 {
+            return (n, 0);
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&cmsg.0[..8]);
+        let len = usize::from_ne_bytes(word).min(msg.controllen);
+        let level = i32::from_ne_bytes([cmsg.0[8], cmsg.0[9], cmsg.0[10], cmsg.0[11]]);
+        let kind = i32::from_ne_bytes([cmsg.0[12], cmsg.0[13], cmsg.0[14], cmsg.0[15]]);
+        if level != SOL_SOCKET || kind != SCM_RIGHTS || len < 16 {
+            return (n, 0);
+        }
+        let count = ((len - 16) / 4).min(MAX_FDS);
+        for (i, slot) in fds.iter_mut().enumerate().take(count) {
+            let at = 16 + 4 * i;
+            *slot =
+                i32::from_ne_bytes([cmsg.0[at], cmsg.0[at + 1], cmsg.0[at + 2], cmsg.0[at + 3]]);
+        }
+        (n, count)
+    }
+
+    /// `F<message>` to the monitor, when connected and not yet exec'ing.
+    pub fn report_failure(what: &[&[u8]]) {
+        // SAFETY: single-threaded; see CONTROL.
+        let sock = unsafe { CONTROL };
+        if sock < 0 {
+            return;
+        }
+        let mut buf = [0u8; 512];
+        buf[0] = b'F';
+        let mut len = 1;
+        for part in what {
+            let take = part.len().min(buf.len() - len);
+            buf[len..len + take].copy_from_slice(&part[..take]);
+            len += take;
+        }
+        send(sock, &buf[..len], &[]);
+    }
+
+    fn decimal(mut n: u32, out: &mut [u8; 12]) -> &[u8] {
+        let mut at = out.len();
+        loop {
+            at -= 1;
+            out[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &out[at..];
+            }
+        }
+    }
+
+    fn close(fd: isize) {
+        // SAFETY: closing a descriptor this process owns.
+        unsafe { sys::call(sys::CLOSE, fd as usize, 0, 0) };
+    }
+
+    /// Moves `fd` to HIGH_FD or above.
+    fn lift(fd: i32) -> i32 {
+        // SAFETY: fcntl on a descriptor this process owns.
+        let high = check(
+            unsafe { sys::call(sys::FCNTL, fd as usize, F_DUPFD_CLOEXEC, HIGH_FD) },
+            b"cannot move a descriptor",
+        );
+        close(fd as isize);
+        high as i32
+    }
+
+    /// Returns in the child that is to exec the process; the init never returns.
+    pub fn run(terminal: bool) {
+        let all: u64 = !0;
+        let none: u64 = 0;
+        // SAFETY: valid sigset pointers of the kernel's size (8 bytes).
+        check(
+            unsafe {
+                sys::call5(
+                    sys::RT_SIGPROCMASK,
+                    SIG_BLOCK,
+                    &all as *const u64 as usize,
+                    0,
+                    8,
+                    0,
+                )
+            },
+            b"cannot block signals",
+        );
+        // SAFETY: as above.
+        let sigfd = check(
+            unsafe {
+                sys::call5(
+                    sys::SIGNALFD4,
+                    -1isize as usize,
+                    &all as *const u64 as usize,
+                    8,
+                    O_CLOEXEC,
+                    0,
+                )
+            },
+            b"cannot create a signalfd",
+        );
+
+        // SAFETY: socket takes plain integers.
+        let sock = check(
+            unsafe { sys::call(sys::SOCKET, AF_UNIX, SOCK_SEQPACKET | O_CLOEXEC, 0) },
+            b"cannot create a socket",
+        );
+        let mut addr = SockaddrUn {
+            family: AF_UNIX as u16,
+            path: [0; 108],
+        };
+        addr.path[..CONTROL_SOCKET.len()].copy_from_slice(CONTROL_SOCKET);
+        let addr_len = 2 + CONTROL_SOCKET.len();
+        // SAFETY: addr is a sockaddr_un of at least addr_len bytes.
+        let err = unsafe {
+            sys::call(
+                sys::CONNECT,
+                sock as usize,
+                &addr as *const SockaddrUn as usize,
+                addr_len,
+            )
+        };
+        if err < 0 {
+            fail(
+                125,
+                &[
+                    b"cannot reach the monitor at /.proxcage/run/control: ",
+                    errno_text(err),
+                ],
+            );
+        }
+        // SAFETY: single-threaded; see CONTROL.
+        unsafe { CONTROL = sock };
+
+        let mut fds = [-1i32; MAX_FDS];
+        let count;
+        if terminal {
+            // SAFETY: a NUL-terminated path.
+            let master = check(
+                unsafe {
+                    sys::call(
+                        sys::OPENAT,
+                        AT_FDCWD,
+                        PTMX.as_ptr() as usize,
+                        O_RDWR | O_NOCTTY | O_CLOEXEC,
+                    )
+                },
+                b"cannot open /dev/ptmx",
+            );
+            let unlock: i32 = 0;
+            // SAFETY: TIOCSPTLCK reads an int.
+            check(
+                unsafe {
+                    sys::call(
+                        sys::IOCTL,
+                        master as usize,
+                        TIOCSPTLCK,
+                        &unlock as *const i32 as usize,
+                    )
+                },
+                b"cannot unlock the pseudo-terminal",
+            );
+            // SAFETY: TIOCGPTPEER takes open flags.
+            let peer = check(
+                unsafe {
+                    sys::call(
+                        sys::IOCTL,
+                        master as usize,
+                        TIOCGPTPEER,
+                        O_RDWR | O_NOCTTY | O_CLOEXEC,
+                    )
+                },
+                b"cannot open the pseudo-terminal",
+            );
+            check(
+                send(sock, b"T", &[master as i32]),
+                b"cannot send the terminal to the monitor",
+            );
+            close(master);
+            let peer = lift(peer as i32);
+            fds[..3].copy_from_slice(&[peer; 3]);
+            count = 3;
+        } else {
+            let mut msg = [0u8; 16];
+            let (n, got) = recv(sock, &mut msg, &mut fds);
+            if n < 1 || msg[0] != b'I' || got < 3 {
+                fail(125, &[b"the monitor did not send the stdio"]);
+            }
+            for fd in fds.iter_mut().take(got) {
+                *fd = lift(*fd);
+            }
+            count = got;
+        }
+        check(send(sock, b"R", &[]), b"cannot tell the monitor");
+
+        // Blocks until `start` opens the FIFO for reading.
+        // SAFETY: a NUL-terminated path.
+        let fifo = check(
+            unsafe {
+                sys::call(
+                    sys::OPENAT,
+                    AT_FDCWD,
+                    EXEC_FIFO.as_ptr() as usize,
+                    O_WRONLY | O_CLOEXEC,
+                )
+            },
+            b"cannot open the exec FIFO",
+        );
+        // SAFETY: a one-byte buffer.
+        unsafe { sys::call(sys::WRITE, fifo as usize, b"0".as_ptr() as usize, 1) };
+        close(fifo);
+
+        const CLONE_SIGCHLD: usize = SIGCHLD as usize;
+        // SAFETY: a plain fork: no new stack, no shared memory.
+        let child = check(
+            unsafe { sys::call5(sys::CLONE, CLONE_SIGCHLD, 0, 0, 0, 0) },
+            b"cannot fork",
+        );
+        if child == 0 {
+            // SAFETY: single-threaded; see CONTROL.
+            unsafe { CONTROL = -1 };
+            // SAFETY: a valid sigset pointer.
+            unsafe {
+                sys::call5(
+                    sys::RT_SIGPROCMASK,
+                    SIG_SETMASK,
+                    &none as *const u64 as usize,
+                    0,
+                    8,
+                    0,
+                )
+            };
+            // SAFETY: no arguments.
+            unsafe { sys::call(sys::SETSID, 0, 0, 0) };
+            for (i, fd) in fds.iter().enumerate().take(count) {
+                // SAFETY: dup3 of descriptors this process owns; fd >= HIGH_FD > i.
+                check(
+                    unsafe { sys::call(sys::DUP3, *fd as usize, i, 0) },
+                    b"cannot set up stdio",
+                );
+            }
+            if terminal {
+                // SAFETY: TIOCSCTTY takes an int.
+                check(
+                    unsafe { sys::call(sys::IOCTL, 0, TIOCSCTTY, 0) },
+                    b"cannot set the controlling terminal",
+                );
+            }
+            return;
+        }
+        // SAFETY: single-threaded; see CONTROL.
+        unsafe { CONTROL = -1 };
+        let mut last = -1;
+        for fd in fds.iter().take(count) {
+            if *fd != last {
+                close(*fd as isize);
+                last = *fd;
+            }
+        }
+        supervise(child, sigfd, sock)
+    }
+
+    fn supervise(child: isize, sigfd: isize, sock: isize) -> ! {
+        let mut polls = [
+            Pollfd {
+                fd: sigfd as i32,
+                events: POLLIN,
+                revents: 0,
+            },
+            Pollfd {
+                fd: sock as i32,
+                events: POLLIN,
+                revents: 0,
+            },
+        ];
+        let mut info = [0u8; 128];
+        let mut msg = [0u8; 16];
+        let mut none = [-1i32; MAX_FDS];
+        loop {
+            // SAFETY: two pollfds, no timeout, no signal mask.
+            let n = unsafe { sys::call5(sys::PPOLL, polls.as_mut_ptr() as usize, 2, 0, 0, 8) };
+            if n < 0 {
+                continue;
+            }
+            if polls[0].revents != 0 {
+                // SAFETY: reading one signalfd_siginfo into a buffer of its size.
+                let got = unsafe {
+                    sys::call(
+                        sys::READ,
+                        sigfd as usize,
+                        info.as_mut_ptr() as usize,
+                        info.len(),
+                    )
+                };
+                if got == info.len() as isize {
+                    let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                    if signo == SIGCHLD {
+                        reap(child, sock);
+                    } else {
+                        // SAFETY: kill takes plain integers.
+                        unsafe { sys::call(sys::KILL, child as usize, signo as usize, 0) };
+                    }
+                }
+            }
+            if polls[1].revents != 0 {
+                let (got, _) = recv(sock, &mut msg, &mut none);
+                if got <= 0 {
+                    // The monitor is gone: the container runs on without it.
+                    polls[1].fd = -1;
+                } else if msg[0] == b'K' {
+                    let digits = &msg[1..got as usize];
+                    if let Some(signo) = super::parse_number(digits, 10) {
+                        // SAFETY: kill takes plain integers.
+                        unsafe { sys::call(sys::KILL, child as usize, signo, 0) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reaps every exited child; when the process itself has exited, reports and exits.
+    fn reap(child: isize, sock: isize) {
+        loop {
+            let mut status: i32 = 0;
+            // SAFETY: a valid status pointer; no rusage.
+            let pid = unsafe {
+                sys::call5(
+                    sys::WAIT4,
+                    -1isize as usize,
+                    &mut status as *mut i32 as usize,
+                    WNOHANG,
+                    0,
+                    0,
+                )
+            };
+            if pid <= 0 {
+                return;
+            }
+            if pid == child {
+                let code = if status & 0x7f == 0 {
+                    ((status >> 8) & 0xff) as u32
+                } else {
+                    128 + (status & 0x7f) as u32
+                };
+                let mut digits = [0u8; 12];
+                let text = decimal(code, &mut digits);
+                let mut packet = [0u8; 13];
+                packet[0] = b'E';
+                packet[1..1 + text.len()].copy_from_slice(text);
+                send(sock, &packet[..1 + text.len()], &[]);
+                exit(code as i32);
+            }
+        }
+    }
 }
 
 /// The precompiled `core` refers to this from its unwind tables; with panic=abort nothing

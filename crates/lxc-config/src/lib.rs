@@ -40,6 +40,8 @@ mod translate;
 
 pub use config::{Entry, LxcConfig};
 pub use error::{ConfigError, PveError, TranslateError};
-pub use process::{ProcessFile, ProcessFileError};
+pub use process::{ProcessFile, ProcessFileError, CONTROL_SOCKET_PATH, EXEC_FIFO_PATH};
 pub use pve::{proxmox_allows, split_for_proxmox, ProxmoxConfig, ProxmoxPolicy, PveConfig};
-pub use translate::{from_oci, DeviceNode, HostFile, MountTarget, ResolvedPaths, Translation};
+pub use translate::{
+    from_oci, DeviceNode, HostFile, MountTarget, ResolvedPaths, RuntimeHooks, Translation,
+};

@@ -2,17 +2,24 @@
 //! directory and umask of the container's process.
 //!
 //! Format (every field NUL-terminated, so any byte but NUL survives):
-//! `PROXCAGE-PROCESS 2`, the cwd, the umask in octal (or empty), the flags (`no_new_privs`
-//! or empty), the argument count, the arguments, then the environment variables until the
-//! end of the file.
+//! `PROXCAGE-PROCESS 2`, the cwd, the umask in octal (or empty), the flags (a
+//! comma-separated subset of `no_new_privs`, `monitor`, `terminal`, in that order, or
+//! empty), the argument count, the arguments, then the environment variables until the end
+//! of the file.
 
 use std::fmt;
 
 /// The first field of a process file.
 pub const MAGIC: &str = "PROXCAGE-PROCESS 2";
 
-/// The flag that makes the init set no_new_privs before it execs.
-const NO_NEW_PRIVS: &str = "no_new_privs";
+/// The flags, in the order they are written.
+const FLAGS: [&str; 3] = ["no_new_privs", "monitor", "terminal"];
+
+/// Where a monitored init finds its monitor's socket, inside the container.
+pub const CONTROL_SOCKET_PATH: &str = "/.proxcage/run/control";
+
+/// The FIFO a monitored init blocks on until the runtime's `start` opens it.
+pub const EXEC_FIFO_PATH: &str = "/.proxcage/run/exec.fifo";
 
 /// What the container's process is: read by `proxcage-init`, written by [`ProcessFile::encode`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +31,14 @@ pub struct ProcessFile {
     /// Set no_new_privs before the exec (`process.noNewPrivileges`): done by the init, so
     /// it holds where LXC's `lxc.no_new_privs` is not applied (Proxmox drops that key).
     pub no_new_privileges: bool,
+    /// The init reports to a monitor outside the container: it connects to
+    /// [`CONTROL_SOCKET_PATH`], takes its stdio from the monitor (or sends it a terminal),
+    /// waits on [`EXEC_FIFO_PATH`] for `start`, then runs the process as its child,
+    /// forwards signals to it and reports its exit status.
+    pub monitored: bool,
+    /// With `monitored`: the process gets a new pseudo-terminal, whose master goes to the
+    /// monitor.
+    pub terminal: bool,
 }
 
 /// A process file that [`ProcessFile::decode`] cannot read, or values that cannot be
@@ -47,12 +62,9 @@ impl ProcessFile {
         }
         let umask = self.umask.map(|m| format!("{m:o}")).unwrap_or_default();
         let argc = self.args.len().to_string();
-        let flags = if self.no_new_privileges {
-            NO_NEW_PRIVS
-        } else {
-            ""
-        };
-        let fields = [MAGIC, &self.cwd, &umask, flags, &argc]
+        let flags =
+            ProcessFile::flags_text([self.no_new_privileges, self.monitored, self.terminal]);
+        let fields = [MAGIC, &self.cwd, &umask, &flags, &argc]
             .into_iter()
             .chain(self.args.iter().map(String::as_str))
             .chain(self.env.iter().map(String::as_str));
@@ -85,11 +97,19 @@ impl ProcessFile {
             "" => None,
             m => Some(u32::from_str_radix(m, 8).map_err(|_| bad("the umask is not octal"))?),
         };
-        let no_new_privileges = match next("no flags")?.as_str() {
-            "" => false,
-            NO_NEW_PRIVS => true,
-            _ => return Err(bad("unknown flags")),
-        };
+        let flags = next("no flags")?;
+        let mut set = [false; 3];
+        for flag in flags.split(',').filter(|f| !f.is_empty()) {
+            let i = FLAGS
+                .iter()
+                .position(|f| *f == flag)
+                .ok_or_else(|| bad("unknown flags"))?;
+            set[i] = true;
+        }
+        if flags != ProcessFile::flags_text(set) {
+            return Err(bad("flags out of order or repeated"));
+        }
+        let [no_new_privileges, monitored, terminal] = set;
         let argc: usize = next("no argument count")?
             .parse()
             .map_err(|_| bad("the argument count is not a number"))?;
@@ -106,7 +126,19 @@ impl ProcessFile {
             cwd,
             umask,
             no_new_privileges,
+            monitored,
+            terminal,
         })
+    }
+
+    fn flags_text(set: [bool; 3]) -> String {
+        let flags: Vec<&str> = FLAGS
+            .iter()
+            .zip(set)
+            .filter(|(_, on)| *on)
+            .map(|(flag, _)| *flag)
+            .collect();
+        flags.join(",")
     }
 }
 
@@ -123,12 +155,16 @@ mod tests {
             cwd: "/".into(),
             umask: Some(0o22),
             no_new_privileges: true,
+            monitored: false,
+            terminal: true,
         };
         assert_eq!(
             p.encode().unwrap(),
-            b"PROXCAGE-PROCESS 2\0/\x0022\0no_new_privs\x003\0sh\0\0a b\0T=x \0".to_vec()
+            b"PROXCAGE-PROCESS 2\0/\x0022\0no_new_privs,terminal\x003\0sh\0\0a b\0T=x \0".to_vec()
         );
         assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
+        let swapped = b"PROXCAGE-PROCESS 2\0/\0\0terminal,monitor\x001\0sh\0";
+        assert!(ProcessFile::decode(swapped).is_err());
     }
 
     #[test]
@@ -139,6 +175,8 @@ mod tests {
             cwd: "/".into(),
             umask: None,
             no_new_privileges: false,
+            monitored: false,
+            terminal: false,
         };
         assert!(p.encode().is_err());
         p.args = vec!["a\0b".into()];
@@ -150,8 +188,8 @@ mod tests {
         fn round_trips(args in proptest::collection::vec("[^\0]*", 1..6),
                        env in proptest::collection::vec("[^\0]*", 0..6),
                        cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777),
-                       no_new_privileges in any::<bool>()) {
-            let p = ProcessFile { args, env, cwd, umask, no_new_privileges };
+                       [no_new_privileges, monitored, terminal] in any::<[bool; 3]>()) {
+            let p = ProcessFile { args, env, cwd, umask, no_new_privileges, monitored, terminal };
             prop_assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
         }
 

@@ -15,6 +15,7 @@ use crate::error::TranslateError;
 use crate::init::{INIT_PATH, PROCESS_FILE_PATH};
 use crate::mounts::{fstab_escape, lxc_option, resolve_in_rootfs, size_bytes};
 use crate::process::ProcessFile;
+use crate::process::CONTROL_SOCKET_PATH;
 use crate::seccomp;
 
 /// The host paths a translation needs besides the spec.
@@ -24,6 +25,7 @@ pub struct ResolvedPaths {
     mount_sources: Vec<Option<PathBuf>>,
     files_dir: PathBuf,
     init: bool,
+    monitored: bool,
 }
 
 impl ResolvedPaths {
@@ -46,7 +48,17 @@ impl ResolvedPaths {
             mount_sources,
             files_dir: files_dir.into(),
             init: true,
+            monitored: false,
         }
+    }
+
+    /// With a monitor outside the container: the init reports to it through the files
+    /// directory's `run/` subdirectory, bind-mounted at `/.proxcage/run` (see
+    /// [`ProcessFile::monitored`](crate::ProcessFile)). The runtime creates the socket and
+    /// the FIFO there before the start.
+    pub fn monitored(mut self) -> ResolvedPaths {
+        self.monitored = true;
+        self
     }
 
     /// Without `proxcage-init`: `process.args` go to `lxc.init.cmd` and `process.env` to
@@ -105,8 +117,26 @@ pub struct Translation {
     files: Vec<HostFile>,
     targets: Vec<MountTarget>,
     nodes: Vec<DeviceNode>,
-    poststart: Vec<Hook>,
-    poststop: Vec<Hook>,
+    hooks: RuntimeHooks,
+}
+
+/// The hooks the runtime runs itself, each list in the spec's order. Without a monitor,
+/// LXC runs `prestart`, `createRuntime`, `createContainer` and `startContainer` (as
+/// `lxc.hook.*` keys) and only `poststart` and `poststop` are here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeHooks {
+    /// `prestart` then `createRuntime`: in the runtime namespace, once the container's
+    /// namespaces exist and its init waits for `start`.
+    pub create_runtime: Vec<Hook>,
+    /// `createContainer`: after those, before `create` returns.
+    pub create_container: Vec<Hook>,
+    /// `startContainer`: inside the container at `start`, before its process runs.
+    pub start_container: Vec<Hook>,
+    /// `poststart`: in the runtime namespace after the process started, before `start`
+    /// returns.
+    pub poststart: Vec<Hook>,
+    /// `poststop`: in the runtime namespace when the container is deleted.
+    pub poststop: Vec<Hook>,
 }
 
 impl Translation {
@@ -130,15 +160,20 @@ impl Translation {
         &self.targets
     }
 
+    /// The hooks the runtime runs itself.
+    pub fn runtime_hooks(&self) -> &RuntimeHooks {
+        &self.hooks
+    }
+
     /// `hooks.poststart`: LXC has no such hook; the runtime runs them after the start.
     pub fn poststart_hooks(&self) -> &[Hook] {
-        &self.poststart
+        &self.hooks.poststart
     }
 
     /// `hooks.poststop`: LXC's `lxc.hook.post-stop` cannot be given the OCI state on stdin;
     /// the runtime runs them after the container stopped.
     pub fn poststop_hooks(&self) -> &[Hook] {
-        &self.poststop
+        &self.hooks.poststop
     }
 
     /// Writes [`Translation::files`] (creating the files directory) and creates
@@ -319,14 +354,13 @@ pub fn from_oci(spec: &Spec, paths: &ResolvedPaths) -> Result<Translation, Trans
     masked_and_readonly(&mut b)?;
     resources(&mut b)?;
     linux_rest(&mut b)?;
-    let (poststart, poststop) = hooks(&mut b)?;
+    let hooks = hooks(&mut b)?;
     Ok(Translation {
         config: b.config,
         files: b.files,
         targets: b.targets,
         nodes: b.nodes,
-        poststart,
-        poststop,
+        hooks,
     })
 }
 
@@ -572,6 +606,8 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             },
             umask: user.umask(),
             no_new_privileges: process.no_new_privileges() == Some(true),
+            monitored: b.paths.monitored,
+            terminal: b.paths.monitored && process.terminal() == Some(true),
         };
         let contents = file
             .encode()
@@ -601,6 +637,13 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             &ro,
             false,
         )?;
+        if b.paths.monitored {
+            let run_host = b.paths.files_dir.join("run");
+            let run_target = Path::new(CONTROL_SOCKET_PATH.trim_start_matches('/'))
+                .parent()
+                .expect("the control socket is in a directory");
+            b.mount_entry("process", &run_host, run_target, "none", &ro, true)?;
+        }
     } else {
         if let Some((i, arg)) = args.iter().enumerate().find(|(_, a)| !splits_cleanly(a)) {
             return Err(unsupported(
@@ -680,7 +723,7 @@ fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
             adj.to_string(),
         )?;
     }
-    if process.terminal() != Some(true) {
+    if process.terminal() != Some(true) || b.paths.monitored {
         b.push("process.terminal", "lxc.console.path", "none")?;
     }
     Ok(())
@@ -1481,12 +1524,39 @@ fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-fn hooks(b: &mut Builder<'_>) -> Result<(Vec<Hook>, Vec<Hook>), TranslateError> {
+fn hooks(b: &mut Builder<'_>) -> Result<RuntimeHooks, TranslateError> {
     let Some(hooks) = b.spec.hooks().clone() else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(RuntimeHooks::default());
     };
     #[allow(deprecated)]
     let prestart = hooks.prestart().clone();
+    if b.paths.monitored {
+        for (name, list) in [
+            ("prestart", &prestart),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ] {
+            for (i, hook) in list.iter().flatten().enumerate() {
+                if hook.timeout().is_some_and(|t| t <= 0) {
+                    return Err(invalid(
+                        format!("hooks.{name}[{i}].timeout"),
+                        "must be positive",
+                    ));
+                }
+            }
+        }
+        let list = |l: &Option<Vec<Hook>>| l.clone().unwrap_or_default();
+        return Ok(RuntimeHooks {
+            create_runtime: [list(&prestart), list(hooks.create_runtime())].concat(),
+            create_container: list(hooks.create_container()),
+            start_container: list(hooks.start_container()),
+            poststart: list(hooks.poststart()),
+            poststop: list(hooks.poststop()),
+        });
+    }
     let lxc_hooks = [
         ("prestart", prestart, "lxc.hook.pre-mount"),
         (
@@ -1566,8 +1636,9 @@ fn hooks(b: &mut Builder<'_>) -> Result<(Vec<Hook>, Vec<Hook>), TranslateError> 
     if any {
         b.push("hooks", "lxc.hook.version", "1")?;
     }
-    Ok((
-        hooks.poststart().clone().unwrap_or_default(),
-        hooks.poststop().clone().unwrap_or_default(),
-    ))
+    Ok(RuntimeHooks {
+        poststart: hooks.poststart().clone().unwrap_or_default(),
+        poststop: hooks.poststop().clone().unwrap_or_default(),
+        ..RuntimeHooks::default()
+    })
 }
