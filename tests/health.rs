@@ -7,6 +7,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -601,6 +602,25 @@ fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
         standin.pct_ok(&args);
     }
     standin.pct_ok(&["set", "101", "--lock", "create"]);
+    // While a create of this root holds the backend's lock, CTs and templates it may not
+    // have recorded yet are not judged.
+    let backend_root = p.root.join("backends/pct");
+    fs::create_dir_all(&backend_root).unwrap();
+    let mut holder = Command::new(require_tool("flock", "util-linux"))
+        .arg(backend_root.join("vmid.lock"))
+        .args(["sleep", "1000"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, report) = health(&p, &[]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
     let (code, report) = health(&p, &[]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(

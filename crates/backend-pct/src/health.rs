@@ -200,15 +200,15 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     }
 
     // A consistent view: no create of this root packs a template or makes a CT meanwhile.
+    // While a create holds the lock longer (it starts the CT and waits for its init), the
+    // CTs and templates not recorded yet are left for the next check.
     let root = pct.root().to_path_buf();
-    let _held = if root.exists() {
-        Some(Pct::flock(
-            &root.join("vmid.lock"),
-            Duration::from_secs(30),
-        )?)
+    let held = if root.exists() {
+        Pct::flock(&root.join("vmid.lock"), Duration::from_secs(5)).ok()
     } else {
         None
     };
+    let busy = root.exists() && held.is_none();
     let (records, corrupt) = backend_records(&root);
     for (path, e) in corrupt {
         findings.push(Finding::new(
@@ -219,7 +219,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                 path.file_stem().unwrap_or_default().to_string_lossy()
             ),
             path.display(),
-            format!("the pct backend's record (the CT's VMID) does not parse: {e}; find the CT tagged proxcage whose description names the container, then 'pct destroy <vmid> --purge 1' and remove this file"),
+            format!("the pct backend's record (the CT's VMID) does not parse: {e}; find the CT tagged proxcage whose description names the container, then 'pct destroy <vmid> --force 1 --purge 1' and remove this file"),
         ));
     }
     for tmp in temp_files(&root) {
@@ -391,7 +391,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     }
 
     // CTs no record names.
-    for u in &unrecorded {
+    for u in unrecorded.iter().filter(|_| !busy) {
         let vmid = u.entry.vmid;
         if u.tagged {
             if u.owner.as_ref().is_some_and(|id| interrupted.contains(id)) {
@@ -406,7 +406,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                 Severity::Warning,
                 format!("CT {vmid}"),
                 format!("pct:{vmid}"),
-                format!("tagged proxcage as {whose}, but no container of this root ({}) records it: another proxcage root on this node may own it; if none does, 'pct destroy {vmid} --purge 1' removes it", store.root().display()),
+                format!("tagged proxcage as {whose}, but no container of this root ({}) records it: another proxcage root on this node may own it; if none does, 'pct destroy {vmid} --force 1 --purge 1' removes it", store.root().display()),
             ));
         } else if u.entry.lock == "create" && !pct_config_locked(pct, vmid) {
             findings.push(Finding::new(
@@ -421,7 +421,12 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
 
     // Templates no container of this root uses.
     let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
-    if let Ok(entries) = fs::read_dir(&template_dir) {
+    let listed = if busy {
+        Err(io::Error::other("a create holds the backend's lock"))
+    } else {
+        fs::read_dir(&template_dir)
+    };
+    if let Ok(entries) = listed {
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
