@@ -494,8 +494,8 @@ fn pct_killed_after_pct_start() {
     pct_nothing_left(&p, &standin);
 }
 
-/// Pids of pct monitors (`proxcage __proxcage-pct-monitor ...`) started by `p` (they
-/// inherit its PROXCAGE_CONFIG), zombies not counted.
+/// Pids of pct monitors (`<files>/<id>/init --monitor ...`) started by `p` (they inherit
+/// its PROXCAGE_CONFIG), zombies not counted.
 fn monitors_of(p: &Proxcage) -> Vec<i64> {
     let marker = format!("PROXCAGE_CONFIG={}", p.config.display());
     let mut pids = Vec::new();
@@ -507,8 +507,11 @@ fn monitors_of(p: &Proxcage) -> Vec<i64> {
             String::from_utf8_lossy(&fs::read(entry.path().join(file)).unwrap_or_default())
                 .into_owned()
         };
-        let ours = read("cmdline").contains("__proxcage-pct-monitor")
-            && read("environ").split('\0').any(|v| v == marker);
+        let cmdline = read("cmdline");
+        let monitor = cmdline
+            .split('\0')
+            .any(|a| a == "--monitor" || a == "__proxcage-pct-monitor");
+        let ours = monitor && read("environ").split('\0').any(|v| v == marker);
         if ours && !support::process_gone(pid) {
             pids.push(pid);
         }

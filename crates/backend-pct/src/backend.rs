@@ -93,8 +93,6 @@ pub struct Pct {
     range: crate::VmidRange,
     net0: Option<String>,
     policy: ProxmoxPolicy,
-    /// The executable that runs the monitor (see [`crate::monitor`]).
-    monitor_program: PathBuf,
 }
 
 /// How long the CT's init may take to reach its monitor after `pct start`, and to take
@@ -118,13 +116,7 @@ pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
         allow_dropped: settings.allow_dropped.clone(),
         ..ProxmoxPolicy::default()
     };
-    let monitor_program = match &settings.monitor {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| Error::io("cannot find", Path::new("/proc/self/exe"), e))?,
-    };
     Ok(Pct {
-        monitor_program,
         tools,
         root,
         files_root: settings
@@ -634,7 +626,7 @@ impl Runtime for Pct {
         // caller's stdio (or hands over its terminal) and blocks until `start`.
         let run = RunDir::new(&files_dir);
         let mut monitor = monitor::spawn(&Launch {
-            program: &self.monitor_program,
+            init: &files_dir.join("init"),
             run: &run,
             owner,
             nfds: 3 + req.preserve_fds,

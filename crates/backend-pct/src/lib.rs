@@ -10,7 +10,7 @@ mod backend;
 pub mod error;
 mod health;
 mod hooks;
-pub mod monitor;
+mod monitor;
 pub mod parse;
 pub mod pct;
 mod settings;

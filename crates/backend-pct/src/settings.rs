@@ -45,9 +45,6 @@ pub struct PctSettings {
     /// create (e.g. `lxc.no_new_privs`). Default: none; every such key is an error.
     #[serde(default)]
     pub allow_dropped: Vec<String>,
-    /// The executable that runs each container's monitor with the argument
-    /// `__proxcage-pct-monitor` (default: the running proxcage binary).
-    pub monitor: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -73,7 +70,6 @@ timeout_secs = 600
 net0 = "name=eth0,bridge=vmbr0,ip=dhcp"
 files_dir = "/var/lib/proxcage/pct"
 allow_dropped = ["lxc.no_new_privs"]
-monitor = "/usr/local/bin/proxcage"
 "#,
         )
         .unwrap();

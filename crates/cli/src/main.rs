@@ -14,9 +14,6 @@ use crate::context::Ctx;
 use crate::log::LogSink;
 
 fn main() {
-    // A pct container's monitor is this binary started by `create`: it never reaches the
-    // command line parser.
-    proxcage_backend_pct::monitor::run_if_invoked();
     let argv = argv::normalize(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,

@@ -66,6 +66,7 @@ mod sys {
         pub const PPOLL: usize = 271;
         pub const SIGNALFD4: usize = 289;
         pub const DUP3: usize = 292;
+        pub const ACCEPT4: usize = 288;
     }
     #[cfg(target_arch = "aarch64")]
     mod nr {
@@ -92,6 +93,7 @@ mod sys {
         pub const PPOLL: usize = 73;
         pub const SIGNALFD4: usize = 74;
         pub const DUP3: usize = 24;
+        pub const ACCEPT4: usize = 242;
     }
     pub use nr::*;
 
@@ -161,11 +163,15 @@ core::arch::global_asm!(
 );
 
 fn write_stderr(parts: &[&[u8]]) {
+    write_fd(2, parts)
+}
+
+fn write_fd(fd: usize, parts: &[&[u8]]) {
     for part in parts {
         let mut rest = *part;
         while !rest.is_empty() {
             // SAFETY: a valid buffer and length.
-            let n = unsafe { sys::call(sys::WRITE, 2, rest.as_ptr() as usize, rest.len()) };
+            let n = unsafe { sys::call(sys::WRITE, fd, rest.as_ptr() as usize, rest.len()) };
             if n <= 0 {
                 return;
             }
@@ -182,6 +188,7 @@ fn exit(code: i32) -> ! {
 }
 
 fn fail(code: i32, what: &[&[u8]]) -> ! {
+    monitor::report_failure(what);
     write_stderr(&[b"proxcage-init: "]);
     write_stderr(what);
     write_stderr(&[b"\n"]);
@@ -276,6 +283,11 @@ fn read_file(path: *const u8, buf: &mut [u8]) -> Result<usize, isize> {
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
     // SAFETY: the kernel's initial stack holds argc, then argv pointers.
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
+    // SAFETY: argv holds argc NUL-terminated strings.
+    let arg = |i: usize| unsafe { core::slice::from_raw_parts(*argv.add(i), strlen(*argv.add(i))) };
+    if argc > 1 && arg(1) == b"--monitor" {
+        monitor::main(argc, argv);
+    }
     let path = if argc > 1 {
         // SAFETY: argv[1] exists when argc > 1.
         unsafe { *argv.add(1) }
@@ -501,7 +513,7 @@ mod supervise {
     const WNOHANG: usize = 1;
     const POLLIN: i16 = 1;
     /// Stdio plus preserved fds the monitor may pass.
-    const MAX_FDS: usize = 64;
+    pub(super) const MAX_FDS: usize = 64;
     /// Received fds are moved to this number or above, out of the way of 0..MAX_FDS.
     const HIGH_FD: usize = 100;
 
@@ -527,10 +539,10 @@ mod supervise {
     }
 
     #[repr(C)]
-    struct Pollfd {
-        fd: i32,
-        events: i16,
-        revents: i16,
+    pub(super) struct Pollfd {
+        pub(super) fd: i32,
+        pub(super) events: i16,
+        pub(super) revents: i16,
     }
 
     /// A control message buffer: a cmsghdr (16 bytes) and up to MAX_FDS fds.
@@ -538,9 +550,9 @@ mod supervise {
     struct Cmsg([u8; 16 + 4 * MAX_FDS]);
 
     #[repr(C)]
-    struct SockaddrUn {
-        family: u16,
-        path: [u8; 108],
+    pub(super) struct SockaddrUn {
+        pub(super) family: u16,
+        pub(super) path: [u8; 108],
     }
 
     fn check(ret: isize, what: &[u8]) -> isize {
@@ -550,7 +562,7 @@ mod supervise {
         ret
     }
 
-    fn send(sock: isize, data: &[u8], fds: &[i32]) -> isize {
+    pub(super) fn send(sock: isize, data: &[u8], fds: &[i32]) -> isize {
         let mut iov = Iovec {
             base: data.as_ptr() as *mut u8,
             len: data.len(),
@@ -588,7 +600,7 @@ mod supervise {
     }
 
     /// One packet into `data`, its fds into `fds`: (packet length, fd count).
-    fn recv(sock: isize, data: &mut [u8], fds: &mut [i32; MAX_FDS]) -> (isize, usize) {
+    pub(super) fn recv(sock: isize, data: &mut [u8], fds: &mut [i32; MAX_FDS]) -> (isize, usize) {
         let mut iov = Iovec {
             base: data.as_mut_ptr(),
             len: data.len(),
@@ -650,7 +662,7 @@ mod supervise {
         send(sock, &buf[..len], &[]);
     }
 
-    fn decimal(mut n: u32, out: &mut [u8; 12]) -> &[u8] {
+    pub(super) fn decimal(mut n: u32, out: &mut [u8; 12]) -> &[u8] {
         let mut at = out.len();
         loop {
             at -= 1;
@@ -662,7 +674,7 @@ mod supervise {
         }
     }
 
-    fn close(fd: isize) {
+    pub(super) fn close(fd: isize) {
         // SAFETY: closing a descriptor this process owns.
         unsafe { sys::call(sys::CLOSE, fd as usize, 0, 0) };
     }
@@ -960,6 +972,293 @@ mod supervise {
                 packet[1..1 + text.len()].copy_from_slice(text);
                 send(sock, &packet[..1 + text.len()], &[]);
                 exit(code as i32);
+            }
+        }
+    }
+}
+
+/// The monitor: `init --monitor LISTEN_FD STATUS_FD NFDS [CONSOLE_SOCKET]`, run on the
+/// host by the pct backend's `create` and left in the caller's process tree (its pid is the
+/// pid file's). It accepts the CT's init on the listening socket, sends it the stdio fds
+/// 0..NFDS, or passes the terminal master it gets from the init on to the console socket
+/// (runc's protocol); writes `ready` (or `failed: <why>`) to STATUS_FD and closes it; lets
+/// go of the caller's stdio; then passes every signal it gets on to the init (`K<n>`) and
+/// exits with the status the init reports (`E<code>`), or 137 when the init vanished
+/// without one (SIGKILL, `pct stop`). Static and tiny, it costs a few pages of memory and
+/// no CPU while it waits in ppoll.
+mod monitor {
+    use super::supervise::{close, decimal, recv, send, Pollfd, SockaddrUn, MAX_FDS};
+    use super::{errno_text, exit, parse_number, strlen, sys, write_fd};
+
+    const AF_UNIX: usize = 1;
+    const SOCK_STREAM: usize = 1;
+    const O_RDWR: usize = 0o2;
+    const O_CLOEXEC: usize = 0o2000000;
+    const AT_FDCWD: usize = -100isize as usize;
+    const SIG_BLOCK: usize = 0;
+    const POLLIN: i16 = 1;
+    const KILLED: i32 = 128 + 9;
+    const SIGCHLD: u64 = 1 << (17 - 1);
+
+    /// The status fd while `create` waits on it; -1 once reported.
+    static mut STATUS: isize = -1;
+
+    /// `failed: <what>` to `create`, once.
+    pub fn report_failure(what: &[&[u8]]) {
+        // SAFETY: single-threaded; only this module touches STATUS.
+        let status = unsafe { STATUS };
+        if status < 0 {
+            return;
+        }
+        write_fd(status as usize, &[b"failed: "]);
+        write_fd(status as usize, what);
+        // SAFETY: as above.
+        unsafe { STATUS = -1 };
+    }
+
+    fn failed(what: &[&[u8]]) -> ! {
+        report_failure(what);
+        exit(1)
+    }
+
+    fn number(arg: &[u8]) -> usize {
+        match parse_number(arg, 10) {
+            Some(n) => n,
+            None => failed(&[b"bad monitor arguments"]),
+        }
+    }
+
+    pub fn main(argc: usize, argv: *const *const u8) -> ! {
+        // SAFETY: argv holds argc NUL-terminated strings.
+        let arg =
+            |i: usize| unsafe { core::slice::from_raw_parts(*argv.add(i), strlen(*argv.add(i))) };
+        if argc < 5 {
+            exit(2);
+        }
+        let status = number(arg(3));
+        // SAFETY: single-threaded.
+        unsafe { STATUS = status as isize };
+        let listen = number(arg(2));
+        let nfds = number(arg(4));
+        if !(3..=MAX_FDS).contains(&nfds) {
+            failed(&[b"bad monitor arguments"]);
+        }
+        let console = if argc > 5 {
+            // SAFETY: argv[5] exists.
+            Some(unsafe { *argv.add(5) })
+        } else {
+            None
+        };
+
+        // SAFETY: accept4 with no peer address.
+        let conn = unsafe { sys::call5(sys::ACCEPT4, listen, 0, 0, O_CLOEXEC, 0) };
+        if conn < 0 {
+            failed(&[b"accepting the init: ", errno_text(conn)]);
+        }
+        close(listen as isize);
+        let mut packet = [0u8; 512];
+        let mut fds = [-1i32; MAX_FDS];
+        match console {
+            Some(path) => {
+                let (n, got) = recv(conn, &mut packet, &mut fds);
+                if n < 1 || packet[0] != b'T' || got != 1 {
+                    init_said(&packet, n);
+                }
+                send_console(path, fds[0]);
+                close(fds[0] as isize);
+            }
+            None => {
+                let mut stdio = [0i32; MAX_FDS];
+                for (i, fd) in stdio.iter_mut().enumerate().take(nfds) {
+                    *fd = i as i32;
+                }
+                let sent = send(conn, b"I", &stdio[..nfds]);
+                if sent < 0 {
+                    failed(&[b"sending the stdio to the init: ", errno_text(sent)]);
+                }
+            }
+        }
+        let (n, _) = recv(conn, &mut packet, &mut fds);
+        if n < 1 || packet[0] != b'R' {
+            init_said(&packet, n);
+        }
+        write_fd(status, &[b"ready"]);
+        close(status as isize);
+        // SAFETY: single-threaded.
+        unsafe { STATUS = -1 };
+        if console.is_none() {
+            release_stdio(nfds);
+        }
+        relay(conn)
+    }
+
+    /// Fails with what the init's last packet (or its absence) means.
+    fn init_said(packet: &[u8], n: isize) -> ! {
+        if n < 1 {
+            failed(&[b"the container's init exited before it was ready"]);
+        }
+        let n = n as usize;
+        if packet[0] == b'F' {
+            failed(&[
+                b"the container's init failed: ",
+                &packet[1..n.min(packet.len())],
+            ]);
+        }
+        failed(&[b"unexpected message from the container's init"])
+    }
+
+    /// runc's console protocol: one message on a stream socket, the master as its one fd.
+    fn send_console(path: *const u8, master: i32) {
+        // SAFETY: the path is NUL-terminated (an argv string).
+        let path = unsafe { core::slice::from_raw_parts(path, strlen(path)) };
+        let mut addr = SockaddrUn {
+            family: AF_UNIX as u16,
+            path: [0; 108],
+        };
+        if path.len() >= addr.path.len() {
+            failed(&[b"the console socket path is too long"]);
+        }
+        addr.path[..path.len()].copy_from_slice(path);
+        // SAFETY: socket takes plain integers.
+        let sock = unsafe { sys::call(sys::SOCKET, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0) };
+        if sock < 0 {
+            failed(&[b"cannot create a socket: ", errno_text(sock)]);
+        }
+        // SAFETY: addr is a sockaddr_un of at least the given length.
+        let err = unsafe {
+            sys::call(
+                sys::CONNECT,
+                sock as usize,
+                &addr as *const SockaddrUn as usize,
+                2 + path.len() + 1,
+            )
+        };
+        if err < 0 {
+            failed(&[
+                b"cannot connect to the console socket ",
+                path,
+                b": ",
+                errno_text(err),
+            ]);
+        }
+        let sent = send(sock, b"/dev/ptmx", &[master]);
+        if sent < 0 {
+            failed(&[
+                b"cannot send the terminal to ",
+                path,
+                b": ",
+                errno_text(sent),
+            ]);
+        }
+        close(sock);
+    }
+
+    /// Points 0, 1 and 2 at /dev/null and closes the preserved fds 3..nfds (the init has
+    /// its own copies): holding them would keep the caller's pipes open.
+    fn release_stdio(nfds: usize) {
+        // SAFETY: a NUL-terminated path.
+        let null = unsafe {
+            sys::call(
+                sys::OPENAT,
+                AT_FDCWD,
+                b"/dev/null\0".as_ptr() as usize,
+                O_RDWR | O_CLOEXEC,
+            )
+        };
+        for fd in 0..3 {
+            if null >= 0 {
+                // SAFETY: dup3 onto this process's own stdio.
+                unsafe { sys::call(sys::DUP3, null as usize, fd, 0) };
+            } else {
+                close(fd as isize);
+            }
+        }
+        if null >= 0 {
+            close(null);
+        }
+        for fd in 3..nfds {
+            close(fd as isize);
+        }
+    }
+
+    fn relay(conn: isize) -> ! {
+        let signals: u64 = !SIGCHLD;
+        // SAFETY: valid sigset pointers of the kernel's size (8 bytes).
+        unsafe {
+            sys::call5(
+                sys::RT_SIGPROCMASK,
+                SIG_BLOCK,
+                &signals as *const u64 as usize,
+                0,
+                8,
+                0,
+            )
+        };
+        // SAFETY: as above.
+        let sigfd = unsafe {
+            sys::call5(
+                sys::SIGNALFD4,
+                -1isize as usize,
+                &signals as *const u64 as usize,
+                8,
+                O_CLOEXEC,
+                0,
+            )
+        };
+        let mut polls = [
+            Pollfd {
+                fd: conn as i32,
+                events: POLLIN,
+                revents: 0,
+            },
+            Pollfd {
+                fd: sigfd as i32,
+                events: POLLIN,
+                revents: 0,
+            },
+        ];
+        let mut info = [0u8; 128];
+        let mut packet = [0u8; 32];
+        let mut fds = [-1i32; MAX_FDS];
+        loop {
+            // SAFETY: two pollfds, no timeout, no signal mask.
+            let n = unsafe { sys::call5(sys::PPOLL, polls.as_mut_ptr() as usize, 2, 0, 0, 8) };
+            if n < 0 {
+                continue;
+            }
+            if polls[1].revents != 0 {
+                // SAFETY: reading one signalfd_siginfo into a buffer of its size.
+                let got = unsafe {
+                    sys::call(
+                        sys::READ,
+                        sigfd as usize,
+                        info.as_mut_ptr() as usize,
+                        info.len(),
+                    )
+                };
+                if got == info.len() as isize {
+                    let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                    let mut digits = [0u8; 12];
+                    let text = decimal(signo, &mut digits);
+                    let mut msg = [0u8; 13];
+                    msg[0] = b'K';
+                    msg[1..1 + text.len()].copy_from_slice(text);
+                    send(conn, &msg[..1 + text.len()], &[]);
+                }
+            }
+            if polls[0].revents != 0 {
+                let (got, count) = recv(conn, &mut packet, &mut fds);
+                for fd in fds.iter().take(count) {
+                    close(*fd as isize);
+                }
+                if got <= 0 {
+                    exit(KILLED);
+                }
+                if packet[0] == b'E' {
+                    let code =
+                        parse_number(&packet[1..got as usize], 10).unwrap_or(KILLED as usize);
+                    exit(code as i32);
+                }
             }
         }
     }
