@@ -8,24 +8,22 @@
 
 mod support;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use proxcage_core::process::{describe, exit_code, run_captured};
+use proxcage_core::process::run_captured;
 use support::image::{
-    busybox_image, mounts_under, run, wait_until, MountSandbox, Ran, COMMAND_TIMEOUT, IMAGE_REF,
+    busybox_image, mounts_under, run, run_in_pty, wait_until, MountSandbox, Ran, COMMAND_TIMEOUT,
+    IMAGE_REF,
 };
 use support::pct::PctStandin;
 
@@ -330,96 +328,6 @@ impl Drop for Containerd {
     }
 }
 
-/// Runs `cmd` with a new pseudo-terminal as its controlling terminal and stdio (what
-/// script(1) does, without its shell command string); returns what it wrote to the terminal.
-fn run_in_pty(cmd: &mut Command, timeout: Duration) -> Ran {
-    let command = describe(cmd);
-    let master = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open("/dev/ptmx")
-        .expect("open /dev/ptmx");
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: plain calls on an open ptmx fd; `name` is a writable buffer of the size passed.
-    let slave_path = unsafe {
-        assert_eq!(
-            libc::grantpt(master.as_raw_fd()),
-            0,
-            "grantpt: {}",
-            io::Error::last_os_error()
-        );
-        assert_eq!(
-            libc::unlockpt(master.as_raw_fd()),
-            0,
-            "unlockpt: {}",
-            io::Error::last_os_error()
-        );
-        assert_eq!(
-            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
-            0,
-            "ptsname_r"
-        );
-        std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    };
-    let slave = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&slave_path)
-        .unwrap();
-    cmd.stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave);
-    // SAFETY: setsid and ioctl are async-signal-safe; stdin is the terminal by now.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{command}: {e}"));
-    // Close our copies of the terminal, so reading the master ends when the child is done.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-
-    let (tx, rx) = mpsc::channel();
-    let mut reader = master;
-    thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        // The master reads EIO once no process has the terminal open any more.
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            out.extend_from_slice(&buf[..n]);
-        }
-        let _ = tx.send(out);
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command} did not finish within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let out = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-    Ran {
-        command,
-        code: exit_code(status),
-        stdout: String::from_utf8_lossy(&out).replace(['\r', '\0'], ""),
-        stderr: String::new(),
-    }
-}
-
 fn runc() -> PathBuf {
     support::require_tool("runc", "runc")
 }
@@ -516,6 +424,47 @@ fn tty(ctd: Containerd) {
         &mut ctd.ctr_run(&["--rm", "-t"], "tty", &["sh", "-c", script]),
         COMMAND_TIMEOUT,
     );
+    assert_has_terminal(&ctd, &ran);
+    assert_eq!(ran.code, 4, "exit code\n{}", ctd.explain(&ran));
+
+    // `ctr task exec -t` into a running task: a terminal of its own too.
+    let ran = run(
+        &mut ctd.ctr_run(&["-d"], "tty-exec", &["sleep", "1000"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr run -d\n{}", ctd.explain(&ran));
+    let mut exec = ctd.ctr();
+    exec.args(["task", "exec", "-t", "--exec-id", "t", "--fifo-dir"])
+        .arg(ctd.fifo_dir())
+        .args(["tty-exec", "sh", "-c", script]);
+    let ran = run_in_pty(&mut exec, COMMAND_TIMEOUT);
+    assert_has_terminal(&ctd, &ran);
+    assert_eq!(ran.code, 4, "exec exit code\n{}", ctd.explain(&ran));
+    let ran = run(
+        ctd.ctr()
+            .args(["task", "kill", "-s", "SIGKILL", "tty-exec"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr task kill\n{}", ctd.explain(&ran));
+    wait_until(Duration::from_secs(10), || {
+        ctd.task_status("tty-exec").as_deref() == Some("STOPPED")
+    });
+    run(
+        ctd.ctr().args(["task", "delete", "tty-exec"]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    run(
+        ctd.ctr().args(["container", "rm", "tty-exec"]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    ctd.assert_nothing_left();
+}
+
+/// The script's output shows a /dev/pts terminal on stdin.
+#[track_caller]
+fn assert_has_terminal(ctd: &Containerd, ran: &Ran) {
     let lines: Vec<&str> = ran.stdout.lines().collect();
     let pts = lines.iter().any(|l| {
         l.strip_prefix("/dev/pts/")
@@ -524,10 +473,8 @@ fn tty(ctd: Containerd) {
     assert!(
         pts && lines.contains(&"stdin-is-a-tty"),
         "no terminal in the container\n{}",
-        ctd.explain(&ran)
+        ctd.explain(ran)
     );
-    assert_eq!(ran.code, 4, "exit code\n{}", ctd.explain(&ran));
-    ctd.assert_nothing_left();
 }
 
 // ---- tests ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use support::image::run_in_pty;
 use support::pct::PctStandin;
 use support::{busybox_bundle, edit_config, Proxcage};
 
@@ -464,6 +465,43 @@ fn a_failing_create_hook_undoes_the_create() {
     assert_eq!(p.status("poststart"), "running");
     p.ok(&["delete", "--force", "poststart"]);
     assert_eq!(ct.wait(), 137);
+    nothing_left(&p, &standin);
+}
+
+/// Without a console socket, a terminal is this process's: `run` of a terminal process
+/// and `exec -t` relay between proxcage's terminal and the CT's, as runc does.
+#[test]
+fn run_and_exec_with_a_terminal_use_proxcages_own() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let script = "tty; test -t 0 && echo stdin-is-a-tty; exit 4";
+    let has_terminal = |out: &str| out.contains("/dev/pts/") && out.contains("stdin-is-a-tty");
+    let bundle = busybox_bundle(p.dir.path(), "t", &["sh", "-c", script]);
+    edit_config(&bundle, |spec| spec["process"]["terminal"] = true.into());
+    let ran = run_in_pty(
+        p.cmd()
+            .args(["run", "--bundle", bundle.to_str().unwrap(), "tty-run"]),
+        Duration::from_secs(60),
+    );
+    assert!(has_terminal(&ran.stdout), "{ran}");
+    assert_eq!(ran.code, 4, "{ran}");
+
+    let bundle = busybox_bundle(p.dir.path(), "s", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "tty-exec"]);
+    p.ok(&["start", "tty-exec"]);
+    let ran = run_in_pty(
+        p.cmd().args(["exec", "-t", "tty-exec", "sh", "-c", script]),
+        Duration::from_secs(60),
+    );
+    assert!(has_terminal(&ran.stdout), "{ran}");
+    assert_eq!(ran.code, 4, "{ran}");
+    let out = p.run(&["exec", "--detach", "-t", "tty-exec", "true"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs --console-socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.ok(&["delete", "--force", "tty-exec"]);
     nothing_left(&p, &standin);
 }
 

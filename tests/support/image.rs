@@ -5,11 +5,14 @@
 //! sweep that finds and kills whatever an engine left running.
 
 use std::ffi::{CString, OsStr};
-use std::fs;
-use std::io;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -412,4 +415,94 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|mountpoint| Path::new(mountpoint).starts_with(dir))
         .map(str::to_owned)
         .collect()
+}
+
+/// Runs `cmd` with a new pseudo-terminal as its controlling terminal and stdio (what
+/// script(1) does, without its shell command string); returns what it wrote to the terminal.
+pub fn run_in_pty(cmd: &mut Command, timeout: Duration) -> Ran {
+    let command = describe(cmd);
+    let master = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/ptmx")
+        .expect("open /dev/ptmx");
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: plain calls on an open ptmx fd; `name` is a writable buffer of the size passed.
+    let slave_path = unsafe {
+        assert_eq!(
+            libc::grantpt(master.as_raw_fd()),
+            0,
+            "grantpt: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::unlockpt(master.as_raw_fd()),
+            0,
+            "unlockpt: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let slave = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave_path)
+        .unwrap();
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe; stdin is the terminal by now.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{command}: {e}"));
+    // Close our copies of the terminal, so reading the master ends when the child is done.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+
+    let (tx, rx) = mpsc::channel();
+    let mut reader = master;
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The master reads EIO once no process has the terminal open any more.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(out);
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command} did not finish within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let out = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    Ran {
+        command,
+        code: exit_code(status),
+        stdout: String::from_utf8_lossy(&out).replace(['\r', '\0'], ""),
+        stderr: String::new(),
+    }
 }

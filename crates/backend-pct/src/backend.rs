@@ -35,8 +35,10 @@ use crate::monitor::{self, Launch, RunDir};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
 use crate::settings::PctSettings;
+use crate::tty::{self, MasterSocket};
 use crate::vmid::Vmid;
 use crate::NAME;
+use nix::sys::socket::SockType;
 
 /// What the backend remembers of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -457,7 +459,7 @@ impl Pct {
     /// arguments, `--env` and `--cwd` of the command line (as runc does).
     fn exec_process(&self, req: &ExecRequest, files_dir: &Path) -> Result<ProcessFile> {
         let id = req.id();
-        let (args, env, cwd, user, no_new_privileges) = match &req.process_file {
+        let (args, env, cwd, user, no_new_privileges, terminal) = match &req.process_file {
             Some(path) => {
                 let bytes = fs::read(path).map_err(io_error("cannot read", path))?;
                 let p: Process = serde_json::from_slice(&bytes).map_err(|e| {
@@ -467,9 +469,6 @@ impl Pct {
                         io::Error::new(io::ErrorKind::InvalidData, e),
                     )
                 })?;
-                if p.terminal() == Some(true) {
-                    return Err(self.unsupported(id, "exec with a terminal"));
-                }
                 let user = (p.user().uid(), p.user().gid());
                 (
                     p.args().clone().unwrap_or_default(),
@@ -477,6 +476,7 @@ impl Pct {
                     p.cwd().to_string_lossy().into_owned(),
                     user,
                     p.no_new_privileges() == Some(true),
+                    p.terminal() == Some(true) || req.tty,
                 )
             }
             None => {
@@ -498,13 +498,8 @@ impl Pct {
                     })?,
                 };
                 let cwd = req.cwd.clone().unwrap_or(own.cwd);
-                (
-                    req.args.clone(),
-                    env,
-                    cwd,
-                    user,
-                    own.no_new_privileges || req.no_new_privs,
-                )
+                let nnp = own.no_new_privileges || req.no_new_privs;
+                (req.args.clone(), env, cwd, user, nnp, req.tty)
             }
         };
         if user != (0, 0) {
@@ -517,7 +512,7 @@ impl Pct {
             umask: None,
             no_new_privileges,
             monitored: false,
-            terminal: false,
+            terminal,
         })
     }
 
@@ -787,11 +782,42 @@ impl Runtime for Pct {
     /// container unless `--keep`.
     fn run(&self, req: &RunRequest) -> Result<i32> {
         let id = req.create.id();
-        self.create(&req.create)?;
+        let terminal = Bundle::load(&req.create.bundle)
+            .ok()
+            .and_then(|b| b.spec().process().as_ref().and_then(|p| p.terminal()))
+            == Some(true);
+        // A terminal process without a console socket gets this process's terminal, as
+        // with `runc run`: the monitor sends the master here.
+        let mut create = req.create.clone();
+        let console = if terminal && create.console_socket.is_none() {
+            if req.detach {
+                return Err(Error::Conflict {
+                    id: id.clone(),
+                    message: "a detached run of a terminal process needs --console-socket".into(),
+                });
+            }
+            fs::create_dir_all(&self.root).map_err(io_error("cannot create", &self.root))?;
+            let path = self.root.join(format!("{id}.console"));
+            let socket = MasterSocket::listen(&path, SockType::Stream, (0, 0))
+                .map_err(io_error("cannot listen on", &path))?;
+            create.console_socket = Some(path);
+            Some(socket)
+        } else {
+            None
+        };
+        self.create(&create)?;
         let forget = || {
             if let Err(e) = self.delete(DeleteRequest { id, force: true }) {
                 tracing::warn!("container {id}: {e}");
             }
+        };
+        let master = match console.map(|s| s.receive(INIT_TIMEOUT, || false)) {
+            Some(Err(message)) => {
+                forget();
+                return Err(self.failed(id, message));
+            }
+            Some(Ok(master)) => Some(master),
+            None => None,
         };
         let monitor = self.load(id)?.monitor;
         if let Err(e) = self.start(id) {
@@ -804,6 +830,9 @@ impl Runtime for Pct {
         let Some(monitor) = monitor else {
             return Err(self.failed(id, "create recorded no monitor".into()));
         };
+        if let Some(master) = master {
+            tty::relay(master);
+        }
         let code = process::wait_child_relaying(monitor)?;
         if !req.keep {
             self.delete(DeleteRequest { id, force: true })?;
@@ -822,10 +851,6 @@ impl Runtime for Pct {
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
         let unsupported = [
-            (
-                req.tty || req.console_socket.is_some(),
-                "exec with a terminal",
-            ),
             (req.preserve_fds > 0, "exec --preserve-fds"),
             (!req.caps.is_empty(), "exec --cap"),
             (req.apparmor.is_some(), "exec --apparmor"),
@@ -837,36 +862,85 @@ impl Runtime for Pct {
             return Err(self.unsupported(id, what));
         }
         let record = self.load(id)?;
+        let owner = record.owner.unwrap_or((0, 0));
         let files_dir = self.files_root.join(id.as_str());
         let process = self.exec_process(req, &files_dir)?;
+        if process.terminal && req.detach && req.console_socket.is_none() {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: "a detached exec with a terminal needs --console-socket".into(),
+            });
+        }
         let run = RunDir::new(&files_dir);
         sweep_exec_files(run.path());
-        let file = run.path().join(format!(
-            "exec-{}-{}.process",
+        let name = format!(
+            "exec-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_nanos()
-        ));
+        );
+        let file = run.path().join(format!("{name}.process"));
         let bytes = process.encode().map_err(input)?;
-        write_owned(&file, &bytes, record.owner.unwrap_or((0, 0)))?;
-        let inside =
-            Path::new(CONTROL_SOCKET_PATH).with_file_name(file.file_name().expect("a file name"));
-        let argv = [INIT_PATH.to_string(), inside.to_string_lossy().into_owned()];
+        write_owned(&file, &bytes, owner)?;
+        let mut argv = vec![INIT_PATH.to_string(), inside_path(&file)];
+        let terminal = if process.terminal {
+            let path = run.path().join(format!("{name}.tty"));
+            let socket = MasterSocket::listen(&path, SockType::SeqPacket, owner)
+                .map_err(io_error("cannot listen on", &path))?;
+            argv.push(inside_path(&path));
+            Some(socket)
+        } else {
+            None
+        };
         let mut cmd = self.tools.exec_command(record.vmid, &argv);
-        if req.detach {
-            let child = cmd
-                .spawn()
-                .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
-            if let Some(pid_file) = &req.pid_file {
-                process::write_pid_file(pid_file, child.id() as i32)?;
+        let Some(socket) = terminal else {
+            if req.detach {
+                let child = cmd
+                    .spawn()
+                    .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
+                if let Some(pid_file) = &req.pid_file {
+                    process::write_pid_file(pid_file, child.id() as i32)?;
+                }
+                return Ok(0);
             }
-            return Ok(0);
-        }
-        let status = process::run_inherited(&mut cmd, None);
+            let status = process::run_inherited(&mut cmd, None);
+            let _ = fs::remove_file(&file);
+            return Ok(process::exit_code(status?));
+        };
+        // The terminal is the process's stdio; lxc-attach must not make one of its own
+        // from a caller's terminal, nor read the caller's input.
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
+        let master = socket.receive(INIT_TIMEOUT, || !matches!(child.try_wait(), Ok(None)));
         let _ = fs::remove_file(&file);
-        Ok(process::exit_code(status?))
+        drop(socket);
+        let master = match master {
+            Ok(master) => master,
+            Err(message) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(self.failed(id, message));
+            }
+        };
+        match &req.console_socket {
+            Some(console) => {
+                tty::send_to_console(console, &master).map_err(|m| self.failed(id, m))?;
+                drop(master);
+                if req.detach {
+                    if let Some(pid_file) = &req.pid_file {
+                        process::write_pid_file(pid_file, child.id() as i32)?;
+                    }
+                    return Ok(0);
+                }
+            }
+            None => tty::relay(master),
+        }
+        process::wait_child_relaying(child.id() as i32)
     }
 
     fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {

@@ -14,6 +14,7 @@ mod monitor;
 pub mod parse;
 pub mod pct;
 mod settings;
+mod tty;
 pub mod vmid;
 
 pub use backend::{pct, without_proxmox_keys, Pct};

@@ -303,11 +303,18 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
             &mut *core::ptr::addr_of_mut!(CANDIDATE),
         )
     };
-    run(path, buf, args, envs, candidate)
+    let terminal_socket = if argc > 2 {
+        // SAFETY: argv[2] exists when argc > 2.
+        unsafe { *argv.add(2) }
+    } else {
+        core::ptr::null()
+    };
+    run(path, terminal_socket, buf, args, envs, candidate)
 }
 
 fn run(
     path: *const u8,
+    terminal_socket: *const u8,
     buf: &mut [u8],
     args: &mut [*const u8],
     envs: &mut [*const u8],
@@ -386,6 +393,12 @@ fn run(
     if monitored {
         // Returns in the child that goes on to exec the process; the init stays behind.
         supervise::run(terminal);
+    } else if terminal {
+        // An exec with a terminal: the runtime waits for the master on this socket.
+        if terminal_socket.is_null() {
+            bad(b"a terminal without the socket to send it to (the second argument)");
+        }
+        supervise::exec_terminal(terminal_socket);
     }
 
     if !umask.is_empty() {
@@ -690,10 +703,85 @@ mod supervise {
         high as i32
     }
 
-    /// Returns in the child that is to exec the process; the init never returns.
-    pub fn run(terminal: bool) {
+    /// Connects to the SOCK_SEQPACKET socket at `path` (NUL-terminated).
+    fn connect(path: *const u8) -> isize {
+        // SAFETY: socket takes plain integers.
+        let sock = check(
+            unsafe { sys::call(sys::SOCKET, AF_UNIX, SOCK_SEQPACKET | O_CLOEXEC, 0) },
+            b"cannot create a socket",
+        );
+        let len = super::strlen(path) + 1;
+        let mut addr = SockaddrUn {
+            family: AF_UNIX as u16,
+            path: [0; 108],
+        };
+        if len > addr.path.len() {
+            fail(125, &[b"the socket path is too long"]);
+        }
+        // SAFETY: `len` bytes of the path, its NUL included.
+        addr.path[..len].copy_from_slice(unsafe { core::slice::from_raw_parts(path, len) });
+        // SAFETY: addr is a sockaddr_un of at least 2 + len bytes.
+        let err = unsafe {
+            sys::call(
+                sys::CONNECT,
+                sock as usize,
+                &addr as *const SockaddrUn as usize,
+                2 + len,
+            )
+        };
+        if err < 0 {
+            // SAFETY: as above.
+            let shown = unsafe { core::slice::from_raw_parts(path, len - 1) };
+            fail(125, &[b"cannot reach ", shown, b": ", errno_text(err)]);
+        }
+        sock
+    }
+
+    /// A new pseudo-terminal: (master, peer), both close-on-exec.
+    fn open_pty() -> (isize, isize) {
+        // SAFETY: a NUL-terminated path.
+        let master = check(
+            unsafe {
+                sys::call(
+                    sys::OPENAT,
+                    AT_FDCWD,
+                    PTMX.as_ptr() as usize,
+                    O_RDWR | O_NOCTTY | O_CLOEXEC,
+                )
+            },
+            b"cannot open /dev/ptmx",
+        );
+        let unlock: i32 = 0;
+        // SAFETY: TIOCSPTLCK reads an int.
+        check(
+            unsafe {
+                sys::call(
+                    sys::IOCTL,
+                    master as usize,
+                    TIOCSPTLCK,
+                    &unlock as *const i32 as usize,
+                )
+            },
+            b"cannot unlock the pseudo-terminal",
+        );
+        // SAFETY: TIOCGPTPEER takes open flags.
+        let peer = check(
+            unsafe {
+                sys::call(
+                    sys::IOCTL,
+                    master as usize,
+                    TIOCGPTPEER,
+                    O_RDWR | O_NOCTTY | O_CLOEXEC,
+                )
+            },
+            b"cannot open the pseudo-terminal",
+        );
+        (master, peer)
+    }
+
+    /// Blocks every signal and returns a signalfd that reads them.
+    fn block_signals() -> isize {
         let all: u64 = !0;
-        let none: u64 = 0;
         // SAFETY: valid sigset pointers of the kernel's size (8 bytes).
         check(
             unsafe {
@@ -709,7 +797,7 @@ mod supervise {
             b"cannot block signals",
         );
         // SAFETY: as above.
-        let sigfd = check(
+        check(
             unsafe {
                 sys::call5(
                     sys::SIGNALFD4,
@@ -721,80 +809,86 @@ mod supervise {
                 )
             },
             b"cannot create a signalfd",
-        );
+        )
+    }
 
-        // SAFETY: socket takes plain integers.
-        let sock = check(
-            unsafe { sys::call(sys::SOCKET, AF_UNIX, SOCK_SEQPACKET | O_CLOEXEC, 0) },
-            b"cannot create a socket",
-        );
-        let mut addr = SockaddrUn {
-            family: AF_UNIX as u16,
-            path: [0; 108],
-        };
-        addr.path[..CONTROL_SOCKET.len()].copy_from_slice(CONTROL_SOCKET);
-        let addr_len = 2 + CONTROL_SOCKET.len();
-        // SAFETY: addr is a sockaddr_un of at least addr_len bytes.
-        let err = unsafe {
-            sys::call(
-                sys::CONNECT,
-                sock as usize,
-                &addr as *const SockaddrUn as usize,
-                addr_len,
+    /// In a forked child about to exec: no blocked signals, a session of its own.
+    fn child_setup() {
+        let none: u64 = 0;
+        // SAFETY: a valid sigset pointer.
+        unsafe {
+            sys::call5(
+                sys::RT_SIGPROCMASK,
+                SIG_SETMASK,
+                &none as *const u64 as usize,
+                0,
+                8,
+                0,
             )
         };
-        if err < 0 {
-            fail(
-                125,
-                &[
-                    b"cannot reach the monitor at /.proxcage/run/control: ",
-                    errno_text(err),
-                ],
+        // SAFETY: no arguments.
+        check(
+            unsafe { sys::call(sys::SETSID, 0, 0, 0) },
+            b"cannot start a session",
+        );
+    }
+
+    fn fork() -> isize {
+        // SAFETY: a plain fork: no new stack, no shared memory.
+        check(
+            unsafe { sys::call5(sys::CLONE, SIGCHLD as usize, 0, 0, 0, 0) },
+            b"cannot fork",
+        )
+    }
+
+    /// An exec with a terminal: sends the master of a new pseudo-terminal to the runtime
+    /// over the socket at `path`, then forks (what `pct exec` starts leads a process
+    /// group, so it cannot start the session a controlling terminal needs): the child
+    /// returns to exec the process with the terminal as its controlling terminal and
+    /// stdio; this process passes signals on to it and exits with its status.
+    pub fn exec_terminal(path: *const u8) {
+        let sigfd = block_signals();
+        let sock = connect(path);
+        let (master, peer) = open_pty();
+        check(
+            send(sock, b"T", &[master as i32]),
+            b"cannot send the terminal",
+        );
+        close(master);
+        close(sock);
+        let child = fork();
+        if child == 0 {
+            child_setup();
+            for fd in 0..3 {
+                // SAFETY: dup3 of a descriptor this process owns onto its stdio.
+                check(
+                    unsafe { sys::call(sys::DUP3, peer as usize, fd, 0) },
+                    b"cannot set up stdio",
+                );
+            }
+            close(peer);
+            // SAFETY: TIOCSCTTY takes an int.
+            check(
+                unsafe { sys::call(sys::IOCTL, 0, TIOCSCTTY, 0) },
+                b"cannot set the controlling terminal",
             );
+            return;
         }
+        close(peer);
+        supervise(child, sigfd, -1)
+    }
+
+    /// Returns in the child that is to exec the process; the init never returns.
+    pub fn run(terminal: bool) {
+        let sigfd = block_signals();
+        let sock = connect(CONTROL_SOCKET.as_ptr());
         // SAFETY: single-threaded; see CONTROL.
         unsafe { CONTROL = sock };
 
         let mut fds = [-1i32; MAX_FDS];
         let count;
         if terminal {
-            // SAFETY: a NUL-terminated path.
-            let master = check(
-                unsafe {
-                    sys::call(
-                        sys::OPENAT,
-                        AT_FDCWD,
-                        PTMX.as_ptr() as usize,
-                        O_RDWR | O_NOCTTY | O_CLOEXEC,
-                    )
-                },
-                b"cannot open /dev/ptmx",
-            );
-            let unlock: i32 = 0;
-            // SAFETY: TIOCSPTLCK reads an int.
-            check(
-                unsafe {
-                    sys::call(
-                        sys::IOCTL,
-                        master as usize,
-                        TIOCSPTLCK,
-                        &unlock as *const i32 as usize,
-                    )
-                },
-                b"cannot unlock the pseudo-terminal",
-            );
-            // SAFETY: TIOCGPTPEER takes open flags.
-            let peer = check(
-                unsafe {
-                    sys::call(
-                        sys::IOCTL,
-                        master as usize,
-                        TIOCGPTPEER,
-                        O_RDWR | O_NOCTTY | O_CLOEXEC,
-                    )
-                },
-                b"cannot open the pseudo-terminal",
-            );
+            let (master, peer) = open_pty();
             check(
                 send(sock, b"T", &[master as i32]),
                 b"cannot send the terminal to the monitor",
@@ -833,28 +927,11 @@ mod supervise {
         unsafe { sys::call(sys::WRITE, fifo as usize, b"0".as_ptr() as usize, 1) };
         close(fifo);
 
-        const CLONE_SIGCHLD: usize = SIGCHLD as usize;
-        // SAFETY: a plain fork: no new stack, no shared memory.
-        let child = check(
-            unsafe { sys::call5(sys::CLONE, CLONE_SIGCHLD, 0, 0, 0, 0) },
-            b"cannot fork",
-        );
+        let child = fork();
         if child == 0 {
             // SAFETY: single-threaded; see CONTROL.
             unsafe { CONTROL = -1 };
-            // SAFETY: a valid sigset pointer.
-            unsafe {
-                sys::call5(
-                    sys::RT_SIGPROCMASK,
-                    SIG_SETMASK,
-                    &none as *const u64 as usize,
-                    0,
-                    8,
-                    0,
-                )
-            };
-            // SAFETY: no arguments.
-            unsafe { sys::call(sys::SETSID, 0, 0, 0) };
+            child_setup();
             for (i, fd) in fds.iter().enumerate().take(count) {
                 // SAFETY: dup3 of descriptors this process owns; fd >= HIGH_FD > i.
                 check(
