@@ -244,3 +244,13 @@ fn ok(tool: &str, args: &[&str], out: Output) -> String {
     );
     stdout(&out)
 }
+
+/// proxcage routed to the pct backend, configured for `standin`'s paths.
+pub fn proxcage_for(standin: &PctStandin) -> super::Proxcage {
+    let mut p = super::Proxcage::new(&standin.proxcage_config());
+    p.env
+        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
+    // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.
+    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}

@@ -60,6 +60,7 @@ pub struct CrunSettings {
 pub struct Crun {
     delegate: Delegate,
     cgroups: bool,
+    private_cgroup2: bool,
 }
 
 /// The crun backend with its state under `root`.
@@ -87,6 +88,7 @@ pub fn crun(settings: &CrunSettings, root: PathBuf, flags: &CallerFlags) -> Resu
     Ok(Crun {
         delegate,
         cgroups: settings.cgroup_manager != Some(CgroupManager::Disabled),
+        private_cgroup2: settings.private_cgroup2,
     })
 }
 
@@ -119,6 +121,18 @@ fn private_cgroup2() -> io::Result<()> {
             std::ptr::null(),
         ))
     }
+}
+
+/// Whether /sys/fs/cgroup is a cgroup2 mount (the unified layout).
+// f_type is an i64 here and narrower on other architectures: the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
+fn unified_cgroups() -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type for statfs to fill.
+    let rc = unsafe { libc::statfs(c"/sys/fs/cgroup".as_ptr(), buf.as_mut_ptr()) };
+    // SAFETY: statfs filled the buffer when it returned 0.
+    rc == 0 && unsafe { buf.assume_init() }.f_type as i64 == CGROUP2_SUPER_MAGIC
 }
 
 impl Crun {
@@ -209,6 +223,19 @@ impl Runtime for Crun {
     }
     fn features(&self) -> Result<serde_json::Value> {
         self.delegate.features().or_else(|_| self.own_features())
+    }
+    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+        let mut findings = self.delegate.health(store)?;
+        if self.cgroups && !self.private_cgroup2 && !unified_cgroups() {
+            findings.push(proxcage_core::Finding::new(
+                "cgroup-layout",
+                proxcage_core::Severity::Error,
+                format!("backend {NAME}"),
+                "/sys/fs/cgroup",
+                "the host's cgroup layout is not unified (/sys/fs/cgroup is not a cgroup2 mount), and crun refuses a hybrid layout: set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\", or route containers to runc",
+            ));
+        }
+        Ok(findings)
     }
 }
 

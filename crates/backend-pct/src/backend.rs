@@ -81,7 +81,7 @@ impl CtRecord {
 }
 
 /// The pct backend.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Pct {
     tools: PctTools,
     root: PathBuf,
@@ -377,7 +377,7 @@ impl Pct {
     }
 
     /// Holds an exclusive flock on `path` (created if needed) until dropped.
-    fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
+    pub(crate) fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
         }
@@ -992,6 +992,39 @@ impl Runtime for Pct {
             "ociVersionMin": "1.0.0",
             "ociVersionMax": proxcage_core::OCI_VERSION,
         }))
+    }
+
+    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+        crate::health::check(self, store)
+    }
+
+    fn recover(&self, record: &proxcage_core::Record) -> Result<()> {
+        crate::health::recover(self, record)
+    }
+}
+
+/// What the health checks (health.rs) read of the backend.
+impl Pct {
+    pub(crate) fn tools(&self) -> &PctTools {
+        &self.tools
+    }
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+    pub(crate) fn files_root(&self) -> &Path {
+        &self.files_root
+    }
+    pub(crate) fn template_dir(&self) -> &Path {
+        &self.template_dir
+    }
+    pub(crate) fn lock_dir(&self) -> &Path {
+        &self.lock_dir
+    }
+    pub(crate) fn pve_dir(&self) -> &Path {
+        &self.pve_dir
+    }
+    pub(crate) fn range(&self) -> crate::VmidRange {
+        self.range
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod alloc;
 mod backend;
 pub mod error;
+mod health;
 mod hooks;
 mod monitor;
 pub mod parse;

@@ -100,6 +100,28 @@ pub enum Command {
     /// Print the LXC configuration a bundle translates to (with --proxmox: the pct options
     /// and raw keys of the CT's .conf)
     LxcConfig(LxcConfigArgs),
+    /// Check the host, the state store and every backend's containers; --repair fixes
+    /// what can be fixed safely. Exit code 0: healthy, 1: problems, 2: a check could not run
+    Health(Health),
+}
+
+#[derive(Debug, Args)]
+pub struct Health {
+    /// Output: text or json
+    #[arg(long, value_enum, default_value_t = HealthFormat::Text)]
+    pub format: HealthFormat,
+    /// Repair what can be repaired safely, then report what is left
+    #[arg(long)]
+    pub repair: bool,
+    /// Check only this backend (and the store)
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HealthFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,19 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// `proxcage` with the `--root` and `--config` of this invocation, for commands that
+    /// messages tell the operator to run.
+    pub fn command_line(&self) -> String {
+        let mut cmd = String::from("proxcage");
+        if let Some(root) = &self.global.root {
+            cmd.push_str(&format!(" --root {}", root.display()));
+        }
+        if let Some(config) = &self.global.config {
+            cmd.push_str(&format!(" --config {}", config.display()));
+        }
+        cmd
+    }
+
     /// The record of `id`, or runc's "does not exist".
     pub fn record(&self, id: &ContainerId) -> Result<Record> {
         self.store()?
@@ -95,8 +108,19 @@ impl<'a> Ctx<'a> {
     }
 
     /// The record of `id` and the backend it names.
+    /// A create that died midway is an error that says how to clean it up.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
         let record = self.record(id)?;
+        if proxcage_core::health::create_interrupted(&record) {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: format!(
+                    "its create was interrupted (proxcage process {} is gone): '{cmd} delete --force {id}' or '{cmd} health --repair' cleans it up",
+                    record.creator_pid().unwrap_or(0),
+                    cmd = self.command_line(),
+                ),
+            });
+        }
         let backend = self.backend(record.backend())?;
         Ok((record, backend))
     }

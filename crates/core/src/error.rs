@@ -55,6 +55,9 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    #[error("the lock on {} is stale: {detail}; 'proxcage health --repair' (with the same --root) releases it", path.display())]
+    StaleLock { path: PathBuf, detail: String },
+
     #[error("{program} was not found (looked in {searched}): install the Debian package '{package}' or set the backend's binary in the config file")]
     ToolNotFound {
         program: String,

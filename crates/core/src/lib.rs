@@ -6,6 +6,7 @@
 //! - [`StateStore`]: proxcage's own records, one directory per container, written
 //!   atomically under per-container locks.
 //! - [`Router`]: which backend runs a new container.
+//! - [`health`]: what `proxcage health` checks and repairs, for the store and backends.
 //! - [`process`]: external tools run from argv lists with timeouts, never through a shell.
 //! - [`Error`]: what went wrong, with the id, file or command, and runc's wording for the
 //!   classes callers match on.
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod error;
+pub mod health;
 pub mod id;
 pub mod process;
 pub mod router;
@@ -29,6 +31,7 @@ pub mod state;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};
+pub use health::{Finding, Severity};
 pub use id::ContainerId;
 pub use router::{Reason, RouteRule, Router, BACKEND_ANNOTATION};
 pub use runtime::{CreateRequest, DeleteRequest, ExecRequest, KillRequest, RunRequest, Runtime};

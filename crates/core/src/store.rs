@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::ContainerId;
 
-const RECORD: &str = "record.json";
-const TMP_PREFIX: &str = "record.json.tmp.";
+pub(crate) const RECORD: &str = "record.json";
+pub(crate) const TMP_PREFIX: &str = "record.json.tmp.";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for a lock before asking whether its holder is gone.
+const STALE_CHECK_AFTER: Duration = Duration::from_millis(500);
 
 /// Where a container is in proxcage's own create: `Creating` until the backend reported
 /// success, so a record left in `Creating` by a crashed create can be found and repaired.
@@ -65,6 +67,25 @@ impl Record {
             phase: Phase::Creating,
             created: now_rfc3339(),
             creator_pid: Some(std::process::id()),
+            backend_data: serde_json::Value::Null,
+        }
+    }
+
+    /// The record of a container that exists in its backend but lost its record: rebuilt
+    /// by `health --repair` from what the backend knows.
+    pub fn restored(
+        id: ContainerId,
+        backend: impl Into<String>,
+        bundle: impl Into<PathBuf>,
+        created: impl Into<String>,
+    ) -> Self {
+        Record {
+            id,
+            backend: backend.into(),
+            bundle: bundle.into(),
+            phase: Phase::Created,
+            created: created.into(),
+            creator_pid: None,
             backend_data: serde_json::Value::Null,
         }
     }
@@ -195,6 +216,44 @@ impl StateStore {
             .iter()
             .filter_map(|id| self.read(id).transpose())
             .collect())
+    }
+
+    /// Replaces a container's directory by a fresh copy holding its record: a stale lock
+    /// on the old directory (see [`crate::health::stale_lock`]) then no longer applies.
+    /// Nothing is killed; whoever still holds the old directory holds nothing that counts.
+    pub fn replace_container_dir(&self, id: &ContainerId) -> Result<String> {
+        let dir = self.dir(id);
+        let pid = std::process::id();
+        let fresh = self.containers.join(format!("~new.{pid}"));
+        let old = self.containers.join(format!("~old.{pid}"));
+        let _ = fs::remove_dir_all(&fresh);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&fresh)
+            .map_err(|e| Error::io("cannot create", &fresh, e))?;
+        match fs::read(dir.join(RECORD)) {
+            Ok(bytes) => {
+                let copy = fresh.join(RECORD);
+                let write = || -> io::Result<()> {
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&copy)?;
+                    f.write_all(&bytes)?;
+                    f.sync_all()
+                };
+                write().map_err(|e| Error::io("cannot write", &copy, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot read", dir.join(RECORD), e)),
+        }
+        fs::rename(&dir, &old).map_err(|e| Error::io("cannot move aside", &dir, e))?;
+        fs::rename(&fresh, &dir).map_err(|e| Error::io("cannot move into place", &fresh, e))?;
+        fs::remove_dir_all(&old).map_err(|e| Error::io("cannot remove", &old, e))?;
+        Ok(format!(
+            "replaced the directory of container {id} (the stale lock stays on the old one)"
+        ))
     }
 
     /// Takes the store-wide lock, for work that spans containers.
@@ -380,10 +439,23 @@ fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let mut file = file;
     let mut pause = Duration::from_millis(1);
+    let stale_check = Instant::now() + STALE_CHECK_AFTER;
+    let mut checked = false;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(flock) => return Ok(flock),
             Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                if !checked && Instant::now() >= stale_check {
+                    // A lock whose taker is gone is never released: say so now rather
+                    // than after the whole timeout.
+                    checked = true;
+                    if let Some(stale) = crate::health::stale_lock(path) {
+                        return Err(Error::StaleLock {
+                            path: path.to_path_buf(),
+                            detail: crate::health::describe_stale(&stale),
+                        });
+                    }
+                }
                 file = back;
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));

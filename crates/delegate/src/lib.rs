@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod health;
+
 use proxcage_core::process::{self, Output};
 use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
@@ -442,6 +444,10 @@ impl Runtime for Delegate {
     fn features(&self) -> Result<serde_json::Value> {
         let out = self.captured(["features"])?;
         self.parse("features", &out)
+    }
+
+    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+        health::check(self, store)
     }
 }
 

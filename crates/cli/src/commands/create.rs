@@ -2,11 +2,9 @@
 //! hand over. The record is written as `creating` before the backend starts and marked
 //! `created` after; a failure removes it, so a failed create leaves nothing behind.
 
-use std::process;
-
 use proxcage_core::{
-    ContainerId, ContainerLock, CreateRequest, DeleteRequest, Error, ErrorKind, Phase, Record,
-    RunRequest, Runtime,
+    health, ContainerId, ContainerLock, CreateRequest, DeleteRequest, Error, ErrorKind, Phase,
+    Record, RunRequest, Runtime,
 };
 use proxcage_oci::Bundle;
 
@@ -111,14 +109,14 @@ fn prepare(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<Prepared> {
 }
 
 /// An existing record refuses the create, unless it is what a create that died midway
-/// left behind: then the backend forgets the container and this create goes on.
+/// left behind: then the backend forgets what that create made and this create goes on.
 fn recover_or_refuse(existing: &Record, ctx: &Ctx<'_>) -> anyhow::Result<()> {
     let id = existing.id();
     let creator = match (existing.phase(), existing.creator_pid()) {
         (Phase::Creating, Some(pid)) => pid,
         _ => return Err(Error::AlreadyExists { id: id.clone() }.into()),
     };
-    if creator != process::id() && alive(creator) {
+    if !health::create_interrupted(existing) {
         return Err(Error::Conflict {
             id: id.clone(),
             message: format!("is being created by proxcage process {creator}"),
@@ -128,23 +126,8 @@ fn recover_or_refuse(existing: &Record, ctx: &Ctx<'_>) -> anyhow::Result<()> {
     tracing::warn!(
         "container {id}: cleaning up after an interrupted create (process {creator} is gone)"
     );
-    let backend = ctx.backend(existing.backend())?;
-    match backend.delete(DeleteRequest { id, force: true }) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // EPERM means it exists and belongs to someone else.
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
+    ctx.backend(existing.backend())?.recover(existing)?;
+    Ok(())
 }
 
 /// After a failed create: the backend forgets whatever it made, the record goes.

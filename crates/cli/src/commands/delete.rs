@@ -2,7 +2,7 @@
 //! --force; an unknown id with --force is not an error (containerd's shim and podman
 //! delete twice).
 
-use proxcage_core::{ContainerId, DeleteRequest, Error, ErrorKind};
+use proxcage_core::{health, ContainerId, DeleteRequest, Error, ErrorKind};
 
 use crate::args::Delete;
 use crate::config::BACKENDS;
@@ -25,6 +25,12 @@ pub fn delete(args: &Delete, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         force: args.force,
     };
     let backends = match lock.record() {
+        // A create that died midway: the backend forgets whatever it made.
+        Ok(Some(record)) if health::create_interrupted(&record) => {
+            ctx.backend(record.backend())?.recover(&record)?;
+            lock.remove()?;
+            return Ok(0);
+        }
         Ok(Some(record)) => vec![ctx.backend(record.backend())?],
         // A directory without a record: a create that died before writing it.
         Ok(None) => return not_found(),

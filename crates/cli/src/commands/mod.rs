@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod exec;
 mod features;
+mod health;
 mod list;
 mod lxc_config;
 mod ps;
@@ -42,6 +43,7 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
             template::create(args, ctx)
         }
         Command::LxcConfig(args) => lxc_config::show(args, ctx),
+        Command::Health(args) => health::health(args, ctx),
     }
 }
 

@@ -1,0 +1,567 @@
+//! `proxcage health` for the pct backend: the tools and storage on the host, and the CTs
+//! reconciled with proxcage's records.
+//!
+//! Ownership: a CT is proxcage's when a record of this root names its VMID, or when it is
+//! tagged `proxcage`, its description names a container id, and this root holds the
+//! record of an interrupted create of that id (the crash between `pct create` and the
+//! backend's record). Only such CTs are ever destroyed; any other CT tagged `proxcage` is
+//! reported and left alone, since another proxcage root on the node may own it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxcage_core::health::{
+    self, create_interrupted, forget_record, restore_record, temp_file_finding,
+};
+use proxcage_core::{
+    ContainerId, DeleteRequest, Error, ErrorKind, Finding, Phase, Record, Result, Runtime,
+    Severity, StateStore,
+};
+use serde::Deserialize;
+
+use crate::backend::Pct;
+use crate::error::PctError;
+use crate::parse::ListEntry;
+use crate::vmid::Vmid;
+use crate::NAME;
+
+/// The fields of the backend's per-container record the checks need.
+#[derive(Debug, Deserialize)]
+struct RecordView {
+    vmid: Vmid,
+    template: String,
+    bundle: PathBuf,
+    created: String,
+}
+
+/// The backend's records under its root, and the ones that do not parse.
+fn backend_records(root: &Path) -> (BTreeMap<ContainerId, RecordView>, Vec<(PathBuf, String)>) {
+    let mut good = BTreeMap::new();
+    let mut bad = Vec::new();
+    let Ok(entries) = fs::read_dir(root) else {
+        return (good, bad);
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_suffix(".json")
+            .and_then(|n| ContainerId::new(n).ok())
+        else {
+            continue;
+        };
+        let parsed = fs::read(entry.path())
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<RecordView>(&b).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(view) => {
+                good.insert(id, view);
+            }
+            Err(e) => bad.push((entry.path(), e)),
+        }
+    }
+    (good, bad)
+}
+
+/// What `pct config` says of a CT that no record names.
+struct Unrecorded {
+    entry: ListEntry,
+    tagged: bool,
+    /// The container id in a `proxcage container <id>` description.
+    owner: Option<ContainerId>,
+}
+
+/// Reads the CT's tags and description from its `.conf` (one file read, where `pct
+/// config` costs a Perl start-up per CT on Proxmox), or from `pct config` when the file
+/// cannot be read.
+fn inspect(pct: &Pct, entry: ListEntry) -> Result<Unrecorded> {
+    let conf = pct
+        .pve_dir()
+        .join("lxc")
+        .join(format!("{}.conf", entry.vmid));
+    let (tags, description) = match fs::read_to_string(&conf) {
+        Ok(text) => {
+            // The live config ends at the first snapshot section.
+            let live = text.lines().take_while(|l| !l.starts_with('['));
+            let mut tags = String::new();
+            let mut description = String::new();
+            for line in live {
+                if let Some(comment) = line.strip_prefix('#') {
+                    description.push_str(&percent_decode(comment));
+                    description.push('\n');
+                } else if let Some(value) = line.strip_prefix("tags:") {
+                    tags = value.trim().to_string();
+                }
+            }
+            (tags, description)
+        }
+        Err(_) => {
+            let config = pct.tools().config(entry.vmid).map_err(Error::from)?;
+            let get = |key: &str| {
+                config
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (get("tags"), percent_decode(&get("description")))
+        }
+    };
+    let tagged = tags.split([';', ',', ' ']).any(|t| t.trim() == "proxcage");
+    let owner = description
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("proxcage container "))
+        .and_then(|id| ContainerId::new(id.trim()).ok());
+    Ok(Unrecorded {
+        entry,
+        tagged,
+        owner,
+    })
+}
+
+/// pct prints the description url-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `name` is a template the pct backend packs: `proxcage-<sha256>.tar.zst`.
+fn is_proxcage_template(name: &str) -> bool {
+    name.strip_prefix("proxcage-")
+        .and_then(|n| n.strip_suffix(".tar.zst"))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let backend = format!("backend {NAME}");
+
+    // The host.
+    let template_dir = pct.template_dir().to_path_buf();
+    if !template_dir.is_dir() {
+        findings.push(Finding::new(
+            "template-dir-missing",
+            Severity::Error,
+            &backend,
+            template_dir.display(),
+            "the template directory does not exist: set [backends.pct] template_dir to the template storage's directory (pvesm path <storage>:vztmpl/x shows it)",
+        ));
+    } else if nix::unistd::access(&template_dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        findings.push(Finding::new(
+            "template-dir-not-writable",
+            Severity::Error,
+            &backend,
+            template_dir.display(),
+            "proxcage cannot write templates here: run as root",
+        ));
+    }
+    if let Err(e) = pct.tools().next_id(None) {
+        findings.push(Finding::new(
+            "pvesh-failed",
+            Severity::Error,
+            &backend,
+            pct.tools().pvesh.display(),
+            format!("pvesh cannot give a free VMID, so no create can work: {e}"),
+        ));
+    }
+    // pct list failing means nothing below can be checked.
+    let cts = pct.tools().list().map_err(Error::from)?;
+    let range = pct.range();
+    if range != crate::VmidRange::default() {
+        let size = u64::from(range.last().get() - range.first().get()) + 1;
+        let used = cts.iter().filter(|c| range.contains(c.vmid)).count() as u64;
+        if used >= size {
+            findings.push(Finding::new(
+                "vmid-range-full",
+                Severity::Error,
+                &backend,
+                format!("vmid_range {range}"),
+                format!("every VMID of the configured range is taken by a CT ({used} of {size}): widen [backends.pct] vmid_range"),
+            ));
+        }
+    }
+
+    // A consistent view: no create of this root packs a template or makes a CT meanwhile.
+    // While a create holds the lock longer (it starts the CT and waits for its init), the
+    // CTs and templates not recorded yet are left for the next check.
+    let root = pct.root().to_path_buf();
+    let held = if root.exists() {
+        Pct::flock(&root.join("vmid.lock"), Duration::from_secs(5)).ok()
+    } else {
+        None
+    };
+    let busy = root.exists() && held.is_none();
+    let (records, corrupt) = backend_records(&root);
+    for (path, e) in corrupt {
+        findings.push(Finding::new(
+            "backend-record-corrupt",
+            Severity::Error,
+            format!(
+                "container {}",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+            path.display(),
+            format!("the pct backend's record (the CT's VMID) does not parse: {e}; find the CT tagged proxcage whose description names the container, then 'pct destroy <vmid> --force 1 --purge 1' and remove this file"),
+        ));
+    }
+    for tmp in temp_files(&root) {
+        findings.push(temp_file_finding(tmp, backend.clone()));
+    }
+
+    let on_node: BTreeMap<Vmid, &ListEntry> = cts.iter().map(|c| (c.vmid, c)).collect();
+    let recorded_vmids: BTreeSet<Vmid> = records.values().map(|r| r.vmid).collect();
+    let mut unrecorded = Vec::new();
+    for entry in cts.iter().filter(|c| !recorded_vmids.contains(&c.vmid)) {
+        unrecorded.push(inspect(pct, entry.clone())?);
+    }
+    let core = health::records_of(store, NAME)?;
+    let interrupted: BTreeSet<ContainerId> = core
+        .iter()
+        .filter(|r| create_interrupted(r))
+        .map(|r| r.id().clone())
+        .collect();
+    // A `pct create` whose proxcage was killed runs on and tags its CT only at its end:
+    // until it finished, the CT an interrupted create made cannot be told.
+    let creating_now: Vec<String> = unrecorded
+        .iter()
+        .filter(|u| !u.tagged && u.entry.lock == "create" && pct_config_locked(pct, u.entry.vmid))
+        .map(|u| u.entry.vmid.to_string())
+        .collect();
+
+    for record in core {
+        let id = record.id().clone();
+        let object = format!("container {id}");
+        let mine = records.get(&id);
+        if interrupted.contains(&id) {
+            let mut left = Vec::new();
+            if let Some(view) = mine {
+                left.push(format!("CT {} (recorded)", view.vmid));
+            }
+            for u in unrecorded
+                .iter()
+                .filter(|u| u.tagged && u.owner.as_ref() == Some(&id))
+            {
+                left.push(format!("CT {} (made, never recorded)", u.entry.vmid));
+            }
+            if pct.files_root().join(id.as_str()).exists() {
+                left.push(format!("{}", pct.files_root().join(id.as_str()).display()));
+            }
+            let left = if left.is_empty() {
+                String::new()
+            } else {
+                format!("; it left {}", left.join(", "))
+            };
+            let finding = Finding::new(
+                "create-interrupted",
+                Severity::Error,
+                object,
+                store.root().join("containers").join(id.as_str()).display(),
+                format!(
+                    "its create never finished: proxcage process {} died midway{left}",
+                    record.creator_pid().unwrap_or(0)
+                ),
+            );
+            if !creating_now.is_empty() {
+                findings.push(Finding::new(
+                    finding.kind(),
+                    finding.severity(),
+                    finding.object(),
+                    finding.location(),
+                    format!(
+                        "{}; pct create still runs for CT {}: check again once it finished",
+                        finding.message(),
+                        creating_now.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            let (pct, store) = (pct.clone(), store.clone());
+            findings.push(
+                finding.with_repair(
+                    "destroy the CT that create made (tagged proxcage, its description naming this container), remove its files and the record; the caller was never told the create succeeded",
+                    move || {
+                        pct.recover(&record)?;
+                        forget_record(&store, &id, &record)?;
+                        Ok(format!("cleaned up the interrupted create of container {id}"))
+                    },
+                ),
+            );
+            continue;
+        }
+        if record.phase() != Phase::Created {
+            continue;
+        }
+        match mine {
+            Some(view) if !on_node.contains_key(&view.vmid) => {
+                let (pct, store, vmid) = (pct.clone(), store.clone(), view.vmid);
+                findings.push(
+                    Finding::new(
+                        "ct-gone",
+                        Severity::Error,
+                        object,
+                        format!("pct:{vmid}"),
+                        format!("its CT {vmid} no longer exists on this node (destroyed by hand, or migrated)"),
+                    )
+                    .with_repair(
+                        "forget the container: its record, its files, and its template if no other container uses it",
+                        move || {
+                            delete_forced(&pct, &id)?;
+                            forget_record(&store, &id, &record)?;
+                            Ok(format!("forgot container {id}, whose CT {vmid} was gone"))
+                        },
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                let store = store.clone();
+                findings.push(
+                    Finding::new(
+                        "container-gone",
+                        Severity::Error,
+                        object,
+                        root.join(format!("{id}.json")).display(),
+                        "recorded, but the pct backend has no record of its CT (removed by hand?)",
+                    )
+                    .with_repair("remove the record", move || {
+                        forget_record(&store, &id, &record)
+                    }),
+                );
+            }
+        }
+    }
+
+    // Backend records without a proxcage record.
+    for (id, view) in &records {
+        if health::known(store, id) {
+            continue;
+        }
+        let object = format!("container {id}");
+        let location = root.join(format!("{id}.json")).display().to_string();
+        if on_node.contains_key(&view.vmid) {
+            let record =
+                Record::restored(id.clone(), NAME, view.bundle.clone(), view.created.clone());
+            let store = store.clone();
+            findings.push(
+                Finding::new(
+                    "record-missing",
+                    Severity::Error,
+                    object,
+                    location,
+                    format!("CT {} is this container's, but proxcage has no record of it (removed by hand?)", view.vmid),
+                )
+                .with_repair("write a new record from the pct backend's", move || {
+                    restore_record(&store, &record)
+                }),
+            );
+        } else {
+            let (pct, id, vmid) = (pct.clone(), id.clone(), view.vmid);
+            findings.push(
+                Finding::new(
+                    "ct-gone",
+                    Severity::Error,
+                    object,
+                    format!("pct:{vmid}"),
+                    format!("neither proxcage's record nor CT {vmid} exists any more; only the pct backend's record is left"),
+                )
+                .with_repair("forget the container: the backend's record, its files, its template if unused", move || {
+                    delete_forced(&pct, &id)?;
+                    Ok(format!("forgot container {id}"))
+                }),
+            );
+        }
+    }
+
+    // CTs no record names.
+    for u in unrecorded.iter().filter(|_| !busy) {
+        let vmid = u.entry.vmid;
+        if u.tagged {
+            if u.owner.as_ref().is_some_and(|id| interrupted.contains(id)) {
+                continue;
+            }
+            let whose = match &u.owner {
+                Some(id) => format!("container {id}"),
+                None => "a container".to_string(),
+            };
+            findings.push(Finding::new(
+                "ct-unrecorded",
+                Severity::Warning,
+                format!("CT {vmid}"),
+                format!("pct:{vmid}"),
+                format!("tagged proxcage as {whose}, but no container of this root ({}) records it: another proxcage root on this node may own it; if none does, 'pct destroy {vmid} --force 1 --purge 1' removes it", store.root().display()),
+            ));
+        } else if u.entry.lock == "create" && !pct_config_locked(pct, vmid) {
+            findings.push(Finding::new(
+                "ct-half-created",
+                Severity::Warning,
+                format!("CT {vmid}"),
+                format!("pct:{vmid}"),
+                format!("CT {vmid} is locked (create) and no pct create runs for it: a create died midway. proxcage cannot tell who made it; if no one needs it, 'pct unlock {vmid}' then 'pct destroy {vmid} --purge 1'"),
+            ));
+        }
+    }
+
+    // Templates no container of this root uses.
+    let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
+    let listed = if busy {
+        Err(io::Error::other("a create holds the backend's lock"))
+    } else {
+        fs::read_dir(&template_dir)
+    };
+    if let Ok(entries) = listed {
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_proxcage_template(n) && !referenced.contains(n.as_str()))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = template_dir.join(&name);
+            let root = root.clone();
+            findings.push(
+                Finding::new(
+                    "template-unreferenced",
+                    Severity::Warning,
+                    format!("template {name}"),
+                    path.display(),
+                    "a template the pct backend packed that no container of this root uses (left by a create that died, or by 'proxcage template create')",
+                )
+                .with_repair("remove the template (it is packed again from the bundle when needed)", move || {
+                    remove_unreferenced_template(&root, &path, &name)
+                }),
+            );
+        }
+    }
+    Ok(findings)
+}
+
+/// `<id>.json.tmp.<pid>` files of record writes whose process is gone.
+fn temp_files(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.rsplit_once(".json.tmp.")
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !health::pid_alive(pid))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a pct command holds the CT's config lock right now.
+fn pct_config_locked(pct: &Pct, vmid: Vmid) -> bool {
+    let path = pct.lock_dir().join(format!("pve-config-{vmid}.lock"));
+    let Ok(file) = fs::File::open(&path) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
+fn remove_unreferenced_template(root: &Path, path: &Path, name: &str) -> Result<String> {
+    let _held = Pct::flock(&root.join("vmid.lock"), Duration::from_secs(60))?;
+    let (records, _) = backend_records(root);
+    if records.values().any(|r| r.template == name) {
+        return Ok(format!("kept {name}: a container uses it now"));
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(format!("removed {}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(format!("{name} is gone already")),
+        Err(e) => Err(Error::io("cannot remove", path, e)),
+    }
+}
+
+fn delete_forced(pct: &Pct, id: &ContainerId) -> Result<()> {
+    match pct.delete(DeleteRequest { id, force: true }) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Cleans up after an interrupted create of `record`: the CT it made (recorded by the
+/// backend, or tagged proxcage with this id in its description and recorded nowhere), the
+/// container's files. Templates are left to the unreferenced-template check.
+pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
+    let id = record.id();
+    if pct.root().join(format!("{id}.json")).exists() {
+        return delete_forced(pct, id);
+    }
+    let (records, _) = backend_records(pct.root());
+    let recorded: BTreeSet<Vmid> = records.values().map(|r| r.vmid).collect();
+    let tools = pct.tools();
+    for entry in tools.list().map_err(Error::from)? {
+        if recorded.contains(&entry.vmid) {
+            continue;
+        }
+        let u = inspect(pct, entry)?;
+        if !(u.tagged && u.owner.as_ref() == Some(id)) {
+            continue;
+        }
+        let vmid = u.entry.vmid;
+        tracing::warn!("container {id}: destroying CT {vmid}, made by a create that died");
+        if u.entry.status == "running" {
+            match tools.stop(vmid) {
+                Ok(()) => {}
+                Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match tools.destroy(vmid) {
+            Ok(()) => {}
+            Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let files = pct.files_root().join(id.as_str());
+    match fs::remove_dir_all(&files) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", &files, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_and_templates() {
+        assert_eq!(
+            percent_decode("proxcage%20container%20web-1%0A"),
+            "proxcage container web-1\n"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert!(is_proxcage_template(&format!(
+            "proxcage-{}.tar.zst",
+            "a".repeat(64)
+        )));
+        assert!(!is_proxcage_template("proxcage-abc.tar.zst"));
+        assert!(!is_proxcage_template("debian-12.tar.zst"));
+    }
+}

@@ -1,0 +1,715 @@
+//! Health checks: what `proxcage health` finds, and how `--repair` fixes it.
+//!
+//! A check returns [`Finding`]s. Each names what is wrong (`kind`, stable), the object it
+//! is about, where it is, and, when proxcage can fix it safely, the repair it would make;
+//! [`Finding::repair`] then does it. This module checks the store itself (records that do
+//! not parse, leftover temp files, stale locks, creates that died midway) and gives the
+//! backends the pieces their own checks ([`crate::Runtime::health`]) share.
+//!
+//! Repairs are the least destructive fix that makes the state consistent again, and never
+//! touch a container proxcage did not create: a backend container is only removed when a
+//! record of this root proves proxcage made it.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::ContainerId;
+use crate::store::{Phase, Record, StateStore};
+
+/// How bad a finding is. `error`: something is broken (a command will fail on it);
+/// `warning`: inconsistent or wasteful, but nothing fails yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// The action a repair runs; it says what it did.
+pub type Fix = Box<dyn FnOnce() -> Result<String>>;
+
+/// One problem found by a check.
+#[derive(Serialize)]
+pub struct Finding {
+    /// What kind of problem, e.g. `record-corrupt`: stable, for scripts to match on.
+    kind: &'static str,
+    severity: Severity,
+    /// What it is about: `container web-1`, `CT 105`, `template proxcage-<sha256>.tar.zst`.
+    object: String,
+    /// Where: a path, or a backend's address of the object (`pct:105`).
+    #[serde(rename = "where")]
+    location: String,
+    /// What is wrong, in words for the operator.
+    message: String,
+    /// What `--repair` would do; `None`: proxcage will not repair this itself (the message
+    /// says what to do by hand).
+    repair: Option<String>,
+    #[serde(skip)]
+    fix: Option<Fix>,
+}
+
+impl fmt::Debug for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finding")
+            .field("kind", &self.kind)
+            .field("severity", &self.severity)
+            .field("object", &self.object)
+            .field("where", &self.location)
+            .field("message", &self.message)
+            .field("repair", &self.repair)
+            .finish()
+    }
+}
+
+impl Finding {
+    pub fn new(
+        kind: &'static str,
+        severity: Severity,
+        object: impl Into<String>,
+        location: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            kind,
+            severity,
+            object: object.into(),
+            location: location.to_string(),
+            message: message.into(),
+            repair: None,
+            fix: None,
+        }
+    }
+
+    /// The repair `what` (as the report words it), done by `fix`.
+    pub fn with_repair(
+        mut self,
+        what: impl Into<String>,
+        fix: impl FnOnce() -> Result<String> + 'static,
+    ) -> Self {
+        self.repair = Some(what.into());
+        self.fix = Some(Box::new(fix));
+        self
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+    /// The `where` of the report.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// What `--repair` would do, if proxcage repairs this itself.
+    pub fn repair(&self) -> Option<&str> {
+        self.repair.as_deref()
+    }
+
+    /// Runs the repair (once): `None` when there is none, else what it did or why it
+    /// failed.
+    pub fn run_repair(&mut self) -> Option<Result<String>> {
+        self.fix.take().map(|fix| fix())
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} [{}] at {}: {}",
+            self.severity, self.object, self.kind, self.location, self.message
+        )
+    }
+}
+
+/// Whether process `pid` exists (EPERM: it exists and belongs to someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// When process `pid` started, in seconds since the epoch (from /proc).
+fn started_at(pid: u32) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime, clock ticks after boot), counted after the `(comm)` field.
+    let ticks: i64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: i64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| boot + ticks / i64::from(hz as i32))
+}
+
+/// True when `record` is a create whose proxcage process is gone: it died (or the host
+/// rebooted) before the create finished. A pid taken over since by a process that started
+/// after the record was written does not count as the creator.
+pub fn create_interrupted(record: &Record) -> bool {
+    let (Phase::Creating, Some(pid)) = (record.phase(), record.creator_pid()) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    if !pid_alive(pid) {
+        return true;
+    }
+    let created = time::OffsetDateTime::parse(
+        record.created(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.unix_timestamp());
+    match (created, started_at(pid)) {
+        // One second of slack: /proc's start time is rounded down to clock ticks.
+        (Ok(created), Some(started)) => started > created + 1,
+        _ => false,
+    }
+}
+
+/// A flock on a file or directory that the process which took it no longer holds: the
+/// open file description lives on in another process (a child it left behind), so every
+/// proxcage command waiting for the lock would wait forever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleLock {
+    /// The process that took the lock, now gone.
+    pub taken_by: u32,
+    /// The processes that still hold it open (may be empty if /proc hides them).
+    pub held_by: Vec<u32>,
+}
+
+/// The stale lock on `path`, if there is one. `None` also when the lock is free or held by
+/// the live process that took it.
+pub fn stale_lock(path: &Path) -> Option<StaleLock> {
+    let meta = fs::metadata(path).ok()?;
+    let (ino, dev) = (meta.ino(), meta.dev());
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let taken_by = locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 15938 fe:00:10019137 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (pid, file) = if fields.get(1) == Some(&"->") {
+            (fields.get(5)?, fields.get(6)?)
+        } else {
+            (fields.get(4)?, fields.get(5)?)
+        };
+        let mut parts = file.split(':');
+        let maj = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let min = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let file_ino: u64 = parts.next()?.parse().ok()?;
+        (maj == major && min == minor && file_ino == ino)
+            .then(|| pid.parse::<u32>().ok())
+            .flatten()
+    })?;
+    if pid_alive(taken_by) {
+        return None;
+    }
+    Some(StaleLock {
+        taken_by,
+        held_by: processes_with_open(dev, ino),
+    })
+}
+
+/// Pids of processes with an open fd on the file (dev, ino), as far as /proc shows them.
+fn processes_with_open(dev: u64, ino: u64) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in procs.filter_map(|e| e.ok()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .filter_map(|e| e.ok())
+            .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Describes a stale lock for messages.
+pub fn describe_stale(lock: &StaleLock) -> String {
+    let holders = if lock.held_by.is_empty() {
+        "a process /proc does not show".to_string()
+    } else {
+        lock.held_by
+            .iter()
+            .map(|pid| {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                format!("{pid} ({})", comm.trim())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "it was taken by process {}, which is gone, and is still held by {holders}",
+        lock.taken_by
+    )
+}
+
+/// Temp files of writes that never finished: `<prefix><pid>` whose writer is gone.
+pub fn dead_temp_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !pid_alive(pid))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A finding for a temp file an interrupted write left, with its removal as the repair.
+pub fn temp_file_finding(path: PathBuf, object: impl Into<String>) -> Finding {
+    let shown = path.display().to_string();
+    Finding::new(
+        "temp-file",
+        Severity::Warning,
+        object,
+        &shown,
+        "a temp file of a write that never finished (its process is gone)",
+    )
+    .with_repair("remove the temp file", move || {
+        remove_file(&path)?;
+        Ok(format!("removed {}", path.display()))
+    })
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", path, e)),
+    }
+}
+
+/// Removes `id`'s record if it is still `expected` (nothing changed it since the check).
+pub fn forget_record(store: &StateStore, id: &ContainerId, expected: &Record) -> Result<String> {
+    let Some(lock) = store.lock_existing(id)? else {
+        return Ok(format!("container {id} has no record any more"));
+    };
+    match lock.record()? {
+        Some(current) if current == *expected => {
+            lock.remove()?;
+            Ok(format!("removed the record of container {id}"))
+        }
+        Some(_) => Err(Error::Conflict {
+            id: id.clone(),
+            message: "its record changed since the check; run health again".into(),
+        }),
+        None => Ok(format!("container {id} has no record any more")),
+    }
+}
+
+/// Writes `record` for a container that has none (a backend container whose record was
+/// lost); refuses if a record appeared meanwhile.
+pub fn restore_record(store: &StateStore, record: &Record) -> Result<String> {
+    let id = record.id();
+    let lock = store.lock_new(id)?;
+    if lock.record()?.is_some() {
+        return Err(Error::AlreadyExists { id: id.clone() });
+    }
+    lock.write(record)?;
+    Ok(format!(
+        "wrote a new record for container {id} (backend {})",
+        record.backend()
+    ))
+}
+
+/// The store's own checks: the root's permissions, every container directory (its lock,
+/// temp files, whether its record parses and names a backend this build has), and the
+/// store-wide lock. `backends`: the backends this build has. Interrupted creates and
+/// records whose container is gone are the backends' to find ([`crate::Runtime::health`]).
+pub fn check_store(store: &StateStore, backends: &[&str]) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    check_root(store.root(), &mut findings)?;
+    let containers = store.root().join("containers");
+    let entries = fs::read_dir(&containers)
+        .map_err(|e| Error::io("cannot read the state directory", &containers, e))?;
+    let mut names: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    names.sort();
+    for (name, path) in names {
+        match ContainerId::new(&name) {
+            Ok(id) => check_container_dir(store, &id, &path, backends, &mut findings),
+            Err(_) if name.starts_with(REPAIR_PREFIX) => {
+                let shown = path.display().to_string();
+                findings.push(
+                    Finding::new(
+                        "leftover-directory",
+                        Severity::Warning,
+                        format!("directory {name}"),
+                        &shown,
+                        "left by a health repair that did not finish",
+                    )
+                    .with_repair("remove the directory", move || {
+                        fs::remove_dir_all(&path)
+                            .map_err(|e| Error::io("cannot remove", &path, e))?;
+                        Ok(format!("removed {}", path.display()))
+                    }),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    let store_lock = store.root().join("store.lock");
+    if let Some(stale) = stale_lock(&store_lock) {
+        findings.push(stale_lock_finding(
+            "the store",
+            store_lock.clone(),
+            &stale,
+            move || {
+                replace_file(&store_lock)?;
+                Ok(format!(
+                    "replaced {} (the stale lock stays on the old file)",
+                    store_lock.display()
+                ))
+            },
+        ));
+    }
+    Ok(findings)
+}
+
+/// Names of the store's own scratch directories in `containers/`: never a valid id.
+const REPAIR_PREFIX: &str = "~";
+
+fn check_root(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let meta = fs::metadata(root).map_err(|e| Error::io("cannot stat the root", root, e))?;
+    if nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err() {
+        findings.push(Finding::new(
+            "root-not-writable",
+            Severity::Error,
+            "the state root",
+            root.display(),
+            "proxcage cannot write here: run as the user that owns it, or pick another --root",
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let root = root.to_path_buf();
+        findings.push(
+            Finding::new(
+                "root-permissions",
+                Severity::Warning,
+                "the state root",
+                root.display(),
+                format!("mode {mode:04o} lets other users change container records"),
+            )
+            .with_repair("remove group and other write permission", move || {
+                let new = mode & !0o022;
+                fs::set_permissions(&root, fs::Permissions::from_mode(new))
+                    .map_err(|e| Error::io("cannot change the mode of", &root, e))?;
+                Ok(format!("set the mode of {} to {new:04o}", root.display()))
+            }),
+        );
+    }
+    Ok(())
+}
+
+fn check_container_dir(
+    store: &StateStore,
+    id: &ContainerId,
+    dir: &Path,
+    backends: &[&str],
+    findings: &mut Vec<Finding>,
+) {
+    if !dir.is_dir() {
+        return;
+    }
+    let object = format!("container {id}");
+    let stale = stale_lock(dir);
+    if let Some(stale) = &stale {
+        let (store, id2) = (store.clone(), id.clone());
+        findings.push(stale_lock_finding(
+            &object,
+            dir.to_path_buf(),
+            stale,
+            move || store.replace_container_dir(&id2),
+        ));
+    }
+    for tmp in dead_temp_files(dir, crate::store::TMP_PREFIX) {
+        findings.push(temp_file_finding(tmp, object.clone()));
+    }
+    let record_path = dir.join(crate::store::RECORD);
+    match store.read(id) {
+        Ok(Some(record)) => {
+            if !backends.contains(&record.backend()) {
+                findings.push(Finding::new(
+                    "record-backend-unknown",
+                    Severity::Error,
+                    object,
+                    record_path.display(),
+                    format!(
+                        "the record names backend {:?}, which this proxcage does not have ({}); use the proxcage build that created it",
+                        record.backend(),
+                        backends.join(", ")
+                    ),
+                ));
+            }
+        }
+        // A directory without a record: a create that died before writing one, unless a
+        // create holds the directory right now.
+        Ok(None) if stale.is_none() && !locked(dir) => {
+            let (store, id) = (store.clone(), id.clone());
+            findings.push(
+                Finding::new(
+                    "empty-directory",
+                    Severity::Warning,
+                    object,
+                    dir.display(),
+                    "a container directory without a record: a create died before writing it",
+                )
+                .with_repair("remove the empty container directory", move || {
+                    // Dropping the lock of a directory without a record removes it.
+                    drop(store.lock_existing(&id)?);
+                    Ok(format!("removed the directory of container {id}"))
+                }),
+            );
+        }
+        Ok(None) => {}
+        Err(e @ Error::CorruptRecord { .. }) => {
+            let (store, id, path) = (store.clone(), id.clone(), record_path.clone());
+            findings.push(
+                Finding::new(
+                    "record-corrupt",
+                    Severity::Error,
+                    object,
+                    record_path.display(),
+                    format!("{e}"),
+                )
+                .with_repair(
+                    "move the damaged record aside (kept under <root>/health/); a backend container left without a record then gets a new one",
+                    move || set_aside_corrupt(&store, &id, &path),
+                ),
+            );
+        }
+        Err(e) => findings.push(Finding::new(
+            "record-unreadable",
+            Severity::Error,
+            object,
+            record_path.display(),
+            e.to_string(),
+        )),
+    }
+}
+
+/// Whether some process holds the flock on `path` right now.
+fn locked(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(_) => false,
+        Err((_, e)) => e == nix::errno::Errno::EWOULDBLOCK,
+    }
+}
+
+fn stale_lock_finding(
+    object: &str,
+    path: PathBuf,
+    stale: &StaleLock,
+    fix: impl FnOnce() -> Result<String> + 'static,
+) -> Finding {
+    Finding::new(
+        "stale-lock",
+        Severity::Error,
+        object,
+        path.display(),
+        format!(
+            "a stale lock: {}; every proxcage command that needs this lock would wait for it",
+            describe_stale(stale)
+        ),
+    )
+    .with_repair(
+        "replace the locked file or directory by a copy, so the stale lock no longer applies (no process is killed)",
+        fix,
+    )
+}
+
+/// Replaces the file at `path` by a new empty one: a lock held on the old one no longer
+/// applies to anyone who opens the path.
+fn replace_file(path: &Path) -> Result<()> {
+    let tmp = path.with_extension("lock.new");
+    fs::write(&tmp, b"").map_err(|e| Error::io("cannot create", &tmp, e))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot change the mode of", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))
+}
+
+fn set_aside_corrupt(store: &StateStore, id: &ContainerId, path: &Path) -> Result<String> {
+    let keep_dir = store.root().join("health");
+    fs::create_dir_all(&keep_dir).map_err(|e| Error::io("cannot create", &keep_dir, e))?;
+    let keep = keep_dir.join(format!(
+        "{id}.record.json.{}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
+    let Some(lock) = store.lock_existing(id)? else {
+        return Ok(format!("container {id} has no directory any more"));
+    };
+    match lock.record() {
+        Err(Error::CorruptRecord { .. }) => {}
+        _ => return Ok(format!("the record of container {id} is no longer damaged")),
+    }
+    fs::copy(path, &keep).map_err(|e| Error::io("cannot copy", path, e))?;
+    lock.remove()?;
+    Ok(format!(
+        "moved the damaged record of container {id} to {}",
+        keep.display()
+    ))
+}
+
+/// The records of `backend`, for its checks; unreadable records are the store check's.
+pub fn records_of(store: &StateStore, backend: &str) -> Result<Vec<Record>> {
+    Ok(store
+        .records()?
+        .into_iter()
+        .filter_map(|r| r.ok())
+        .filter(|r| r.backend() == backend)
+        .collect())
+}
+
+/// Whether the store has any trace of `id`: a record, or a directory (a damaged record,
+/// a create in progress).
+pub fn known(store: &StateStore, id: &ContainerId) -> bool {
+    store.root().join("containers").join(id.as_str()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ContainerId {
+        ContainerId::new(s).unwrap()
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<&'static str> {
+        findings.iter().map(|f| f.kind).collect()
+    }
+
+    fn repair_all(findings: Vec<Finding>) {
+        for mut f in findings {
+            if let Some(result) = f.run_repair() {
+                result.unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_clean_store_has_no_findings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let lock = store.lock_new(&id("a")).unwrap();
+        lock.write(&Record::creating(id("a"), "runc", "/b"))
+            .unwrap();
+        drop(lock);
+        assert!(check_store(&store, &["runc"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_records_temp_files_and_empty_dirs_are_found_and_repaired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let dirs = tmp.path().join("root/containers");
+        fs::create_dir(dirs.join("bad")).unwrap();
+        fs::write(dirs.join("bad/record.json"), b"{not json").unwrap();
+        fs::create_dir(dirs.join("empty")).unwrap();
+        fs::create_dir(dirs.join("tmp")).unwrap();
+        fs::write(dirs.join("tmp/record.json.tmp.999999999"), b"{").unwrap();
+        let lock = store.lock_new(&id("tmp")).unwrap();
+        lock.write(&Record::creating(id("tmp"), "kata", "/b"))
+            .unwrap();
+        drop(lock);
+        let findings = check_store(&store, &["runc"]).unwrap();
+        let mut got = kinds(&findings);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "empty-directory",
+                "record-backend-unknown",
+                "record-corrupt",
+                "temp-file"
+            ]
+        );
+        repair_all(findings);
+        let after = check_store(&store, &["runc"]).unwrap();
+        assert_eq!(kinds(&after), ["record-backend-unknown"]);
+        assert!(!dirs.join("bad").exists() && !dirs.join("empty").exists());
+        let kept: Vec<_> = fs::read_dir(tmp.path().join("root/health"))
+            .unwrap()
+            .collect();
+        assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn a_dead_creator_is_an_interrupted_create() {
+        let mut record = Record::creating(id("a"), "runc", "/b");
+        assert!(!create_interrupted(&record));
+        let json = serde_json::to_value(&record).unwrap();
+        let mut json = json;
+        json["creator_pid"] = 999_999_999.into();
+        record = serde_json::from_value(json).unwrap();
+        assert!(create_interrupted(&record));
+        record.mark_created();
+        assert!(!create_interrupted(&record));
+    }
+}

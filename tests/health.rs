@@ -1,0 +1,722 @@
+//! `proxcage health`: faults injected for real (proxcage killed with SIGKILL in the middle
+//! of a create, a CT destroyed by hand, records removed or damaged, a stale lock, a
+//! leftover temp file), found with their exact kinds, repaired by `health --repair`, and
+//! a second `health` clean. Every test leaves no container, CT or process behind.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use support::pct::{proxcage_for, PctStandin};
+use support::{busybox_bundle, require_root, require_tool, Proxcage};
+
+/// `proxcage health --format json [extra]`: the exit code and the report.
+fn health(p: &Proxcage, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["health", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = p.run(&args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "health printed no JSON ({e}):\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// The (kind, object) of every finding, sorted.
+fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = list
+        .iter()
+        .map(|(k, o)| (k.to_string(), o.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Checks that `health` reports exactly `expected` (exit 1), that `health --repair`
+/// repairs every one of them within 30 s and ends healthy, and that a second `health` is
+/// clean (exit 0).
+fn found_and_repaired(p: &Proxcage, expected: &[(&str, &str)]) -> serde_json::Value {
+    let (code, report) = health(p, &[]);
+    assert_eq!(findings(&report), pairs(expected), "{report:#}");
+    assert_eq!(code, 1, "{report:#}");
+    for f in report["findings"].as_array().unwrap() {
+        for field in ["kind", "severity", "object", "where", "message"] {
+            assert!(f[field].is_string(), "{field} missing: {f}");
+        }
+        assert!(f["repair"].is_string(), "no repair offered: {f}");
+    }
+    let started = Instant::now();
+    let (code, repaired) = health(p, &["--repair"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "repair took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{repaired:#}");
+    assert_eq!(repaired["healthy"], true, "{repaired:#}");
+    let done = repaired["repairs"].as_array().unwrap();
+    assert!(done.iter().all(|r| r["ok"] == true), "{repaired:#}");
+    for (kind, object) in expected {
+        assert!(
+            done.iter()
+                .any(|r| r["kind"] == *kind && r["object"] == *object),
+            "no repair of {kind} {object}: {repaired:#}"
+        );
+    }
+    let (code, again) = health(p, &[]);
+    assert_eq!((code, findings(&again)), (0, vec![]), "{again:#}");
+    assert_eq!(again["healthy"], true);
+    repaired
+}
+
+fn executable(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A wrapper around `real` that SIGKILLs its parent (proxcage) when called with the word
+/// `word` among its arguments: `before` the real command runs, or after it succeeded.
+fn killing_wrapper(dir: &Path, name: &str, real: &Path, word: &str, before: bool) -> PathBuf {
+    let path = dir.join(name);
+    let kill = "kill -9 $PPID";
+    let body = if before {
+        format!(
+            "if [ -n \"$hit\" ]; then {kill}; exit 1; fi\nexec {real} \"$@\"\n",
+            real = real.display()
+        )
+    } else {
+        format!(
+            "{real} \"$@\"\nrc=$?\nif [ -n \"$hit\" ] && [ $rc = 0 ]; then {kill}; fi\nexit $rc\n",
+            real = real.display()
+        )
+    };
+    executable(
+        &path,
+        &format!("#!/bin/sh\nhit=\nfor a in \"$@\"; do [ \"$a\" = {word} ] && hit=1; done\n{body}"),
+    );
+    path
+}
+
+/// Runs `proxcage create` and checks that it was killed by SIGKILL.
+fn create_killed(p: &Proxcage, bundle: &Path, id: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), id]);
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "proxcage was not killed: {out:?}"
+    );
+}
+
+/// No container in proxcage's list nor in the backend's root.
+fn no_containers(p: &Proxcage, backend: &str) {
+    assert_eq!(p.ok(&["list", "-q"]), "");
+    let root = p.root.join("backends").join(backend);
+    if let Ok(entries) = fs::read_dir(&root) {
+        let left: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{backend} still has {left:?}");
+    }
+}
+
+/// proxcage for `backend` (runc or crun) whose binary is a killing wrapper.
+fn killed_setup(backend: &str, before: bool) -> Proxcage {
+    require_root();
+    let real = require_tool(backend, backend);
+    let p = Proxcage::with_default(backend);
+    let wrapper = killing_wrapper(p.dir.path(), backend, &real, "create", before);
+    let base = fs::read_to_string(&p.config).unwrap();
+    let binary = format!("binary = \"{}\"\n", wrapper.display());
+    let config = if base.contains(&format!("[backends.{backend}]\n")) {
+        base.replace(
+            &format!("[backends.{backend}]\n"),
+            &format!("[backends.{backend}]\n{binary}"),
+        )
+    } else {
+        format!("{base}\n[backends.{backend}]\n{binary}")
+    };
+    fs::write(&p.config, config).unwrap();
+    p
+}
+
+fn delegate_killed_during_create(backend: &str, before: bool) {
+    let p = killed_setup(backend, before);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    create_killed(&p, &bundle, "victim");
+    // Every command meeting the interrupted create names the exact command to run.
+    for cmd in [
+        &["start", "victim"][..],
+        &["state", "victim"],
+        &["kill", "victim"],
+    ] {
+        let out = p.run(cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let repair = format!("'proxcage --root {} health --repair'", p.root.display());
+        assert!(
+            out.status.code() == Some(1)
+                && err.contains("its create was interrupted")
+                && err.contains(&repair),
+            "{cmd:?}: {err}"
+        );
+    }
+    found_and_repaired(&p, &[("create-interrupted", "container victim")]);
+    no_containers(&p, backend);
+}
+
+#[test]
+fn runc_killed_after_runc_create() {
+    delegate_killed_during_create("runc", false);
+}
+
+#[test]
+fn runc_killed_before_runc_create() {
+    delegate_killed_during_create("runc", true);
+}
+
+#[test]
+fn crun_killed_after_crun_create() {
+    delegate_killed_during_create("crun", false);
+}
+
+#[test]
+fn crun_killed_before_crun_create() {
+    delegate_killed_during_create("crun", true);
+}
+
+/// The next create of the same id cleans up after the killed one by itself.
+#[test]
+fn a_create_after_a_killed_create_of_the_same_id_recovers() {
+    let p = killed_setup("runc", false);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    create_killed(&p, &bundle, "again");
+    let real = require_tool("runc", "runc");
+    let config = fs::read_to_string(&p.config).unwrap().replace(
+        &format!("binary = \"{}\"", p.dir.path().join("runc").display()),
+        &format!("binary = \"{}\"", real.display()),
+    );
+    fs::write(&p.config, config).unwrap();
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "again"]);
+    assert_eq!(p.status("again"), "created");
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    p.ok(&["delete", "again"]);
+    no_containers(&p, "runc");
+}
+
+fn runc_setup() -> Proxcage {
+    require_root();
+    require_tool("runc", "runc");
+    Proxcage::with_default("runc")
+}
+
+#[test]
+fn a_record_removed_by_hand_is_written_again_from_runc() {
+    let p = runc_setup();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "lost"]);
+    fs::remove_dir_all(p.root.join("containers/lost")).unwrap();
+    assert!(!p.run(&["state", "lost"]).status.success());
+    found_and_repaired(&p, &[("record-missing", "container lost")]);
+    assert_eq!(p.status("lost"), "created");
+    p.ok(&["delete", "lost"]);
+    no_containers(&p, "runc");
+}
+
+#[test]
+fn a_container_gone_from_runc_loses_its_record() {
+    let p = runc_setup();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
+    // Deleted behind proxcage's back, with runc itself.
+    let out = Command::new(require_tool("runc", "runc"))
+        .arg("--root")
+        .arg(p.root.join("backends/runc"))
+        .args(["delete", "--force", "behind"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    found_and_repaired(&p, &[("container-gone", "container behind")]);
+    no_containers(&p, "runc");
+}
+
+/// A damaged record is set aside, and the container, still in runc, gets a new one.
+#[test]
+fn a_corrupt_record_is_set_aside_and_rebuilt() {
+    let p = runc_setup();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "bad"]);
+    fs::write(
+        p.root.join("containers/bad/record.json"),
+        b"{\"id\": \"bad\", tru",
+    )
+    .unwrap();
+    let repaired = found_and_repaired(&p, &[("record-corrupt", "container bad")]);
+    let kinds: Vec<&str> = repaired["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["record-corrupt", "record-missing"], "{repaired:#}");
+    assert_eq!(p.status("bad"), "created");
+    let kept = fs::read_dir(p.root.join("health")).unwrap().count();
+    assert_eq!(kept, 1, "the damaged record is kept");
+    p.ok(&["delete", "bad"]);
+    no_containers(&p, "runc");
+}
+
+#[test]
+fn a_leftover_temp_file_is_removed() {
+    let p = runc_setup();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "tmp"]);
+    // A pid above pid_max: no process has it.
+    let tmp = p.root.join("containers/tmp/record.json.tmp.999999999");
+    fs::write(&tmp, b"{\"id\":").unwrap();
+    found_and_repaired(&p, &[("temp-file", "container tmp")]);
+    assert!(!tmp.exists());
+    assert_eq!(p.status("tmp"), "created");
+    p.ok(&["delete", "tmp"]);
+    no_containers(&p, "runc");
+}
+
+/// Holds a flock on `path` in a `sleep` whose parent (the `flock` that took the lock) is
+/// killed: the lock's taker is gone, the lock stays.
+struct StaleLocker {
+    sleeper: i32,
+}
+
+impl StaleLocker {
+    fn new(path: &Path) -> Self {
+        let flock = require_tool("flock", "util-linux");
+        let mut child: Child = Command::new(flock)
+            .arg("-n")
+            .arg(path)
+            .args(["sleep", "1000"])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let sleeper = loop {
+            let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+                .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "flock started no sleep");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        StaleLocker { sleeper }
+    }
+}
+
+impl Drop for StaleLocker {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.sleeper),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[test]
+fn a_stale_lock_is_reported_by_commands_and_repaired() {
+    let p = runc_setup();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "locked"]);
+    let locker = StaleLocker::new(&p.root.join("containers/locked"));
+    // A command that needs the lock fails at once, naming the repair.
+    let started = Instant::now();
+    let out = p.run(&["delete", "locked"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("is stale")
+            && err.contains("proxcage health --repair"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    found_and_repaired(&p, &[("stale-lock", "container locked")]);
+    p.ok(&["delete", "locked"]);
+    drop(locker);
+    no_containers(&p, "runc");
+}
+
+// ---------------------------------------------------------------- pct (stand-in)
+
+/// No CT, no template, no backend record, no files, no monitor.
+fn pct_nothing_left(p: &Proxcage, standin: &PctStandin) {
+    assert_eq!(p.ok(&["list", "-q"]), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !monitors_of(p).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "monitors left: {:?}",
+            monitors_of(p)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
+    let templates: Vec<_> = fs::read_dir(standin.template_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(templates.is_empty(), "templates left: {templates:?}");
+    if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
+        let left: Vec<_> = entries
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "vmid.lock")
+            .collect();
+        assert!(left.is_empty(), "backend records left: {left:?}");
+    }
+    let files = standin.dir.path().join("files");
+    if files.exists() {
+        assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "files left");
+    }
+}
+
+fn template_object(standin: &PctStandin) -> String {
+    let names: Vec<String> = fs::read_dir(standin.template_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    format!("template {}", names[0])
+}
+
+/// proxcage on the stand-in, killed by `tool` (pct or pvesh, wrapped) at `word` during
+/// the create of `id`; the config is the plain one again afterwards.
+fn pct_create_killed(
+    standin: &PctStandin,
+    tool: &str,
+    word: &str,
+    before: bool,
+    id: &str,
+) -> Proxcage {
+    let p = proxcage_for(standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let plain = fs::read_to_string(&p.config).unwrap();
+    let wrapper = killing_wrapper(
+        p.dir.path(),
+        &format!("killing-{tool}"),
+        &standin.bin_dir.join(tool),
+        word,
+        before,
+    );
+    let config = fs::read_to_string(&p.config).unwrap().replace(
+        &format!("{tool} = \"{}/{tool}\"", standin.bin_dir.display()),
+        &format!("{tool} = \"{}\"", wrapper.display()),
+    );
+    fs::write(&p.config, config).unwrap();
+    create_killed(&p, &bundle, id);
+    fs::write(&p.config, plain).unwrap();
+    p
+}
+
+#[test]
+fn pct_killed_after_pct_create_before_the_record() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "create", false, "half");
+    // The CT exists, tagged, and no record names it.
+    let listed = standin.pct_ok(&["list"]);
+    assert!(listed.contains("100"), "{listed}");
+    let template = template_object(&standin);
+    let (_, report) = health(&p, &[]);
+    let interrupted = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "create-interrupted")
+        .unwrap()
+        .clone();
+    assert!(
+        interrupted["message"]
+            .as_str()
+            .unwrap()
+            .contains("CT 100 (made, never recorded)"),
+        "{interrupted}"
+    );
+    found_and_repaired(
+        &p,
+        &[
+            ("create-interrupted", "container half"),
+            ("template-unreferenced", &template),
+        ],
+    );
+    pct_nothing_left(&p, &standin);
+}
+
+/// Killed after `pct start`: the CT runs, its monitor waits in no one's tree; the repair
+/// stops and destroys the CT, and the monitor ends with it.
+#[test]
+fn pct_killed_after_pct_start() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "start", false, "started");
+    assert!(standin.lxc_pid(100).is_some(), "the CT runs");
+    let monitors = || monitors_of(&p);
+    assert_eq!(monitors().len(), 1, "one monitor left by the killed create");
+    let template = template_object(&standin);
+    found_and_repaired(
+        &p,
+        &[
+            ("create-interrupted", "container started"),
+            ("template-unreferenced", &template),
+        ],
+    );
+    pct_nothing_left(&p, &standin);
+}
+
+/// Pids of pct monitors (`<files>/<id>/init --monitor ...`) started by `p` (they inherit
+/// its PROXCAGE_CONFIG), zombies not counted.
+fn monitors_of(p: &Proxcage) -> Vec<i64> {
+    let marker = format!("PROXCAGE_CONFIG={}", p.config.display());
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
+            continue;
+        };
+        let read = |file: &str| {
+            String::from_utf8_lossy(&fs::read(entry.path().join(file)).unwrap_or_default())
+                .into_owned()
+        };
+        let cmdline = read("cmdline");
+        let monitor = cmdline
+            .split('\0')
+            .any(|a| a == "--monitor" || a == "__proxcage-pct-monitor");
+        let ours = monitor && read("environ").split('\0').any(|v| v == marker);
+        if ours && !support::process_gone(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn pct_killed_after_the_template_before_pct_create() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pvesh", "/cluster/nextid", true, "early");
+    let template = template_object(&standin);
+    found_and_repaired(
+        &p,
+        &[
+            ("create-interrupted", "container early"),
+            ("template-unreferenced", &template),
+        ],
+    );
+    pct_nothing_left(&p, &standin);
+}
+
+/// The next create of the same id destroys the CT the killed create made.
+#[test]
+fn pct_create_after_a_killed_create_destroys_the_orphan_ct() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "create", false, "redo");
+    let bundle = p.dir.path().join("b");
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "redo"]);
+    let listed = standin.pct_ok(&["list"]);
+    assert_eq!(listed.lines().count(), 2, "one CT only:\n{listed}");
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    p.ok(&["delete", "redo"]);
+    pct_nothing_left(&p, &standin);
+}
+
+#[test]
+fn pct_ct_destroyed_behind_proxcages_back() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "gone"]);
+    // A created CT runs (its init waits for start): destroying it takes --force.
+    standin.pct_ok(&["destroy", "100", "--force", "1", "--purge", "1"]);
+    found_and_repaired(&p, &[("ct-gone", "container gone")]);
+    pct_nothing_left(&p, &standin);
+}
+
+#[test]
+fn pct_record_removed_by_hand_is_written_again() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "lost"]);
+    fs::remove_dir_all(p.root.join("containers/lost")).unwrap();
+    found_and_repaired(&p, &[("record-missing", "container lost")]);
+    assert_eq!(p.status("lost"), "created");
+    p.ok(&["delete", "lost"]);
+    pct_nothing_left(&p, &standin);
+}
+
+/// CTs proxcage cannot prove it made are reported and never touched.
+#[test]
+fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let template = standin.busybox_template("other.tar.zst", |_| {});
+    for (vmid, extra) in [
+        (
+            "100",
+            &[
+                "--tags",
+                "proxcage",
+                "--description",
+                "proxcage container elsewhere",
+            ][..],
+        ),
+        ("101", &[][..]),
+    ] {
+        let mut args = vec![
+            "create",
+            vmid,
+            &template,
+            "--rootfs",
+            "local-lvm:1",
+            "--ostype",
+            "unmanaged",
+        ];
+        args.extend_from_slice(extra);
+        standin.pct_ok(&args);
+    }
+    standin.pct_ok(&["set", "101", "--lock", "create"]);
+    // While a create of this root holds the backend's lock, CTs and templates it may not
+    // have recorded yet are not judged.
+    let backend_root = p.root.join("backends/pct");
+    fs::create_dir_all(&backend_root).unwrap();
+    let mut holder = Command::new(require_tool("flock", "util-linux"))
+        .arg(backend_root.join("vmid.lock"))
+        .args(["sleep", "1000"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, report) = health(&p, &[]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        findings(&report),
+        pairs(&[("ct-unrecorded", "CT 100"), ("ct-half-created", "CT 101")]),
+        "{report:#}"
+    );
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["repair"].is_null()));
+    let (code, _) = health(&p, &["--repair"]);
+    assert_eq!(code, 1);
+    let listed = standin.pct_ok(&["list"]);
+    assert_eq!(
+        listed.lines().count(),
+        3,
+        "both CTs are still there:\n{listed}"
+    );
+    standin.pct_ok(&["unlock", "101"]);
+    for vmid in ["100", "101"] {
+        standin.pct_ok(&["destroy", vmid, "--purge", "1"]);
+    }
+    fs::remove_file(standin.template_dir().join("other.tar.zst")).unwrap();
+    pct_nothing_left(&p, &standin);
+}
+
+#[test]
+fn health_exit_codes_and_text() {
+    let p = runc_setup();
+    let out = p.run(&["health"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("healthy"));
+    // A pct backend whose pct cannot list CTs: that check cannot run.
+    let broken = p.dir.path().join("failing-pct");
+    executable(&broken, "#!/bin/sh\necho 'pct is broken' >&2\nexit 255\n");
+    fs::write(
+        &p.config,
+        format!(
+            "[backends.pct]\npct = \"{b}\"\npvesh = \"{b}\"\nlxc_info = \"{b}\"\n",
+            b = broken.display()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["health", "--backend", "pct"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("could not check backend pct"));
+    let out = p.run(&["health", "--backend", "kata"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// crun without the settings for a hybrid cgroup layout: reported on such a host, and not
+/// on a host with the unified layout.
+#[test]
+fn crun_on_the_hosts_cgroup_layout() {
+    require_root();
+    require_tool("crun", "crun");
+    let p = Proxcage::new("default_backend = \"crun\"\n");
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let unified = mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/cgroup") && l.contains(" cgroup2 "));
+    let (code, report) = health(&p, &[]);
+    if unified {
+        assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
+    } else {
+        assert_eq!(
+            (code, findings(&report)),
+            (1, pairs(&[("cgroup-layout", "backend crun")])),
+            "{report:#}"
+        );
+        assert!(report["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private_cgroup2 = true"));
+    }
+    // With this host's settings (tests/support HOST_CONFIG) crun is healthy.
+    let p = Proxcage::with_default("crun");
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+/// `delete` of a killed create's id cleans up the CT that create made; the template is
+/// left for `health` to find.
+#[test]
+fn pct_delete_of_a_killed_create_destroys_its_ct() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "create", false, "dead");
+    assert_eq!(standin.pct_ok(&["list"]).lines().count(), 2);
+    p.ok(&["delete", "dead"]);
+    assert_eq!(standin.pct_ok(&["list"]), "", "the CT went with delete");
+    let template = template_object(&standin);
+    found_and_repaired(&p, &[("template-unreferenced", &template)]);
+    pct_nothing_left(&p, &standin);
+}
