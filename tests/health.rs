@@ -475,19 +475,43 @@ fn pct_killed_after_pct_create_before_the_record() {
 }
 
 /// Killed after `pct start`: the CT runs, its monitor waits in no one's tree; the repair
-/// stops and destroys the CT, and the monitor ends with it.
+/// stops and destroys the CT and kills the monitor.
 #[test]
 fn pct_killed_after_pct_start() {
     let standin = PctStandin::new();
     let p = pct_create_killed(&standin, "pct", "start", false, "started");
     assert!(standin.lxc_pid(100).is_some(), "the CT runs");
-    let monitors = || monitors_of(&p);
-    assert_eq!(monitors().len(), 1, "one monitor left by the killed create");
+    let monitors = monitors_of(&p);
+    assert_eq!(monitors.len(), 1, "one monitor left by the killed create");
     let template = template_object(&standin);
+    let monitor = format!("monitor {}", monitors[0]);
     found_and_repaired(
         &p,
         &[
             ("create-interrupted", "container started"),
+            ("monitor-leftover", &monitor),
+            ("template-unreferenced", &template),
+        ],
+    );
+    pct_nothing_left(&p, &standin);
+}
+
+/// Killed right before `pct start`: the monitor waits for an init that never comes, in
+/// no one's tree; the repair kills it and destroys the CT.
+#[test]
+fn pct_killed_before_pct_start_leaves_a_monitor_that_is_repaired() {
+    let standin = PctStandin::new();
+    let p = pct_create_killed(&standin, "pct", "start", true, "unstarted");
+    assert!(standin.lxc_pid(100).is_none(), "the CT never started");
+    let monitors = monitors_of(&p);
+    assert_eq!(monitors.len(), 1, "one monitor left by the killed create");
+    let template = template_object(&standin);
+    let monitor = format!("monitor {}", monitors[0]);
+    found_and_repaired(
+        &p,
+        &[
+            ("create-interrupted", "container unstarted"),
+            ("monitor-leftover", &monitor),
             ("template-unreferenced", &template),
         ],
     );

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ struct RecordView {
     template: String,
     bundle: PathBuf,
     created: String,
+    #[serde(default)]
+    monitor: Option<i32>,
 }
 
 /// The backend's records under its root, and the ones that do not parse.
@@ -419,6 +422,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         }
     }
 
+    if !busy {
+        findings.extend(leftover_monitors(pct, &records, &on_node));
+    }
+
     // Templates no container of this root uses.
     let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
     let listed = if busy {
@@ -451,6 +458,95 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         }
     }
     Ok(findings)
+}
+
+/// Monitors (`<files_dir>/<id>/init --monitor ...`, see `crate::monitor`) that no running
+/// container of this root has: left by a create that died before the CT's init reached
+/// the monitor (it then waits forever), or of a container whose record is gone. Ours by
+/// their executable's path; the repair kills them.
+fn leftover_monitors(
+    pct: &Pct,
+    records: &BTreeMap<ContainerId, RecordView>,
+    on_node: &BTreeMap<Vmid, &ListEntry>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (pid, id) in monitor_processes(pct.files_root()) {
+        let record = ContainerId::new(&id).ok().and_then(|id| records.get(&id));
+        let running = record
+            .and_then(|r| on_node.get(&r.vmid))
+            .is_some_and(|entry| entry.status == "running");
+        let its_own = record.is_some_and(|r| r.monitor == Some(pid));
+        if running && its_own {
+            continue;
+        }
+        let why = match record {
+            None => "no container of this root has that id".to_string(),
+            Some(r) if !its_own => {
+                format!("the container's monitor is {:?}, not this one", r.monitor)
+            }
+            Some(r) => format!("its CT {} is not running", r.vmid),
+        };
+        findings.push(
+            Finding::new(
+                "monitor-leftover",
+                Severity::Warning,
+                format!("monitor {pid}"),
+                format!("pid {pid}"),
+                format!("a monitor for container {id} that no running container needs: {why}"),
+            )
+            .with_repair("kill the monitor (SIGKILL)", move || {
+                match nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(format!("killed monitor {pid}")),
+                    Err(e) => Err(Error::io(
+                        "cannot kill",
+                        Path::new(&format!("/proc/{pid}")),
+                        e.into(),
+                    )),
+                }
+            }),
+        );
+    }
+    findings
+}
+
+/// Processes whose command line is `<files_root>/<id>/init --monitor ...`: (pid, id).
+fn monitor_processes(files_root: &Path) -> Vec<(i32, String)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|&b| b == 0);
+        let (Some(exe), Some(b"--monitor")) = (args.next(), args.next()) else {
+            continue;
+        };
+        let exe = Path::new(std::ffi::OsStr::from_bytes(exe));
+        let id = exe
+            .strip_prefix(files_root)
+            .ok()
+            .filter(|rest| rest.file_name() == Some("init".as_ref()))
+            .and_then(|rest| rest.parent())
+            .and_then(|dir| dir.to_str())
+            .filter(|dir| !dir.is_empty() && !dir.contains('/'));
+        if let Some(id) = id {
+            found.push((pid, id.to_string()));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// `<id>.json.tmp.<pid>` files of record writes whose process is gone.
