@@ -783,6 +783,11 @@ fn capabilities(
         let got = names(set);
         let expressible = if root {
             set.is_none() || got == bounding || (field == "ambient" && got.is_subset(&bounding))
+        } else if b.paths.monitored && field != "ambient" {
+            // The init becomes the user itself, as runc does: a non-root process keeps no
+            // effective or permitted capability across its exec (only ambient ones would),
+            // so these sets change nothing, with runc as here.
+            true
         } else {
             got.is_empty()
         };
