@@ -478,39 +478,33 @@ fn pct_killed_after_pct_create_before_the_record() {
 /// stops and destroys the CT and kills the monitor.
 #[test]
 fn pct_killed_after_pct_start() {
-    let standin = PctStandin::new();
-    let p = pct_create_killed(&standin, "pct", "start", false, "started");
-    assert!(standin.lxc_pid(100).is_some(), "the CT runs");
-    let monitors = monitors_of(&p);
-    assert_eq!(monitors.len(), 1, "one monitor left by the killed create");
-    let template = template_object(&standin);
-    let monitor = format!("monitor {}", monitors[0]);
-    found_and_repaired(
-        &p,
-        &[
-            ("create-interrupted", "container started"),
-            ("monitor-leftover", &monitor),
-            ("template-unreferenced", &template),
-        ],
-    );
-    pct_nothing_left(&p, &standin);
+    pct_killed_around_pct_start(false, "started");
 }
 
 /// Killed right before `pct start`: the monitor waits for an init that never comes, in
 /// no one's tree; the repair kills it and destroys the CT.
 #[test]
 fn pct_killed_before_pct_start_leaves_a_monitor_that_is_repaired() {
+    pct_killed_around_pct_start(true, "unstarted");
+}
+
+fn pct_killed_around_pct_start(before: bool, id: &str) {
     let standin = PctStandin::new();
-    let p = pct_create_killed(&standin, "pct", "start", true, "unstarted");
-    assert!(standin.lxc_pid(100).is_none(), "the CT never started");
+    let p = pct_create_killed(&standin, "pct", "start", before, id);
+    assert_eq!(
+        standin.lxc_pid(100).is_some(),
+        !before,
+        "the CT runs once started"
+    );
     let monitors = monitors_of(&p);
     assert_eq!(monitors.len(), 1, "one monitor left by the killed create");
     let template = template_object(&standin);
     let monitor = format!("monitor {}", monitors[0]);
+    let container = format!("container {id}");
     found_and_repaired(
         &p,
         &[
-            ("create-interrupted", "container unstarted"),
+            ("create-interrupted", &container),
             ("monitor-leftover", &monitor),
             ("template-unreferenced", &template),
         ],

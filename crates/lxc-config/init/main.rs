@@ -875,9 +875,8 @@ mod supervise {
         (master, peer)
     }
 
-    /// Blocks every signal and returns a signalfd that reads them.
-    fn block_signals() -> isize {
-        let all: u64 = !0;
+    /// Blocks the signals of `all` and returns a signalfd that reads them.
+    pub(super) fn block_signals(all: u64) -> isize {
         // SAFETY: valid sigset pointers of the kernel's size (8 bytes).
         check(
             unsafe {
@@ -943,7 +942,7 @@ mod supervise {
     /// returns to exec the process with the terminal as its controlling terminal and
     /// stdio; this process passes signals on to it and exits with its status.
     pub fn exec_terminal(path: *const u8) {
-        let sigfd = block_signals();
+        let sigfd = block_signals(!0);
         let sock = connect(path);
         let (master, peer) = open_pty();
         check(
@@ -976,7 +975,7 @@ mod supervise {
 
     /// Returns in the child that is to exec the process; the init never returns.
     pub fn run(terminal: bool) {
-        let sigfd = block_signals();
+        let sigfd = block_signals(!0);
         let sock = connect(CONTROL_SOCKET.as_ptr());
         // SAFETY: single-threaded; see CONTROL.
         unsafe { CONTROL = sock };
@@ -1056,53 +1055,67 @@ mod supervise {
         supervise(child, sigfd, sock)
     }
 
-    fn supervise(child: isize, sigfd: isize, sock: isize) -> ! {
-        let mut polls = [
-            Pollfd {
-                fd: sigfd as i32,
-                events: POLLIN,
-                revents: 0,
-            },
-            Pollfd {
-                fd: sock as i32,
-                events: POLLIN,
-                revents: 0,
-            },
-        ];
+    /// Waits until `fds[0]` or `fds[1]` (a negative one is left out) can be read; which.
+    pub(super) fn wait_readable(fds: [isize; 2]) -> [bool; 2] {
+        let mut polls = fds.map(|fd| Pollfd {
+            fd: fd as i32,
+            events: POLLIN,
+            revents: 0,
+        });
+        // SAFETY: two pollfds, no timeout, no signal mask.
+        let n = unsafe { sys::call5(sys::PPOLL, polls.as_mut_ptr() as usize, 2, 0, 0, 8) };
+        if n < 0 {
+            return [false; 2];
+        }
+        polls.map(|p| p.revents != 0)
+    }
+
+    /// The next signal from a signalfd.
+    pub(super) fn read_signal(sigfd: isize) -> Option<u32> {
         let mut info = [0u8; 128];
+        // SAFETY: reading one signalfd_siginfo into a buffer of its size.
+        let got = unsafe {
+            sys::call(
+                sys::READ,
+                sigfd as usize,
+                info.as_mut_ptr() as usize,
+                info.len(),
+            )
+        };
+        (got == info.len() as isize)
+            .then(|| u32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
+    }
+
+    /// A packet of `tag` and `n` in decimal: `K<signal>`, `E<exit code>`.
+    pub(super) fn send_number(sock: isize, tag: u8, n: u32) {
+        let mut digits = [0u8; 12];
+        let text = decimal(n, &mut digits);
+        let mut packet = [0u8; 13];
+        packet[0] = tag;
+        packet[1..1 + text.len()].copy_from_slice(text);
+        send(sock, &packet[..1 + text.len()], &[]);
+    }
+
+    fn supervise(child: isize, sigfd: isize, mut sock: isize) -> ! {
         let mut msg = [0u8; 16];
         let mut none = [-1i32; MAX_FDS];
         loop {
-            // SAFETY: two pollfds, no timeout, no signal mask.
-            let n = unsafe { sys::call5(sys::PPOLL, polls.as_mut_ptr() as usize, 2, 0, 0, 8) };
-            if n < 0 {
-                continue;
-            }
-            if polls[0].revents != 0 {
-                // SAFETY: reading one signalfd_siginfo into a buffer of its size.
-                let got = unsafe {
-                    sys::call(
-                        sys::READ,
-                        sigfd as usize,
-                        info.as_mut_ptr() as usize,
-                        info.len(),
-                    )
-                };
-                if got == info.len() as isize {
-                    let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-                    if signo == SIGCHLD {
-                        reap(child, sock);
-                    } else {
-                        // SAFETY: kill takes plain integers.
-                        unsafe { sys::call(sys::KILL, child as usize, signo as usize, 0) };
-                    }
+            let [signal, message] = wait_readable([sigfd, sock]);
+            if signal {
+                match read_signal(sigfd) {
+                    Some(SIGCHLD) => reap(child, sock),
+                    // SAFETY: kill takes plain integers.
+                    Some(signo) => unsafe {
+                        sys::call(sys::KILL, child as usize, signo as usize, 0);
+                    },
+                    None => {}
                 }
             }
-            if polls[1].revents != 0 {
+            if message {
                 let (got, _) = recv(sock, &mut msg, &mut none);
                 if got <= 0 {
                     // The monitor is gone: the container runs on without it.
-                    polls[1].fd = -1;
+                    sock = -1;
                 } else if msg[0] == b'K' {
                     let digits = &msg[1..got as usize];
                     if let Some(signo) = super::parse_number(digits, 10) {
@@ -1138,12 +1151,7 @@ mod supervise {
                 } else {
                     128 + (status & 0x7f) as u32
                 };
-                let mut digits = [0u8; 12];
-                let text = decimal(code, &mut digits);
-                let mut packet = [0u8; 13];
-                packet[0] = b'E';
-                packet[1..1 + text.len()].copy_from_slice(text);
-                send(sock, &packet[..1 + text.len()], &[]);
+                send_number(sock, b'E', code);
                 exit(code as i32);
             }
         }
@@ -1160,7 +1168,10 @@ mod supervise {
 /// without one (SIGKILL, `pct stop`). Static and tiny, it costs a few pages of memory and
 /// no CPU while it waits in ppoll.
 mod monitor {
-    use super::supervise::{close, decimal, recv, send, Pollfd, SockaddrUn, MAX_FDS};
+    use super::supervise::{
+        block_signals, close, read_signal, recv, send, send_number, wait_readable, SockaddrUn,
+        MAX_FDS,
+    };
     use super::{errno_text, exit, parse_number, strlen, sys, write_fd};
 
     const AF_UNIX: usize = 1;
@@ -1168,8 +1179,6 @@ mod monitor {
     const O_RDWR: usize = 0o2;
     const O_CLOEXEC: usize = 0o2000000;
     const AT_FDCWD: usize = -100isize as usize;
-    const SIG_BLOCK: usize = 0;
-    const POLLIN: i16 = 1;
     const KILLED: i32 = 128 + 9;
     const SIGCHLD: u64 = 1 << (17 - 1);
 
@@ -1355,71 +1364,18 @@ mod monitor {
     }
 
     fn relay(conn: isize) -> ! {
-        let signals: u64 = !SIGCHLD;
-        // SAFETY: valid sigset pointers of the kernel's size (8 bytes).
-        unsafe {
-            sys::call5(
-                sys::RT_SIGPROCMASK,
-                SIG_BLOCK,
-                &signals as *const u64 as usize,
-                0,
-                8,
-                0,
-            )
-        };
-        // SAFETY: as above.
-        let sigfd = unsafe {
-            sys::call5(
-                sys::SIGNALFD4,
-                -1isize as usize,
-                &signals as *const u64 as usize,
-                8,
-                O_CLOEXEC,
-                0,
-            )
-        };
-        let mut polls = [
-            Pollfd {
-                fd: conn as i32,
-                events: POLLIN,
-                revents: 0,
-            },
-            Pollfd {
-                fd: sigfd as i32,
-                events: POLLIN,
-                revents: 0,
-            },
-        ];
-        let mut info = [0u8; 128];
+        // A signalfd that fails leaves the monitor reporting the exit, without relaying.
+        let sigfd = block_signals(!SIGCHLD);
         let mut packet = [0u8; 32];
         let mut fds = [-1i32; MAX_FDS];
         loop {
-            // SAFETY: two pollfds, no timeout, no signal mask.
-            let n = unsafe { sys::call5(sys::PPOLL, polls.as_mut_ptr() as usize, 2, 0, 0, 8) };
-            if n < 0 {
-                continue;
-            }
-            if polls[1].revents != 0 {
-                // SAFETY: reading one signalfd_siginfo into a buffer of its size.
-                let got = unsafe {
-                    sys::call(
-                        sys::READ,
-                        sigfd as usize,
-                        info.as_mut_ptr() as usize,
-                        info.len(),
-                    )
-                };
-                if got == info.len() as isize {
-                    let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-                    let mut digits = [0u8; 12];
-                    let text = decimal(signo, &mut digits);
-                    let mut msg = [0u8; 13];
-                    msg[0] = b'K';
-                    msg[1..1 + text.len()].copy_from_slice(text);
-                    send(conn, &msg[..1 + text.len()], &[]);
+            let [message, signal] = wait_readable([conn, sigfd]);
+            if signal {
+                if let Some(signo) = read_signal(sigfd) {
+                    send_number(conn, b'K', signo);
                 }
             }
-            if polls[0].revents != 0 {
+            if message {
                 let (got, count) = recv(conn, &mut packet, &mut fds);
                 for fd in fds.iter().take(count) {
                     close(*fd as isize);
