@@ -284,6 +284,13 @@ fn the_monitor_relays_signals_and_reports_a_killed_process() {
     p.ok(&["kill", "killed", "KILL"]);
     assert_eq!(ct.wait(), 137);
     p.ok(&["delete", "killed"]);
+
+    // kill --all reaches the process (once: the init is left out, it would pass it on).
+    let ct = create(&p, &bundle, "all", "");
+    p.ok(&["start", "all"]);
+    p.ok(&["kill", "--all", "all", "TERM"]);
+    assert_eq!(ct.wait(), 128 + libc::SIGTERM);
+    p.ok(&["delete", "all"]);
     nothing_left(&p, &standin);
 }
 

@@ -749,10 +749,17 @@ impl Runtime for Pct {
             });
         }
         let pids = if req.all {
-            process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
-                id: req.id.clone(),
-                message,
-            })?
+            let mut pids =
+                process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
+                    id: req.id.clone(),
+                    message,
+                })?;
+            // The init passes every signal but SIGKILL on to the process, which gets it
+            // directly here: once is enough.
+            if req.signal.number() != libc::SIGKILL && pids.len() > 1 {
+                pids.retain(|&p| p != pid);
+            }
+            pids
         } else {
             vec![pid]
         };
