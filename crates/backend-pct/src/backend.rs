@@ -434,19 +434,25 @@ impl Pct {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(match status {
-            CtStatus::Running => (
-                // Running but not started: the init waits on the exec FIFO.
-                if record.started {
-                    Status::Running
-                } else {
-                    Status::Created
-                },
-                self.tools.init_pid(record.vmid)?.unwrap_or(0),
-            ),
-            CtStatus::Stopped if record.started => (Status::Stopped, 0),
-            CtStatus::Stopped => (Status::Created, 0),
-        })
+        // The CT runs from create on (its init waits on the exec FIFO until start), so a
+        // stopped CT is a stopped container, started or not.
+        if status == CtStatus::Stopped {
+            return Ok((Status::Stopped, 0));
+        }
+        let running = if record.started {
+            Status::Running
+        } else {
+            Status::Created
+        };
+        match self.tools.init_pid(record.vmid) {
+            Ok(Some(pid)) => Ok((running, pid)),
+            // It stopped between the two questions.
+            Ok(None) => Ok((Status::Stopped, 0)),
+            Err(e) => match self.tools.status(record.vmid) {
+                Ok(CtStatus::Stopped) => Ok((Status::Stopped, 0)),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     fn template_in_use(&self, template: &str, except: &ContainerId) -> bool {
