@@ -824,6 +824,8 @@ fn every_pct_error_becomes_its_typed_error() {
         lxc_path: Some(standin.lxcpath()),
         node: "pve".into(),
         timeout: Duration::from_secs(60),
+
+        spent: Default::default(),
     };
     let v = |n: u32| Vmid::new(n).unwrap();
     let template = standin.busybox_template("bb.tar.zst", |_| {});

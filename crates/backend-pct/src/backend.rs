@@ -113,6 +113,8 @@ pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
         lxc_path: settings.lxc_path.clone(),
         node: String::new(),
         timeout: Duration::from_secs(settings.timeout_secs.unwrap_or(300)),
+
+        spent: Default::default(),
     };
     let policy = ProxmoxPolicy {
         allow_dropped: settings.allow_dropped.clone(),
@@ -574,6 +576,8 @@ impl Runtime for Pct {
         if self.record_path(id).exists() {
             return Err(Error::AlreadyExists { id: id.clone() });
         }
+        let started = Instant::now();
+        self.tools.take_spent();
         // Everything that can be checked is checked before anything is made.
         let bundle = Bundle::load(&req.bundle).map_err(input)?;
         let files_dir = self.files_root.join(id.as_str());
@@ -612,8 +616,10 @@ impl Runtime for Pct {
         let process_file = files_dir.join("process");
         let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
         write_owned(&process_file, &contents, owner)?;
+        let packing = Instant::now();
         let template = pack_rootfs(bundle.rootfs(), &self.template_dir, &PackOptions::default())
             .map_err(input)?;
+        let packing = packing.elapsed();
         if !template.reused() {
             undo.template = Some(template.path().to_path_buf());
         }
@@ -662,9 +668,11 @@ impl Runtime for Pct {
         undo.started = true;
         self.tools.start(vmid).map_err(Error::from)?;
         let init = self.tools.init_pid(vmid).map_err(Error::from)?;
+        let waiting = Instant::now();
         monitor
             .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
             .map_err(|message| self.failed(id, message))?;
+        let waiting = waiting.elapsed();
         if let Some(pid_file) = &req.pid_file {
             process::write_pid_file(pid_file, monitor.pid)?;
         }
@@ -686,10 +694,26 @@ impl Runtime for Pct {
             },
         };
         let state = record.state(id, Status::Creating, init.unwrap_or(0));
+        let hooks_started = Instant::now();
         hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
             .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
             .map_err(|message| self.failed(id, message))?;
+        let in_hooks = hooks_started.elapsed();
         self.save(id, &record)?;
+        let total = started.elapsed();
+        let tools = self.tools.take_spent();
+        tracing::debug!(
+            "container {id}: created in {} ms: pct, pvesh and lxc-info {} ms, packing {} ms, \
+             the CT's init reaching its monitor {} ms, hooks {} ms, proxcage itself {} ms",
+            total.as_millis(),
+            tools.as_millis(),
+            packing.as_millis(),
+            waiting.as_millis(),
+            in_hooks.as_millis(),
+            total
+                .saturating_sub(tools + packing + waiting + in_hooks)
+                .as_millis(),
+        );
         undo.vmid = None;
         undo.template = None;
         undo.files_dir = None;

@@ -76,6 +76,8 @@ pub struct PctTools {
     /// The node name in pvesh paths.
     pub node: String,
     pub timeout: Duration,
+    /// Time spent in the tools since [`PctTools::take_spent`] last asked, in nanoseconds.
+    pub spent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PctTools {
@@ -87,7 +89,13 @@ impl PctTools {
     ) -> CallResult<String> {
         let mut cmd = Command::new(program);
         cmd.args(args);
-        let out = process::run_captured(&mut cmd, self.timeout)?;
+        let started = std::time::Instant::now();
+        let out = process::run_captured(&mut cmd, self.timeout);
+        self.spent.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let out = out?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
@@ -110,6 +118,11 @@ impl PctTools {
             command: what.to_string(),
             detail,
         }
+    }
+
+    /// The time spent in pct, pvesh and lxc-info since the last call, and starts anew.
+    pub fn take_spent(&self) -> Duration {
+        Duration::from_nanos(self.spent.swap(0, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// `pvesh get /cluster/nextid [--vmid N]`: the lowest free VMID, or `want` if free.
