@@ -52,8 +52,17 @@ impl Bundle {
         let dir = absolute(dir.as_ref())?;
         let config_path = dir.join("config.json");
         let bytes = read_config(&dir, &config_path)?;
-        let (spec, warnings) = parse_spec(&config_path, &bytes)?;
-        drop(bytes);
+        Bundle::from_config_bytes(dir, &bytes)
+    }
+
+    /// What [`Bundle::load`] does once it has read `<dir>/config.json`: `bytes` are taken
+    /// as that file's content (errors name `<dir>/config.json`), parsed and validated; the
+    /// paths in it resolve against `dir`, which must exist for `root.path` to be found.
+    /// For configs that do not come from a file (and for fuzzing the parser).
+    pub fn from_config_bytes(dir: impl AsRef<Path>, bytes: &[u8]) -> Result<Bundle, BundleError> {
+        let dir = absolute(dir.as_ref())?;
+        let config_path = dir.join("config.json");
+        let (spec, warnings) = parse_spec(&config_path, bytes)?;
 
         check_version(&config_path, spec.version())?;
         let rootfs = resolve_rootfs(&dir, &config_path, &spec)?;
