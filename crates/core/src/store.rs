@@ -159,22 +159,10 @@ impl StateStore {
     /// sees a whole record or none.
     pub fn read(&self, id: &ContainerId) -> Result<Option<Record>> {
         let dir = self.dir(id);
-        let fd = match nix::fcntl::open(
-            &dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    "cannot open the container directory (a symbolic link or not a directory?)",
-                    &dir,
-                    e.into(),
-                ))
-            }
-        };
-        read_record_at(&fd, &dir.join(RECORD))
+        match open_container_dir(&dir)? {
+            Some(fd) => read_record_at(&fd, &dir.join(RECORD)),
+            None => Ok(None),
+        }
     }
 
     /// Locks the container `id` for a change, creating its directory: for `create`.
@@ -262,20 +250,8 @@ pub struct ContainerLock {
 impl ContainerLock {
     /// `None` when the directory does not exist or was removed while we waited.
     fn acquire(id: &ContainerId, path: &Path) -> Result<Option<Self>> {
-        let fd = match nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    "cannot open the container directory",
-                    path,
-                    e.into(),
-                ))
-            }
+        let Some(fd) = open_container_dir(path)? else {
+            return Ok(None);
         };
         let dir = flock_with_timeout(File::from(fd), path)?;
         let removed = dir
@@ -387,6 +363,32 @@ impl Drop for ContainerLock {
         if !has_record && self.remove_dir_contents().is_ok() {
             let _ = fs::remove_dir(&self.path);
         }
+    }
+}
+
+/// Opens a container's directory without following a link: `None` when it does not
+/// exist. A link or a file in its place is an error (nobody but proxcage puts anything
+/// under `containers/`).
+fn open_container_dir(path: &Path) -> Result<Option<std::os::fd::OwnedFd>> {
+    match nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP) => Err(Error::io(
+            "refusing the container directory",
+            path,
+            io::Error::other(
+                "it is a symbolic link or not a directory, which proxcage never makes: remove it",
+            ),
+        )),
+        Err(e) => Err(Error::io(
+            "cannot open the container directory",
+            path,
+            e.into(),
+        )),
     }
 }
 
