@@ -1,0 +1,179 @@
+//! Hostile input through the command line, as a caller or a local user could present it:
+//! ids far too long, NUL bytes and a FIFO in the bundle, a rootfs through a symlink, a
+//! link planted in the state store, a `--log` path that is a link. Each is refused with
+//! the message docs/bad-input.md lists, quickly, and leaves nothing behind.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+use support::{busybox_bundle, edit_config, require_root, Proxcage, HOST_CONFIG};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs proxcage, which must fail with exit code 1 within `secs`, and returns stderr.
+fn refused(p: &Proxcage, args: &[&str], secs: u64) -> String {
+    let start = Instant::now();
+    let out = p.run(args);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+    assert!(
+        took < Duration::from_secs(secs),
+        "{args:?} took {took:?}: {}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+fn store_is_empty(p: &Proxcage) {
+    assert_eq!(p.ok(&["list", "-q"]), "");
+    let containers = p.root.join("containers");
+    if containers.exists() {
+        assert_eq!(fs::read_dir(&containers).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn an_id_of_a_thousand_characters_is_refused_before_any_path() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    let long = "a".repeat(1000);
+    for args in [
+        vec!["create", "--bundle", bundle.to_str().unwrap(), &long],
+        vec!["state", &long],
+        vec!["delete", "--force", &long],
+        vec!["kill", &long, "KILL"],
+    ] {
+        let err = refused(&p, &args, 10);
+        assert!(
+            err.contains("invalid container id") && err.contains("the id is longer than 255 bytes"),
+            "{args:?}: {err}"
+        );
+    }
+    store_is_empty(&p);
+}
+
+#[test]
+fn nul_bytes_and_a_fifo_in_the_bundle_are_refused() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "nul", &["true"]);
+    edit_config(&bundle, |c| c["process"]["args"] = serde_json::json!(["sh", "-c", "a\u{0}b"]));
+    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "nul"], 10);
+    assert!(
+        err.contains(&format!(
+            "{}: process.args[2] contains a NUL byte",
+            bundle.join("config.json").display()
+        )),
+        "{err}"
+    );
+
+    let fifo = busybox_bundle(p.dir.path(), "fifo", &["true"]);
+    fs::remove_file(fifo.join("config.json")).unwrap();
+    nix::unistd::mkfifo(
+        &fifo.join("config.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let err = refused(&p, &["create", "--bundle", fifo.to_str().unwrap(), "fifo"], 10);
+    assert!(
+        err.contains(&format!(
+            "{} is a FIFO, not a regular file",
+            fifo.join("config.json").display()
+        )),
+        "{err}"
+    );
+    store_is_empty(&p);
+}
+
+#[test]
+fn a_rootfs_through_a_symlink_is_refused_as_runc_refuses_it() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "link", &["true"]);
+    fs::rename(bundle.join("rootfs"), p.dir.path().join("real-rootfs")).unwrap();
+    symlink(p.dir.path().join("real-rootfs"), bundle.join("rootfs")).unwrap();
+    for backend in ["runc", "crun"] {
+        let p = Proxcage::with_default(backend);
+        let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "link"], 10);
+        assert!(
+            err.contains("root.path rootfs goes through a symbolic link"),
+            "{backend}: {err}"
+        );
+        store_is_empty(&p);
+    }
+    // The test is right: runc itself refuses this bundle.
+    let runc = Proxcage::plain_runc();
+    let out = runc.run(&["create", "--bundle", bundle.to_str().unwrap(), "link"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not an absolute path, or a symlink"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_link_planted_in_the_store_is_not_followed() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    // A real container first, so the store exists.
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "real"]);
+    // A forged record elsewhere, reached through a link named like a container.
+    let elsewhere = p.dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let forged = fs::read_to_string(p.root.join("containers/real/record.json"))
+        .unwrap()
+        .replace("real", "evil")
+        .into_bytes();
+    fs::write(elsewhere.join("record.json"), &forged).unwrap();
+    let planted = p.root.join("containers/evil");
+    symlink(&elsewhere, &planted).unwrap();
+
+    let refused_dir = format!(
+        "refusing the container directory {}: it is a symbolic link or not a directory",
+        planted.display()
+    );
+    for args in [vec!["state", "evil"], vec!["kill", "evil", "KILL"], vec!["delete", "evil"]] {
+        let err = refused(&p, &args, 10);
+        assert!(err.contains(&refused_dir), "{args:?}: {err}");
+    }
+    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "evil"], 10);
+    assert!(err.contains(&refused_dir), "create: {err}");
+    // list shows only the real container; the forged record is untouched.
+    assert_eq!(p.ok(&["list", "-q"]).trim(), "real");
+    assert_eq!(fs::read(elsewhere.join("record.json")).unwrap(), forged);
+    fs::remove_file(&planted).unwrap();
+    p.ok(&["delete", "--force", "real"]);
+    store_is_empty(&p);
+}
+
+#[test]
+fn a_log_path_that_is_a_link_or_a_fifo_is_refused() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let victim = p.dir.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let link = p.dir.path().join("log-link");
+    symlink(&victim, &link).unwrap();
+    let err = refused(&p, &["--log", link.to_str().unwrap(), "state", "nope"], 10);
+    assert!(
+        err.contains(&format!("cannot open the log file {}", link.display())),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+
+    let fifo = p.dir.path().join("log-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = refused(&p, &["--log", fifo.to_str().unwrap(), "state", "nope"], 10);
+    assert!(
+        err.contains(&format!("cannot open the log file {}", fifo.display())),
+        "{err}"
+    );
+}
