@@ -177,3 +177,32 @@ fn a_log_path_that_is_a_link_or_a_fifo_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_security_policy_limits_what_the_backend_annotation_may_select() {
+    require_root();
+    let p = Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[security]\nannotation_backends = [\"runc\"]\n"
+    ));
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    edit_config(&bundle, |c| {
+        c["annotations"] = serde_json::json!({"io.proxcage.backend": "crun"})
+    });
+    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "c1"], 10);
+    assert!(
+        err.contains(&format!(
+            "container c1: the annotation io.proxcage.backend=\"crun\" in {} selects a backend the [security] policy of {} does not let annotations select",
+            bundle.join("config.json").display(),
+            p.config.display()
+        )),
+        "{err}"
+    );
+    store_is_empty(&p);
+    // The same container through runc, which the policy allows, is created.
+    edit_config(&bundle, |c| {
+        c["annotations"] = serde_json::json!({"io.proxcage.backend": "runc"})
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]);
+    p.ok(&["delete", "--force", "c1"]);
+    store_is_empty(&p);
+}

@@ -10,6 +10,9 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../crates/cli/src/config.rs"]
 #[allow(dead_code)]
 mod config;
+#[path = "../../crates/cli/src/security.rs"]
+#[allow(dead_code)]
+mod security;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

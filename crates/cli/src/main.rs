@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod context;
 mod log;
+mod security;
 
 use clap::Parser;
 

@@ -92,6 +92,7 @@ fn prepare(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<Prepared> {
     }
     let (backend_name, reason) = router.choose(&id, &bundle.annotations())?;
     tracing::debug!("container {id}: backend {backend_name} ({reason})");
+    config.security.check(&id, &bundle, &backend_name, &reason, &config.path)?;
     let backend = ctx.backend(&backend_name)?;
     let record = Record::creating(id.clone(), backend_name, bundle.dir());
     lock.write(&record)?;
