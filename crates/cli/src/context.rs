@@ -94,6 +94,20 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| Error::NotFound { id: id.clone() })
     }
 
+    /// The lock of `id`, its record read under the lock, and the backend it names; runc's
+    /// "does not exist" when the container is gone (also when a delete removed it while
+    /// we waited for the lock).
+    pub fn locked_backend(
+        &self,
+        id: &ContainerId,
+    ) -> Result<(proxcage_core::ContainerLock, Box<dyn Runtime>)> {
+        let not_found = || Error::NotFound { id: id.clone() };
+        let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
+        let record = lock.record()?.ok_or_else(not_found)?;
+        let backend = self.backend(record.backend())?;
+        Ok((lock, backend))
+    }
+
     /// The record of `id` and the backend it names.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
         let record = self.record(id)?;
