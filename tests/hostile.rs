@@ -63,8 +63,14 @@ fn nul_bytes_and_a_fifo_in_the_bundle_are_refused() {
     require_root();
     let p = Proxcage::new(HOST_CONFIG);
     let bundle = busybox_bundle(p.dir.path(), "nul", &["true"]);
-    edit_config(&bundle, |c| c["process"]["args"] = serde_json::json!(["sh", "-c", "a\u{0}b"]));
-    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "nul"], 10);
+    edit_config(&bundle, |c| {
+        c["process"]["args"] = serde_json::json!(["sh", "-c", "a\u{0}b"])
+    });
+    let err = refused(
+        &p,
+        &["create", "--bundle", bundle.to_str().unwrap(), "nul"],
+        10,
+    );
     assert!(
         err.contains(&format!(
             "{}: process.args[2] contains a NUL byte",
@@ -80,7 +86,11 @@ fn nul_bytes_and_a_fifo_in_the_bundle_are_refused() {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .unwrap();
-    let err = refused(&p, &["create", "--bundle", fifo.to_str().unwrap(), "fifo"], 10);
+    let err = refused(
+        &p,
+        &["create", "--bundle", fifo.to_str().unwrap(), "fifo"],
+        10,
+    );
     assert!(
         err.contains(&format!(
             "{} is a FIFO, not a regular file",
@@ -100,7 +110,11 @@ fn a_rootfs_through_a_symlink_is_refused_as_runc_refuses_it() {
     symlink(p.dir.path().join("real-rootfs"), bundle.join("rootfs")).unwrap();
     for backend in ["runc", "crun"] {
         let p = Proxcage::with_default(backend);
-        let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "link"], 10);
+        let err = refused(
+            &p,
+            &["create", "--bundle", bundle.to_str().unwrap(), "link"],
+            10,
+        );
         assert!(
             err.contains("root.path rootfs goes through a symbolic link"),
             "{backend}: {err}"
@@ -140,11 +154,19 @@ fn a_link_planted_in_the_store_is_not_followed() {
         "refusing the container directory {}: it is a symbolic link or not a directory",
         planted.display()
     );
-    for args in [vec!["state", "evil"], vec!["kill", "evil", "KILL"], vec!["delete", "evil"]] {
+    for args in [
+        vec!["state", "evil"],
+        vec!["kill", "evil", "KILL"],
+        vec!["delete", "evil"],
+    ] {
         let err = refused(&p, &args, 10);
         assert!(err.contains(&refused_dir), "{args:?}: {err}");
     }
-    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "evil"], 10);
+    let err = refused(
+        &p,
+        &["create", "--bundle", bundle.to_str().unwrap(), "evil"],
+        10,
+    );
     assert!(err.contains(&refused_dir), "create: {err}");
     // list shows only the real container; the forged record is untouched.
     assert_eq!(p.ok(&["list", "-q"]).trim(), "real");
@@ -188,7 +210,11 @@ fn the_security_policy_limits_what_the_backend_annotation_may_select() {
     edit_config(&bundle, |c| {
         c["annotations"] = serde_json::json!({"io.proxcage.backend": "crun"})
     });
-    let err = refused(&p, &["create", "--bundle", bundle.to_str().unwrap(), "c1"], 10);
+    let err = refused(
+        &p,
+        &["create", "--bundle", bundle.to_str().unwrap(), "c1"],
+        10,
+    );
     assert!(
         err.contains(&format!(
             "container c1: the annotation io.proxcage.backend=\"crun\" in {} selects a backend the [security] policy of {} does not let annotations select",
@@ -205,4 +231,89 @@ fn the_security_policy_limits_what_the_backend_annotation_may_select() {
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]);
     p.ok(&["delete", "--force", "c1"]);
     store_is_empty(&p);
+}
+
+/// SIGTERM, SIGINT or SIGHUP to proxcage while its backend is creating the container: the
+/// create finishes its step, undoes everything and fails; no record stuck in `creating`,
+/// no container in the backend, no process left. A runc wrapper (test code) makes the
+/// backend step slow enough to be hit.
+#[test]
+fn a_signal_during_create_rolls_it_back() {
+    require_root();
+    let runc = support::require_tool("runc", "runc");
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("slow-runc");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = create ] && sleep 2; done\nexec {} \"$@\"\n",
+            runc.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let p = Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[backends.runc]\nbinary = \"{}\"\n",
+        wrapper.display()
+    ));
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
+    for (signal, group) in [
+        (nix::sys::signal::Signal::SIGTERM, false),
+        (nix::sys::signal::Signal::SIGHUP, false),
+        (nix::sys::signal::Signal::SIGINT, true),
+        (nix::sys::signal::Signal::SIGINT, false),
+    ] {
+        let err_path = p.dir.path().join("create.err");
+        use std::os::unix::process::CommandExt;
+        let mut child = p
+            .cmd()
+            .args(["create", "--bundle", bundle.to_str().unwrap(), "sig"])
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        // Wait until the create is in the backend: the record says `creating`.
+        let record = p.root.join("containers/sig/record.json");
+        let start = Instant::now();
+        while !fs::read_to_string(&record).is_ok_and(|r| r.contains("creating")) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the create never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // SIGTERM and SIGHUP as a supervisor sends them, to proxcage alone; SIGINT as a
+        // terminal's ^C, to the whole process group (the wrapper and runc too); and
+        // SIGINT to proxcage alone.
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        if group {
+            nix::sys::signal::killpg(pid, signal).unwrap();
+        } else {
+            nix::sys::signal::kill(pid, signal).unwrap();
+        }
+        let status = child.wait().unwrap();
+        let err = fs::read_to_string(&err_path).unwrap();
+        assert_eq!(status.code(), Some(1), "{signal}: {err}");
+        assert!(
+            err.contains(&format!(
+                "container sig: create interrupted by {signal}: rolled back, nothing was created"
+            )),
+            "{signal}: {err}"
+        );
+        store_is_empty(&p);
+        let runc_root = p.root.join("backends/runc");
+        if runc_root.exists() {
+            assert_eq!(fs::read_dir(&runc_root).unwrap().count(), 0, "{signal}");
+        }
+        let rootfs = bundle.join("rootfs");
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(root) = fs::read_link(entry.path().join("root")) {
+                assert_ne!(root, rootfs, "{signal}: a container process was left");
+            }
+        }
+    }
 }

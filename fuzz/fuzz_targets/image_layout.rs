@@ -34,8 +34,11 @@ fn sandbox() -> &'static Sandbox {
         std::fs::create_dir_all(&deep).expect("the sandbox");
         let layout = top.join("layout");
         std::fs::create_dir_all(layout.join("blobs/sha256")).expect("the layout");
-        std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-            .expect("oci-layout");
+        std::fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("oci-layout");
         Sandbox {
             top,
             layout,
@@ -130,9 +133,18 @@ fuzz_target!(|data: &[u8]| {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, ["a", "layout"], "something escaped into {}", s.top.display());
+    assert_eq!(
+        top,
+        ["a", "layout"],
+        "something escaped into {}",
+        s.top.display()
+    );
     let deep = s.out.parent().expect("parent");
-    assert_eq!(std::fs::read_dir(deep).expect("read").count(), 0, "something escaped");
+    assert_eq!(
+        std::fs::read_dir(deep).expect("read").count(),
+        0,
+        "something escaped"
+    );
 });
 
 fn remove_all(path: &Path) {

@@ -52,12 +52,22 @@ fn check_sandbox(s: &Sandbox) {
         v.sort();
         v
     };
-    assert_eq!(names(&s.top), ["a", "input"], "something escaped into {}", s.top.display());
+    assert_eq!(
+        names(&s.top),
+        ["a", "input"],
+        "something escaped into {}",
+        s.top.display()
+    );
     let mut dir = s.top.clone();
     for (i, c) in DEPTH.iter().enumerate() {
         dir = dir.join(c);
         let want: Vec<&str> = DEPTH.get(i + 1).into_iter().copied().collect();
-        assert_eq!(names(&dir), want, "something escaped into {}", dir.display());
+        assert_eq!(
+            names(&dir),
+            want,
+            "something escaped into {}",
+            dir.display()
+        );
     }
 }
 

@@ -5,6 +5,7 @@ mod argv;
 mod commands;
 mod config;
 mod context;
+mod interrupt;
 mod log;
 mod security;
 

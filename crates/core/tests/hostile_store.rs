@@ -126,8 +126,7 @@ fn a_symlinked_containers_directory_is_refused() {
     symlink(&elsewhere, root.join("containers")).unwrap();
     let err = StateStore::open(&root).unwrap_err().to_string();
     assert!(
-        err.starts_with("refusing to use the state directory")
-            && err.contains("symbolic link"),
+        err.starts_with("refusing to use the state directory") && err.contains("symbolic link"),
         "{err}"
     );
 }

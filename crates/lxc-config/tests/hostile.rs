@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 fn bundle(config: &Value) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("rootfs/etc")).unwrap();
-    fs::write(dir.path().join("config.json"), serde_json::to_vec(config).unwrap()).unwrap();
+    fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec(config).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -70,7 +74,10 @@ fn a_mount_destination_through_a_planted_symlink_stays_inside() {
         .lines()
         .find(|l| l.starts_with("lxc.mount.entry = /tmp "))
         .unwrap_or_else(|| panic!("no entry for the mount in:\n{config}"));
-    assert!(entry.starts_with("lxc.mount.entry = /tmp etc/etc "), "{entry}");
+    assert!(
+        entry.starts_with("lxc.mount.entry = /tmp etc/etc "),
+        "{entry}"
+    );
 }
 
 #[test]

@@ -116,9 +116,11 @@ fn a_ten_megabyte_config_loads_in_bounded_time() {
     let bytes = serde_json::to_vec(&config).unwrap();
     assert!(bytes.len() > 10_000_000);
     let dir = bundle(&bytes);
-    let loaded = timed("loading a 10 MB config.json", Duration::from_secs(10), || {
-        Bundle::load(dir.path()).unwrap()
-    });
+    let loaded = timed(
+        "loading a 10 MB config.json",
+        Duration::from_secs(10),
+        || Bundle::load(dir.path()).unwrap(),
+    );
     let process = loaded.spec().process().as_ref().unwrap();
     assert_eq!(process.env().as_ref().unwrap().len(), 10_000);
 }
@@ -173,10 +175,20 @@ fn invalid_utf8_in_args_and_env_is_an_error_with_its_position() {
 
 #[test]
 fn nul_bytes_are_refused_naming_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("process.args[1]", Box::new(|c| c["process"]["args"] = json!(["sh", "a\u{0}b"]))),
-        ("process.env[0]", Box::new(|c| c["process"]["env"] = json!(["A=\u{0}"]))),
-        ("process.cwd", Box::new(|c| c["process"]["cwd"] = json!("/srv\u{0}"))),
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "process.args[1]",
+            Box::new(|c| c["process"]["args"] = json!(["sh", "a\u{0}b"])),
+        ),
+        (
+            "process.env[0]",
+            Box::new(|c| c["process"]["env"] = json!(["A=\u{0}"])),
+        ),
+        (
+            "process.cwd",
+            Box::new(|c| c["process"]["cwd"] = json!("/srv\u{0}")),
+        ),
         ("hostname", Box::new(|c| c["hostname"] = json!("h\u{0}"))),
         (
             "mounts[0].destination",
