@@ -255,3 +255,24 @@ fn a_symlinked_config_json_is_followed_like_runc_but_must_be_a_file() {
         Err(BundleError::ConfigNotRegular { .. })
     ));
 }
+
+#[test]
+fn a_referenced_rootfs_named_through_a_link_is_recorded_by_its_real_path() {
+    // `bundle create --reference` through a link must make a bundle that loads.
+    use proxcage_oci::build::{create_bundle, BundleOptions, Source};
+    let work = tempfile::tempdir().unwrap();
+    let real = work.path().join("real-rootfs");
+    fs::create_dir(&real).unwrap();
+    symlink(&real, work.path().join("link")).unwrap();
+    let built = create_bundle(
+        &work.path().join("bundle"),
+        &Source::RootfsDir {
+            path: work.path().join("link"),
+            copy: false,
+        },
+        &BundleOptions::default().args(["sh"]),
+    )
+    .unwrap();
+    assert_eq!(built.rootfs(), real);
+    assert_eq!(Bundle::load(built.dir()).unwrap().rootfs(), real);
+}
