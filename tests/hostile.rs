@@ -317,3 +317,39 @@ fn a_signal_during_create_rolls_it_back() {
         }
     }
 }
+
+/// A backend binary killed by a signal (a crash, an OOM kill, an operator's kill -9) is
+/// reported as killed, with what it printed on stderr before it died.
+#[test]
+fn a_backend_killed_by_a_signal_is_reported_with_its_stderr() {
+    require_root();
+    let runc = support::require_tool("runc", "runc");
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("dying-runc");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = state ] && {{ echo 'half a thought' >&2; kill -KILL $$; }}; done\nexec {} \"$@\"\n",
+            runc.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let p = Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[backends.runc]\nbinary = \"{}\"\n",
+        wrapper.display()
+    ));
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "k1"]);
+    let out = p.run(&["state", "k1"]);
+    let err = stderr(&out);
+    // The backend's own exit code is passed on, as for every backend failure.
+    assert_eq!(out.status.code(), Some(137), "{err}");
+    assert!(
+        err.contains("state k1 failed (killed by SIGKILL): half a thought"),
+        "{err}"
+    );
+    p.ok(&["delete", "--force", "k1"]);
+    store_is_empty(&p);
+}

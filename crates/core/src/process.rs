@@ -83,6 +83,19 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
+/// How a tool ended, for messages: `exit status N`, or `killed by SIGKILL` when a signal
+/// ended it (someone killed it, or it crashed): then its stderr so far is all there is.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => match NixSignal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => "exit status 255".to_owned(),
+    }
+}
+
 /// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     cmd.stdin(Stdio::null())
