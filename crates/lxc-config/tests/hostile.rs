@@ -104,3 +104,35 @@ fn a_hundred_thousand_mounts_translate_in_bounded_time() {
         "100,000 mounts took {took:?} to load and translate"
     );
 }
+
+#[test]
+fn annotations_never_become_lxc_keys() {
+    // The [security] policy has no raw-LXC-key switch because no annotation is ever
+    // translated: keys that look like LXC's, or like a raw-key feature, change nothing.
+    let mut spec = spec_with_mounts(json!([]));
+    spec["annotations"] = json!({
+        "lxc.hook.pre-start": "/bin/evil",
+        "lxc.apparmor.profile": "unconfined",
+        "lxc.cap.keep": "sys_admin",
+        "lxc.mount.entry": "/ host none bind 0 0",
+        "io.proxcage.lxc.raw": "lxc.hook.mount = /bin/evil",
+        "org.linuxcontainers.lxc.raw": "lxc.hook.mount = /bin/evil",
+    });
+    let dir = bundle(&spec);
+    let plain = bundle(&spec_with_mounts(json!([])));
+    let render = |dir: &std::path::Path| {
+        let bundle = Bundle::load(dir).unwrap();
+        let paths = ResolvedPaths::from_bundle(&bundle, dir.join("files"));
+        from_oci(bundle.spec(), &paths)
+            .unwrap()
+            .config()
+            .render()
+            .replace(dir.to_str().unwrap(), "$DIR")
+    };
+    let with = render(dir.path());
+    assert!(
+        !with.contains("/bin/evil") && !with.contains("sys_admin"),
+        "{with}"
+    );
+    assert_eq!(with, render(plain.path()));
+}
