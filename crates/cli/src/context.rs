@@ -69,7 +69,7 @@ impl<'a> Ctx<'a> {
     /// The backend called `name`, configured from the config file.
     pub fn backend(&self, name: &str) -> Result<Box<dyn Runtime>> {
         let config = self.config()?;
-        let root = self.store()?.backend_root(name);
+        let root = self.store()?.backend_dir(name)?;
         let flags = self.flags();
         Ok(match name {
             proxcage_backend_runc::NAME => Box::new(runc(&config.backends.runc, root, &flags)?),

@@ -150,6 +150,30 @@ impl StateStore {
         self.root.join("backends").join(backend)
     }
 
+    /// [`StateStore::backend_root`], refused when it or `<root>/backends` is a symbolic
+    /// link or not a directory: runc and crun would follow a planted link and write their
+    /// state wherever it points. What does not exist yet is left for the backend to make.
+    pub fn backend_dir(&self, backend: &str) -> Result<PathBuf> {
+        let dir = self.backend_root(backend);
+        for path in [self.root.join("backends"), dir.clone()] {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::io(
+                        "refusing the backend state directory",
+                        &path,
+                        io::Error::other(
+                            "it is a symbolic link or not a directory, which proxcage never makes: remove it",
+                        ),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+            }
+        }
+        Ok(dir)
+    }
+
     fn dir(&self, id: &ContainerId) -> PathBuf {
         // A ContainerId is a single safe path component.
         self.containers.join(id.as_str())

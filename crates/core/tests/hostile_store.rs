@@ -155,3 +155,35 @@ fn an_id_of_a_thousand_characters_never_reaches_a_path() {
         "{err}"
     );
 }
+
+#[test]
+fn a_symlinked_backend_directory_is_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    let store = StateStore::open(&root).unwrap();
+    // Nothing yet: the backend makes its own directory.
+    assert_eq!(
+        store.backend_dir("runc").unwrap(),
+        root.join("backends/runc")
+    );
+    fs::create_dir(root.join("backends")).unwrap();
+    let elsewhere = top.path().join("etc");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, root.join("backends/runc")).unwrap();
+    assert_eq!(
+        store.backend_dir("runc").unwrap_err().to_string(),
+        format!(
+            "refusing the backend state directory {}: it is a symbolic link or not a directory, which proxcage never makes: remove it",
+            root.join("backends/runc").display()
+        )
+    );
+    // The same for `backends` itself.
+    fs::remove_file(root.join("backends/runc")).unwrap();
+    fs::remove_dir(root.join("backends")).unwrap();
+    symlink(&elsewhere, root.join("backends")).unwrap();
+    assert!(store
+        .backend_dir("crun")
+        .unwrap_err()
+        .to_string()
+        .starts_with("refusing the backend state directory"));
+}
