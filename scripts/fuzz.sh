@@ -45,7 +45,11 @@ for target in "${targets[@]}"; do
     grep -E '^stat::(number_of_executed_units|new_units_added)|^Done' "$log" >&2 || true
     if [ "$status" -ne 0 ]; then
         tail -n 60 "$log" >&2
-        echo "scripts/fuzz.sh: $target failed; the reproducer is in fuzz/artifacts/$target/" >&2
+        if artifact="$(grep -o 'Test unit written to .*' "$log" | tail -n 1)" && [ -n "$artifact" ]; then
+            echo "scripts/fuzz.sh: $target found a crash; ${artifact#Test unit written to } reproduces it" >&2
+        else
+            echo "scripts/fuzz.sh: $target did not run (see the output above)" >&2
+        fi
         exit 1
     fi
 done
