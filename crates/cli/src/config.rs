@@ -10,6 +10,8 @@ use proxcage_backend_runc::RuncSettings;
 use proxcage_core::{Error, Result, RouteRule, Router};
 use serde::Deserialize;
 
+use crate::security::SecurityPolicy;
+
 pub const DEFAULT_PATH: &str = "/etc/proxcage/config.toml";
 pub const ENV: &str = "PROXCAGE_CONFIG";
 
@@ -31,6 +33,9 @@ pub struct Config {
     pub routes: Vec<RouteRule>,
     #[serde(default)]
     pub backends: Backends,
+    /// What a container's own metadata may change on the host.
+    #[serde(default)]
+    pub security: SecurityPolicy,
     /// Where the settings came from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -57,6 +62,7 @@ impl Default for Config {
             default_backend: default_backend(),
             routes: Vec::new(),
             backends: Backends::default(),
+            security: SecurityPolicy::default(),
             path: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -93,6 +99,7 @@ impl Config {
     }
 
     pub fn router(&self) -> Result<Router> {
+        self.security.validate(BACKENDS, &self.path)?;
         Router::new(&self.default_backend, &self.routes, BACKENDS, &self.path)
     }
 }

@@ -69,7 +69,7 @@ impl<'a> Ctx<'a> {
     /// The backend called `name`, configured from the config file.
     pub fn backend(&self, name: &str) -> Result<Box<dyn Runtime>> {
         let config = self.config()?;
-        let root = self.store()?.backend_root(name);
+        let root = self.store()?.backend_dir(name)?;
         let flags = self.flags();
         Ok(match name {
             proxcage_backend_runc::NAME => Box::new(runc(&config.backends.runc, root, &flags)?),
@@ -105,6 +105,20 @@ impl<'a> Ctx<'a> {
         self.store()?
             .read(id)?
             .ok_or_else(|| Error::NotFound { id: id.clone() })
+    }
+
+    /// The lock of `id`, its record read under the lock, and the backend it names; runc's
+    /// "does not exist" when the container is gone (also when a delete removed it while
+    /// we waited for the lock).
+    pub fn locked_backend(
+        &self,
+        id: &ContainerId,
+    ) -> Result<(proxcage_core::ContainerLock, Box<dyn Runtime>)> {
+        let not_found = || Error::NotFound { id: id.clone() };
+        let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
+        let record = lock.record()?.ok_or_else(not_found)?;
+        let backend = self.backend(record.backend())?;
+        Ok((lock, backend))
     }
 
     /// The record of `id` and the backend it names.

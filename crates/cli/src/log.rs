@@ -26,9 +26,7 @@ pub struct LogSink {
 impl LogSink {
     pub fn open(path: Option<&Path>, format: LogFormat) -> std::io::Result<LogSink> {
         let file = match path {
-            Some(path) => Some(Mutex::new(
-                OpenOptions::new().create(true).append(true).open(path)?,
-            )),
+            Some(path) => Some(Mutex::new(open_log(path)?)),
             None => None,
         };
         Ok(LogSink { file, format })
@@ -134,6 +132,26 @@ impl Visit for Message {
             let _ = write!(self.0, " {}={value:?}", field.name());
         }
     }
+}
+
+/// Opens the `--log` file for append as runc does (created 0644 if missing), but never
+/// through a symbolic link at its last component, and only if it is a regular file: a
+/// FIFO there would block every proxcage command until someone read it.
+fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

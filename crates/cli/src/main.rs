@@ -5,7 +5,9 @@ mod argv;
 mod commands;
 mod config;
 mod context;
+mod interrupt;
 mod log;
+mod security;
 
 use clap::Parser;
 

@@ -83,6 +83,19 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
+/// How a tool ended, for messages: `exit status N`, or `killed by SIGKILL` when a signal
+/// ended it (someone killed it, or it crashed): then its stderr so far is all there is.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => match NixSignal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => "exit status 255".to_owned(),
+    }
+}
+
 /// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     run_fed(cmd, None, timeout)
@@ -225,6 +238,19 @@ fn forward_signals() -> SigSet {
     set
 }
 
+/// The last signal the relay took while a child ran (0: none), forwarded or not.
+static LAST_RELAYED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The last signal (SIGTERM, SIGINT, SIGHUP, ...) this process received while a child of
+/// [`run_inherited`] ran: the relay took it, so the process's own handlers never saw it.
+/// A command that must react to being interrupted (`create` rolls back) asks here too.
+pub fn last_relayed_signal() -> Option<NixSignal> {
+    match LAST_RELAYED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        n => NixSignal::try_from(n).ok(),
+    }
+}
+
 /// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
 /// child gets from the terminal itself) are blocked in this thread and a relay thread
 /// passes them on. Dropping the relay stops the thread and restores the signal mask, so an
@@ -266,6 +292,9 @@ impl SignalRelay {
             let sig = set.wait();
             if stop.load(Ordering::SeqCst) {
                 return;
+            }
+            if let Ok(sig) = sig {
+                LAST_RELAYED.store(sig as i32, std::sync::atomic::Ordering::SeqCst);
             }
             match sig {
                 Ok(sig) if forwarded.contains(sig) => {

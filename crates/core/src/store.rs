@@ -146,6 +146,19 @@ impl StateStore {
             .mode(0o700)
             .create(&containers)
             .map_err(|e| Error::io("cannot create the state directory", &containers, e))?;
+        // Records are reached through `containers` by name: a link planted there would
+        // send every write elsewhere.
+        let meta = fs::symlink_metadata(&containers)
+            .map_err(|e| Error::io("cannot inspect the state directory", &containers, e))?;
+        if !meta.is_dir() {
+            return Err(Error::io(
+                "refusing to use the state directory",
+                &containers,
+                io::Error::other(
+                    "it is a symbolic link or not a directory; proxcage creates it itself (mode 0700)",
+                ),
+            ));
+        }
         Ok(StateStore { root, containers })
     }
 
@@ -158,6 +171,30 @@ impl StateStore {
         self.root.join("backends").join(backend)
     }
 
+    /// [`StateStore::backend_root`], refused when it or `<root>/backends` is a symbolic
+    /// link or not a directory: runc and crun would follow a planted link and write their
+    /// state wherever it points. What does not exist yet is left for the backend to make.
+    pub fn backend_dir(&self, backend: &str) -> Result<PathBuf> {
+        let dir = self.backend_root(backend);
+        for path in [self.root.join("backends"), dir.clone()] {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::io(
+                        "refusing the backend state directory",
+                        &path,
+                        io::Error::other(
+                            "it is a symbolic link or not a directory, which proxcage never makes: remove it",
+                        ),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+            }
+        }
+        Ok(dir)
+    }
+
     fn dir(&self, id: &ContainerId) -> PathBuf {
         // A ContainerId is a single safe path component.
         self.containers.join(id.as_str())
@@ -166,7 +203,11 @@ impl StateStore {
     /// Reads a container's record without locking: writes are atomic renames, so this
     /// sees a whole record or none.
     pub fn read(&self, id: &ContainerId) -> Result<Option<Record>> {
-        read_record(&self.dir(id).join(RECORD))
+        let dir = self.dir(id);
+        match open_container_dir(&dir)? {
+            Some(fd) => read_record_at(&fd, &dir.join(RECORD)),
+            None => Ok(None),
+        }
     }
 
     /// Locks the container `id` for a change, creating its directory: for `create`.
@@ -197,6 +238,8 @@ impl StateStore {
             .map_err(|e| Error::io("cannot read the state directory", &self.containers, e))?;
         let mut ids: Vec<ContainerId> = entries
             .filter_map(|entry| entry.ok())
+            // A symbolic link in the store is not a container of ours.
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|entry| {
                 entry
                     .file_name()
@@ -290,20 +333,8 @@ pub struct ContainerLock {
 impl ContainerLock {
     /// `None` when the directory does not exist or was removed while we waited.
     fn acquire(id: &ContainerId, path: &Path) -> Result<Option<Self>> {
-        let fd = match nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    "cannot open the container directory",
-                    path,
-                    e.into(),
-                ))
-            }
+        let Some(fd) = open_container_dir(path)? else {
+            return Ok(None);
         };
         let dir = flock_with_timeout(File::from(fd), path)?;
         let removed = dir
@@ -330,7 +361,7 @@ impl ContainerLock {
     }
 
     pub fn record(&self) -> Result<Option<Record>> {
-        read_record(&self.path.join(RECORD))
+        read_record_at(&*self.dir, &self.path.join(RECORD))
     }
 
     /// Replaces the record atomically: temp file, fsync, rename, fsync of the directory.
@@ -338,14 +369,16 @@ impl ContainerLock {
         let tmp = format!("{TMP_PREFIX}{}", std::process::id());
         let tmp_path = self.path.join(&tmp);
         let fail = |e: io::Error| Error::io("cannot write the record", &tmp_path, e);
+        // A file already there (left by a crash, or planted as a hard link to some other
+        // file) is removed, never opened: O_TRUNC would write through a hard link.
+        match unlinkat(self.dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
         let fd = openat(
             self.dir.as_fd(),
             tmp.as_str(),
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_TRUNC
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| fail(e.into()))?;
@@ -412,16 +445,55 @@ impl Drop for ContainerLock {
     }
 }
 
-fn read_record(path: &Path) -> Result<Option<Record>> {
-    let mut file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot open the record", path, e)),
+/// Opens a container's directory without following a link: `None` when it does not
+/// exist. A link or a file in its place is an error (nobody but proxcage puts anything
+/// under `containers/`).
+fn open_container_dir(path: &Path) -> Result<Option<std::os::fd::OwnedFd>> {
+    match nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP) => Err(Error::io(
+            "refusing the container directory",
+            path,
+            io::Error::other(
+                "it is a symbolic link or not a directory, which proxcage never makes: remove it",
+            ),
+        )),
+        Err(e) => Err(Error::io(
+            "cannot open the container directory",
+            path,
+            e.into(),
+        )),
+    }
+}
+
+/// Reads `record.json` in the container directory `dir` (an fd opened without following
+/// links); `path` is for messages. The record itself must not be a link either.
+fn read_record_at(dir: &impl AsFd, path: &Path) -> Result<Option<Record>> {
+    let mut file = match openat(
+        dir.as_fd(),
+        RECORD,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(Error::io("cannot open the record", path, e.into())),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect the record", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            "cannot read the record",
+            path,
+            io::Error::other("it is not a regular file"),
+        ));
+    }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read the record", path, e))?;

@@ -170,14 +170,25 @@ impl Delegate {
     /// (for `run` and `exec`, `code` is the container process's exit code); an error when
     /// the binary itself reported one.
     fn inherited(&self, args: Vec<OsString>, timeout: Option<Duration>) -> Result<i32> {
+        self.inherited_status(args, timeout).map(|(code, _)| code)
+    }
+
+    /// [`Delegate::inherited`], with how the binary ended for messages.
+    fn inherited_status(
+        &self,
+        args: Vec<OsString>,
+        timeout: Option<Duration>,
+    ) -> Result<(i32, String)> {
         let log = BinaryLog::new()?;
         let mut cmd = self.command(&log);
         cmd.args(args);
         let status = process::run_inherited(&mut cmd, timeout)?;
         let code = process::exit_code(status);
         match log.last_error() {
-            Some(message) => Err(self.failure(&cmd, code, message)),
-            None => Ok(code),
+            Some(message) => {
+                Err(self.failure(&cmd, code, process::describe_status(status), message))
+            }
+            None => Ok((code, process::describe_status(status))),
         }
     }
 
@@ -207,14 +218,19 @@ impl Delegate {
             .and_then(BinaryLog::last_error)
             .or_else(|| last_line(&out.stderr))
             .unwrap_or_else(|| "it printed no error message".to_string());
-        Err(self.failure(cmd, process::exit_code(out.status), message))
+        Err(self.failure(
+            cmd,
+            process::exit_code(out.status),
+            process::describe_status(out.status),
+            message,
+        ))
     }
 
-    fn failure(&self, cmd: &Command, code: i32, message: String) -> Error {
+    fn failure(&self, cmd: &Command, code: i32, status: String, message: String) -> Error {
         Error::Backend {
             backend: self.name.clone(),
             command: process::describe(cmd),
-            status: format!("exit status {code}"),
+            status,
             code,
             message,
         }
@@ -303,12 +319,12 @@ impl Runtime for Delegate {
         let mut args = vec![OsString::from("create")];
         create_args(req, &mut args);
         args.push(id_arg(req.id()));
-        match self.inherited(args, Some(self.timeout))? {
-            0 => Ok(()),
-            code => Err(Error::Backend {
+        match self.inherited_status(args, Some(self.timeout))? {
+            (0, _) => Ok(()),
+            (code, status) => Err(Error::Backend {
                 backend: self.name.clone(),
                 command: format!("{} create {}", self.binary.display(), req.id()),
-                status: format!("exit status {code}"),
+                status,
                 code,
                 message: "it failed without an error message".into(),
             }),

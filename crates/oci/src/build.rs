@@ -476,12 +476,14 @@ pub fn create_bundle(
     let staged_rootfs = tmp.path().join("rootfs");
     let (rootfs_for_config, image, manifest) = match source {
         Source::RootfsDir { path, copy: false } => {
-            let abs = absolute(path).map_err(io_error("resolve", path))?;
-            if !abs.is_dir() {
+            if !path.is_dir() {
                 return Err(BuildError::SourceNotFound {
                     arg: path.display().to_string(),
                 });
             }
+            // The real path: a root.path through a symbolic link is refused when the
+            // bundle is loaded, as runc refuses it.
+            let abs = fs::canonicalize(path).map_err(io_error("resolve", path))?;
             (abs, None, None)
         }
         Source::RootfsDir { path, copy: true } => {

@@ -52,12 +52,22 @@ impl Bundle {
         let dir = absolute(dir.as_ref())?;
         let config_path = dir.join("config.json");
         let bytes = read_config(&dir, &config_path)?;
-        let (spec, warnings) = parse_spec(&config_path, &bytes)?;
-        drop(bytes);
+        Bundle::from_config_bytes(dir, &bytes)
+    }
+
+    /// What [`Bundle::load`] does once it has read `<dir>/config.json`: `bytes` are taken
+    /// as that file's content (errors name `<dir>/config.json`), parsed and validated; the
+    /// paths in it resolve against `dir`, which must exist for `root.path` to be found.
+    /// For configs that do not come from a file (and for fuzzing the parser).
+    pub fn from_config_bytes(dir: impl AsRef<Path>, bytes: &[u8]) -> Result<Bundle, BundleError> {
+        let dir = absolute(dir.as_ref())?;
+        let config_path = dir.join("config.json");
+        let (spec, warnings) = parse_spec(&config_path, bytes)?;
 
         check_version(&config_path, spec.version())?;
         let rootfs = resolve_rootfs(&dir, &config_path, &spec)?;
         check_process(&config_path, &spec)?;
+        check_nul_bytes(&config_path, &spec)?;
         let mount_sources = resolve_mounts(&dir, &config_path, spec.mounts().as_deref())?;
 
         tracing::debug!(bundle = %dir.display(), warnings = warnings.len(), "bundle loaded");
@@ -525,7 +535,33 @@ fn resolve_rootfs(dir: &Path, path: &Path, spec: &Spec) -> Result<PathBuf, Bundl
     }
     let resolved = clean(&dir.join(written));
     match fs::metadata(&resolved) {
-        Ok(meta) if meta.is_dir() => Ok(resolved),
+        Ok(meta) if meta.is_dir() => {
+            let real = fs::canonicalize(&resolved).map_err(|source| BundleError::Io {
+                op: "resolve",
+                path: resolved.clone(),
+                source,
+            })?;
+            // runc chdirs into the bundle (the kernel resolves the bundle directory's own
+            // links) and then wants root.path itself free of links.
+            let as_runc_sees_it = if written.is_absolute() {
+                resolved.clone()
+            } else {
+                let bundle = fs::canonicalize(dir).map_err(|source| BundleError::Io {
+                    op: "resolve",
+                    path: dir.into(),
+                    source,
+                })?;
+                clean(&bundle.join(written))
+            };
+            if real != as_runc_sees_it {
+                return Err(BundleError::RootfsThroughSymlink {
+                    path: path.into(),
+                    root: written.clone(),
+                    real,
+                });
+            }
+            Ok(resolved)
+        }
         Ok(_) => Err(BundleError::RootfsNotADirectory {
             path: path.into(),
             root: written.clone(),
@@ -555,6 +591,63 @@ fn check_process(path: &Path, spec: &Spec) -> Result<(), BundleError> {
         Some(args) if args.is_empty() => Err(BundleError::EmptyArgs { path: path.into() }),
         Some(_) => Ok(()),
     }
+}
+
+/// A NUL byte cannot reach an `execve` argument, an environment variable, a path or an
+/// LXC config line; serde_json decodes `\u0000` into one all the same. Refused here, by
+/// field, rather than truncated or mangled further down.
+fn check_nul_bytes(path: &Path, spec: &Spec) -> Result<(), BundleError> {
+    let nul = |field: String| BundleError::NulByte {
+        path: path.into(),
+        field,
+    };
+    let has_nul = |s: &str| s.as_bytes().contains(&0);
+    let path_has_nul = |p: &Path| p.as_os_str().as_encoded_bytes().contains(&0);
+    if let Some(process) = spec.process() {
+        for (i, arg) in process.args().iter().flatten().enumerate() {
+            if has_nul(arg) {
+                return Err(nul(format!("process.args[{i}]")));
+            }
+        }
+        for (i, var) in process.env().iter().flatten().enumerate() {
+            if has_nul(var) {
+                return Err(nul(format!("process.env[{i}]")));
+            }
+        }
+        if path_has_nul(process.cwd()) {
+            return Err(nul("process.cwd".into()));
+        }
+    }
+    if let Some(root) = spec.root() {
+        if path_has_nul(root.path()) {
+            return Err(nul("root.path".into()));
+        }
+    }
+    if spec.hostname().as_deref().is_some_and(has_nul) {
+        return Err(nul("hostname".into()));
+    }
+    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+        if path_has_nul(mount.destination()) {
+            return Err(nul(format!("mounts[{i}].destination")));
+        }
+        if mount.source().as_deref().is_some_and(path_has_nul) {
+            return Err(nul(format!("mounts[{i}].source")));
+        }
+        if mount.typ().as_deref().is_some_and(has_nul) {
+            return Err(nul(format!("mounts[{i}].type")));
+        }
+        for (j, option) in mount.options().iter().flatten().enumerate() {
+            if has_nul(option) {
+                return Err(nul(format!("mounts[{i}].options[{j}]")));
+            }
+        }
+    }
+    for (key, value) in spec.annotations().iter().flatten() {
+        if has_nul(key) || has_nul(value) {
+            return Err(nul(format!("annotations[{key:?}]")));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_mounts(

@@ -86,6 +86,20 @@ pub enum BundleError {
         resolved: PathBuf,
     },
 
+    /// runc refuses a rootfs whose path goes through a symbolic link ("not an absolute
+    /// path, or a symlink"); so does proxcage, for every backend: the pct backend would
+    /// otherwise pack whatever the link points at, `/` included.
+    #[error("{}: root.path {} goes through a symbolic link (it resolves to {}): name the real directory, as runc requires", path.display(), root.display(), real.display())]
+    RootfsThroughSymlink {
+        path: PathBuf,
+        root: PathBuf,
+        /// The real path of the rootfs.
+        real: PathBuf,
+    },
+
+    #[error("{}: {field} contains a NUL byte, which no program, path or LXC key can hold", path.display())]
+    NulByte { path: PathBuf, field: String },
+
     #[error("{}: process.args is empty: it must name the program to run", path.display())]
     EmptyArgs { path: PathBuf },
 

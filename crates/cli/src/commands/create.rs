@@ -10,8 +10,10 @@ use proxcage_oci::Bundle;
 
 use crate::args::{Create, Run};
 use crate::context::{absolute, Ctx};
+use crate::interrupt::Deferred;
 
 pub fn create(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    let interrupt = Deferred::install()?;
     let prepared = prepare(args, ctx)?;
     let Prepared {
         lock,
@@ -19,7 +21,21 @@ pub fn create(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         backend,
         request,
     } = prepared;
-    if let Err(e) = backend.create(&request) {
+    // A signal during prepare: nothing is handed to the backend.
+    let created = match interrupt.received() {
+        None => backend.create(&request),
+        Some(_) => Ok(()),
+    };
+    // Interrupted, whether the backend step then failed (its child got the signal too)
+    // or finished: undo, and say so.
+    if let Some(signal) = interrupt.received() {
+        let id = request.id().clone();
+        undo(&*backend, &id, lock);
+        return Err(anyhow::anyhow!(
+            "container {id}: create interrupted by {signal}: rolled back, nothing was created"
+        ));
+    }
+    if let Err(e) = created {
         undo(&*backend, &request.id().clone(), lock);
         return Err(e.into());
     }
@@ -90,6 +106,9 @@ fn prepare(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<Prepared> {
     }
     let (backend_name, reason) = router.choose(&id, &bundle.annotations())?;
     tracing::debug!("container {id}: backend {backend_name} ({reason})");
+    config
+        .security
+        .check(&id, &bundle, &backend_name, &reason, &config.path)?;
     let backend = ctx.backend(&backend_name)?;
     let record = Record::creating(id.clone(), backend_name, bundle.dir());
     lock.write(&record)?;

@@ -5,14 +5,16 @@ use proxcage_core::{ContainerId, KillRequest, Result, Runtime, Signal};
 use crate::args::{Id, Kill};
 use crate::context::Ctx;
 
-/// Validates the id, finds its backend, and runs `request` there.
+/// Validates the id, finds its backend, and runs `request` there, holding the
+/// container's lock: a `delete` or `create` of the same id running meanwhile finishes
+/// first, so the backend never sees a container half made or half removed.
 fn on_recorded(
     id: &str,
     ctx: &Ctx<'_>,
     request: impl FnOnce(&dyn Runtime, &ContainerId) -> Result<()>,
 ) -> anyhow::Result<i32> {
     let id = ContainerId::new(id)?;
-    let (_, backend) = ctx.recorded_backend(&id)?;
+    let (_lock, backend) = ctx.locked_backend(&id)?;
     request(&*backend, &id)?;
     Ok(0)
 }

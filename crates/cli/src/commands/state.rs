@@ -13,7 +13,13 @@ pub fn state(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Err(e) if e.kind() == ErrorKind::NotFound && record.phase() == Phase::Creating => {
             creating_state(&record)
         }
-        Err(e) => return Err(e.into()),
+        // state takes no lock (it must answer while a long create runs), so it may have
+        // met a delete or create of the same id halfway: wait for that to finish and ask
+        // again.
+        Err(_) => {
+            let (_lock, backend) = ctx.locked_backend(&id)?;
+            backend.state(&id)?
+        }
     };
     print(&state.to_pretty_json())?;
     Ok(0)

@@ -1,0 +1,127 @@
+//! The pct backend (against the pct stand-in, test code that runs real LXC, not Proxmox)
+//! under racing lifecycles: 16 proxcage processes running random interleavings of
+//! create/start/kill/delete/list/state on 4 shared ids. Every command returns, `list`
+//! always works, failures are the expected ones, and nothing is left afterwards: no CT,
+//! no template, no record, no file. The seed is printed; `PROXCAGE_RACE_SEED` replays.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use support::pct::PctStandin;
+use support::{busybox_bundle, Proxcage};
+
+fn proxcage_for(standin: &PctStandin) -> Proxcage {
+    let root = standin.root.display();
+    let config = format!(
+        r#"
+default_backend = "pct"
+
+[backends.pct]
+pct = "{bin}/pct"
+pvesh = "{bin}/pvesh"
+lxc_path = "{root}/var/lib/lxc"
+pve_dir = "{root}/etc/pve"
+lock_dir = "{root}/run/lock/lxc"
+template_dir = "{root}/var/lib/vz/template/cache"
+files_dir = "{files}"
+"#,
+        bin = standin.bin_dir.display(),
+        files = standin.dir.path().join("files").display(),
+    );
+    let mut p = Proxcage::new(&config);
+    p.env
+        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
+    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let seed: u64 = std::env::var("PROXCAGE_RACE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("racing pct lifecycles: PROXCAGE_RACE_SEED={seed}");
+    // The id is gone or taken, or the container is in the wrong state for the command.
+    const EXPECTED: [&str; 5] = [
+        "does not exist",
+        "already exists",
+        "is being created by proxcage process",
+        "not running",
+        "cannot start a container that is",
+    ];
+    std::thread::scope(|s| {
+        for thread in 0..16u64 {
+            let (p, bundle) = (&p, &bundle);
+            s.spawn(move || {
+                let mut state = seed ^ (thread + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut next = move |n: u64| {
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+                };
+                for _ in 0..6 {
+                    let id = format!("prace-{}", next(4));
+                    let args: Vec<&str> = match next(6) {
+                        0 | 1 => vec!["create", "--bundle", bundle.to_str().unwrap(), &id],
+                        2 => vec!["start", &id],
+                        3 => vec!["kill", &id, "KILL"],
+                        4 => vec!["delete", "--force", &id],
+                        _ => vec!["list", "--format", "json"],
+                    };
+                    let out = p.run(&args);
+                    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                    if args[0] == "list" {
+                        assert!(out.status.success(), "list failed: {err}");
+                        continue;
+                    }
+                    assert!(
+                        !err.contains("unreadable") && !err.contains("timed out"),
+                        "{args:?}: {err}"
+                    );
+                    if !out.status.success() {
+                        assert!(
+                            EXPECTED.iter().any(|e| err.contains(e)),
+                            "{args:?} failed unexpectedly: {err}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+    for i in 0..4 {
+        p.ok(&["delete", "--force", &format!("prace-{i}")]);
+    }
+    assert_eq!(p.ok(&["list", "-q"]), "");
+    assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
+    assert_eq!(
+        fs::read_dir(standin.template_dir()).unwrap().count(),
+        0,
+        "a template is left"
+    );
+    let records = p.root.join("backends/pct");
+    if records.exists() {
+        let left: Vec<_> = fs::read_dir(&records)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "vmid.lock")
+            .collect();
+        assert!(left.is_empty(), "backend records left: {left:?}");
+    }
+    let files = standin.dir.path().join("files");
+    if files.exists() {
+        assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "files left");
+    }
+    assert_eq!(fs::read_dir(p.root.join("containers")).unwrap().count(), 0);
+}
