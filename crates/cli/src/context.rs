@@ -117,24 +117,32 @@ impl<'a> Ctx<'a> {
         let not_found = || Error::NotFound { id: id.clone() };
         let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
         let record = lock.record()?.ok_or_else(not_found)?;
+        self.refuse_interrupted(&record)?;
         let backend = self.backend(record.backend())?;
         Ok((lock, backend))
+    }
+
+    /// A create that died midway is an error that says how to clean it up.
+    fn refuse_interrupted(&self, record: &Record) -> Result<()> {
+        if !proxcage_core::health::create_interrupted(record) {
+            return Ok(());
+        }
+        Err(Error::Conflict {
+            id: record.id().clone(),
+            message: format!(
+                "its create was interrupted (proxcage process {} is gone): '{cmd} delete --force {id}' or '{cmd} health --repair' cleans it up",
+                record.creator_pid().unwrap_or(0),
+                cmd = self.command_line(),
+                id = record.id(),
+            ),
+        })
     }
 
     /// The record of `id` and the backend it names.
     /// A create that died midway is an error that says how to clean it up.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
         let record = self.record(id)?;
-        if proxcage_core::health::create_interrupted(&record) {
-            return Err(Error::Conflict {
-                id: id.clone(),
-                message: format!(
-                    "its create was interrupted (proxcage process {} is gone): '{cmd} delete --force {id}' or '{cmd} health --repair' cleans it up",
-                    record.creator_pid().unwrap_or(0),
-                    cmd = self.command_line(),
-                ),
-            });
-        }
+        self.refuse_interrupted(&record)?;
         let backend = self.backend(record.backend())?;
         Ok((record, backend))
     }
