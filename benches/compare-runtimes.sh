@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine: apt-get install -y hyperfine" >&2; exit 1; }
-proxcage="$PWD/target/release/proxcage"
+proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/release/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: cargo build --release -p proxcage-cli" >&2; exit 1; }
 runs=${RUNS:-30}
 
