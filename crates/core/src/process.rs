@@ -7,9 +7,11 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, SigSet, Signal as NixSignal};
 use nix::unistd::Pid;
@@ -84,19 +86,104 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 }
 
 /// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
+/// Both pipes are drained by polling them from this thread: a reader thread per pipe
+/// cost more than the rest of proxcage's own work in `start`, `state`, `kill` and `delete`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let deadline = Instant::now() + timeout;
     let mut child = spawn(cmd)?;
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
-    let status = wait_with_timeout(&mut child, cmd, Some(timeout))?;
+    let (stdout, stderr) = match drain(child.stdout.take(), child.stderr.take(), deadline) {
+        Ok(Some(both)) => both,
+        Ok(None) => return Err(kill_for_timeout(&mut child, cmd, timeout)),
+        Err(source) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Spawn {
+                command: describe(cmd),
+                source,
+            });
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let status = wait_with_timeout(&mut child, cmd, Some(left)).map_err(|e| match e {
+        Error::Timeout { command, .. } => Error::Timeout { command, timeout },
+        other => other,
+    })?;
     Ok(Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout,
+        stderr,
     })
+}
+
+/// Reads both pipes to their end; `None` when `deadline` passed first.
+fn drain(
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    deadline: Instant,
+) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut pipes: [(Option<File>, Vec<u8>); 2] = [
+        (stdout.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
+        (stderr.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
+    ];
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut fds: Vec<libc::pollfd> = pipes
+            .iter()
+            .filter_map(|(pipe, _)| pipe.as_ref())
+            .map(|pipe| libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            let [(_, out), (_, err)] = pipes;
+            return Ok(Some((out, err)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for fd in fds.iter().filter(|fd| fd.revents != 0) {
+            let Some((slot, buf)) = pipes
+                .iter_mut()
+                .find(|(pipe, _)| pipe.as_ref().is_some_and(|p| p.as_raw_fd() == fd.fd))
+            else {
+                continue;
+            };
+            let Some(pipe) = slot.as_mut() else {
+                continue;
+            };
+            match pipe.read(&mut chunk) {
+                Ok(0) => *slot = None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Error {
+    let _ = child.kill();
+    let _ = child.wait();
+    Error::Timeout {
+        command: describe(cmd),
+        timeout,
+    }
 }
 
 /// Runs `cmd` with the caller's stdio and inherited file descriptors, as if the caller had
@@ -119,16 +206,6 @@ fn spawn(cmd: &mut Command) -> Result<Child> {
     })
 }
 
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
 fn wait_with_timeout(
     child: &mut Child,
     cmd: &Command,
@@ -140,14 +217,7 @@ fn wait_with_timeout(
     };
     match waited {
         Ok(Some(status)) => Ok(status),
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(Error::Timeout {
-                command: describe(cmd),
-                timeout: timeout.unwrap_or_default(),
-            })
-        }
+        Ok(None) => Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default())),
         Err(source) => Err(Error::Spawn {
             command: describe(cmd),
             source,
