@@ -89,13 +89,38 @@ fn run() {
         };
     log::init(sink, cli.global.debug);
     let ctx = Ctx::new(&cli.global);
-    match commands::dispatch(command, &ctx) {
-        Ok(code) => std::process::exit(code),
+    let code = match commands::dispatch(command, &ctx) {
+        Ok(code) => code,
         Err(e) => {
             sink.error(&chain(&e));
-            std::process::exit(exit_code(&e));
+            exit_code(&e)
         }
+    };
+    if cli.global.debug {
+        tracing::debug!("{}", own_usage());
     }
+    std::process::exit(code);
+}
+
+/// What this invocation cost, itself, without the backend's processes: peak RSS, CPU
+/// time and the fds open at its end. With `--debug`, for `scripts/valgrind.sh` and
+/// `benches/soak.sh`.
+fn own_usage() -> String {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
+    // One of the entries is read_dir's own descriptor.
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1));
+    format!(
+        "usage: peak RSS {} kB, user {} ms, system {} ms, open fds {fds}",
+        usage.ru_maxrss,
+        ms(usage.ru_utime),
+        ms(usage.ru_stime)
+    )
 }
 
 /// The whole error chain on one line. Sources whose text the message already holds
