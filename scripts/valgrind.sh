@@ -99,7 +99,14 @@ for backend in runc crun; do
     lifecycle "$backend" "${memcheck[@]}"
 done
 
-# Peak RSS: proxcage's own (getrusage RUSAGE_SELF, printed with --debug), per command.
+# Peak RSS: proxcage's own (getrusage RUSAGE_SELF, printed with --debug), per command,
+# of the release build when there is one (a debug build maps far more code).
+release="${CARGO_TARGET_DIR:-$PWD/target}/release/proxcage"
+if [ -z "${PROXCAGE:-}" ] && [ -x "$release" ]; then
+    proxcage=$release
+else
+    echo "(peak RSS of the debug build: cargo build --release -p proxcage-cli for the real figure)"
+fi
 usage() { grep -o 'peak RSS [0-9]* kB' "$work/err" | grep -o '[0-9]*' | tail -1; }
 peak_all=0
 for backend in runc crun; do

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, SigSet, Signal as NixSignal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
@@ -191,12 +191,9 @@ fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Erro
 /// child while it runs (see [`forward_signals`]).
 pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
     preserve_socket_activation(cmd)?;
-    let mut relay = SignalRelay::block();
+    let relay = SignalRelay::block(cmd)?;
     let mut child = spawn(cmd)?;
-    relay.start(child.id());
-    let status = wait_with_timeout(&mut child, cmd, timeout);
-    drop(relay);
-    status
+    relay.wait(&mut child, cmd, timeout)
 }
 
 fn spawn(cmd: &mut Command) -> Result<Child> {
@@ -246,68 +243,103 @@ fn forward_signals() -> SigSet {
 }
 
 /// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
-/// child gets from the terminal itself) are blocked in this thread and a relay thread
-/// passes them on. Dropping the relay stops the thread and restores the signal mask, so an
-/// embedding program gets its own signal handling back.
+/// child gets from the terminal itself), and SIGCHLD, are blocked in this thread and read
+/// from a signalfd: forwarded ones are passed on, SIGCHLD ends the wait. There is no relay
+/// thread: one had to be woken and joined after the child exited, and on a loaded host
+/// that wait was milliseconds per command. Dropping the relay restores the signal mask, so
+/// an embedding program gets its own signal handling back.
 struct SignalRelay {
-    set: SigSet,
+    fd: SignalFd,
     old: SigSet,
-    thread: Option<(
-        thread::JoinHandle<()>,
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-    )>,
 }
 
+/// The longest the wait sleeps without looking at the child: the safety net should a
+/// SIGCHLD never come (a parent that set it to SIG_IGN, which the child inherits).
+const WAIT_RECHECK_MS: libc::c_int = 1000;
+
 impl SignalRelay {
-    fn block() -> Self {
+    fn block(cmd: &Command) -> Result<Self> {
+        let fail = |e: nix::errno::Errno| Error::Spawn {
+            command: describe(cmd),
+            source: e.into(),
+        };
         let mut set = forward_signals();
         set.add(NixSignal::SIGINT);
         set.add(NixSignal::SIGQUIT);
-        // Threads spawned later inherit the mask, so the relay's sigwait sees every one of
-        // these signals. std resets the mask in the child before exec.
+        set.add(NixSignal::SIGCHLD);
+        // std resets the mask in the child before exec.
         let old = set
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-            .unwrap_or_else(|_| SigSet::empty());
-        SignalRelay {
-            set,
-            old,
-            thread: None,
+            .map_err(fail)?;
+        match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => Ok(SignalRelay { fd, old }),
+            Err(e) => {
+                let _ = old.thread_set_mask();
+                Err(fail(e))
+            }
         }
     }
 
-    fn start(&mut self, child: u32) {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let pid = Pid::from_raw(child as i32);
+    /// Waits for `child`, passing the forwarded signals on; kills it after `timeout`.
+    fn wait(
+        &self,
+        child: &mut Child,
+        cmd: &Command,
+        timeout: Option<Duration>,
+    ) -> Result<ExitStatus> {
+        let fail = |source: io::Error| Error::Spawn {
+            command: describe(cmd),
+            source,
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
         let forwarded = forward_signals();
-        let set = self.set;
-        let done = std::sync::Arc::new(AtomicBool::new(false));
-        let stop = done.clone();
-        let handle = thread::spawn(move || loop {
-            let sig = set.wait();
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            match sig {
-                Ok(sig) if forwarded.contains(sig) => {
-                    let _ = kill(pid, sig);
+        let pid = Pid::from_raw(child.id() as i32);
+        loop {
+            // Signals first, then the child: a SIGCHLD read here is never lost, as the
+            // child is looked at after it.
+            loop {
+                match self.fd.read_signal() {
+                    Ok(Some(info)) => {
+                        if let Ok(sig) = NixSignal::try_from(info.ssi_signo as i32) {
+                            if forwarded.contains(sig) {
+                                let _ = kill(pid, sig);
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(fail(e.into())),
                 }
-                Ok(_) => {}
-                Err(_) => return,
             }
-        });
-        self.thread = Some((handle, done));
+            if let Some(status) = child.try_wait().map_err(fail)? {
+                return Ok(status);
+            }
+            let mut ms = WAIT_RECHECK_MS;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default()));
+                }
+                ms = ms.min(libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(ms));
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(fail(e));
+                }
+            }
+        }
     }
 }
 
 impl Drop for SignalRelay {
     fn drop(&mut self) {
-        use std::os::unix::thread::JoinHandleExt;
-        if let Some((handle, done)) = self.thread.take() {
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            // SAFETY: the thread is alive until joined below; SIGCONT only wakes its sigwait.
-            unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGCONT) };
-            let _ = handle.join();
-        }
         let _ = self.old.thread_set_mask();
     }
 }
@@ -468,6 +500,22 @@ mod tests {
             text.contains("/bin/sleep 30") && text.contains("did not finish"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn inherited_run_waits_for_the_child_and_times_out() {
+        let status = run_inherited(
+            Command::new("/bin/sh").args(["-c", "sleep 0.1; exit 5"]),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(exit_code(status), 5);
+        let err = run_inherited(
+            Command::new("/bin/sleep").arg("30"),
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
     }
 
     #[test]
