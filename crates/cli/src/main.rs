@@ -23,7 +23,10 @@ use crate::log::LogSink;
 /// are open (a file opened later must not become our stdout). SIGPIPE keeps its default,
 /// as in runc and crun, and as the backends get it.
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     // std gets the arguments from glibc's init hooks, so `std::env::args_os` still works.
     open_standard_fds();
     run();
@@ -44,7 +47,11 @@ fn open_standard_fds() {
     for fd in fds.iter().filter(|fd| fd.revents & libc::POLLNVAL != 0) {
         // SAFETY: plain syscalls; the lowest free fd is `fd.fd`, which is closed.
         unsafe {
-            let flags = if fd.fd == 0 { libc::O_RDONLY } else { libc::O_WRONLY };
+            let flags = if fd.fd == 0 {
+                libc::O_RDONLY
+            } else {
+                libc::O_WRONLY
+            };
             libc::open(c"/dev/null".as_ptr(), flags);
         }
     }

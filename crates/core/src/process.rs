@@ -3,12 +3,12 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
