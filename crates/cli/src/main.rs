@@ -1,7 +1,8 @@
 //! `proxcage`: runc's command line over proxcage's backends.
 
-// proxcage brings its own C `main`: see there.
-#![no_main]
+// proxcage brings its own C `main` (see there); the unit tests keep the test harness's.
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 mod args;
 mod argv;
@@ -22,6 +23,7 @@ use crate::log::LogSink;
 /// proxcage command costs of its own. What of it matters is done here: fds 0, 1 and 2
 /// are open (a file opened later must not become our stdout). SIGPIPE keeps its default,
 /// as in runc and crun, and as the backends get it.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(
     _argc: std::ffi::c_int,
