@@ -5,7 +5,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -243,19 +243,20 @@ fn forward_signals() -> SigSet {
 }
 
 /// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
-/// child gets from the terminal itself), and SIGCHLD, are blocked in this thread and read
-/// from a signalfd: forwarded ones are passed on, SIGCHLD ends the wait. There is no relay
+/// child gets from the terminal itself) are blocked in this thread and read from a
+/// signalfd, and passed on; the child's exit is seen on a pidfd. There is no relay
 /// thread: one had to be woken and joined after the child exited, and on a loaded host
-/// that wait was milliseconds per command. Dropping the relay restores the signal mask, so
-/// an embedding program gets its own signal handling back.
+/// that wait was milliseconds per command. SIGCHLD stays unblocked: the child inherits
+/// this thread's mask, and a child that waits for its own children by SIGCHLD (the wait
+/// of the pct tools) must get it. Dropping the relay restores the signal mask, so an
+/// embedding program gets its own signal handling back.
 struct SignalRelay {
     fd: SignalFd,
     old: SigSet,
 }
 
-/// The longest the wait sleeps without looking at the child: the safety net should a
-/// SIGCHLD never come (a parent that set it to SIG_IGN, which the child inherits).
-const WAIT_RECHECK_MS: libc::c_int = 1000;
+/// How often the wait looks at the child when the kernel has no pidfds (before 5.3).
+const WAIT_RECHECK_MS: libc::c_int = 10;
 
 impl SignalRelay {
     fn block(cmd: &Command) -> Result<Self> {
@@ -266,8 +267,6 @@ impl SignalRelay {
         let mut set = forward_signals();
         set.add(NixSignal::SIGINT);
         set.add(NixSignal::SIGQUIT);
-        set.add(NixSignal::SIGCHLD);
-        // std resets the mask in the child before exec.
         let old = set
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
             .map_err(fail)?;
@@ -294,6 +293,10 @@ impl SignalRelay {
         let deadline = timeout.map(|t| Instant::now() + t);
         let forwarded = forward_signals();
         let pid = Pid::from_raw(child.id() as i32);
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        // SAFETY: a non-negative return is a new fd that nothing else owns.
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
         loop {
             // Signals first, then the child: a SIGCHLD read here is never lost, as the
             // child is looked at after it.
@@ -314,21 +317,26 @@ impl SignalRelay {
             if let Some(status) = child.try_wait().map_err(fail)? {
                 return Ok(status);
             }
-            let mut ms = WAIT_RECHECK_MS;
+            let mut ms = if pidfd.is_some() { -1 } else { WAIT_RECHECK_MS };
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default()));
                 }
-                ms = ms.min(libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(ms));
+                let left = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                ms = if ms < 0 { left } else { ms.min(left) };
             }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
+            let mut fds = [
+                self.fd.as_raw_fd(),
+                pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            ]
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+            });
+            // SAFETY: two valid pollfds (poll skips a negative fd).
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(fail(e));
@@ -516,6 +524,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn an_inherited_child_can_wait_for_its_own_children() {
+        // The child's own wait by SIGCHLD must work: SIGCHLD is not blocked for it.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("status");
+        let status = run_inherited(
+            Command::new("/bin/sh").args([
+                "-c",
+                "grep SigBlk /proc/self/status > \"$1\"",
+                "sh",
+                out.to_str().unwrap(),
+            ]),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(exit_code(status), 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mask =
+            u64::from_str_radix(text.trim().trim_start_matches("SigBlk:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGCHLD - 1)), 0, "{text}");
     }
 
     #[test]
