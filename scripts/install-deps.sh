@@ -16,6 +16,8 @@ packages=(
     zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
     procps util-linux iproute2
+    valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
+    hyperfine               # benches/compare-runtimes.sh
 )
 
 export DEBIAN_FRONTEND=noninteractive

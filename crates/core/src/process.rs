@@ -3,15 +3,18 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, SigSet, Signal as NixSignal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
@@ -97,6 +100,8 @@ pub fn describe_status(status: ExitStatus) -> String {
 }
 
 /// Runs `cmd` with stdin closed and stdout/stderr captured; kills it after `timeout`.
+/// Both pipes are drained by polling them from this thread: a reader thread per pipe
+/// cost more than the rest of proxcage's own work in `start`, `state`, `kill` and `delete`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     run_fed(cmd, None, timeout)
 }
@@ -115,7 +120,9 @@ fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    let deadline = Instant::now() + timeout;
     let mut child = spawn(cmd)?;
+    // A thread writes the input: a command may not read it before it writes output.
     let writer = match (input, child.stdin.take()) {
         (Some(data), Some(mut stdin)) => {
             let data = data.to_vec();
@@ -126,39 +133,98 @@ fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result
         }
         _ => None,
     };
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
-    let status = wait_with_timeout(&mut child, cmd, Some(timeout))?;
+    let (stdout, stderr) = match drain(child.stdout.take(), child.stderr.take(), deadline) {
+        Ok(Some(both)) => both,
+        Ok(None) => return Err(kill_for_timeout(&mut child, cmd, timeout)),
+        Err(source) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Spawn {
+                command: describe(cmd),
+                source,
+            });
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let status = wait_with_timeout(&mut child, cmd, Some(left)).map_err(|e| match e {
+        Error::Timeout { command, .. } => Error::Timeout { command, timeout },
+        other => other,
+    })?;
     if let Some(writer) = writer {
         let _ = writer.join();
     }
     Ok(Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout,
+        stderr,
     })
 }
 
-/// Waits for `pid`, a child of this process that was spawned without being waited for,
-/// passing on the signals this process gets as [`run_inherited`] does; returns its exit
-/// code (128 + signal when killed).
-pub fn wait_child_relaying(pid: i32) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    let mut relay = SignalRelay::block();
-    relay.start(pid as u32);
+/// Reads both pipes to their end; `None` when `deadline` passed first.
+fn drain(
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    deadline: Instant,
+) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut pipes: [(Option<File>, Vec<u8>); 2] = [
+        (stdout.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
+        (stderr.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
+    ];
+    let mut chunk = [0u8; 8192];
     loop {
-        match waitpid(Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    "cannot wait for",
-                    Path::new(&format!("/proc/{pid}")),
-                    e.into(),
-                ))
+        let mut fds: Vec<libc::pollfd> = pipes
+            .iter()
+            .filter_map(|(pipe, _)| pipe.as_ref())
+            .map(|pipe| libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            let [(_, out), (_, err)] = pipes;
+            return Ok(Some((out, err)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for fd in fds.iter().filter(|fd| fd.revents != 0) {
+            let Some((slot, buf)) = pipes
+                .iter_mut()
+                .find(|(pipe, _)| pipe.as_ref().is_some_and(|p| p.as_raw_fd() == fd.fd))
+            else {
+                continue;
+            };
+            let Some(pipe) = slot.as_mut() else {
+                continue;
+            };
+            match pipe.read(&mut chunk) {
+                Ok(0) => *slot = None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
+    }
+}
+
+fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Error {
+    let _ = child.kill();
+    let _ = child.wait();
+    Error::Timeout {
+        command: describe(cmd),
+        timeout,
     }
 }
 
@@ -167,28 +233,15 @@ pub fn wait_child_relaying(pid: i32) -> Result<i32> {
 /// child while it runs (see [`forward_signals`]).
 pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
     preserve_socket_activation(cmd)?;
-    let mut relay = SignalRelay::block();
+    let relay = SignalRelay::block(cmd)?;
     let mut child = spawn(cmd)?;
-    relay.start(child.id());
-    let status = wait_with_timeout(&mut child, cmd, timeout);
-    drop(relay);
-    status
+    relay.wait(&mut child, cmd, timeout)
 }
 
 fn spawn(cmd: &mut Command) -> Result<Child> {
     cmd.spawn().map_err(|source| Error::Spawn {
         command: describe(cmd),
         source,
-    })
-}
-
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
     })
 }
 
@@ -203,14 +256,7 @@ fn wait_with_timeout(
     };
     match waited {
         Ok(Some(status)) => Ok(status),
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(Error::Timeout {
-                command: describe(cmd),
-                timeout: timeout.unwrap_or_default(),
-            })
-        }
+        Ok(None) => Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default())),
         Err(source) => Err(Error::Spawn {
             command: describe(cmd),
             source,
@@ -238,6 +284,150 @@ fn forward_signals() -> SigSet {
     set
 }
 
+/// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
+/// child gets from the terminal itself) are blocked in this thread and read from a
+/// signalfd, and passed on; the child's exit is seen on a pidfd. There is no relay
+/// thread: one had to be woken and joined after the child exited, and on a loaded host
+/// that wait was milliseconds per command. SIGCHLD stays unblocked: the child inherits
+/// this thread's mask, and a child that waits for its own children by SIGCHLD (the wait
+/// of the pct tools) must get it. Dropping the relay restores the signal mask, so an
+/// embedding program gets its own signal handling back.
+struct SignalRelay {
+    fd: SignalFd,
+    old: SigSet,
+}
+
+/// How often the wait looks at the child when the kernel has no pidfds (before 5.3).
+const WAIT_RECHECK_MS: libc::c_int = 10;
+
+impl SignalRelay {
+    fn block(cmd: &Command) -> Result<Self> {
+        let fail = |e: nix::errno::Errno| Error::Spawn {
+            command: describe(cmd),
+            source: e.into(),
+        };
+        let mut set = forward_signals();
+        set.add(NixSignal::SIGINT);
+        set.add(NixSignal::SIGQUIT);
+        let old = set
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .map_err(fail)?;
+        match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => Ok(SignalRelay { fd, old }),
+            Err(e) => {
+                let _ = old.thread_set_mask();
+                Err(fail(e))
+            }
+        }
+    }
+
+    /// Waits for `child`, passing the forwarded signals on; kills it after `timeout`.
+    fn wait(
+        &self,
+        child: &mut Child,
+        cmd: &Command,
+        timeout: Option<Duration>,
+    ) -> Result<ExitStatus> {
+        let pid = Pid::from_raw(child.id() as i32);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.relay_until_exit(pid, || child.try_wait(), deadline) {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default())),
+            Err(source) => Err(Error::Spawn {
+                command: describe(cmd),
+                source,
+            }),
+        }
+    }
+
+    /// Passes the forwarded signals on to `pid` until `reap` sees it exit; `None` when
+    /// `deadline` passed first.
+    fn relay_until_exit(
+        &self,
+        pid: Pid,
+        mut reap: impl FnMut() -> io::Result<Option<ExitStatus>>,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<ExitStatus>> {
+        let forwarded = forward_signals();
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        // SAFETY: a non-negative return is a new fd that nothing else owns.
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
+        loop {
+            // Signals first, then the child: a SIGCHLD read here is never lost, as the
+            // child is looked at after it.
+            loop {
+                match self.fd.read_signal() {
+                    Ok(Some(info)) => {
+                        if let Ok(sig) = NixSignal::try_from(info.ssi_signo as i32) {
+                            LAST_RELAYED.store(sig as i32, std::sync::atomic::Ordering::SeqCst);
+                            if forwarded.contains(sig) {
+                                let _ = kill(pid, sig);
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(status) = reap()? {
+                return Ok(Some(status));
+            }
+            let mut ms = if pidfd.is_some() { -1 } else { WAIT_RECHECK_MS };
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                let left = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                ms = if ms < 0 { left } else { ms.min(left) };
+            }
+            let mut fds = [
+                self.fd.as_raw_fd(),
+                pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            ]
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            // SAFETY: two valid pollfds (poll skips a negative fd).
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for `pid`, a child of this process that was spawned without being waited for,
+/// passing on the signals this process gets as [`run_inherited`] does; returns its exit
+/// code (128 + signal when killed).
+pub fn wait_child_relaying(pid: i32) -> Result<i32> {
+    let cmd = Command::new(format!("process {pid}"));
+    let relay = SignalRelay::block(&cmd)?;
+    let reap = || -> io::Result<Option<ExitStatus>> {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            0 => Ok(None),
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(Some(ExitStatus::from_raw(status))),
+        }
+    };
+    match relay.relay_until_exit(Pid::from_raw(pid), reap, None) {
+        Ok(Some(status)) => Ok(exit_code(status)),
+        Ok(None) => unreachable!("no deadline"),
+        Err(source) => Err(Error::Spawn {
+            command: describe(&cmd),
+            source,
+        }),
+    }
+}
+
 /// The last signal the relay took while a child ran (0: none), forwarded or not.
 static LAST_RELAYED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -251,72 +441,8 @@ pub fn last_relayed_signal() -> Option<NixSignal> {
     }
 }
 
-/// While a child runs with our stdio, the forwarded signals (and SIGINT/SIGQUIT, which the
-/// child gets from the terminal itself) are blocked in this thread and a relay thread
-/// passes them on. Dropping the relay stops the thread and restores the signal mask, so an
-/// embedding program gets its own signal handling back.
-struct SignalRelay {
-    set: SigSet,
-    old: SigSet,
-    thread: Option<(
-        thread::JoinHandle<()>,
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-    )>,
-}
-
-impl SignalRelay {
-    fn block() -> Self {
-        let mut set = forward_signals();
-        set.add(NixSignal::SIGINT);
-        set.add(NixSignal::SIGQUIT);
-        // Threads spawned later inherit the mask, so the relay's sigwait sees every one of
-        // these signals. std resets the mask in the child before exec.
-        let old = set
-            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-            .unwrap_or_else(|_| SigSet::empty());
-        SignalRelay {
-            set,
-            old,
-            thread: None,
-        }
-    }
-
-    fn start(&mut self, child: u32) {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let pid = Pid::from_raw(child as i32);
-        let forwarded = forward_signals();
-        let set = self.set;
-        let done = std::sync::Arc::new(AtomicBool::new(false));
-        let stop = done.clone();
-        let handle = thread::spawn(move || loop {
-            let sig = set.wait();
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            if let Ok(sig) = sig {
-                LAST_RELAYED.store(sig as i32, std::sync::atomic::Ordering::SeqCst);
-            }
-            match sig {
-                Ok(sig) if forwarded.contains(sig) => {
-                    let _ = kill(pid, sig);
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        });
-        self.thread = Some((handle, done));
-    }
-}
-
 impl Drop for SignalRelay {
     fn drop(&mut self) {
-        use std::os::unix::thread::JoinHandleExt;
-        if let Some((handle, done)) = self.thread.take() {
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            // SAFETY: the thread is alive until joined below; SIGCONT only wakes its sigwait.
-            unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGCONT) };
-            let _ = handle.join();
-        }
         let _ = self.old.thread_set_mask();
     }
 }
@@ -490,6 +616,44 @@ mod tests {
             text.contains("/bin/sleep 30") && text.contains("did not finish"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn inherited_run_waits_for_the_child_and_times_out() {
+        let status = run_inherited(
+            Command::new("/bin/sh").args(["-c", "sleep 0.1; exit 5"]),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(exit_code(status), 5);
+        let err = run_inherited(
+            Command::new("/bin/sleep").arg("30"),
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn an_inherited_child_can_wait_for_its_own_children() {
+        // The child's own wait by SIGCHLD must work: SIGCHLD is not blocked for it.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("status");
+        let status = run_inherited(
+            Command::new("/bin/sh").args([
+                "-c",
+                "grep SigBlk /proc/self/status > \"$1\"",
+                "sh",
+                out.to_str().unwrap(),
+            ]),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(exit_code(status), 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mask =
+            u64::from_str_radix(text.trim().trim_start_matches("SigBlk:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGCHLD - 1)), 0, "{text}");
     }
 
     #[test]

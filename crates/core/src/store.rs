@@ -1,8 +1,12 @@
 //! The state store: one directory per container under `<root>/containers/`, holding the
 //! container's record; backends keep their own state under `<root>/backends/<name>/`.
 //!
-//! Records are written to a temp file, fsynced and renamed into place, so a reader sees
-//! the old record or the new one, never a torn one. Every change to a container happens
+//! Records are written to a temp file and renamed into place, so a reader sees the old
+//! record or the new one, never a torn one. A record that must survive a power loss is
+//! fsynced ([`ContainerLock::write`]); the `creating` marker of a create in progress is not
+//! ([`ContainerLock::write_provisional`]): it only matters while its creator runs, and a
+//! power loss ends that too. On a disk-backed root the fsyncs were most of proxcage's own
+//! time in `create`. Every change to a container happens
 //! under an exclusive `flock` on its directory; an operation that spans several containers
 //! (VMID allocation, repair) takes the store-wide lock.
 
@@ -364,8 +368,22 @@ impl ContainerLock {
         read_record_at(&*self.dir, &self.path.join(RECORD))
     }
 
-    /// Replaces the record atomically: temp file, fsync, rename, fsync of the directory.
+    /// Replaces the record atomically and durably: temp file, fsync, rename, fsync of the
+    /// directory.
     pub fn write(&self, record: &Record) -> Result<()> {
+        self.replace(record, true)
+    }
+
+    /// Replaces the record atomically, without waiting for the disk: for a record that
+    /// only matters while this process runs (the `creating` marker of a create, or of a
+    /// foreground `run` whose record goes when it ends). A process crash still leaves
+    /// the old record or the new one; a power loss may leave neither, or an empty file,
+    /// which `delete --force` removes.
+    pub fn write_provisional(&self, record: &Record) -> Result<()> {
+        self.replace(record, false)
+    }
+
+    fn replace(&self, record: &Record, durable: bool) -> Result<()> {
         let tmp = format!("{TMP_PREFIX}{}", std::process::id());
         let tmp_path = self.path.join(&tmp);
         let fail = |e: io::Error| Error::io("cannot write the record", &tmp_path, e);
@@ -385,10 +403,14 @@ impl ContainerLock {
         let mut file = File::from(fd);
         let json = serde_json::to_vec(record).map_err(|e| fail(io::Error::other(e)))?;
         file.write_all(&json).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
+        if durable {
+            file.sync_all().map_err(fail)?;
+        }
         renameat(self.dir.as_fd(), tmp.as_str(), self.dir.as_fd(), RECORD)
             .map_err(|e| fail(e.into()))?;
-        fsync(self.dir.as_fd()).map_err(|e| fail(e.into()))?;
+        if durable {
+            fsync(self.dir.as_fd()).map_err(|e| fail(e.into()))?;
+        }
         Ok(())
     }
 

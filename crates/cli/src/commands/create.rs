@@ -111,7 +111,7 @@ fn prepare(args: &Create, ctx: &Ctx<'_>) -> anyhow::Result<Prepared> {
         .check(&id, &bundle, &backend_name, &reason, &config.path)?;
     let backend = ctx.backend(&backend_name)?;
     let record = Record::creating(id.clone(), backend_name, bundle.dir());
-    lock.write(&record)?;
+    lock.write_provisional(&record)?;
     let mut request = CreateRequest::new(id, bundle.dir());
     request.pid_file = args.pid_file.as_deref().map(absolute).transpose()?;
     request.console_socket = args.console_socket.as_deref().map(absolute).transpose()?;
