@@ -64,6 +64,26 @@ fn run_output_and_exit_code(p: &Proxcage) {
     assert_eq!(p.ok(&["list", "-q"]), "");
 }
 
+/// The container's process starts with no signal blocked and no standard signal ignored,
+/// as with runc itself: a `kill` of a process that never unblocks signals (not a shell)
+/// must work. (Real-time signals the test harness ignores pass down under runc too.)
+fn no_blocked_signals(p: &Proxcage) {
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+    );
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "sigmask"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let mask = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split('\t').nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{text}");
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{text}");
+}
+
 /// create -> created (pid, pid file) -> start -> running -> exec, ps -> kill -> stopped
 /// -> delete.
 fn full_lifecycle(p: &Proxcage, can_pause: bool) {
@@ -335,4 +355,5 @@ per_backend! {
     detach_and_delete_rules => |p, _| detach_and_delete(p);
     inherited_fds_reach_the_container => |p, backend| inherited_fds(p, backend);
     kill_all_reaches_every_process => |p, _| kill_all(p);
+    the_process_starts_with_no_signal_blocked => |p, _| no_blocked_signals(p);
 }

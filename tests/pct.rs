@@ -465,7 +465,8 @@ fn a_failing_create_hook_undoes_the_create() {
     let out = p.run(&["start", "poststart"]);
     assert!(
         out.status.success(),
-        "{}",
+        "{}: {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("poststart hook /bin/false failed"));

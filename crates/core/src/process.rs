@@ -128,6 +128,11 @@ fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result
             let data = data.to_vec();
             Some(thread::spawn(move || {
                 use std::io::Write;
+                // A command that exits without reading its input must not take this
+                // process with it: SIGPIPE stays pending on this thread, the write fails.
+                let mut pipe = SigSet::empty();
+                pipe.add(NixSignal::SIGPIPE);
+                let _ = pipe.thread_block();
                 let _ = stdin.write_all(&data);
             }))
         }
@@ -239,6 +244,20 @@ pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<Exi
 }
 
 fn spawn(cmd: &mut Command) -> Result<Child> {
+    // The child starts with no signal blocked, whatever this thread blocks to relay them:
+    // runc passes its mask on to the container's process, which would then never see the
+    // SIGTERM of a `kill`.
+    // SAFETY: sigprocmask is async-signal-safe; the set lives on the child's stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd.spawn().map_err(|source| Error::Spawn {
         command: describe(cmd),
         source,
