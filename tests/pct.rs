@@ -9,18 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::image::run_in_pty;
-use support::pct::PctStandin;
+use support::pct::{proxcage_for, PctStandin};
 use support::{busybox_bundle, edit_config, Proxcage};
-
-/// proxcage routed to the pct backend, configured for `standin`'s paths.
-fn proxcage_for(standin: &PctStandin) -> Proxcage {
-    let mut p = Proxcage::new(&standin.proxcage_config());
-    p.env
-        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
-    // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.
-    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -7,35 +7,9 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
-use support::pct::PctStandin;
-use support::{busybox_bundle, Proxcage};
-
-fn proxcage_for(standin: &PctStandin) -> Proxcage {
-    let root = standin.root.display();
-    let config = format!(
-        r#"
-default_backend = "pct"
-
-[backends.pct]
-pct = "{bin}/pct"
-pvesh = "{bin}/pvesh"
-lxc_path = "{root}/var/lib/lxc"
-pve_dir = "{root}/etc/pve"
-lock_dir = "{root}/run/lock/lxc"
-template_dir = "{root}/var/lib/vz/template/cache"
-files_dir = "{files}"
-"#,
-        bin = standin.bin_dir.display(),
-        files = standin.dir.path().join("files").display(),
-    );
-    let mut p = Proxcage::new(&config);
-    p.env
-        .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
-    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
+use support::busybox_bundle;
+use support::pct::{proxcage_for, PctStandin};
 
 #[test]
 fn racing_lifecycles_on_the_pct_backend_leave_nothing() {

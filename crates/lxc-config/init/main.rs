@@ -514,25 +514,15 @@ fn become_user(user: &[u8]) {
         groups[count] = parse_number(g, 10).unwrap_or_else(|| bad()) as u32;
         count += 1;
     }
+    use supervise::check;
     // SAFETY: `count` gids from a live array.
-    let err = unsafe { sys::call(sys::SETGROUPS, count, groups.as_ptr() as usize, 0) };
-    if err < 0 {
-        fail(
-            125,
-            &[
-                b"cannot set the additional groups (CAP_SETGID): ",
-                errno_text(err),
-            ],
-        );
-    }
+    let groups_set = unsafe { sys::call(sys::SETGROUPS, count, groups.as_ptr() as usize, 0) };
+    check(groups_set, b"cannot set the additional groups (CAP_SETGID)");
     // SAFETY: plain integers.
-    let err = unsafe { sys::call(sys::SETGID, gid, 0, 0) };
-    if err < 0 {
-        fail(
-            125,
-            &[b"cannot set the gid (CAP_SETGID): ", errno_text(err)],
-        );
-    }
+    check(
+        unsafe { sys::call(sys::SETGID, gid, 0, 0) },
+        b"cannot set the gid (CAP_SETGID)",
+    );
     for cap in parts
         .next()
         .unwrap_or(b"")
@@ -541,25 +531,14 @@ fn become_user(user: &[u8]) {
     {
         let cap = parse_number(cap, 10).unwrap_or_else(|| bad());
         // SAFETY: prctl takes plain integers.
-        let err = unsafe { sys::call(sys::PRCTL, PR_CAPBSET_DROP, cap, 0) };
-        if err < 0 {
-            fail(
-                125,
-                &[
-                    b"cannot drop a capability from the bounding set: ",
-                    errno_text(err),
-                ],
-            );
-        }
+        let dropped = unsafe { sys::call(sys::PRCTL, PR_CAPBSET_DROP, cap, 0) };
+        check(dropped, b"cannot drop a capability from the bounding set");
     }
     // SAFETY: plain integers.
-    let err = unsafe { sys::call(sys::SETUID, uid, 0, 0) };
-    if err < 0 {
-        fail(
-            125,
-            &[b"cannot set the uid (CAP_SETUID): ", errno_text(err)],
-        );
-    }
+    check(
+        unsafe { sys::call(sys::SETUID, uid, 0, 0) },
+        b"cannot set the uid (CAP_SETUID)",
+    );
 }
 
 fn execve(path: *const u8, args: &[*const u8], envs: &[*const u8]) -> isize {
@@ -664,7 +643,7 @@ mod supervise {
         pub(super) path: [u8; 108],
     }
 
-    fn check(ret: isize, what: &[u8]) -> isize {
+    pub(super) fn check(ret: isize, what: &[u8]) -> isize {
         if ret < 0 {
             fail(125, &[what, b": ", errno_text(ret)]);
         }
