@@ -341,11 +341,12 @@ impl ContainerLock {
             return Ok(None);
         };
         let dir = flock_with_timeout(File::from(fd), path)?;
-        let removed = dir
+        // Removed, or removed and made anew, while we waited: the lock is on a directory
+        // that is no longer the container's.
+        let ours = dir
             .metadata()
-            .map(|m| m.nlink() == 0)
             .map_err(|e| Error::io("cannot stat the container directory", path, e))?;
-        if removed {
+        if ours.nlink() == 0 || !same_inode(&ours, path) {
             return Ok(None);
         }
         Ok(Some(ContainerLock {
@@ -417,6 +418,14 @@ impl ContainerLock {
     /// Removes the record and the container's directory.
     pub fn remove(self) -> Result<()> {
         self.remove_dir_contents()?;
+        // Only the directory this lock holds: never one made anew at the same path.
+        let held = self
+            .dir
+            .metadata()
+            .map_err(|e| Error::io("cannot stat the container directory", &self.path, e))?;
+        if !same_inode(&held, &self.path) {
+            return Ok(());
+        }
         match fs::remove_dir(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -461,7 +470,13 @@ impl Drop for ContainerLock {
             Mode::empty(),
         )
         .is_ok();
-        if !has_record && self.remove_dir_contents().is_ok() {
+        // By path, so only while the path is still this lock's directory: after `remove`
+        // (or a delete by someone else) it may be a new one that another create holds.
+        let held = self.dir.metadata();
+        if !has_record
+            && held.is_ok_and(|m| m.nlink() > 0 && same_inode(&m, &self.path))
+            && self.remove_dir_contents().is_ok()
+        {
             let _ = fs::remove_dir(&self.path);
         }
     }
@@ -529,6 +544,12 @@ fn read_record_at(dir: &impl AsFd, path: &Path) -> Result<Option<Record>> {
 
 /// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
 /// belongs to a stuck process, and the operator should hear about it.
+/// Whether `path` (not followed) is the file `meta` describes.
+fn same_inode(meta: &fs::Metadata, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+}
+
 fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let mut file = file;
