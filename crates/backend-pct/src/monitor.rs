@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,29 @@ pub(crate) struct Launch<'a> {
     pub(crate) console_socket: Option<&'a Path>,
 }
 
+/// Gives `path` to `owner` (the CT's root, who opens it from inside), for it alone.
+fn own(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
+    chown(path, Some(uid), Some(gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// A unix socket of `kind` listening at `path` (replacing whatever was there), which only
+/// `owner` may connect to.
+pub(crate) fn listen_at(path: &Path, kind: SockType, owner: (u32, u32)) -> io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
+    let listener = socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
+    let ready = || -> io::Result<()> {
+        listen(&listener, Backlog::new(1)?)?;
+        own(path, owner)
+    };
+    if let Err(e) = ready() {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 /// Makes the socket and the exec FIFO, then starts the monitor listening on the socket.
 pub(crate) fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
     if launch.nfds > MAX_FDS {
@@ -92,28 +115,11 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
     let dir = launch.run.path();
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    let (uid, gid) = launch.owner;
-    let owned_by_root = |path: &Path| -> io::Result<()> {
-        chown(path, Some(uid), Some(gid))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-    };
-
     let fifo = launch.run.exec_fifo();
     let _ = std::fs::remove_file(&fifo);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
-    owned_by_root(&fifo)?;
-
-    let control = launch.run.control();
-    let _ = std::fs::remove_file(&control);
-    let listener = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(listener.as_raw_fd(), &UnixAddr::new(&control)?)?;
-    listen(&listener, Backlog::new(1)?)?;
-    owned_by_root(&control)?;
+    own(&fifo, launch.owner)?;
+    let listener = listen_at(&launch.run.control(), SockType::SeqPacket, launch.owner)?;
 
     let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let mut cmd = Command::new(launch.init);

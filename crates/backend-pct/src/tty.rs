@@ -7,14 +7,13 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, bind, connect, listen, recvmsg, sendmsg, socket, AddressFamily, Backlog,
-    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    accept4, connect, recvmsg, sendmsg, socket, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use nix::sys::termios::{self, SetArg};
 
@@ -30,17 +29,10 @@ impl MasterSocket {
     /// SOCK_STREAM for a monitor (runc's console socket protocol). Only `owner` (the CT's
     /// root, who connects) may reach it.
     pub(crate) fn listen(path: &Path, kind: SockType, owner: (u32, u32)) -> io::Result<Self> {
-        let _ = std::fs::remove_file(path);
-        let listener = socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None)?;
-        bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
-        let socket = MasterSocket {
-            listener,
+        Ok(MasterSocket {
+            listener: crate::monitor::listen_at(path, kind, owner)?,
             path: path.to_path_buf(),
-        };
-        listen(&socket.listener, Backlog::new(1)?)?;
-        chown(path, Some(owner.0), Some(owner.1))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(socket)
+        })
     }
 
     /// Accepts one connection and receives the master from it. Gives up after `timeout`
