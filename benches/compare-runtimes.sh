@@ -4,12 +4,12 @@
 # lifecycle create + start + delete --force, for runc and for crun. Prints hyperfine's
 # ratios, the load, and proxcage's own peak RSS. RUNS=N sets the runs per command (30).
 # Needs root, hyperfine (apt-get install hyperfine), runc and crun, and a release build:
-#   cargo build --release -p proxcage-cli && sudo benches/compare-runtimes.sh
+#   scripts/build-release.sh && sudo benches/compare-runtimes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine: apt-get install -y hyperfine" >&2; exit 1; }
-proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/release/proxcage}"
-[ -x "$proxcage" ] || { echo "build it first: cargo build --release -p proxcage-cli" >&2; exit 1; }
+proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release/proxcage}"
+[ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
 runs=${RUNS:-30}
 
 work=$(mktemp -d /tmp/proxcage-compare.XXXXXX)

@@ -6,13 +6,13 @@
 # (containers, backend state, files): all of it must be the same at the end as at the
 # start. Outside CI: `sudo benches/soak.sh 10000`.
 # Needs root, runc (or crun), busybox-static, and a release build:
-#   cargo build --release -p proxcage-cli
+#   scripts/build-release.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:?usage: benches/soak.sh N}
 backend=${BACKEND:-runc}
-proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/release/proxcage}"
-[ -x "$proxcage" ] || { echo "build it first: cargo build --release -p proxcage-cli" >&2; exit 1; }
+proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release/proxcage}"
+[ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
 busybox=$(command -v busybox) || { echo "install busybox-static" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/proxcage-soak.XXXXXX)

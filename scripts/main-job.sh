@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --release --locked -p proxcage-cli -p pct-standin
-proxcage="$PWD/target/release/proxcage"
+proxcage=$(scripts/build-release.sh)
+cargo build --release --locked -p pct-standin
 standin="$PWD/target/release/pct-standin"
 
 work=$(mktemp -d /tmp/proxcage-main-job.XXXXXX)

@@ -246,22 +246,38 @@ pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<Exi
 fn spawn(cmd: &mut Command) -> Result<Child> {
     // The child starts with no signal blocked, whatever this thread blocks to relay them:
     // runc passes its mask on to the container's process, which would then never see the
-    // SIGTERM of a `kill`.
-    // SAFETY: sigprocmask is async-signal-safe; the set lives on the child's stack.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    // SIGTERM of a `kill`. std passes the mask on as it is, so a thread that blocks
+    // signals resets it in the child; one that blocks none leaves std free to use
+    // posix_spawn (a vfork, without copying this process's page tables).
+    if blocks_signals() {
+        // SAFETY: sigprocmask is async-signal-safe; the set lives on the child's stack.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     cmd.spawn().map_err(|source| Error::Spawn {
         command: describe(cmd),
         source,
     })
+}
+
+/// Whether the calling thread blocks any signal.
+fn blocks_signals() -> bool {
+    // SAFETY: pthread_sigmask only writes the current mask into `mask`.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        if libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) != 0 {
+            return true;
+        }
+        (1..=libc::SIGRTMAX()).any(|signal| libc::sigismember(&mask, signal) == 1)
+    }
 }
 
 fn wait_with_timeout(
