@@ -237,6 +237,24 @@ fn detach_and_delete(p: &Proxcage) {
     assert_eq!(p.ok(&["list", "-q"]), "");
 }
 
+/// A kill of a container whose process has exited fails in runc's words, whatever the
+/// backend: containerd's shim and podman match "container not running".
+fn kill_of_a_stopped_container(p: &Proxcage) {
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "s1"]);
+    p.ok(&["start", "s1"]);
+    wait_for_status(p, "s1", "stopped");
+    let out = p.run(&["kill", "s1", "TERM"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("container not running"),
+        "{}",
+        stderr(&out)
+    );
+    p.ok(&["delete", "s1"]);
+    assert_eq!(p.ok(&["list", "-q"]), "");
+}
+
 /// fd 3 of the caller reaches the container with --preserve-fds 1, and with
 /// LISTEN_FDS=1 meant for proxcage (socket activation).
 /// runc sets LISTEN_FDS in the container; crun 1.8.1 passes the fds and sets only
@@ -356,4 +374,5 @@ per_backend! {
     inherited_fds_reach_the_container => |p, backend| inherited_fds(p, backend);
     kill_all_reaches_every_process => |p, _| kill_all(p);
     the_process_starts_with_no_signal_blocked => |p, _| no_blocked_signals(p);
+    a_kill_of_a_stopped_container_says_not_running => |p, _| kill_of_a_stopped_container(p);
 }

@@ -85,7 +85,7 @@ mod tests {
     fn taken_error(vmid: u32) -> CallError {
         CallError::Pct {
             command: "pct create".into(),
-            code: 255,
+            status: "exit status 255".into(),
             error: PctError::VmidTakenByCt {
                 vmid: vmid.to_string(),
                 node: "pve2".into(),
@@ -126,7 +126,7 @@ mod tests {
                 if want.get() < 9002 {
                     Err(CallError::Pct {
                         command: "pvesh".into(),
-                        code: 255,
+                        status: "exit status 255".into(),
                         error: PctError::VmidTakenByVm {
                             vmid: want.to_string(),
                             node: String::new(),
@@ -154,7 +154,7 @@ mod tests {
             |_| {
                 Err(CallError::Pct {
                     command: "pct create".into(),
-                    code: 255,
+                    status: "exit status 255".into(),
                     error: PctError::NoStorage {
                         storage: "x".into(),
                     },

@@ -15,10 +15,12 @@ use crate::vmid::Vmid;
 /// A pct, pvesh or lxc-info call that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("{command} failed (exit status {code}): {error}")]
+    /// The tool ran and failed; `status` is how it ended (`exit status 2`, `killed by
+    /// SIGKILL`), `error` what it said.
+    #[error("{command} failed ({status}): {error}")]
     Pct {
         command: String,
-        code: i32,
+        status: String,
         error: PctError,
     },
     #[error("{command} printed what proxcage cannot read: {detail}")]
@@ -43,12 +45,12 @@ impl From<CallError> for proxcage_core::Error {
             CallError::Run(e) => e,
             CallError::Pct {
                 command,
-                code,
+                status,
                 error,
             } => proxcage_core::Error::Backend {
                 backend: crate::NAME.into(),
                 command,
-                status: format!("exit status {code}"),
+                status,
                 code: 1,
                 message: error.to_string(),
             },
@@ -104,7 +106,7 @@ impl PctTools {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         Err(CallError::Pct {
             command: process::describe(&cmd),
-            code: process::exit_code(out.status),
+            status: process::describe_status(out.status),
             error: classify(&text, vmid),
         })
     }
@@ -200,5 +202,54 @@ impl PctTools {
         let mut cmd = Command::new(&self.pct);
         cmd.arg("exec").arg(vmid.to_string()).arg("--").args(argv);
         cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tools_with_pct(script: &str) -> (tempfile::TempDir, PctTools) {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = dir.path().join("pct");
+        std::fs::write(&pct, script).unwrap();
+        std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tools = PctTools {
+            pct,
+            pvesh: "/nonexistent/pvesh".into(),
+            lxc_info: "/nonexistent/lxc-info".into(),
+            lxc_path: None,
+            node: "pve".into(),
+            timeout: Duration::from_secs(30),
+            spent: Default::default(),
+        };
+        (dir, tools)
+    }
+
+    #[test]
+    fn a_pct_killed_by_a_signal_is_reported_with_the_signal_and_its_stderr() {
+        let (_dir, tools) =
+            tools_with_pct("#!/bin/sh\necho 'half way through' >&2\nkill -KILL $$\n");
+        let err = tools.start(Vmid::new(100).unwrap()).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("killed by SIGKILL"), "{message}");
+        assert!(message.contains("half way through"), "{message}");
+        let core: proxcage_core::Error = err.into();
+        let message = core.to_string();
+        assert!(message.contains("killed by SIGKILL"), "{message}");
+        assert!(message.contains("half way through"), "{message}");
+    }
+
+    #[test]
+    fn a_failing_pct_is_reported_with_its_exit_status() {
+        let (_dir, tools) =
+            tools_with_pct("#!/bin/sh\necho \"CT 100 already running\" >&2\nexit 2\n");
+        let message = tools
+            .start(Vmid::new(100).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("(exit status 2)"), "{message}");
+        assert!(message.contains("already running"), "{message}");
     }
 }

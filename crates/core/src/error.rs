@@ -143,7 +143,10 @@ fn classify(message: &str) -> ErrorKind {
     let m = message.to_ascii_lowercase();
     if m.contains("does not exist") || m.contains("no such container") {
         ErrorKind::NotFound
-    } else if m.contains("not running") || m.contains("process already finished") {
+    } else if m.contains("not running")
+        || m.contains("process already finished")
+        || m.contains("no such process")
+    {
         ErrorKind::NotRunning
     } else if m.contains("already exists") {
         ErrorKind::AlreadyExists
@@ -178,6 +181,11 @@ mod tests {
         );
         assert_eq!(
             backend("container not running", 1).kind(),
+            ErrorKind::NotRunning
+        );
+        // crun's words for a kill of a stopped container.
+        assert_eq!(
+            backend("kill container: No such process", 1).kind(),
             ErrorKind::NotRunning
         );
         assert_eq!(

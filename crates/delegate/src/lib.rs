@@ -348,6 +348,7 @@ impl Runtime for Delegate {
         }
         args.extend([req.id.as_str(), signal.as_str()]);
         self.about(req.id, self.captured(args).map(drop))
+            .map_err(not_running_in_runc_words)
     }
 
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
@@ -505,6 +506,32 @@ impl BinaryLog {
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .find(|entry| entry["level"] == "error")
             .and_then(|entry| entry["msg"].as_str().map(str::to_string))
+    }
+}
+
+/// A kill of a stopped container: runc says "container not running", crun "kill
+/// container: No such process". containerd's shim and podman look for runc's words, so a
+/// failure in crun's leads with them and keeps crun's own after.
+fn not_running_in_runc_words(e: Error) -> Error {
+    match e {
+        Error::Backend {
+            backend,
+            command,
+            status,
+            code,
+            message,
+        } if message.to_ascii_lowercase().contains("no such process")
+            && !message.contains("not running") =>
+        {
+            Error::Backend {
+                backend,
+                command,
+                status,
+                code,
+                message: format!("container not running ({message})"),
+            }
+        }
+        other => other,
     }
 }
 
