@@ -318,6 +318,66 @@ fn a_signal_during_create_rolls_it_back() {
     }
 }
 
+/// A create waiting for a container's lock (another proxcage holds it, a supervisor gives
+/// up and sends SIGTERM) stops waiting at once: not after the lock's 60 s timeout. It
+/// names the signal, and takes nothing of the other holder's.
+#[test]
+fn a_signal_ends_a_create_waiting_for_the_lock() {
+    require_root();
+    let p = Proxcage::new(HOST_CONFIG);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    // What an earlier command of the same id holds while it works: its directory, locked.
+    let dir = p.root.join("containers/held");
+    fs::create_dir_all(&dir).unwrap();
+    let held = nix::fcntl::Flock::lock(
+        fs::File::open(&dir).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    let err_path = p.dir.path().join("create.err");
+    let mut child = p
+        .cmd()
+        .args(["create", "--bundle", bundle.to_str().unwrap(), "held"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Past the stale-lock check (0.5 s): the holder, this test, is alive.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(child.try_wait().unwrap().is_none(), "create did not wait");
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("create still waited for the lock 10 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = fs::read_to_string(&err_path).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gave up waiting for the lock on")
+            && err.contains("proxcage received SIGTERM"),
+        "{err}"
+    );
+    // The holder's directory is untouched, and no record was written into it.
+    assert!(dir.is_dir());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    drop(held);
+    fs::remove_dir(&dir).unwrap();
+    store_is_empty(&p);
+}
+
 /// A backend binary killed by a signal (a crash, an OOM kill, an operator's kill -9) is
 /// reported as killed, with what it printed on stderr before it died.
 #[test]

@@ -7,18 +7,14 @@
 //! instead (passing SIGTERM and SIGHUP on to the child, which then fails); it remembers
 //! them, and `create` undoes just the same.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 const DEFERRED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-/// The last deferred signal received; 0 for none.
-static RECEIVED: AtomicI32 = AtomicI32::new(0);
-
 extern "C" fn note(signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    RECEIVED.store(signal, Ordering::SeqCst);
+    // Only an atomic store: async-signal-safe. A wait for a container's lock sees it and
+    // gives up.
+    proxcage_core::process::note_signal(signal);
 }
 
 /// While alive, the deferred signals are noted rather than acted on; dropping it restores
@@ -51,10 +47,7 @@ impl Deferred {
     pub fn received(&self) -> Option<Signal> {
         let relayed =
             proxcage_core::process::last_relayed_signal().filter(|s| DEFERRED.contains(s));
-        match RECEIVED.load(Ordering::SeqCst) {
-            0 => relayed,
-            n => Signal::try_from(n).ok().or(relayed),
-        }
+        proxcage_core::process::noted_signal().or(relayed)
     }
 }
 

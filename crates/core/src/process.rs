@@ -463,6 +463,25 @@ pub fn wait_child_relaying(pid: i32) -> Result<i32> {
     }
 }
 
+/// The last signal a command's own handler noted (0: none): see [`note_signal`].
+static NOTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Notes `signal` for a command that defers SIGINT/SIGTERM/SIGHUP instead of dying of them
+/// (`create`, which must roll back). Async-signal-safe (an atomic store): for handlers.
+/// Waits that could last, such as the wait for a container's lock, give up when a signal
+/// is noted.
+pub fn note_signal(signal: libc::c_int) {
+    NOTED.store(signal, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The last signal passed to [`note_signal`].
+pub fn noted_signal() -> Option<NixSignal> {
+    match NOTED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        n => NixSignal::try_from(n).ok(),
+    }
+}
+
 /// The last signal the relay took while a child ran (0: none), forwarded or not.
 static LAST_RELAYED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 

@@ -542,15 +542,25 @@ fn read_record_at(dir: &impl AsFd, path: &Path) -> Result<Option<Record>> {
         })
 }
 
-/// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
-/// belongs to a stuck process, and the operator should hear about it.
 /// Whether `path` (not followed) is the file `meta` describes.
 fn same_inode(meta: &fs::Metadata, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::symlink_metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
 }
 
+/// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
+/// belongs to a stuck process, and the operator should hear about it. A signal noted
+/// meanwhile ([`crate::process::note_signal`]: SIGINT, SIGTERM or SIGHUP to `create`)
+/// ends the wait at once.
 fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
+    flock_until(file, path, crate::process::noted_signal)
+}
+
+fn flock_until(
+    file: File,
+    path: &Path,
+    interrupted: impl Fn() -> Option<nix::sys::signal::Signal>,
+) -> Result<Flock<File>> {
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let mut file = file;
     let mut pause = Duration::from_millis(1);
@@ -559,6 +569,17 @@ fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(flock) => return Ok(flock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if interrupted().is_some() => {
+                let signal = interrupted().map_or("a signal", |s| s.as_str());
+                return Err(Error::io(
+                    "gave up waiting for the lock on",
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        format!("proxcage received {signal}"),
+                    ),
+                ));
+            }
             Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
                 if !checked && Instant::now() >= stale_check {
                     // A lock whose taker is gone is never released: say so now rather
@@ -620,6 +641,30 @@ mod tests {
         lock.remove().unwrap();
         assert!(store.read(&id("a")).unwrap().is_none());
         assert!(store.ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_noted_signal_ends_the_wait_for_a_held_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("locked");
+        fs::create_dir(&path).unwrap();
+        let _held = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusive).unwrap();
+        let waits = std::cell::Cell::new(0);
+        let started = Instant::now();
+        let err = flock_until(File::open(&path).unwrap(), &path, || {
+            waits.set(waits.get() + 1);
+            (waits.get() > 3).then_some(nix::sys::signal::Signal::SIGTERM)
+        })
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("gave up waiting for the lock on")
+                && message.contains(&path.display().to_string())
+                && message.contains("proxcage received SIGTERM"),
+            "{message}"
+        );
+        // Given up at the signal, not after the 60 s timeout.
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[test]
