@@ -416,9 +416,13 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
     eprintln!("racing lifecycles: PROXCAGE_RACE_SEED={seed}");
     // Failures a caller must be ready for when others work on the same id: the id is
     // gone or taken, or the container is in the wrong state for the command (in runc's
-    // words, or crun's: crun says "No such process" to a kill of a stopped container and
-    // cannot open exec.fifo to start one that already started).
-    const EXPECTED: [&str; 10] = [
+    // words, or crun's: crun cannot open exec.fifo to start a container that already
+    // started). An exec can meet a container that is stopped, that dies while runc
+    // joins it (runc: "unable to start container process: error executing setns
+    // process", "... read init-p: connection reset by peer"; crun: "fail startup"), or
+    // that crun is still creating or
+    // already deleting (its state directory has no `status` file).
+    const EXPECTED: [&str; 14] = [
         "does not exist",
         "already exists",
         "is being created by proxcage process",
@@ -427,12 +431,18 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
         "cannot start an already running container",
         "container process is already dead",
         "exec.fifo`: No such file or directory",
-        "No such process",
         "cannot delete container",
+        "cannot exec in a stopped container",
+        "exec failed: unable to start container process",
+        "is not running",
+        "fail startup",
+        "/status`: No such file or directory",
     ];
+    let health_findings = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for thread in 0..64u64 {
             let p = &p;
+            let health_findings = &health_findings;
             let bundle = if thread % 2 == 0 {
                 &runc_bundle
             } else {
@@ -449,12 +459,15 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                 };
                 for _ in 0..10 {
                     let id = format!("race-{}", next(16));
-                    let args: Vec<&str> = match next(7) {
+                    let args: Vec<&str> = match next(10) {
                         0 | 1 => vec!["create", "--bundle", bundle.to_str().unwrap(), &id],
                         2 => vec!["start", &id],
                         3 => vec!["kill", &id, "KILL"],
                         4 => vec!["delete", "--force", &id],
                         5 => vec!["list", "--format", "json"],
+                        6 => vec!["exec", &id, "true"],
+                        7 => vec!["health", "--format", "json"],
+                        8 => vec!["health", "--format", "json", "--repair"],
                         _ => vec!["state", &id],
                     };
                     let out = p.run(&args);
@@ -463,6 +476,25 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         !err.contains("unreadable") && !err.contains("timed out"),
                         "{args:?}: {err}"
                     );
+                    if args[0] == "health" {
+                        // Others' work in progress is not damage: every check runs (no
+                        // exit 2), and whatever it reports, the report is valid JSON.
+                        assert!(
+                            matches!(out.status.code(), Some(0 | 1)),
+                            "{args:?}: {} {err}",
+                            out.status
+                        );
+                        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                            .unwrap_or_else(|e| panic!("health printed invalid JSON: {e}"));
+                        assert!(report["findings"].is_array(), "{report}");
+                        if let Some(findings) = report["findings"].as_array() {
+                            health_findings
+                                .lock()
+                                .unwrap()
+                                .extend(findings.iter().cloned());
+                        }
+                        continue;
+                    }
                     if args[0] == "list" {
                         assert!(out.status.success(), "list failed: {err}");
                         let listed: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -471,8 +503,20 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         assert!(listed.is_array() || listed.is_null(), "{listed}");
                         continue;
                     }
+                    if args[0] == "exec" && !out.status.success() && err.is_empty() {
+                        // `true` itself cannot fail: a silent failure is its exit status
+                        // passed on, the exec'd process killed with its container.
+                        assert!(
+                            out.status.code().is_some_and(|c| c != 0),
+                            "{args:?}: {}",
+                            out.status
+                        );
+                        continue;
+                    }
+                    // exec passes on the backend's own exit code (runc's 255).
                     assert!(
-                        matches!(out.status.code(), Some(0 | 1)),
+                        matches!(out.status.code(), Some(0 | 1))
+                            || (args[0] == "exec" && out.status.code() == Some(255)),
                         "{args:?}: {} {err}",
                         out.status
                     );
@@ -486,6 +530,11 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
             });
         }
     });
+    for (i, finding) in health_findings.into_inner().unwrap().iter().enumerate() {
+        if i < 20 {
+            eprintln!("health reported during the race: {finding}");
+        }
+    }
     for i in 0..16 {
         p.ok(&["delete", "--force", &format!("race-{i}")]);
     }

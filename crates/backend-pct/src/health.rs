@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::health::{
-    self, create_interrupted, forget_record, restore_record, temp_file_finding,
+    self, forget_record, interrupted_create_confirmed, restore_record, temp_file_finding,
+    undo_interrupted_create,
 };
 use proxcage_core::{
     ContainerId, DeleteRequest, Error, ErrorKind, Finding, Phase, Record, Result, Runtime,
@@ -238,7 +239,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     let core = health::records_of(store, NAME)?;
     let interrupted: BTreeSet<ContainerId> = core
         .iter()
-        .filter(|r| create_interrupted(r))
+        .filter(|r| interrupted_create_confirmed(store, r))
         .map(|r| r.id().clone())
         .collect();
     // A `pct create` whose proxcage was killed runs on and tags its CT only at its end:
@@ -300,11 +301,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             findings.push(
                 finding.with_repair(
                     "destroy the CT that create made (tagged proxcage, its description naming this container), remove its files and the record; the caller was never told the create succeeded",
-                    move || {
-                        pct.recover(&record)?;
-                        forget_record(&store, &id, &record)?;
-                        Ok(format!("cleaned up the interrupted create of container {id}"))
-                    },
+                    move || undo_interrupted_create(&store, &record, |r| pct.recover(r)),
                 ),
             );
             continue;
@@ -313,7 +310,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             continue;
         }
         match mine {
-            Some(view) if !on_node.contains_key(&view.vmid) => {
+            // Not while a delete is underway (it destroys the CT, then removes the record).
+            Some(view)
+                if !on_node.contains_key(&view.vmid) && health::record_settled(store, &record) =>
+            {
                 let (pct, store, vmid) = (pct.clone(), store.clone(), view.vmid);
                 findings.push(
                     Finding::new(

@@ -141,7 +141,14 @@ impl<'a> Ctx<'a> {
     /// The record of `id` and the backend it names.
     /// A create that died midway is an error that says how to clean it up.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
-        let record = self.record(id)?;
+        let mut record = self.record(id)?;
+        if proxcage_core::health::create_interrupted(&record) {
+            // Read without the lock: the creator may have finished (and written
+            // `created`) since. Under the lock, which a live create holds, it is certain.
+            let not_found = || Error::NotFound { id: id.clone() };
+            let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
+            record = lock.record()?.ok_or_else(not_found)?;
+        }
         self.refuse_interrupted(&record)?;
         let backend = self.backend(record.backend())?;
         Ok((record, backend))

@@ -206,6 +206,50 @@ pub fn create_interrupted(record: &Record) -> bool {
     }
 }
 
+/// Whether `record`, read without the container's lock, still holds with nobody working
+/// on the container: its lock is free now and the record read after is the same. A
+/// create holds the lock until its record says `created`, a delete until the record is
+/// gone; a record caught in between (a create that finished since and looks interrupted,
+/// a delete that removed the container but not yet the record) is not settled.
+pub fn record_settled(store: &StateStore, record: &Record) -> bool {
+    let dir = store.root().join("containers").join(record.id().as_str());
+    !locked(&dir) && matches!(store.read(record.id()), Ok(Some(current)) if current == *record)
+}
+
+/// Whether the create of `record` was interrupted, confirmed with [`record_settled`].
+pub fn interrupted_create_confirmed(store: &StateStore, record: &Record) -> bool {
+    create_interrupted(record) && record_settled(store, record)
+}
+
+/// The repair of an interrupted create: under the container's lock, and only while the
+/// record is still `expected` and still interrupted, `undo` what the create made, then
+/// remove the record. A create that finished since the check is left alone.
+pub fn undo_interrupted_create(
+    store: &StateStore,
+    expected: &Record,
+    undo: impl FnOnce(&Record) -> Result<()>,
+) -> Result<String> {
+    let id = expected.id();
+    let Some(lock) = store.lock_existing(id)? else {
+        return Ok(format!("container {id} has no record any more"));
+    };
+    match lock.record()? {
+        Some(current) if current == *expected && create_interrupted(&current) => {
+            undo(&current)?;
+            lock.remove()?;
+            Ok(format!(
+                "cleaned up the interrupted create of container {id} and removed its record"
+            ))
+        }
+        Some(_) => Err(Error::Conflict {
+            id: id.clone(),
+            message: "its record changed since the check (its create finished); run health again"
+                .into(),
+        }),
+        None => Ok(format!("container {id} has no record any more")),
+    }
+}
+
 /// A flock on a file or directory that the process which took it no longer holds: the
 /// open file description lives on in another process (a child it left behind), so every
 /// proxcage command waiting for the lock would wait forever.
@@ -219,12 +263,32 @@ pub struct StaleLock {
 
 /// The stale lock on `path`, if there is one. `None` also when the lock is free or held by
 /// the live process that took it.
+///
+/// /proc/locks is read before its taker is looked for, so a taker that released the lock
+/// and exited in between would look dead with its lock held: the lock counts as stale
+/// only if it still cannot be taken afterwards and /proc/locks still names the same dead
+/// taker.
 pub fn stale_lock(path: &Path) -> Option<StaleLock> {
     let meta = fs::metadata(path).ok()?;
-    let (ino, dev) = (meta.ino(), meta.dev());
+    let (dev, ino) = (meta.dev(), meta.ino());
+    let taken_by = lock_taker(dev, ino)?;
+    if pid_alive(taken_by) || lock_is_free(path) {
+        return None;
+    }
+    if lock_taker(dev, ino) != Some(taken_by) || pid_alive(taken_by) {
+        return None;
+    }
+    Some(StaleLock {
+        taken_by,
+        held_by: processes_with_open(dev, ino),
+    })
+}
+
+/// The pid /proc/locks gives for the flock on the file (dev, ino): the process that took it.
+fn lock_taker(dev: u64, ino: u64) -> Option<u32> {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let locks = fs::read_to_string("/proc/locks").ok()?;
-    let taken_by = locks.lines().find_map(|line| {
+    locks.lines().find_map(|line| {
         // "1: FLOCK  ADVISORY  WRITE 15938 fe:00:10019137 0 EOF"
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (pid, file) = if fields.get(1) == Some(&"->") {
@@ -239,14 +303,15 @@ pub fn stale_lock(path: &Path) -> Option<StaleLock> {
         (maj == major && min == minor && file_ino == ino)
             .then(|| pid.parse::<u32>().ok())
             .flatten()
-    })?;
-    if pid_alive(taken_by) {
-        return None;
-    }
-    Some(StaleLock {
-        taken_by,
-        held_by: processes_with_open(dev, ino),
     })
+}
+
+/// Whether an exclusive flock on `path` can be taken right now (it is released at once).
+fn lock_is_free(path: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    fs::File::open(path)
+        .ok()
+        .is_some_and(|file| Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok())
 }
 
 /// Pids of processes with an open fd on the file (dev, ino), as far as /proc shows them.
@@ -711,5 +776,58 @@ mod tests {
         assert!(create_interrupted(&record));
         record.mark_created();
         assert!(!create_interrupted(&record));
+    }
+
+    fn dead_creator(record: Record) -> Record {
+        let mut json = serde_json::to_value(&record).unwrap();
+        json["creator_pid"] = 999_999_999.into();
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// health reads records without the lock: a create that finished since, or one in
+    /// progress, must not be taken for an interrupted one, and its repair must not undo
+    /// a create that finished.
+    #[test]
+    fn an_interrupted_create_is_confirmed_under_the_lock_and_undone_only_while_it_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let lock = store.lock_new(&id("a")).unwrap();
+        let record = dead_creator(Record::creating(id("a"), "runc", "/b"));
+        lock.write(&record).unwrap();
+        // Someone holds the lock: working on it, not interrupted.
+        assert!(create_interrupted(&record));
+        assert!(!interrupted_create_confirmed(&store, &record));
+        drop(lock);
+        assert!(interrupted_create_confirmed(&store, &record));
+
+        // The create finished between the check and the repair: nothing is undone.
+        let lock = store.lock_existing(&id("a")).unwrap().unwrap();
+        let mut finished = record.clone();
+        finished.mark_created();
+        lock.write(&finished).unwrap();
+        drop(lock);
+        assert!(!interrupted_create_confirmed(&store, &record));
+        let mut undone = false;
+        let err = undo_interrupted_create(&store, &record, |_| {
+            undone = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(!undone);
+        assert!(err.to_string().contains("its create finished"), "{err}");
+        assert_eq!(store.read(&id("a")).unwrap(), Some(finished));
+
+        // Still interrupted at the repair: undone, and the record goes.
+        let lock = store.lock_existing(&id("a")).unwrap().unwrap();
+        lock.write(&record).unwrap();
+        drop(lock);
+        let message = undo_interrupted_create(&store, &record, |r| {
+            assert_eq!(r, &record);
+            undone = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(undone, "{message}");
+        assert_eq!(store.read(&id("a")).unwrap(), None);
     }
 }

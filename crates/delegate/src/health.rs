@@ -4,7 +4,9 @@
 
 use std::fs;
 
-use proxcage_core::health::{self, create_interrupted, forget_record, restore_record};
+use proxcage_core::health::{
+    self, forget_record, interrupted_create_confirmed, restore_record, undo_interrupted_create,
+};
 use proxcage_core::{
     ContainerId, DeleteRequest, Finding, Phase, Record, Result, Runtime, Severity, StateStore,
 };
@@ -61,7 +63,7 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
     for record in health::records_of(store, &name)? {
         let id = record.id().clone();
         let object = format!("container {id}");
-        if create_interrupted(&record) {
+        if interrupted_create_confirmed(store, &record) {
             let (d, store) = (d.clone(), store.clone());
             findings.push(
                 Finding::new(
@@ -81,14 +83,14 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
                 )
                 .with_repair(
                     format!("delete what {name} made of it (delete --force) and remove the record; the caller was never told the create succeeded"),
-                    move || {
-                        d.recover(&record)?;
-                        forget_record(&store, &id, &record)?;
-                        Ok(format!("deleted the interrupted create of container {id} and its record"))
-                    },
+                    move || undo_interrupted_create(&store, &record, |r| d.recover(r)),
                 ),
             );
-        } else if record.phase() == Phase::Created && !root.join(id.as_str()).exists() {
+        } else if record.phase() == Phase::Created
+            && !root.join(id.as_str()).exists()
+            && health::record_settled(store, &record)
+            && !root.join(id.as_str()).exists()
+        {
             let store = store.clone();
             findings.push(
                 Finding::new(

@@ -441,7 +441,16 @@ impl Runtime for Delegate {
             args.extend(req.args.iter().map(OsString::from));
         }
         let timeout = req.detach.then_some(self.timeout);
-        self.about(req.id(), self.inherited(args, timeout))
+        let code = self.about(req.id(), self.inherited(args, timeout))?;
+        // crun reports an exec into a container deleted meanwhile on its stderr only
+        // ("error opening file .../status"), not in the log: a failure with the
+        // container's directory gone is the container not existing, whatever it said.
+        if code != 0 && !self.root.join(req.id().as_str()).exists() {
+            return Err(Error::NotFound {
+                id: req.id().clone(),
+            });
+        }
+        Ok(code)
     }
 
     fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
