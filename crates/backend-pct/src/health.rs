@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::health::{
-    self, forget_record, interrupted_create_confirmed, restore_record, temp_file_finding,
-    undo_interrupted_create,
+    self, interrupted_create_confirmed, restore_record, temp_file_finding, undo_interrupted_create,
 };
 use proxcage_core::{
-    ContainerId, DeleteRequest, Error, ErrorKind, Finding, Phase, Record, Result, Runtime,
-    Severity, StateStore,
+    ContainerId, ContainerLock, DeleteRequest, Error, ErrorKind, Finding, Phase, Record, Result,
+    Runtime, Severity, StateStore,
 };
 use serde::Deserialize;
 
@@ -69,6 +68,80 @@ fn backend_records(root: &Path) -> (BTreeMap<ContainerId, RecordView>, Vec<(Path
     (good, bad)
 }
 
+/// What is true of one container right now, read again under its lock: see [`recheck`].
+#[derive(Debug)]
+struct Fresh {
+    /// proxcage's record.
+    core: Option<Record>,
+    /// The VMID in the pct backend's record.
+    vmid: Option<Vmid>,
+    /// Whether that CT is on the node (`pct list` again).
+    ct_on_node: Option<bool>,
+}
+
+/// The check reads `pct list`, the backend's records and proxcage's at different moments
+/// and without the containers' locks: a create or delete of `id` in between makes a
+/// container look gone or unrecorded (and a repair acting on that would undo a create
+/// that just finished). Under the container's lock (taken as a create takes it: a
+/// directory made just for it goes with the lock), the facts are read again; findings
+/// about one container are reported, and repaired, only if they still hold.
+fn recheck(pct: &Pct, store: &StateStore, id: &ContainerId) -> Result<(ContainerLock, Fresh)> {
+    let lock = store.lock_new(id)?;
+    let core = lock.record()?;
+    let vmid = fs::read(pct.root().join(format!("{id}.json")))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<RecordView>(&bytes).ok())
+        .map(|view| view.vmid);
+    let ct_on_node = match vmid {
+        Some(vmid) => Some(
+            pct.tools()
+                .list()
+                .map_err(Error::from)?
+                .iter()
+                .any(|entry| entry.vmid == vmid),
+        ),
+        None => None,
+    };
+    Ok((
+        lock,
+        Fresh {
+            core,
+            vmid,
+            ct_on_node,
+        },
+    ))
+}
+
+/// Whether `holds` is still true of container `id` under its lock ([`recheck`]); a
+/// recheck that fails counts as not confirmed (the next check sees it again).
+fn confirmed(
+    pct: &Pct,
+    store: &StateStore,
+    id: &ContainerId,
+    holds: impl Fn(&Fresh) -> bool,
+) -> bool {
+    recheck(pct, store, id).is_ok_and(|(_lock, fresh)| holds(&fresh))
+}
+
+/// The repair of a finding about container `id`: under its lock, only if `holds` is
+/// still true, `act` (given the lock, to remove the record through it).
+fn repair_if(
+    pct: &Pct,
+    store: &StateStore,
+    id: &ContainerId,
+    holds: impl Fn(&Fresh) -> bool,
+    act: impl FnOnce(ContainerLock) -> Result<String>,
+) -> Result<String> {
+    let (lock, fresh) = recheck(pct, store, id)?;
+    if !holds(&fresh) {
+        return Err(Error::Conflict {
+            id: id.clone(),
+            message: "it changed since the check (a command worked on it); run health again".into(),
+        });
+    }
+    act(lock)
+}
+
 /// What `pct config` says of a CT that no record names.
 struct Unrecorded {
     entry: ListEntry,
@@ -80,7 +153,8 @@ struct Unrecorded {
 /// Reads the CT's tags and description from its `.conf` (one file read, where `pct
 /// config` costs a Perl start-up per CT on Proxmox), or from `pct config` when the file
 /// cannot be read.
-fn inspect(pct: &Pct, entry: ListEntry) -> Result<Unrecorded> {
+/// `None` when the CT is gone by now (destroyed since `pct list`).
+fn inspect(pct: &Pct, entry: ListEntry) -> Result<Option<Unrecorded>> {
     let conf = pct
         .pve_dir()
         .join("lxc")
@@ -102,7 +176,11 @@ fn inspect(pct: &Pct, entry: ListEntry) -> Result<Unrecorded> {
             (tags, description)
         }
         Err(_) => {
-            let config = pct.tools().config(entry.vmid).map_err(Error::from)?;
+            let config = match pct.tools().config(entry.vmid) {
+                Ok(config) => config,
+                Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             let get = |key: &str| {
                 config
                     .iter()
@@ -118,11 +196,11 @@ fn inspect(pct: &Pct, entry: ListEntry) -> Result<Unrecorded> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("proxcage container "))
         .and_then(|id| ContainerId::new(id.trim()).ok());
-    Ok(Unrecorded {
+    Ok(Some(Unrecorded {
         entry,
         tagged,
         owner,
-    })
+    }))
 }
 
 /// pct prints the description url-encoded.
@@ -234,7 +312,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     let recorded_vmids: BTreeSet<Vmid> = records.values().map(|r| r.vmid).collect();
     let mut unrecorded = Vec::new();
     for entry in cts.iter().filter(|c| !recorded_vmids.contains(&c.vmid)) {
-        unrecorded.push(inspect(pct, entry.clone())?);
+        unrecorded.extend(inspect(pct, entry.clone())?);
     }
     let core = health::records_of(store, NAME)?;
     let interrupted: BTreeSet<ContainerId> = core
@@ -249,6 +327,111 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         .filter(|u| !u.tagged && u.entry.lock == "create" && pct_config_locked(pct, u.entry.vmid))
         .map(|u| u.entry.vmid.to_string())
         .collect();
+
+    // CTs no record names.
+    let mut owned_unrecorded = Vec::new();
+    for u in unrecorded.iter().filter(|_| !busy) {
+        let vmid = u.entry.vmid;
+        if u.tagged {
+            if u.owner.as_ref().is_some_and(|id| interrupted.contains(id)) {
+                continue;
+            }
+            let whose = match &u.owner {
+                Some(id) => format!("container {id}"),
+                None => "a container".to_string(),
+            };
+            let finding = Finding::new(
+                "ct-unrecorded",
+                Severity::Warning,
+                format!("CT {vmid}"),
+                format!("pct:{vmid}"),
+                format!("tagged proxcage as {whose}, but no container of this root ({}) records it: another proxcage root on this node may own it; if none does, 'pct destroy {vmid} --force 1 --purge 1' removes it", store.root().display()),
+            );
+            match &u.owner {
+                Some(owner) => owned_unrecorded.push((owner.clone(), vmid, finding)),
+                None => findings.push(finding),
+            }
+        } else if u.entry.lock == "create" && !pct_config_locked(pct, vmid) {
+            findings.push(Finding::new(
+                "ct-half-created",
+                Severity::Warning,
+                format!("CT {vmid}"),
+                format!("pct:{vmid}"),
+                format!("CT {vmid} is locked (create) and no pct create runs for it: a create died midway. proxcage cannot tell who made it; if no one needs it, 'pct unlock {vmid}' then 'pct destroy {vmid} --purge 1'"),
+            ));
+        }
+    }
+
+    let monitors = if busy {
+        Vec::new()
+    } else {
+        leftover_monitors(pct, &records, &on_node)
+    };
+
+    // Templates no container of this root uses.
+    let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
+    let listed = if busy {
+        Err(io::Error::other("a create holds the backend's lock"))
+    } else {
+        fs::read_dir(&template_dir)
+    };
+    if let Ok(entries) = listed {
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_proxcage_template(n) && !referenced.contains(n.as_str()))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = template_dir.join(&name);
+            let root = root.clone();
+            findings.push(
+                Finding::new(
+                    "template-unreferenced",
+                    Severity::Warning,
+                    format!("template {name}"),
+                    path.display(),
+                    "a template the pct backend packed that no container of this root uses (left by a create that died, or by 'proxcage template create')",
+                )
+                .with_repair("remove the template (it is packed again from the bundle when needed)", move || {
+                    remove_unreferenced_template(&root, &path, &name)
+                }),
+            );
+        }
+    }
+    // What follows is judged again under each container's lock, so only now, without the
+    // backend's: a create takes its container's lock first, then the backend's.
+    drop(held);
+
+    // A delete of the owner may have destroyed the CT and removed its record between
+    // `pct list` and the read of the records: look again under the owner's lock.
+    for (owner, vmid, finding) in owned_unrecorded {
+        let still_listed = || {
+            pct.tools()
+                .list()
+                .is_ok_and(|cts| cts.iter().any(|c| c.vmid == vmid))
+        };
+        if confirmed(pct, store, &owner, |f| {
+            f.vmid != Some(vmid) && still_listed()
+        }) {
+            findings.push(finding);
+        }
+    }
+
+    if !monitors.is_empty() {
+        // A monitor outlives its CT by the moment it takes to see the init gone and pass
+        // on the exit status: only one still there a second later is left over.
+        std::thread::sleep(Duration::from_secs(1));
+        let (records, _) = backend_records(&root);
+        let cts = pct.tools().list().map_err(Error::from)?;
+        let on_node: BTreeMap<Vmid, &ListEntry> = cts.iter().map(|c| (c.vmid, c)).collect();
+        let seen: BTreeSet<String> = monitors.iter().map(|f| f.object().to_string()).collect();
+        findings.extend(
+            leftover_monitors(pct, &records, &on_node)
+                .into_iter()
+                .filter(|f| seen.contains(f.object())),
+        );
+    }
 
     for record in core {
         let id = record.id().clone();
@@ -310,11 +493,20 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             continue;
         }
         match mine {
-            // Not while a delete is underway (it destroys the CT, then removes the record).
-            Some(view)
-                if !on_node.contains_key(&view.vmid) && health::record_settled(store, &record) =>
-            {
-                let (pct, store, vmid) = (pct.clone(), store.clone(), view.vmid);
+            Some(view) if !on_node.contains_key(&view.vmid) => {
+                let vmid = view.vmid;
+                let holds = {
+                    let record = record.clone();
+                    move |f: &Fresh| {
+                        f.core.as_ref() == Some(&record)
+                            && f.vmid == Some(vmid)
+                            && f.ct_on_node == Some(false)
+                    }
+                };
+                if !confirmed(pct, store, &id, &holds) {
+                    continue;
+                }
+                let (pct, store) = (pct.clone(), store.clone());
                 findings.push(
                     Finding::new(
                         "ct-gone",
@@ -326,16 +518,25 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                     .with_repair(
                         "forget the container: its record, its files, and its template if no other container uses it",
                         move || {
-                            delete_forced(&pct, &id)?;
-                            forget_record(&store, &id, &record)?;
-                            Ok(format!("forgot container {id}, whose CT {vmid} was gone"))
+                            repair_if(&pct, &store, &id, holds, |lock| {
+                                delete_forced(&pct, &id)?;
+                                lock.remove()?;
+                                Ok(format!("forgot container {id}, whose CT {vmid} was gone"))
+                            })
                         },
                     ),
                 );
             }
             Some(_) => {}
             None => {
-                let store = store.clone();
+                let holds = {
+                    let record = record.clone();
+                    move |f: &Fresh| f.core.as_ref() == Some(&record) && f.vmid.is_none()
+                };
+                if !confirmed(pct, store, &id, &holds) {
+                    continue;
+                }
+                let (pct, store) = (pct.clone(), store.clone());
                 findings.push(
                     Finding::new(
                         "container-gone",
@@ -345,7 +546,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                         "recorded, but the pct backend has no record of its CT (removed by hand?)",
                     )
                     .with_repair("remove the record", move || {
-                        forget_record(&store, &id, &record)
+                        repair_if(&pct, &store, &id, holds, |lock| {
+                            lock.remove()?;
+                            Ok(format!("removed the record of container {id}"))
+                        })
                     }),
                 );
             }
@@ -359,7 +563,13 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         }
         let object = format!("container {id}");
         let location = root.join(format!("{id}.json")).display().to_string();
-        if on_node.contains_key(&view.vmid) {
+        let (vmid, on) = (view.vmid, on_node.contains_key(&view.vmid));
+        let holds =
+            move |f: &Fresh| f.core.is_none() && f.vmid == Some(vmid) && f.ct_on_node == Some(on);
+        if !confirmed(pct, store, id, holds) {
+            continue;
+        }
+        if on {
             let record =
                 Record::restored(id.clone(), NAME, view.bundle.clone(), view.created.clone());
             let store = store.clone();
@@ -369,14 +579,14 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                     Severity::Error,
                     object,
                     location,
-                    format!("CT {} is this container's, but proxcage has no record of it (removed by hand?)", view.vmid),
+                    format!("CT {vmid} is this container's, but proxcage has no record of it (removed by hand?)"),
                 )
                 .with_repair("write a new record from the pct backend's", move || {
                     restore_record(&store, &record)
                 }),
             );
         } else {
-            let (pct, id, vmid) = (pct.clone(), id.clone(), view.vmid);
+            let (pct, store, id) = (pct.clone(), store.clone(), id.clone());
             findings.push(
                 Finding::new(
                     "ct-gone",
@@ -386,77 +596,15 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                     format!("neither proxcage's record nor CT {vmid} exists any more; only the pct backend's record is left"),
                 )
                 .with_repair("forget the container: the backend's record, its files, its template if unused", move || {
-                    delete_forced(&pct, &id)?;
-                    Ok(format!("forgot container {id}"))
+                    repair_if(&pct, &store, &id, holds, |_lock| {
+                        delete_forced(&pct, &id)?;
+                        Ok(format!("forgot container {id}"))
+                    })
                 }),
             );
         }
     }
 
-    // CTs no record names.
-    for u in unrecorded.iter().filter(|_| !busy) {
-        let vmid = u.entry.vmid;
-        if u.tagged {
-            if u.owner.as_ref().is_some_and(|id| interrupted.contains(id)) {
-                continue;
-            }
-            let whose = match &u.owner {
-                Some(id) => format!("container {id}"),
-                None => "a container".to_string(),
-            };
-            findings.push(Finding::new(
-                "ct-unrecorded",
-                Severity::Warning,
-                format!("CT {vmid}"),
-                format!("pct:{vmid}"),
-                format!("tagged proxcage as {whose}, but no container of this root ({}) records it: another proxcage root on this node may own it; if none does, 'pct destroy {vmid} --force 1 --purge 1' removes it", store.root().display()),
-            ));
-        } else if u.entry.lock == "create" && !pct_config_locked(pct, vmid) {
-            findings.push(Finding::new(
-                "ct-half-created",
-                Severity::Warning,
-                format!("CT {vmid}"),
-                format!("pct:{vmid}"),
-                format!("CT {vmid} is locked (create) and no pct create runs for it: a create died midway. proxcage cannot tell who made it; if no one needs it, 'pct unlock {vmid}' then 'pct destroy {vmid} --purge 1'"),
-            ));
-        }
-    }
-
-    if !busy {
-        findings.extend(leftover_monitors(pct, &records, &on_node));
-    }
-
-    // Templates no container of this root uses.
-    let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
-    let listed = if busy {
-        Err(io::Error::other("a create holds the backend's lock"))
-    } else {
-        fs::read_dir(&template_dir)
-    };
-    if let Ok(entries) = listed {
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| is_proxcage_template(n) && !referenced.contains(n.as_str()))
-            .collect();
-        names.sort();
-        for name in names {
-            let path = template_dir.join(&name);
-            let root = root.clone();
-            findings.push(
-                Finding::new(
-                    "template-unreferenced",
-                    Severity::Warning,
-                    format!("template {name}"),
-                    path.display(),
-                    "a template the pct backend packed that no container of this root uses (left by a create that died, or by 'proxcage template create')",
-                )
-                .with_repair("remove the template (it is packed again from the bundle when needed)", move || {
-                    remove_unreferenced_template(&root, &path, &name)
-                }),
-            );
-        }
-    }
     Ok(findings)
 }
 
@@ -615,7 +763,9 @@ pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
         if recorded.contains(&entry.vmid) {
             continue;
         }
-        let u = inspect(pct, entry)?;
+        let Some(u) = inspect(pct, entry)? else {
+            continue;
+        };
         if !(u.tagged && u.owner.as_ref() == Some(id)) {
             continue;
         }
