@@ -1107,6 +1107,58 @@ const KERNEL_DIRS: [&str; 9] = [
     "/sys/devices/virtual/powercap",
 ];
 
+/// Files among the kernel paths that runc's default spec masks or makes read-only: like
+/// [`KERNEL_DIRS`], known without a look at the host (a stat in /proc costs more than the
+/// rest of the translation).
+const KERNEL_FILES: [&str; 7] = [
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/sysrq-trigger",
+];
+
+/// Resolves masked and read-only paths in the rootfs. Below /proc and /sys the kernel's
+/// filesystems are mounted by then: only the mount point is looked up in the rootfs (it
+/// may be a link), once per translation; the rest is the kernel's and kept as written.
+#[derive(Default)]
+struct MaskedPaths {
+    mount_points: Vec<(&'static str, PathBuf)>,
+}
+
+impl MaskedPaths {
+    fn resolve(
+        &mut self,
+        rootfs: &Path,
+        path: &Path,
+        field: &str,
+    ) -> Result<PathBuf, TranslateError> {
+        for top in ["/proc", "/sys"] {
+            let Ok(rest) = path.strip_prefix(top) else {
+                continue;
+            };
+            let plain = rest
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || rest.as_os_str().is_empty() {
+                break;
+            }
+            let mount_point = match self.mount_points.iter().find(|(t, _)| *t == top) {
+                Some((_, resolved)) => resolved.clone(),
+                None => {
+                    let resolved = resolve_in_rootfs(rootfs, Path::new(top), field)?;
+                    self.mount_points.push((top, resolved.clone()));
+                    resolved
+                }
+            };
+            return Ok(mount_point.join(rest));
+        }
+        resolve_in_rootfs(rootfs, path, field)
+    }
+}
+
 /// Whether `path` (absolute, in the container) is a directory. /proc and /sys come from
 /// the kernel, not the rootfs: known directories, else the host's own, else a file (the
 /// entry is `optional`, so LXC skips what the kernel lacks). Elsewhere the rootfs decides;
@@ -1115,6 +1167,9 @@ fn is_dir_in_container(rootfs: &Path, path: &Path) -> Option<bool> {
     if path.starts_with("/proc") || path.starts_with("/sys") {
         if KERNEL_DIRS.iter().any(|d| Path::new(d) == path) {
             return Some(true);
+        }
+        if KERNEL_FILES.iter().any(|f| Path::new(f) == path) {
+            return Some(false);
         }
         return Some(std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false));
     }
@@ -1126,13 +1181,14 @@ fn masked_and_readonly(b: &mut Builder<'_>) -> Result<(), TranslateError> {
     let Some(linux) = b.spec.linux().clone() else {
         return Ok(());
     };
+    let mut masked = MaskedPaths::default();
     for (i, path) in linux.masked_paths().iter().flatten().enumerate() {
         let field = format!("linux.maskedPaths[{i}]");
         let p = Path::new(path);
         if !p.is_absolute() {
             return Err(invalid(field, format!("{path:?} is not absolute")));
         }
-        let target = resolve_in_rootfs(&b.paths.rootfs, p, &field)?;
+        let target = masked.resolve(&b.paths.rootfs, p, &field)?;
         let Some(dir) = is_dir_in_container(&b.paths.rootfs, p) else {
             continue;
         };
@@ -1151,7 +1207,7 @@ fn masked_and_readonly(b: &mut Builder<'_>) -> Result<(), TranslateError> {
         if !p.is_absolute() {
             return Err(invalid(field, format!("{path:?} is not absolute")));
         }
-        let target = resolve_in_rootfs(&rootfs, p, &field)?;
+        let target = masked.resolve(&rootfs, p, &field)?;
         if is_dir_in_container(&rootfs, p).is_none() {
             continue;
         }
