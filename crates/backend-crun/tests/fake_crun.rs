@@ -166,12 +166,14 @@ fn features_fall_back_to_what_crun_version_says() {
 }
 
 /// `unshare --pid --fork sleep 60`, and the host pid of the sleep (pid 1 of its namespace).
+// The caller waits for the child it gets.
+#[allow(clippy::zombie_processes)]
 fn process_in_own_pid_namespace() -> (Child, i32) {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test needs root (it makes a pid namespace); run it as root, e.g. `sudo scripts/test.sh`"
     );
-    let child = Command::new("unshare")
+    let mut child = Command::new("unshare")
         .args(["--pid", "--fork", "--kill-child", "sleep", "60"])
         .spawn()
         .expect("unshare is not installed: apt-get install -y util-linux");
@@ -182,7 +184,11 @@ fn process_in_own_pid_namespace() -> (Child, i32) {
         if let Some(pid) = text.split_whitespace().next() {
             return (child, pid.parse().unwrap());
         }
-        assert!(Instant::now() < deadline, "unshare started no child");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unshare started no child");
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
