@@ -298,6 +298,8 @@ fn exec_passes_every_option_of_the_request() {
 fn exec_from_a_process_file_ignores_the_arguments_and_returns_the_exit_code() {
     let fake = Fake::new();
     fake.set("exit.exec", "42");
+    // The binary keeps web-1 in <root>/web-1.
+    fs::create_dir(fake.root().join("web-1")).unwrap();
     let mut req = ExecRequest::new(id("web-1"));
     req.process_file = Some("/tmp/process.json".into());
     req.args = strings(&["ignored"]);
@@ -306,6 +308,11 @@ fn exec_from_a_process_file_ignores_the_arguments_and_returns_the_exit_code() {
         fake.last_call(),
         strings(&["exec", "--process", "/tmp/process.json", "web-1"])
     );
+    // A failed exec whose container's directory is gone: the container does not exist.
+    fs::remove_dir(fake.root().join("web-1")).unwrap();
+    let err = fake.delegate().exec(&req).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(err.to_string(), "container web-1 does not exist");
 }
 
 #[test]
