@@ -329,6 +329,75 @@ fn a_created_container_is_deleted_without_force() {
     nothing_left(&p, &standin);
 }
 
+/// What LXC under pct cannot do is refused with an error naming it, before anything is
+/// touched; a running CT is deleted only with --force.
+#[test]
+fn what_the_pct_backend_cannot_do_is_refused_by_name() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "while :; do sleep 1; done"],
+    );
+    let ct = create(&p, &bundle, "limits", "");
+    p.ok(&["start", "limits"]);
+    let refused = |args: &[&str], want: &str| {
+        let out = p.run(args);
+        let err = support::pct::stderr(&out);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "proxcage {}: {}\n{err}",
+            args.join(" "),
+            out.status
+        );
+    };
+    refused(
+        &["pause", "limits"],
+        "container limits: pause is not supported by the pct backend",
+    );
+    refused(
+        &["resume", "limits"],
+        "container limits: resume is not supported by the pct backend",
+    );
+    refused(
+        &["exec", "--cap", "CAP_SYS_ADMIN", "limits", "true"],
+        "exec --cap is not supported by the pct backend",
+    );
+    refused(
+        &["exec", "--user", "nobody", "limits", "true"],
+        "exec --user \"nobody\": expected UID[:GID]",
+    );
+    refused(
+        &["delete", "limits"],
+        "cannot delete a running container: stop it first, or use --force",
+    );
+    assert_eq!(
+        p.status("limits"),
+        "running",
+        "a refusal changed the container"
+    );
+    // --env replaces the container's variable of that name, as runc's does.
+    assert_eq!(
+        p.ok(&[
+            "exec",
+            "--env",
+            "PATH=/bin",
+            "--env",
+            "GREETING=hi",
+            "limits",
+            "sh",
+            "-c",
+            "echo $GREETING; env | grep -c ^PATH=",
+        ]),
+        "hi\n1\n"
+    );
+    p.ok(&["delete", "--force", "limits"]);
+    assert_eq!(ct.wait(), 137, "the monitor ends with the CT");
+    nothing_left(&p, &standin);
+}
+
 /// Every OCI hook fires once, in runtime-spec's order, with the container's state on
 /// stdin: createRuntime and createContainer at create, startContainer inside the CT at
 /// start before the process, poststart before start returns, poststop at delete.

@@ -257,4 +257,38 @@ mod tests {
         let err = toml::from_str::<CrunSettings>("cgroup_manager = \"v1\"").unwrap_err();
         assert!(err.to_string().contains("unknown variant `v1`"), "{err}");
     }
+
+    #[test]
+    fn private_cgroup2_gives_crun_a_cgroup2_mount_and_leaves_the_host_alone() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (it mounts cgroup2 in a mount namespace); run it as root, e.g. `sudo scripts/test.sh`"
+        );
+        let host_unified = unified_cgroups();
+        // In a forked child, as Delegate's pre_exec runs it; the exit code says what it saw.
+        // SAFETY: the child makes only raw syscalls and exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = match private_cgroup2() {
+                    Ok(()) if unified_cgroups() => 0,
+                    Ok(()) => 2,
+                    Err(_) => 3,
+                };
+                std::process::exit(code);
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "2: /sys/fs/cgroup in the child is not cgroup2; 3: private_cgroup2 failed"
+                );
+            }
+        }
+        assert_eq!(
+            unified_cgroups(),
+            host_unified,
+            "the host's /sys/fs/cgroup changed"
+        );
+    }
 }

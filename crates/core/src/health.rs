@@ -830,4 +830,150 @@ mod tests {
         assert!(undone, "{message}");
         assert_eq!(store.read(&id("a")).unwrap(), None);
     }
+
+    #[test]
+    fn a_leftover_repair_directory_and_a_loose_root_mode_are_found_and_repaired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let store = StateStore::open(&root).unwrap();
+        fs::create_dir(root.join("containers/~replace-a-1")).unwrap();
+        // Neither an id nor the store's own: not proxcage's business.
+        fs::create_dir(root.join("containers/lost+found!")).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let findings = check_store(&store, &["runc"]).unwrap();
+        assert_eq!(kinds(&findings), ["root-permissions", "leftover-directory"]);
+        assert_eq!(findings[0].severity(), Severity::Warning);
+        assert_eq!(
+            findings[0].message(),
+            "mode 0777 lets other users change container records"
+        );
+        assert_eq!(findings[1].object(), "directory ~replace-a-1");
+        repair_all(findings);
+        assert_eq!(
+            fs::metadata(&root).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+        assert!(!root.join("containers/~replace-a-1").exists());
+        assert!(root.join("containers/lost+found!").exists());
+        assert!(check_store(&store, &["runc"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stale_store_lock_is_found_and_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let store = StateStore::open(&root).unwrap();
+        drop(store.lock_store().unwrap());
+        // flock(1) takes the lock and ends; the sleep it leaves behind inherited the fd.
+        let pid_file = tmp.path().join("sleep.pid");
+        let status = std::process::Command::new("flock")
+            .arg(root.join("store.lock"))
+            .args([
+                "sh",
+                "-c",
+                "sleep 60 </dev/null >/dev/null 2>&1 & echo $! > \"$0\"",
+            ])
+            .arg(&pid_file)
+            .status()
+            .expect("flock is not installed: apt-get install -y util-linux");
+        assert!(status.success());
+        let sleep: u32 = fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let kill_sleep = || {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(sleep as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        };
+
+        let stale = stale_lock(&root.join("store.lock"));
+        let findings = check_store(&store, &["runc"]).unwrap();
+        let Some(stale) = stale else {
+            kill_sleep();
+            panic!("the lock left with the sleep is not stale");
+        };
+        assert!(stale.held_by.contains(&sleep), "{stale:?}");
+        assert_eq!(kinds(&findings), ["stale-lock"]);
+        assert_eq!(findings[0].object(), "the store");
+        assert!(
+            findings[0].message().contains(&format!(
+                "it was taken by process {}, which is gone, and is still held by",
+                stale.taken_by
+            )) && findings[0].message().contains(&format!("{sleep} (sleep)")),
+            "{}",
+            findings[0].message()
+        );
+        repair_all(findings);
+        // The new store.lock is free although the sleep still holds the old one.
+        let started = std::time::Instant::now();
+        drop(store.lock_store().unwrap());
+        assert!(started.elapsed() < std::time::Duration::from_millis(400));
+        assert!(check_store(&store, &["runc"]).unwrap().is_empty());
+        kill_sleep();
+    }
+
+    #[test]
+    fn a_lock_held_by_its_live_taker_is_not_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let lock = store.lock_new(&id("a")).unwrap();
+        assert_eq!(stale_lock(lock.path()), None);
+        assert!(locked(lock.path()));
+        drop(lock);
+        assert_eq!(stale_lock(&tmp.path().join("root/store.lock")), None);
+    }
+
+    #[test]
+    fn record_repairs_refuse_when_the_record_changed_since_the_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path().join("root")).unwrap();
+        let checked = Record::restored(id("a"), "runc", "/b", "2026-01-01T00:00:00Z");
+        assert_eq!(
+            restore_record(&store, &checked).unwrap(),
+            "wrote a new record for container a (backend runc)"
+        );
+        // A second restore finds the record the first wrote.
+        let err = restore_record(&store, &checked).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::AlreadyExists, "{err}");
+
+        let mut changed = checked.clone();
+        changed.set_backend_data(serde_json::json!({"vmid": 105}));
+        let lock = store.lock_existing(&id("a")).unwrap().unwrap();
+        lock.write(&changed).unwrap();
+        drop(lock);
+        let err = forget_record(&store, &id("a"), &checked).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container a: its record changed since the check; run health again"
+        );
+        assert!(store.read(&id("a")).unwrap().is_some());
+
+        assert_eq!(
+            forget_record(&store, &id("a"), &changed).unwrap(),
+            "removed the record of container a"
+        );
+        assert_eq!(
+            forget_record(&store, &id("a"), &changed).unwrap(),
+            "container a has no record any more"
+        );
+    }
+
+    #[test]
+    fn findings_print_as_the_report_shows_them() {
+        let f = Finding::new("temp-file", Severity::Warning, "container a", "/r/x", "m")
+            .with_repair("remove it", || Ok("removed".into()));
+        assert_eq!(format!("[{:>7}]", Severity::Error), "[  error]");
+        let debug = format!("{f:?}");
+        assert!(
+            debug.contains("kind: \"temp-file\"") && debug.contains("repair: Some(\"remove it\")"),
+            "{debug}"
+        );
+        assert_eq!(f.to_string(), "warning: container a [temp-file] at /r/x: m");
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["where"], "/r/x");
+        assert_eq!(json["severity"], "warning");
+    }
 }

@@ -146,4 +146,13 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn ids_parse_from_strings_and_debug_print_quoted() {
+        let id: ContainerId = "web-1".parse().unwrap();
+        assert_eq!(AsRef::<str>::as_ref(&id), "web-1");
+        assert_eq!(format!("{id:?}"), "\"web-1\"");
+        let err = "../etc".parse::<ContainerId>().unwrap_err();
+        assert!(err.to_string().contains("../etc"), "{err}");
+    }
 }

@@ -743,4 +743,39 @@ mod tests {
         cmd.args(["exec", "t1", "echo", "a b", "it's"]);
         assert_eq!(describe(&cmd), r"runc exec t1 echo 'a b' 'it'\''s'");
     }
+
+    #[test]
+    fn a_tool_killed_by_a_realtime_signal_is_described_by_its_number() {
+        let out = run_captured(
+            Command::new("/bin/sh").args(["-c", "kill -s RTMIN+6 $$"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let signal = out.status.signal().unwrap();
+        assert!(signal >= libc::SIGRTMIN(), "{}", out.status);
+        assert_eq!(
+            describe_status(out.status),
+            format!("killed by signal {signal}")
+        );
+        assert_eq!(exit_code(out.status), 128 + signal);
+    }
+
+    #[test]
+    fn pid_files_hold_the_bare_number_and_name_the_path_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.pid");
+        write_pid_file(&path, 4242).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4242");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a temp file was left: {names:?}");
+
+        let missing = dir.path().join("no-such-dir/c.pid");
+        let err = write_pid_file(&missing, 1).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot write the pid file")
+                && text.contains(&*missing.to_string_lossy()),
+            "{text}"
+        );
+    }
 }

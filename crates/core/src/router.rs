@@ -264,4 +264,15 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn the_reason_names_what_chose_the_backend() {
+        let r = router(&[rule("crun", Some("light-*"), &[])]);
+        let (_, reason) = choose(&r, "light-1", &[]);
+        assert_eq!(reason.to_string(), "[[route]] rule 1");
+        let (_, reason) = choose(&r, "heavy-1", &[]);
+        assert_eq!(reason.to_string(), "default_backend");
+        let (_, reason) = choose(&r, "heavy-1", &[(BACKEND_ANNOTATION, "pct")]);
+        assert_eq!(reason.to_string(), "annotation io.proxcage.backend");
+    }
 }

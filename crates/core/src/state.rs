@@ -126,4 +126,23 @@ mod tests {
         let state: State = serde_json::from_str(crun).unwrap();
         assert_eq!(state.status, Status::Running);
     }
+
+    #[test]
+    fn every_status_round_trips_through_its_name_and_json() {
+        for status in [
+            Status::Creating,
+            Status::Created,
+            Status::Running,
+            Status::Stopped,
+            Status::Paused,
+        ] {
+            let name = status.to_string();
+            assert_eq!(name.parse::<Status>().unwrap(), status);
+            assert_eq!(serde_json::to_value(status).unwrap(), name.as_str());
+        }
+        assert_eq!(
+            "Running".parse::<Status>().unwrap_err(),
+            "unknown container status \"Running\""
+        );
+    }
 }

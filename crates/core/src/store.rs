@@ -631,8 +631,14 @@ mod tests {
             Phase::Creating
         );
         record.mark_created();
+        // A backend's own data (the pct backend's VMID) comes back as written.
+        record.set_backend_data(serde_json::json!({"vmid": 105}));
         lock.write(&record).unwrap();
-        assert_eq!(store.read(&id("a")).unwrap().unwrap(), record);
+        let read = store.read(&id("a")).unwrap().unwrap();
+        assert_eq!(read, record);
+        assert_eq!(read.backend_data()["vmid"], 105);
+        assert_eq!(lock.id(), &id("a"));
+        assert_eq!(lock.path(), store.dir(&id("a")));
         let mode = fs::metadata(store.dir(&id("a")).join(RECORD))
             .unwrap()
             .mode()

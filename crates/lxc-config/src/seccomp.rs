@@ -103,3 +103,73 @@ fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<String, Stri
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seccomp(json: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn every_action_and_comparison_lxc_has_is_written() {
+        let text = profile(&seccomp(serde_json::json!({
+            "defaultAction": "SCMP_ACT_KILL",
+            "syscalls": [
+                {"names": ["reboot"], "action": "SCMP_ACT_KILL_THREAD"},
+                {"names": ["ptrace"], "action": "SCMP_ACT_TRAP"},
+                {"names": ["mount", "umount2"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_NE"},
+                    {"index": 1, "value": 2, "op": "SCMP_CMP_LT"},
+                    {"index": 2, "value": 3, "op": "SCMP_CMP_LE"},
+                    {"index": 3, "value": 4, "op": "SCMP_CMP_GE"},
+                    {"index": 4, "value": 5, "op": "SCMP_CMP_GT"},
+                    {"index": 5, "value": 6, "valueTwo": 7, "op": "SCMP_CMP_MASKED_EQ"}
+                ]}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(
+            text,
+            "2\nallowlist kill\n[all]\nreboot kill\nptrace trap\nmount errno 1\numount2 errno 1\n\
+             clone errno 38 [0,1,SCMP_CMP_NE,0] [1,2,SCMP_CMP_LT,0] [2,3,SCMP_CMP_LE,0] \
+             [3,4,SCMP_CMP_GE,0] [4,5,SCMP_CMP_GT,0] [5,6,SCMP_CMP_MASKED_EQ,7]\n"
+        );
+    }
+
+    #[test]
+    fn what_lxc_cannot_express_is_refused_naming_the_field() {
+        for (json, want) in [
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_KILL_PROCESS"}),
+                "linux.seccomp.defaultAction: SCMP_ACT_KILL_PROCESS has no LXC 5.0 action",
+            ),
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read"], "action": "SCMP_ACT_LOG"},
+                    {"names": ["ioctl"], "action": "SCMP_ACT_NOTIFY"}
+                ]}),
+                "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY needs an OCI seccomp agent",
+            ),
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                     "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}
+                ]}),
+                "linux.seccomp.syscalls[0].args[0].index: 6 is not a system call argument index (0..=5)",
+            ),
+            (
+                // A name with a space or a newline would add a rule of its own to the profile.
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read", "write allow\nptrace"], "action": "SCMP_ACT_ERRNO"}
+                ]}),
+                "linux.seccomp.syscalls[0].names[1]: \"write allow\\nptrace\" is not a system call name",
+            ),
+        ] {
+            let err = profile(&seccomp(json)).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{err}");
+        }
+    }
+}
