@@ -464,17 +464,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                     };
                     let out = p.run(&args);
                     let err = stderr(&out);
-                    // Never, whatever the interleaving: a damaged record, a lock wait
-                    // that timed out, a live lock taken for a stale one, a create that
-                    // finished taken for an interrupted one (no process is killed here).
-                    for never in [
-                        "unreadable",
-                        "timed out",
-                        "is stale",
-                        "its create was interrupted",
-                    ] {
-                        assert!(!err.contains(never), "{args:?}: {err}");
-                    }
+                    support::assert_no_race_damage(&args, &err);
                     if args[0] == "health" {
                         // Others' work in progress is not damage: every check runs (no
                         // exit 2), and whatever it reports, the report is valid JSON.

@@ -150,6 +150,20 @@ pub fn unique() -> usize {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
+/// What no command may print in a race of lifecycles on shared ids where no process is
+/// killed: a damaged record, a lock wait that timed out, a live lock taken for a stale
+/// one, a create that finished taken for an interrupted one.
+pub fn assert_no_race_damage(args: &[&str], stderr: &str) {
+    for never in [
+        "unreadable",
+        "timed out",
+        "is stale",
+        "its create was interrupted",
+    ] {
+        assert!(!stderr.contains(never), "{args:?}: {stderr}");
+    }
+}
+
 /// True once `pid` has exited (a zombie not yet reaped counts as gone).
 pub fn process_gone(pid: i64) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
