@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use proxcage_delegate::CallerFlags;
 /// prints the file `state`, `--version` the file `version`; `features` fails, as crun
 /// 1.8.1 has no such command.
 const FAKE: &str = r#"#!/bin/sh
+[ -n "$FAKE_PROBE" ] && exit 0
 d=$(dirname "$0")
 printf '%s\n' "$@" >> "$d/calls"
 echo --- >> "$d/calls"
@@ -37,6 +38,31 @@ esac
 exit 0
 "#;
 
+/// Writes an executable script and waits until it can run. Another test's thread may fork
+/// while the file is open for writing; until that child execs, running the script fails
+/// with "Text file busy" (ETXTBSY). A run with FAKE_PROBE set (the script exits at once)
+/// waits that out.
+fn install_script(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::process::Command::new(path)
+            .env("FAKE_PROBE", "1")
+            .status()
+        {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+            Ok(_) => return,
+        }
+    }
+}
+
 struct Fake {
     dir: tempfile::TempDir,
 }
@@ -44,9 +70,7 @@ struct Fake {
 impl Fake {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("crun");
-        fs::write(&bin, FAKE).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(&dir.path().join("crun"), FAKE);
         Fake { dir }
     }
 

@@ -215,6 +215,18 @@ mod tests {
         let pct = dir.path().join("pct");
         std::fs::write(&pct, script).unwrap();
         std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Another test's thread may fork while the file is open for writing: until that
+        // child execs, running it fails with ETXTBSY. A run with FAKE_PROBE set (the
+        // scripts exit at once) waits that out.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Err(e) = Command::new(&pct).env("FAKE_PROBE", "1").status() {
+            assert!(
+                e.raw_os_error() == Some(libc::ETXTBSY) && std::time::Instant::now() < deadline,
+                "{}: {e}",
+                pct.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let tools = PctTools {
             pct,
             pvesh: "/nonexistent/pvesh".into(),
@@ -230,7 +242,7 @@ mod tests {
     #[test]
     fn a_pct_killed_by_a_signal_is_reported_with_the_signal_and_its_stderr() {
         let (_dir, tools) =
-            tools_with_pct("#!/bin/sh\necho 'half way through' >&2\nkill -KILL $$\n");
+            tools_with_pct("#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho 'half way through' >&2\nkill -KILL $$\n");
         let err = tools.start(Vmid::new(100).unwrap()).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("killed by SIGKILL"), "{message}");
@@ -244,7 +256,7 @@ mod tests {
     #[test]
     fn a_failing_pct_is_reported_with_its_exit_status() {
         let (_dir, tools) =
-            tools_with_pct("#!/bin/sh\necho \"CT 100 already running\" >&2\nexit 2\n");
+            tools_with_pct("#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"CT 100 already running\" >&2\nexit 2\n");
         let message = tools
             .start(Vmid::new(100).unwrap())
             .unwrap_err()

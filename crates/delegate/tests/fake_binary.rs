@@ -16,6 +16,7 @@ use proxcage_delegate::{CallerFlags, Delegate};
 /// `--version` with the file `version`; a subcommand `C` prints `out.C`, logs the text of
 /// `fail.C` as a runc-style error line and exits 1, or exits with the code in `exit.C`.
 const FAKE: &str = r#"#!/bin/sh
+[ -n "$FAKE_PROBE" ] && exit 0
 d=$(dirname "$0")
 printf '%s\n' "$@" >> "$d/calls"
 echo --- >> "$d/calls"
@@ -38,6 +39,31 @@ fi
 exit 0
 "#;
 
+/// Writes an executable script and waits until it can run. Another test's thread may fork
+/// while the file is open for writing; until that child execs, running the script fails
+/// with "Text file busy" (ETXTBSY). A run with FAKE_PROBE set (the script exits at once)
+/// waits that out.
+fn install_script(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::process::Command::new(path)
+            .env("FAKE_PROBE", "1")
+            .status()
+        {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+            Ok(_) => return,
+        }
+    }
+}
+
 struct Fake {
     dir: tempfile::TempDir,
 }
@@ -45,9 +71,7 @@ struct Fake {
 impl Fake {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("fake-runc");
-        fs::write(&bin, FAKE).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(&dir.path().join("fake-runc"), FAKE);
         fs::create_dir(dir.path().join("root")).unwrap();
         Fake { dir }
     }
@@ -474,14 +498,13 @@ fn health_finds_containers_without_a_record_and_repairs_them() {
     fs::create_dir(fake.root().join("not an id!")).unwrap();
     let script = fs::read_to_string(fake.path("fake-runc")).unwrap();
     let answer = r#"[ "$1" = state ] && [ "$2" = known-to-fake ] && { echo '{"ociVersion":"1.0.2","id":"known-to-fake","pid":0,"status":"stopped","bundle":"/b","rootfs":"/b/rootfs","created":"2026-01-01T00:00:00Z","owner":""}'; exit 0; }"#;
-    fs::write(
-        fake.path("fake-runc"),
-        script.replace(
+    install_script(
+        &fake.path("fake-runc"),
+        &script.replace(
             "if [ -f \"$d/fail.$1\" ]",
             &format!("{answer}\nif [ -f \"$d/fail.$1\" ]"),
         ),
-    )
-    .unwrap();
+    );
     fake.set("fail.state", "container does not exist");
 
     let mut findings = health_of(&fake, &store);
