@@ -404,16 +404,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
     edit_config(&crun_bundle, |spec| {
         spec["annotations"] = serde_json::json!({"io.proxcage.backend": "crun"})
     });
-    let seed: u64 = std::env::var("PROXCAGE_RACE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("racing lifecycles: PROXCAGE_RACE_SEED={seed}");
+    let seed = support::race_seed("racing lifecycles");
     // Failures a caller must be ready for when others work on the same id: the id is
     // gone or taken, or the container is in the wrong state for the command (in runc's
     // words, or crun's: crun cannot open exec.fifo to start a container that already
@@ -441,14 +432,8 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                 &crun_bundle
             };
             s.spawn(move || {
-                // xorshift64*: enough randomness for an interleaving, no dependency.
-                let mut state = seed ^ (thread + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let mut next = move |n: u64| {
-                    state ^= state >> 12;
-                    state ^= state << 25;
-                    state ^= state >> 27;
-                    state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-                };
+                let mut rng = support::RaceRng::new(seed, thread);
+                let mut next = |n| rng.below(n);
                 for _ in 0..10 {
                     let id = format!("race-{}", next(16));
                     let args: Vec<&str> = match next(10) {

@@ -374,7 +374,6 @@ fn a_stale_lock_is_reported_by_commands_and_repaired() {
 
 /// No CT, no template, no backend record, no files, no monitor.
 fn pct_nothing_left(p: &Proxcage, standin: &PctStandin) {
-    assert_eq!(p.ok(&["list", "-q"]), "");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !monitors_of(p).is_empty() {
         assert!(
@@ -384,23 +383,7 @@ fn pct_nothing_left(p: &Proxcage, standin: &PctStandin) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
-    let templates: Vec<_> = fs::read_dir(standin.template_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(templates.is_empty(), "templates left: {templates:?}");
-    if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
-        let left: Vec<_> = entries
-            .map(|e| e.unwrap().file_name())
-            .filter(|n| n != "vmid.lock")
-            .collect();
-        assert!(left.is_empty(), "backend records left: {left:?}");
-    }
-    let files = standin.dir.path().join("files");
-    if files.exists() {
-        assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "files left");
-    }
+    standin.assert_nothing_left(p);
 }
 
 fn template_object(standin: &PctStandin) -> String {

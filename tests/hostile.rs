@@ -11,6 +11,27 @@ use std::time::{Duration, Instant};
 
 use support::{busybox_bundle, edit_config, require_root, Proxcage, HOST_CONFIG};
 
+/// A proxcage whose runc is a wrapper script in `dir` (test code): when one of its
+/// arguments is `word`, it runs the shell commands `first`; then it execs the real runc.
+fn with_runc_wrapper(dir: &std::path::Path, word: &str, first: &str) -> Proxcage {
+    use std::os::unix::fs::PermissionsExt;
+    let runc = support::require_tool("runc", "runc");
+    let wrapper = dir.join("runc-wrapper");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = {word} ] && {{ {first}; }}; done\nexec {} \"$@\"\n",
+            runc.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[backends.runc]\nbinary = \"{}\"\n",
+        wrapper.display()
+    ))
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -240,23 +261,8 @@ fn the_security_policy_limits_what_the_backend_annotation_may_select() {
 #[test]
 fn a_signal_during_create_rolls_it_back() {
     require_root();
-    let runc = support::require_tool("runc", "runc");
     let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("slow-runc");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = create ] && sleep 2; done\nexec {} \"$@\"\n",
-            runc.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let p = Proxcage::new(&format!(
-        "{HOST_CONFIG}\n[backends.runc]\nbinary = \"{}\"\n",
-        wrapper.display()
-    ));
+    let p = with_runc_wrapper(dir.path(), "create", "sleep 2");
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
     for (signal, group) in [
         (nix::sys::signal::Signal::SIGTERM, false),
@@ -383,23 +389,12 @@ fn a_signal_ends_a_create_waiting_for_the_lock() {
 #[test]
 fn a_backend_killed_by_a_signal_is_reported_with_its_stderr() {
     require_root();
-    let runc = support::require_tool("runc", "runc");
     let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("dying-runc");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = state ] && {{ echo 'half a thought' >&2; kill -KILL $$; }}; done\nexec {} \"$@\"\n",
-            runc.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let p = Proxcage::new(&format!(
-        "{HOST_CONFIG}\n[backends.runc]\nbinary = \"{}\"\n",
-        wrapper.display()
-    ));
+    let p = with_runc_wrapper(
+        dir.path(),
+        "state",
+        "echo 'half a thought' >&2; kill -KILL $$",
+    );
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "k1"]);
     let out = p.run(&["state", "k1"]);

@@ -126,34 +126,6 @@ fn create(p: &Proxcage, bundle: &Path, id: &str, input: &str) -> Created {
     }
 }
 
-fn nothing_left(p: &Proxcage, standin: &PctStandin) {
-    assert_eq!(p.ok(&["list", "-q"]), "");
-    assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
-    let templates: Vec<_> = fs::read_dir(standin.template_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(templates.is_empty(), "templates left: {templates:?}");
-    let records = p.root.join("backends/pct");
-    if records.exists() {
-        let left: Vec<_> = fs::read_dir(&records)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .filter(|n| n != "vmid.lock")
-            .collect();
-        assert!(left.is_empty(), "backend records left: {left:?}");
-    }
-    let files = standin.dir.path().join("files");
-    if files.exists() {
-        assert_eq!(
-            fs::read_dir(&files).unwrap().count(),
-            0,
-            "files left in {}",
-            files.display()
-        );
-    }
-}
-
 #[test]
 fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     become_subreaper();
@@ -246,7 +218,7 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     wait_until("the CT to stop", || p.status("web-1") == "stopped");
     p.ok(&["delete", "web-1"]);
     assert!(!standin.conf_path(vmid).exists());
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// The monitor's exit status for a process killed by a signal is 128 + signal, and a
@@ -281,7 +253,7 @@ fn the_monitor_relays_signals_and_reports_a_killed_process() {
     p.ok(&["kill", "--all", "all", "TERM"]);
     assert_eq!(ct.wait(), 128 + libc::SIGTERM);
     p.ok(&["delete", "all"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// Killing the monitor does not touch the container: it keeps running and every command
@@ -311,7 +283,7 @@ fn a_killed_monitor_leaves_the_container_running() {
     p.ok(&["kill", "orphan", "KILL"]);
     wait_until("the CT to stop", || p.status("orphan") == "stopped");
     p.ok(&["delete", "orphan"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// A created container that is never started goes with `delete` (no --force, as runc).
@@ -326,7 +298,7 @@ fn a_created_container_is_deleted_without_force() {
     p.ok(&["delete", "unstarted"]);
     assert_eq!(ct.wait(), 137, "the monitor ends with the CT");
     assert_eq!(ct.stdout(), "");
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// What LXC under pct cannot do is refused with an error naming it, before anything is
@@ -395,7 +367,7 @@ fn what_the_pct_backend_cannot_do_is_refused_by_name() {
     );
     p.ok(&["delete", "--force", "limits"]);
     assert_eq!(ct.wait(), 137, "the monitor ends with the CT");
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// Every OCI hook fires once, in runtime-spec's order, with the container's state on
@@ -492,7 +464,7 @@ fn hooks_fire_in_order_with_the_state_on_stdin() {
         assert_eq!(s["pid"].as_i64(), Some(pid), "{name}: {s}");
         assert_eq!(s["bundle"], bundle.to_str().unwrap(), "{name}: {s}");
     }
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// A failing createRuntime hook fails the create with what the hook said, and leaves
@@ -515,7 +487,7 @@ fn a_failing_create_hook_undoes_the_create() {
         err.contains("createRuntime hook /bin/sh failed") && err.contains("no GPU here"),
         "{err}"
     );
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 
     edit_config(&bundle, |spec| {
         spec["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
@@ -532,7 +504,7 @@ fn a_failing_create_hook_undoes_the_create() {
     assert_eq!(p.status("poststart"), "running");
     p.ok(&["delete", "--force", "poststart"]);
     assert_eq!(ct.wait(), 137);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// A process with a non-root user: the init reaches its monitor as root, then becomes
@@ -577,7 +549,7 @@ fn a_non_root_process_gets_its_user_groups_and_bounding_set() {
         format!("uid=0(root) gid=0(root)\nCapEff:\t0000000020000420\n{bounding}\n")
     );
     p.ok(&["delete", "--force", "user"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// Without a console socket, a terminal is this process's: `run` of a terminal process
@@ -614,7 +586,7 @@ fn run_and_exec_with_a_terminal_use_proxcages_own() {
         String::from_utf8_lossy(&out.stderr)
     );
     p.ok(&["delete", "--force", "tty-exec"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// `run` in the foreground: the process has run's stdio, run exits with its status, and
@@ -637,7 +609,7 @@ fn run_passes_stdio_and_the_exit_code_and_cleans_up() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 #[test]
@@ -680,7 +652,7 @@ fn bind_mounts_and_a_tmpfs_reach_the_ct() {
     assert_eq!(fs::read_to_string(shared.join("out")).unwrap(), "written\n");
     assert!(!data.join("new").exists());
     p.ok(&["delete", "--force", "mounts"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 #[test]
@@ -702,7 +674,7 @@ fn a_failed_create_leaves_nothing_behind() {
         err.contains("rootfs_storage"),
         "the error says what to set: {err}"
     );
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
     assert!(!Path::new(&standin.conf_path(100)).exists());
 }
 
@@ -739,7 +711,7 @@ fn sixteen_parallel_creates_get_distinct_vmids_and_share_one_template() {
         "still used by par-15"
     );
     p.ok(&["delete", "par-15"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 #[test]
@@ -785,7 +757,7 @@ fn a_vmid_another_node_takes_between_nextid_and_create_is_retried() {
     p.env.clear();
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 #[test]
@@ -805,7 +777,7 @@ fn a_ct_destroyed_behind_proxcages_back_is_reported_and_deleted() {
         "{err}"
     );
     p.ok(&["delete", "gone"]);
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// A create that fails at the template step or at the `.conf` write (after `pct create`
@@ -831,7 +803,7 @@ fn a_create_failing_at_the_template_or_the_conf_write_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 
     // The cluster file system is elsewhere than configured: pct create works, the raw
     // keys cannot be written, and the CT is destroyed again.
@@ -852,7 +824,7 @@ fn a_create_failing_at_the_template_or_the_conf_write_leaves_nothing() {
         !standin.conf_path(100).exists(),
         "CT 100 was destroyed again"
     );
-    nothing_left(&p, &standin);
+    standin.assert_nothing_left(&p);
 }
 
 /// Every pct failure of the reference, produced by the stand-in, read back by the pct

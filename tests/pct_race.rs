@@ -16,16 +16,7 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
     let standin = PctStandin::new();
     let p = proxcage_for(&standin);
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
-    let seed: u64 = std::env::var("PROXCAGE_RACE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("racing pct lifecycles: PROXCAGE_RACE_SEED={seed}");
+    let seed = support::race_seed("racing pct lifecycles");
     // The id is gone or taken, or the container is in the wrong state for the command.
     const EXPECTED: [&str; 5] = [
         "does not exist",
@@ -38,13 +29,8 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
         for thread in 0..16u64 {
             let (p, bundle) = (&p, &bundle);
             s.spawn(move || {
-                let mut state = seed ^ (thread + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let mut next = move |n: u64| {
-                    state ^= state >> 12;
-                    state ^= state << 25;
-                    state ^= state >> 27;
-                    state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-                };
+                let mut rng = support::RaceRng::new(seed, thread);
+                let mut next = |n| rng.below(n);
                 for _ in 0..6 {
                     let id = format!("prace-{}", next(4));
                     let args: Vec<&str> = match next(9) {
@@ -94,25 +80,6 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
     for i in 0..4 {
         p.ok(&["delete", "--force", &format!("prace-{i}")]);
     }
-    assert_eq!(p.ok(&["list", "-q"]), "");
-    assert_eq!(standin.pct_ok(&["list"]), "", "a CT is left");
-    assert_eq!(
-        fs::read_dir(standin.template_dir()).unwrap().count(),
-        0,
-        "a template is left"
-    );
-    let records = p.root.join("backends/pct");
-    if records.exists() {
-        let left: Vec<_> = fs::read_dir(&records)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .filter(|n| n != "vmid.lock")
-            .collect();
-        assert!(left.is_empty(), "backend records left: {left:?}");
-    }
-    let files = standin.dir.path().join("files");
-    if files.exists() {
-        assert_eq!(fs::read_dir(&files).unwrap().count(), 0, "files left");
-    }
+    standin.assert_nothing_left(&p);
     assert_eq!(fs::read_dir(p.root.join("containers")).unwrap().count(), 0);
 }

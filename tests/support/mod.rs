@@ -150,6 +150,40 @@ pub fn unique() -> usize {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
+/// The seed of a race test, printed so that `PROXCAGE_RACE_SEED=<n>` replays the run;
+/// from the clock when that is unset.
+pub fn race_seed(what: &str) -> u64 {
+    let seed = std::env::var("PROXCAGE_RACE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{what}: PROXCAGE_RACE_SEED={seed}");
+    seed
+}
+
+/// One racing thread's choices: xorshift64*, enough randomness for an interleaving and
+/// no dependency, the same sequence for the same seed and thread.
+pub struct RaceRng(u64);
+
+impl RaceRng {
+    pub fn new(seed: u64, thread: u64) -> Self {
+        RaceRng(seed ^ (thread + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
 /// What no command may print in a race of lifecycles on shared ids where no process is
 /// killed: a damaged record, a lock wait that timed out, a live lock taken for a stale
 /// one, a create that finished taken for an interrupted one.

@@ -104,6 +104,35 @@ files_dir = "{files}"
         assert_eq!(self.pct_ok(&["list"]), "", "CTs left on the pct stand-in");
     }
 
+    /// Fails unless nothing of the pct backend is left for `p`: no container in its list,
+    /// no CT, no template, no backend record (its VMID lock aside), no container files.
+    #[track_caller]
+    pub fn assert_nothing_left(&self, p: &super::Proxcage) {
+        assert_eq!(p.ok(&["list", "-q"]), "");
+        self.assert_no_ct();
+        let templates: Vec<_> = fs::read_dir(self.template_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(templates.is_empty(), "templates left: {templates:?}");
+        if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
+            let left: Vec<_> = entries
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n != "vmid.lock")
+                .collect();
+            assert!(left.is_empty(), "backend records left: {left:?}");
+        }
+        let files = self.dir.path().join("files");
+        if let Ok(entries) = fs::read_dir(&files) {
+            let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+            assert!(
+                left.is_empty(),
+                "files left in {}: {left:?}",
+                files.display()
+            );
+        }
+    }
+
     /// `pct` or `pvesh` (or `pct-standin`) with this root.
     pub fn cmd(&self, tool: &str) -> Command {
         let program = if tool == "pct-standin" {

@@ -75,8 +75,15 @@ struct Fresh {
     core: Option<Record>,
     /// The VMID in the pct backend's record.
     vmid: Option<Vmid>,
-    /// Whether that CT is on the node (`pct list` again).
-    ct_on_node: Option<bool>,
+    /// The CTs on the node (`pct list` again).
+    on_node: BTreeSet<Vmid>,
+}
+
+impl Fresh {
+    /// Whether the CT the backend's record names is on the node; `None` without a record.
+    fn ct_on_node(&self) -> Option<bool> {
+        self.vmid.map(|vmid| self.on_node.contains(&vmid))
+    }
 }
 
 /// The check reads `pct list`, the backend's records and proxcage's at different moments
@@ -92,22 +99,19 @@ fn recheck(pct: &Pct, store: &StateStore, id: &ContainerId) -> Result<(Container
         .ok()
         .and_then(|bytes| serde_json::from_slice::<RecordView>(&bytes).ok())
         .map(|view| view.vmid);
-    let ct_on_node = match vmid {
-        Some(vmid) => Some(
-            pct.tools()
-                .list()
-                .map_err(Error::from)?
-                .iter()
-                .any(|entry| entry.vmid == vmid),
-        ),
-        None => None,
-    };
+    let on_node = pct
+        .tools()
+        .list()
+        .map_err(Error::from)?
+        .iter()
+        .map(|entry| entry.vmid)
+        .collect();
     Ok((
         lock,
         Fresh {
             core,
             vmid,
-            ct_on_node,
+            on_node,
         },
     ))
 }
@@ -406,13 +410,8 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     // A delete of the owner may have destroyed the CT and removed its record between
     // `pct list` and the read of the records: look again under the owner's lock.
     for (owner, vmid, finding) in owned_unrecorded {
-        let still_listed = || {
-            pct.tools()
-                .list()
-                .is_ok_and(|cts| cts.iter().any(|c| c.vmid == vmid))
-        };
         if confirmed(pct, store, &owner, |f| {
-            f.vmid != Some(vmid) && still_listed()
+            f.vmid != Some(vmid) && f.on_node.contains(&vmid)
         }) {
             findings.push(finding);
         }
@@ -500,7 +499,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
                     move |f: &Fresh| {
                         f.core.as_ref() == Some(&record)
                             && f.vmid == Some(vmid)
-                            && f.ct_on_node == Some(false)
+                            && f.ct_on_node() == Some(false)
                     }
                 };
                 if !confirmed(pct, store, &id, &holds) {
@@ -565,7 +564,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         let location = root.join(format!("{id}.json")).display().to_string();
         let (vmid, on) = (view.vmid, on_node.contains_key(&view.vmid));
         let holds =
-            move |f: &Fresh| f.core.is_none() && f.vmid == Some(vmid) && f.ct_on_node == Some(on);
+            move |f: &Fresh| f.core.is_none() && f.vmid == Some(vmid) && f.ct_on_node() == Some(on);
         if !confirmed(pct, store, id, holds) {
             continue;
         }
