@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Compares proxcage with the runtime beneath it, side by side in one run (hyperfine runs
-# the two one after the other, under the same load): `run` of busybox `true`, and the full
-# lifecycle create + start + delete --force, for runc and for crun. Prints hyperfine's
-# ratios, the load, and proxcage's own peak RSS. RUNS=N sets the runs per command (30).
-# Needs root, hyperfine (apt-get install hyperfine), runc and crun, and a release build:
+# Compares proxcage with the runtime beneath it, side by side in one run: `run` of busybox
+# `true`, and the full lifecycle create + start + delete --force, for runc and for crun.
+#
+# Each comparison has three entries: the runtime alone; the runtime under `floor`, a
+# static C program that only posix_spawns its arguments and waits (the least any wrapper
+# that is a process per command can cost); and proxcage. First hyperfine's wall times,
+# then benches/alternate.py's CPU times (user + system of everything each command
+# started, one round of the three at a time): the ratios the README's table holds. Then
+# the load, and proxcage's own peak RSS. RUNS=N sets hyperfine's runs (30), ROUNDS=N
+# alternate.py's rounds (40).
+# Needs root, hyperfine and gcc (apt-get install hyperfine gcc), runc and crun, and a
+# release build:
 #   scripts/build-release.sh && sudo benches/compare-runtimes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine: apt-get install -y hyperfine" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "install gcc (for the floor wrapper): apt-get install -y gcc" >&2; exit 1; }
 proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
 runs=${RUNS:-30}
+rounds=${ROUNDS:-40}
+alternate="$PWD/benches/alternate.py"
 
 work=$(mktemp -d /tmp/proxcage-compare.XXXXXX)
 # Every state root (proxcage's, runc's, crun's) lives on a tmpfs, as /run does on a
@@ -22,6 +32,21 @@ if [ -z "${STATE_ON_DISK:-}" ]; then
 fi
 trap 'mountpoint -q "$state" && umount -l "$state"; rm -rf "$work"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); state roots on $(stat -f -c %T "$state"); $(nproc) CPUs"
+# The floor: what a wrapper costs that does nothing but start the runtime and wait.
+cat >"$work/floor.c" <<'EOF'
+#include <spawn.h>
+#include <sys/wait.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    pid_t pid;
+    int status;
+    if (argc < 2 || posix_spawn(&pid, argv[1], 0, 0, argv + 1, environ) != 0) return 127;
+    if (waitpid(pid, &status, 0) < 0) return 127;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+EOF
+gcc -O2 -static -o "$work/floor" "$work/floor.c"
+floor="$work/floor"
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
@@ -48,32 +73,50 @@ spec.setdefault("annotations", {})["io.proxcage.backend"] = b
 json.dump(spec, open(p, "w"))
 ' "$bundle/config.json" "$1"
 }
-echo "== runc: run (create, start, wait, delete in one)"
-annotate runc
-hyperfine -N -w 3 -r "$runs" \
-    -n "runc run" "runc --root $state/runc run --bundle $bundle r" \
-    -n "proxcage run (runc backend)" "$pc run --bundle $bundle p"
-echo "== runc: lifecycle create + start + delete --force"
-hyperfine -S bash -w 3 -r "$runs" \
-    -n "runc" "runc --root $state/runc create --bundle $bundle l >/dev/null && runc --root $state/runc start l && runc --root $state/runc delete --force l" \
-    -n "proxcage (runc backend)" "$pc create --bundle $bundle l >/dev/null && $pc start l && $pc delete --force l"
+# compare NAME RUNTIME PROXCAGE: the runtime's and proxcage's command lines, without
+# the subcommand. The runtime's starts with its absolute path (the floor does not search
+# PATH).
+lifecycle() { # COMMAND: the shell line of a lifecycle through it
+    echo "$1 create --bundle $bundle l >/dev/null && $1 start l && $1 delete --force l"
+}
+compare() {
+    local name=$1 rt=$2 pc=$3 b=$bundle
+    echo "== $name: run (create, start, wait, delete in one), wall time"
+    hyperfine -N -w 3 -r "$runs" \
+        -n "$name run" "$rt run --bundle $b r" \
+        -n "floor + $name run" "$floor $rt run --bundle $b f" \
+        -n "proxcage run ($name backend)" "$pc run --bundle $b p"
+    echo "== $name: lifecycle create + start + delete --force, wall time"
+    hyperfine -S bash -w 3 -r "$runs" \
+        -n "$name" "$(lifecycle "$rt")" \
+        -n "floor + $name" "$(lifecycle "$floor $rt")" \
+        -n "proxcage ($name backend)" "$(lifecycle "$pc")"
+    echo "== $name: CPU time, $rounds rounds; ratios to $name alone"
+    python3 "$alternate" "$rounds" \
+        "$name run=$rt run --bundle $b r" \
+        "floor + $name run=$floor $rt run --bundle $b f" \
+        "proxcage run=$pc run --bundle $b p"
+    python3 "$alternate" "$rounds" \
+        "$name lifecycle=$(lifecycle "$rt")" \
+        "floor + $name lifecycle=$(lifecycle "$floor $rt")" \
+        "proxcage lifecycle=$(lifecycle "$pc")"
+}
+export -f compare lifecycle
+export runs rounds floor bundle alternate
 
-# crun refuses this host's hybrid cgroup layout: both crun and proxcage run inside one
-# private mount namespace whose /sys/fs/cgroup is a cgroup2 mount, with no cgroup
-# manager, so neither pays for a wrapper process (proxcage's private_cgroup2 is off there:
-# the namespace is already what it would make).
+annotate runc
+compare runc "$(command -v runc) --root $state/runc" "$pc"
+
+# crun refuses this host's hybrid cgroup layout: crun, the floor and proxcage all run
+# inside one private mount namespace whose /sys/fs/cgroup is a cgroup2 mount, with no
+# cgroup manager, so none pays for a wrapper process (proxcage's private_cgroup2 is off
+# there: the namespace is already what it would make).
 annotate crun
 printf 'default_backend = "crun"\n\n[backends.crun]\ncgroup_manager = "disabled"\n' >"$work/crun-ns.toml"
-crun="crun --root $state/crun --cgroup-manager=disabled"
-PROXCAGE_CONFIG="$work/crun-ns.toml" unshare -m --propagation private sh -c '
+PROXCAGE_CONFIG="$work/crun-ns.toml" unshare -m --propagation private bash -c '
 umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup || exit 1
-echo "== crun: run"
-hyperfine -N -w 3 -r "$1" -n "crun run" "$2 run --bundle $4 c" -n "proxcage run (crun backend)" "$3 run --bundle $4 p"
-echo "== crun: lifecycle create + start + delete --force"
-hyperfine -S bash -w 3 -r "$1" \
-    -n "crun" "$2 create --bundle $4 l >/dev/null && $2 start l && $2 delete --force l" \
-    -n "proxcage (crun backend)" "$3 create --bundle $4 l >/dev/null && $3 start l && $3 delete --force l"
-' sh "$runs" "$crun" "$pc" "$bundle"
+compare crun "$1" "$2"
+' bash "$(command -v crun) --root $state/crun --cgroup-manager=disabled" "$pc"
 
 echo "== proxcage's own peak RSS (getrusage of proxcage alone, from --debug)"
 for backend in runc crun; do

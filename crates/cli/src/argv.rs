@@ -1,14 +1,95 @@
+//! From argv to [`Cli`].
+//!
 //! runc (through its CLI library) accepts long flags with a single dash: `-root /x`,
 //! `-bundle=.`. clap does not, so such arguments are rewritten to the double-dash form
 //! before parsing: only names that are long flags where they appear, and only up to the
 //! first positional argument of the subcommand, after which everything is the
 //! container's (an `exec` command line keeps its `-la`).
+//!
+//! The runtime commands a shim sends on every container's path (`create`, `start`,
+//! `state`, `kill`, `delete`, ...) are parsed by a clap command that holds only the
+//! global flags and that one subcommand. Building all of proxcage's command line took
+//! nine tenths of the instructions of a `start` or `state` of its own. The structs are
+//! the same, so is the result: anything the small command does not accept (help, a
+//! mistake, another command) is parsed again by the whole command line, which also
+//! words the error.
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
+use clap::{Args, CommandFactory, FromArgMatches};
 
-use crate::args::Cli;
+use crate::args::{Cli, Create, Delete, Exec, Global, Id, Kill, List, Ps, Run};
+
+/// Parses proxcage's command line, `args[0]` being the program.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    if let Some(cli) = parse_scoped(&args) {
+        return Ok(cli);
+    }
+    let full = Cli::command();
+    let args = normalize(args, &full);
+    Cli::from_arg_matches(&full.try_get_matches_from(args)?)
+}
+
+/// The parse by the global flags and the named subcommand alone; `None` when that is not
+/// a runtime command, or when the small command refuses the arguments.
+fn parse_scoped(args: &[OsString]) -> Option<Cli> {
+    let name = subcommand_name(args, &top_level())?;
+    let cmd = top_level().subcommand(runtime_subcommand(&name)?);
+    let args = normalize(args.to_vec(), &cmd);
+    let matches = cmd.try_get_matches_from(args).ok()?;
+    Cli::from_arg_matches(&matches).ok()
+}
+
+/// The top of the command line without its subcommands: the global flags and the
+/// settings of [`Cli`]'s `#[command]` that shape parsing.
+fn top_level() -> clap::Command {
+    Global::augment_args(
+        clap::Command::new("proxcage")
+            .disable_version_flag(true)
+            .subcommand_required(false)
+            .arg_required_else_help(true),
+    )
+}
+
+/// The subcommand a shim sends, named as in [`crate::args::Command`], with its flags.
+fn runtime_subcommand(name: &str) -> Option<clap::Command> {
+    use clap::Command as C;
+    Some(match name {
+        "create" => Create::augment_args(C::new("create")),
+        "start" => Id::augment_args(C::new("start")),
+        "state" => Id::augment_args(C::new("state")),
+        "pause" => Id::augment_args(C::new("pause")),
+        "resume" => Id::augment_args(C::new("resume")),
+        "kill" => Kill::augment_args(C::new("kill")),
+        "delete" => Delete::augment_args(C::new("delete")),
+        "run" => Run::augment_args(C::new("run")),
+        "exec" => Exec::augment_args(C::new("exec")),
+        "ps" => Ps::augment_args(C::new("ps")),
+        "list" => List::augment_args(C::new("list")),
+        _ => return None,
+    })
+}
+
+/// The first argument that is neither a global flag nor its value: the subcommand's name.
+fn subcommand_name(args: &[OsString], top: &clap::Command) -> Option<String> {
+    let mut scope = Scope::default();
+    scope.add(top, false);
+    let mut expect_value = false;
+    for arg in args.iter().skip(1) {
+        if std::mem::take(&mut expect_value) {
+            continue;
+        }
+        let text = arg.to_str()?;
+        if text == "--" {
+            return None;
+        }
+        match scope.flag(text) {
+            Some(flag) => expect_value = flag.value_follows,
+            None => return Some(text.to_owned()),
+        }
+    }
+    None
+}
 
 #[derive(Default)]
 struct Scope {
@@ -37,12 +118,53 @@ impl Scope {
     fn long(&self, name: &str) -> Option<bool> {
         self.longs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
+
+    /// How `text` reads here: `None` for a positional argument (or `--`), else as a flag.
+    fn flag(&self, text: &str) -> Option<Flag> {
+        if text == "--" {
+            return None;
+        }
+        if let Some(body) = text.strip_prefix("--") {
+            let (name, inline) = split_value(body);
+            return Some(Flag {
+                single_dash_long: false,
+                value_follows: !inline && self.long(name) == Some(true),
+            });
+        }
+        let body = text.strip_prefix('-').filter(|b| !b.is_empty())?;
+        let (name, inline) = split_value(body);
+        Some(match self.long(name) {
+            Some(takes_value) if name.len() > 1 => Flag {
+                single_dash_long: true,
+                value_follows: takes_value && !inline,
+            },
+            // A short flag or a cluster: `-b DIR` takes the next argument.
+            _ => {
+                let mut chars = body.chars();
+                Flag {
+                    single_dash_long: false,
+                    value_follows: matches!(
+                        (chars.next(), chars.next()),
+                        (Some(c), None) if self.shorts_with_value.contains(&c)
+                    ),
+                }
+            }
+        })
+    }
 }
 
-pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
-    let cli = Cli::command();
+struct Flag {
+    /// `-root`: a long flag written with one dash, as runc's CLI library accepts.
+    single_dash_long: bool,
+    /// The next argument is the flag's value.
+    value_follows: bool,
+}
+
+/// Rewrites `args` (`args[0]` being the program) for clap, with `cli` the command line
+/// they are parsed by.
+pub fn normalize(args: Vec<OsString>, cli: &clap::Command) -> Vec<OsString> {
     let mut scope = Scope::default();
-    scope.add(&cli, false);
+    scope.add(cli, false);
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.into_iter();
     if let Some(program) = iter.next() {
@@ -51,12 +173,11 @@ pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
     let mut in_subcommand = false;
     let mut expect_value = false;
     while let Some(arg) = iter.next() {
-        if expect_value {
-            expect_value = false;
+        if std::mem::take(&mut expect_value) {
             out.push(arg);
             continue;
         }
-        let Some(text) = arg.to_str().map(str::to_string) else {
+        let Some(text) = arg.to_str() else {
             out.push(arg);
             continue;
         };
@@ -65,31 +186,19 @@ pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
             out.extend(iter);
             break;
         }
-        if let Some(body) = text.strip_prefix("--") {
-            let (name, inline) = split_value(body);
-            expect_value = !inline && scope.long(name) == Some(true);
-            out.push(arg);
-        } else if let Some(body) = text.strip_prefix('-').filter(|b| !b.is_empty()) {
-            let (name, inline) = split_value(body);
-            match scope.long(name) {
-                Some(takes_value) if name.len() > 1 => {
-                    expect_value = takes_value && !inline;
-                    out.push(format!("-{text}").into());
-                }
-                _ => {
-                    // A short flag or a cluster: `-b DIR` takes the next argument.
-                    let mut chars = body.chars();
-                    if let (Some(c), None) = (chars.next(), chars.next()) {
-                        expect_value = scope.shorts_with_value.contains(&c);
-                    }
-                    out.push(arg);
-                }
+        if let Some(flag) = scope.flag(text) {
+            expect_value = flag.value_follows;
+            if flag.single_dash_long {
+                let text = format!("-{text}");
+                out.push(text.into());
+            } else {
+                out.push(arg);
             }
         } else if !in_subcommand {
             in_subcommand = true;
-            if let Some(sub) = cli.find_subcommand(&text) {
+            if let Some(sub) = cli.find_subcommand(text) {
                 let mut sub_scope = Scope::default();
-                sub_scope.add(&cli, true);
+                sub_scope.add(cli, true);
                 sub_scope.add(sub, false);
                 scope = sub_scope;
             }
@@ -116,7 +225,7 @@ mod tests {
     use super::*;
 
     fn norm(args: &[&str]) -> Vec<String> {
-        normalize(args.iter().map(OsString::from).collect())
+        normalize(args.iter().map(OsString::from).collect(), &Cli::command())
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()
@@ -173,5 +282,211 @@ mod tests {
             norm(&["proxcage", "state", "-root", "/r", "c1"]),
             ["proxcage", "state", "--root", "/r", "c1"]
         );
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    /// What the whole command line makes of `args`: the reference for the scoped parse.
+    fn parse_full(args: &[&str]) -> Result<Cli, clap::Error> {
+        let full = Cli::command();
+        let args = normalize(os(args), &full);
+        Cli::from_arg_matches(&full.try_get_matches_from(args)?)
+    }
+
+    #[test]
+    fn runtime_commands_parse_the_same_as_by_the_whole_command_line() {
+        let lines: &[&[&str]] = &[
+            // containerd's shim (runc v2) and podman, as they call runc.
+            &[
+                "proxcage",
+                "--root",
+                "/run/containerd/runc/k8s.io",
+                "--log",
+                "/run/x/log.json",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/run/b",
+                "--pid-file",
+                "/run/b/init.pid",
+                "--console-socket",
+                "/tmp/pty.sock",
+                "c1",
+            ],
+            &[
+                "proxcage",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "start",
+                "c1",
+            ],
+            &[
+                "proxcage",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "kill",
+                "c1",
+                "9",
+            ],
+            &["proxcage", "--root", "/r", "kill", "--all", "c1", "SIGKILL"],
+            &[
+                "proxcage",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "delete",
+                "--force",
+                "c1",
+            ],
+            &["proxcage", "--root", "/r", "state", "c1"],
+            &[
+                "proxcage",
+                "--root",
+                "/r",
+                "exec",
+                "--process",
+                "/tmp/p.json",
+                "--detach",
+                "--pid-file",
+                "/p",
+                "c1",
+            ],
+            &[
+                "proxcage", "--root", "/r", "exec", "-t", "-e", "A=1", "--cwd", "/", "-u", "0:0",
+                "c1", "ls", "-la", "--root",
+            ],
+            &["proxcage", "--root", "/r", "ps", "--format", "json", "c1"],
+            &["proxcage", "ps", "c1", "-o", "pid"],
+            &["proxcage", "--root", "/r", "pause", "c1"],
+            &["proxcage", "--root", "/r", "resume", "c1"],
+            &["proxcage", "--root", "/r", "list", "-q"],
+            &["proxcage", "list", "--format=json"],
+            &[
+                "proxcage",
+                "--systemd-cgroup",
+                "--debug",
+                "run",
+                "--bundle",
+                "/b",
+                "-d",
+                "--keep",
+                "c1",
+            ],
+            &[
+                "proxcage",
+                "--rootless",
+                "auto",
+                "--config",
+                "/c.toml",
+                "run",
+                "--preserve-fds",
+                "2",
+                "--no-subreaper",
+                "c1",
+            ],
+            // runc's single-dash long flags, and global flags after the subcommand.
+            &[
+                "proxcage",
+                "-root",
+                "/r",
+                "-log-format=json",
+                "create",
+                "-bundle",
+                "/b",
+                "-pid-file=/p",
+                "c1",
+            ],
+            &["proxcage", "state", "-root", "/r", "c1"],
+            &["proxcage", "delete", "c1", "--root", "/r"],
+            &[
+                "proxcage", "--log", "/l", "exec", "-t", "c1", "ls", "-root", "-la",
+            ],
+        ];
+        for line in lines {
+            let scoped = parse_scoped(&os(line))
+                .unwrap_or_else(|| panic!("the scoped parse refused {line:?}"));
+            let full = parse_full(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            assert_eq!(format!("{scoped:?}"), format!("{full:?}"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_scoped_parse_refuses_gets_the_whole_command_lines_answer() {
+        let lines: &[&[&str]] = &[
+            &["proxcage", "--help"],
+            &["proxcage", "create", "--help"],
+            &["proxcage", "start"],
+            &["proxcage", "start", "c1", "c2"],
+            &["proxcage", "kill", "--bogus", "c1"],
+            &["proxcage", "--log-format", "xml", "state", "c1"],
+            &["proxcage", "list", "--format", "yaml"],
+            &["proxcage", "creat", "c1"],
+            &["proxcage", "create", "-b", "-bundle", "c1"],
+            &["proxcage", "kill", "c1", "-9"],
+            &["proxcage", "--log", "-root", "exec", "-t", "c1", "ls"],
+            &["proxcage", "--version"],
+        ];
+        for line in lines {
+            assert!(parse_scoped(&os(line)).is_none(), "{line:?}");
+            let ours = parse(os(line)).map(|cli| format!("{cli:?}"));
+            let full = parse_full(line).map(|cli| format!("{cli:?}"));
+            match (ours, full) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line:?}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "{line:?}");
+                    assert_eq!(a.to_string(), b.to_string(), "{line:?}");
+                }
+                (a, b) => panic!("{line:?}: {a:?} against {b:?}"),
+            }
+        }
+        // Commands outside the runtime's are left to the whole command line.
+        assert!(parse_scoped(&os(&["proxcage", "health", "--repair"])).is_none());
+        assert!(parse(os(&["proxcage", "health", "--repair"])).is_ok());
+    }
+
+    #[test]
+    fn the_scoped_command_line_has_the_whole_ones_flags_and_settings() {
+        let full = Cli::command();
+        let top = top_level();
+        let ids = |cmd: &clap::Command| -> Vec<String> {
+            cmd.get_arguments()
+                .map(|a| a.get_id().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&top), ids(&full));
+        assert_eq!(
+            top.is_disable_version_flag_set(),
+            full.is_disable_version_flag_set()
+        );
+        assert_eq!(
+            top.is_subcommand_required_set(),
+            full.is_subcommand_required_set()
+        );
+        assert_eq!(
+            top.is_arg_required_else_help_set(),
+            full.is_arg_required_else_help_set()
+        );
+        for name in [
+            "create", "start", "state", "pause", "resume", "kill", "delete", "run", "exec", "ps",
+            "list",
+        ] {
+            let scoped = runtime_subcommand(name).unwrap();
+            let whole = full.find_subcommand(name).unwrap();
+            assert_eq!(ids(&scoped), ids(whole), "{name}");
+        }
     }
 }

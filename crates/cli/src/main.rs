@@ -13,8 +13,6 @@ mod interrupt;
 mod log;
 mod security;
 
-use clap::Parser;
-
 use crate::args::Cli;
 use crate::context::Ctx;
 use crate::log::LogSink;
@@ -81,8 +79,7 @@ fn open_standard_fds() {
 }
 
 fn run() {
-    let argv = argv::normalize(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match argv::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -182,7 +182,11 @@ impl Delegate {
         let log = BinaryLog::new()?;
         let mut cmd = self.command(&log);
         cmd.args(args);
-        let status = process::run_inherited(&mut cmd, timeout)?;
+        let status = if self.pre_exec.is_some() {
+            process::run_inherited(&mut cmd, timeout)?
+        } else {
+            process::run_inherited_plain(&mut cmd, timeout)?
+        };
         let code = process::exit_code(status);
         match log.last_error() {
             Some(message) => {
