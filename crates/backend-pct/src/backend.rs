@@ -965,7 +965,7 @@ impl Runtime for Pct {
                 }
                 return Ok(0);
             }
-            let status = process::run_inherited(&mut cmd, None);
+            let status = process::run_inherited_plain(&mut cmd, None);
             let _ = fs::remove_file(&file);
             return Ok(process::exit_code(status?));
         };
