@@ -2,11 +2,13 @@
 # Compares proxcage with the runtime beneath it, side by side in one run: `run` of busybox
 # `true`, and the full lifecycle create + start + delete --force, for runc and for crun.
 #
-# Each comparison has three entries: the runtime alone; the runtime under `floor`, a
+# Each comparison has these entries: the runtime alone; the runtime under `floor`, a
 # static C program that only posix_spawns its arguments and waits (the least any wrapper
 # that is a process per command can cost); and proxcage. First hyperfine's wall times,
 # then benches/alternate.py's CPU times (user + system of everything each command
-# started, one round of the three at a time): the ratios the README's table holds. Then
+# started, one round of all at a time): the ratios the README's table holds. The CPU
+# comparison adds `exec-floor`, a static C program that only execs its arguments: the
+# least a wrapper can cost that replaces itself with the runtime (exec in place). Then
 # the load, and proxcage's own peak RSS. RUNS=N sets hyperfine's runs (30), ROUNDS=N
 # alternate.py's rounds (40).
 # Needs root, hyperfine and gcc (apt-get install hyperfine gcc), runc and crun, and a
@@ -47,6 +49,16 @@ int main(int argc, char **argv) {
 EOF
 gcc -O2 -static -o "$work/floor" "$work/floor.c"
 floor="$work/floor"
+cat >"$work/exec-floor.c" <<'EOF'
+#include <unistd.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    if (argc > 1) execve(argv[1], argv + 1, environ);
+    return 127;
+}
+EOF
+gcc -O2 -static -o "$work/exec-floor" "$work/exec-floor.c"
+exec_floor="$work/exec-floor"
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
@@ -94,15 +106,17 @@ compare() {
     echo "== $name: CPU time, $rounds rounds; ratios to $name alone"
     python3 "$alternate" "$rounds" \
         "$name run=$rt run --bundle $b r" \
+        "exec-floor + $name run=$exec_floor $rt run --bundle $b e" \
         "floor + $name run=$floor $rt run --bundle $b f" \
         "proxcage run=$pc run --bundle $b p"
     python3 "$alternate" "$rounds" \
         "$name lifecycle=$(lifecycle "$rt")" \
+        "exec-floor + $name lifecycle=$(lifecycle "$exec_floor $rt")" \
         "floor + $name lifecycle=$(lifecycle "$floor $rt")" \
         "proxcage lifecycle=$(lifecycle "$pc")"
 }
 export -f compare lifecycle
-export runs rounds floor bundle alternate
+export runs rounds floor exec_floor bundle alternate
 
 annotate runc
 compare runc "$(command -v runc) --root $state/runc" "$pc"
