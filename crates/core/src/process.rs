@@ -247,8 +247,8 @@ pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<Exi
 /// environment: no `pre_exec`, no stdio or working directory of its own (it gets ours).
 /// Such a command is started with posix_spawn, which empties the child's signal mask
 /// itself: the relay's blocked signals must not reach the child, and std, which passes
-/// the mask on, would have to fork this whole process (copy its page tables) to reset it.
-/// On this host that fork cost `create` 0.8 ms of CPU, more than all its own work.
+/// the mask on, would have to fork this whole process (copy its page tables) to reset it
+/// in the child.
 pub fn run_inherited_plain(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
     if cmd.get_current_dir().is_some() || socket_activation_is_ours() {
         return run_inherited(cmd, timeout);
@@ -390,8 +390,8 @@ fn wait_with_timeout(
 }
 
 /// Waits for `child` until `deadline`; `None` if it still runs then. The exit is seen on
-/// a pidfd: no SIGCHLD handler to install and remove, and no helper pipes (the
-/// wait-timeout crate's way, which cost `state` and `start` a tenth of their own work).
+/// a pidfd: no SIGCHLD handler to install and remove, and no helper socket pairs (the
+/// wait-timeout crate's way: eleven system calls per wait).
 fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
     let Some(pidfd) = pidfd_open(Pid::from_raw(child.id() as i32)) else {
         // Kernels before 5.3.
