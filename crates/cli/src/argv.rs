@@ -489,4 +489,156 @@ mod tests {
             assert_eq!(ids(&scoped), ids(whole), "{name}");
         }
     }
+
+    /// Words a command line is made of: every flag of the runtime commands in each
+    /// spelling, values that look like flags, subcommand names, and ids.
+    const WORDS: &[&str] = &[
+        "--root",
+        "-root",
+        "--root=/r",
+        "/r",
+        "--log",
+        "-log",
+        "/l",
+        "--log-format",
+        "json",
+        "text",
+        "xml",
+        "--log-format=json",
+        "--debug",
+        "-debug",
+        "--systemd-cgroup",
+        "--rootless",
+        "auto",
+        "--config",
+        "/c.toml",
+        "-v",
+        "--version",
+        "--help",
+        "-h",
+        "create",
+        "start",
+        "state",
+        "kill",
+        "delete",
+        "run",
+        "exec",
+        "ps",
+        "pause",
+        "resume",
+        "list",
+        "features",
+        "health",
+        "spec",
+        "--bundle",
+        "-bundle",
+        "-b",
+        "/b",
+        "--bundle=/b",
+        "--pid-file",
+        "/p",
+        "--console-socket",
+        "/s",
+        "--pidfd-socket",
+        "--preserve-fds",
+        "2",
+        "x",
+        "--no-pivot",
+        "--no-new-keyring",
+        "-d",
+        "--detach",
+        "--keep",
+        "--no-subreaper",
+        "-a",
+        "--all",
+        "9",
+        "SIGKILL",
+        "-9",
+        "-f",
+        "--force",
+        "--format",
+        "table",
+        "-q",
+        "-t",
+        "--tty",
+        "-e",
+        "A=1",
+        "--env",
+        "--cwd",
+        "-u",
+        "0:0",
+        "--user",
+        "-g",
+        "5",
+        "--cap",
+        "CAP_KILL",
+        "--process",
+        "--ignore-paused",
+        "-p",
+        "ls",
+        "-la",
+        "--",
+        "-",
+        "c1",
+        "c2",
+        "",
+    ];
+
+    /// Global flags and their values, in every spelling.
+    const GLOBAL_WORDS: &[&str] = &[
+        "--root",
+        "-root",
+        "--root=/r",
+        "/r",
+        "--log",
+        "/l",
+        "--log-format",
+        "json",
+        "xml",
+        "-log-format=json",
+        "--debug",
+        "--systemd-cgroup",
+        "--rootless",
+        "auto",
+        "--config",
+        "/c.toml",
+    ];
+    const RUNTIME_COMMANDS: &[&str] = &[
+        "create", "start", "state", "kill", "delete", "run", "exec", "ps", "pause", "resume",
+        "list",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Whatever the scoped parse accepts, the whole command line reads the same way.
+        #[test]
+        fn the_scoped_parse_never_reads_a_line_otherwise(
+            globals in proptest::collection::vec(proptest::sample::select(GLOBAL_WORDS), 0..4),
+            command in proptest::sample::select(RUNTIME_COMMANDS),
+            rest in proptest::collection::vec(proptest::sample::select(WORDS), 0..6),
+        ) {
+            let mut line = vec!["proxcage"];
+            line.extend(globals);
+            line.push(command);
+            line.extend(rest);
+            if let Some(scoped) = parse_scoped(&os(&line)) {
+                let full = parse_full(&line).unwrap_or_else(|e| {
+                    panic!("{line:?}: the scoped parse accepted it, the whole one said {e}")
+                });
+                proptest::prop_assert_eq!(format!("{scoped:?}"), format!("{full:?}"), "{:?}", line);
+            } else if let Ok(Cli { command: Some(command), .. }) = parse_full(&line) {
+                // A runtime command the whole command line reads must not be refused: it
+                // would still be parsed right, but at the old cost.
+                use crate::args::Command as C;
+                let runtime = matches!(
+                    command,
+                    C::Create(_) | C::Start(_) | C::State(_) | C::Kill(_) | C::Delete(_)
+                        | C::Run(_) | C::Exec(_) | C::Ps(_) | C::Pause(_) | C::Resume(_)
+                        | C::List(_)
+                );
+                proptest::prop_assert!(!runtime, "{:?}: refused, whole one reads {:?}", line, command);
+            }
+        }
+    }
 }
