@@ -33,8 +33,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
 /// The parse by the global flags and the named subcommand alone; `None` when that is not
 /// a runtime command, or when the small command refuses the arguments.
 fn parse_scoped(args: &[OsString]) -> Option<Cli> {
-    let name = subcommand_name(args, &top_level())?;
-    let cmd = top_level().subcommand(runtime_subcommand(&name)?);
+    let top = top_level();
+    let name = subcommand_name(args, &top)?;
+    let cmd = top.subcommand(runtime_subcommand(&name)?);
     let args = normalize(args.to_vec(), &cmd);
     let matches = cmd.try_get_matches_from(args).ok()?;
     Cli::from_arg_matches(&matches).ok()

@@ -239,8 +239,8 @@ fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Erro
 pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
     preserve_socket_activation(cmd)?;
     let relay = SignalRelay::block(cmd)?;
-    let mut child = spawn(cmd)?;
-    relay.wait(&mut child, cmd, timeout)
+    let child = spawn(cmd)?;
+    relay.wait(Pid::from_raw(child.id() as i32), cmd, timeout)
 }
 
 /// [`run_inherited`] for a `cmd` that is only a program, its arguments and changes to the
@@ -258,51 +258,15 @@ pub fn run_inherited_plain(cmd: &mut Command, timeout: Option<Duration>) -> Resu
         command: describe(cmd),
         source,
     })?;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    match relay.relay_until_exit(pid, || reap(pid), deadline) {
-        Ok(Some(status)) => Ok(status),
-        Ok(None) => {
-            let _ = kill(pid, NixSignal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-            Err(Error::Timeout {
-                command: describe(cmd),
-                timeout: timeout.unwrap_or_default(),
-            })
-        }
-        Err(source) => Err(Error::Spawn {
-            command: describe(cmd),
-            source,
-        }),
-    }
+    relay.wait(pid, cmd, timeout)
 }
 
 /// posix_spawn of `cmd` (a program, arguments, environment changes) with no signal
 /// blocked and SIGPIPE at its default in the child.
 fn spawn_unmasked(cmd: &Command) -> io::Result<Pid> {
     use nix::spawn::{posix_spawn, posix_spawnp, PosixSpawnAttr, PosixSpawnFileActions};
-    let to_c = |s: &OsStr| {
-        CString::new(s.as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument holds a NUL byte"))
-    };
-    let argv = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(to_c)
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    for (key, value) in cmd.get_envs() {
-        env.retain(|(k, _)| k != key);
-        if let Some(value) = value {
-            env.push((key.to_owned(), value.to_owned()));
-        }
-    }
-    let envp = env
-        .into_iter()
-        .map(|(mut kv, v)| {
-            kv.push("=");
-            kv.push(v);
-            to_c(&kv)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
+    let argv = c_argv(cmd)?;
+    let envp = c_env(cmd, None)?;
     let mut attr = PosixSpawnAttr::init()?;
     attr.set_sigmask(&SigSet::empty())?;
     let mut pipe = SigSet::empty();
@@ -317,9 +281,42 @@ fn spawn_unmasked(cmd: &Command) -> io::Result<Pid> {
     let spawned = if program.as_bytes().contains(&b'/') {
         posix_spawn(program, &actions, &attr, &argv, &envp)
     } else {
-        posix_spawnp(&to_c(program)?, &actions, &attr, &argv, &envp)
+        posix_spawnp(&c_string(program)?, &actions, &attr, &argv, &envp)
     };
     Ok(spawned?)
+}
+
+fn c_string(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument holds a NUL byte"))
+}
+
+/// `cmd`'s program and arguments, for an exec.
+fn c_argv(cmd: &Command) -> io::Result<Vec<CString>> {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(c_string)
+        .collect()
+}
+
+/// The environment `cmd` runs with (ours, with its changes), as `KEY=VALUE` strings for
+/// an exec, without `leave_out`.
+fn c_env(cmd: &Command, leave_out: Option<&str>) -> io::Result<Vec<CString>> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (key, value) in cmd.get_envs() {
+        env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    env.into_iter()
+        .filter(|(k, _)| leave_out.is_none_or(|name| k != name))
+        .map(|(mut kv, v)| {
+            kv.push("=");
+            kv.push(v);
+            c_string(&kv)
+        })
+        .collect()
 }
 
 /// `pid`'s exit status once it has exited (and is reaped), `None` while it runs.
@@ -487,18 +484,20 @@ impl SignalRelay {
         }
     }
 
-    /// Waits for `child`, passing the forwarded signals on; kills it after `timeout`.
-    fn wait(
-        &self,
-        child: &mut Child,
-        cmd: &Command,
-        timeout: Option<Duration>,
-    ) -> Result<ExitStatus> {
-        let pid = Pid::from_raw(child.id() as i32);
+    /// Waits for `pid`, the child `cmd` started, passing the forwarded signals on; kills it
+    /// after `timeout`.
+    fn wait(&self, pid: Pid, cmd: &Command, timeout: Option<Duration>) -> Result<ExitStatus> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        match self.relay_until_exit(pid, || child.try_wait(), deadline) {
+        match self.relay_until_exit(pid, || reap(pid), deadline) {
             Ok(Some(status)) => Ok(status),
-            Ok(None) => Err(kill_for_timeout(child, cmd, timeout.unwrap_or_default())),
+            Ok(None) => {
+                let _ = kill(pid, NixSignal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+                Err(Error::Timeout {
+                    command: describe(cmd),
+                    timeout: timeout.unwrap_or_default(),
+                })
+            }
             Err(source) => Err(Error::Spawn {
                 command: describe(cmd),
                 source,
@@ -665,26 +664,13 @@ fn preserve_socket_activation(cmd: &mut Command) -> Result<()> {
     if !socket_activation_is_ours() {
         return Ok(());
     }
-    let to_c = |s: &OsStr| {
-        CString::new(s.as_bytes()).map_err(|_| Error::Spawn {
-            command: describe(cmd),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "argument holds a NUL byte"),
-        })
+    let spawn_error = |source| Error::Spawn {
+        command: describe(cmd),
+        source,
     };
-    let program = to_c(cmd.get_program())?;
-    let argv = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(to_c)
-        .collect::<Result<Vec<_>>>()?;
-    let mut env = std::env::vars_os()
-        .filter(|(k, _)| k != "LISTEN_PID")
-        .map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            to_c(&kv)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let program = c_string(cmd.get_program()).map_err(spawn_error)?;
+    let argv = c_argv(cmd).map_err(spawn_error)?;
+    let mut env = c_env(cmd, Some("LISTEN_PID")).map_err(spawn_error)?;
     const PREFIX: &[u8] = b"LISTEN_PID=";
     // Room for the prefix, 20 digits and the NUL; filled in by the child.
     let mut listen_pid = vec![0u8; PREFIX.len() + 21];
