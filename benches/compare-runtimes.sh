@@ -4,21 +4,22 @@
 #
 # Each comparison has these entries: the runtime alone; the runtime under `floor`, a
 # static C program that only posix_spawns its arguments and waits (the least any wrapper
-# that is a process per command can cost); and proxcage. First hyperfine's wall times,
+# that is a process per command can cost: linked with musl, whose start-up costs a VM
+# a tenth of glibc's); and proxcage. First hyperfine's wall times,
 # then benches/alternate.py's CPU times (user + system of everything each command
 # started, one round of all at a time): the ratios the README's table holds. The CPU
 # comparison adds `exec-floor`, a static C program that only execs its arguments: the
 # least a wrapper can cost that replaces itself with the runtime (exec in place). Then
 # the load, and proxcage's own peak RSS. RUNS=N sets hyperfine's runs (30), ROUNDS=N
 # alternate.py's rounds (40).
-# Needs root, hyperfine and gcc (apt-get install hyperfine gcc), runc and crun, and a
-# release build:
+# Needs root, hyperfine and musl-gcc (apt-get install hyperfine musl-tools), runc and
+# crun, and a release build:
 #   scripts/build-release.sh && sudo benches/compare-runtimes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "install hyperfine: apt-get install -y hyperfine" >&2; exit 1; }
-command -v gcc >/dev/null || { echo "install gcc (for the floor wrapper): apt-get install -y gcc" >&2; exit 1; }
-proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release/proxcage}"
+command -v musl-gcc >/dev/null || { echo "install musl-gcc (for the floor wrappers): apt-get install -y musl-tools" >&2; exit 1; }
+proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
 runs=${RUNS:-30}
 rounds=${ROUNDS:-40}
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 EOF
-gcc -O2 -static -o "$work/floor" "$work/floor.c"
+musl-gcc -O2 -static -o "$work/floor" "$work/floor.c"
 floor="$work/floor"
 cat >"$work/exec-floor.c" <<'EOF'
 #include <unistd.h>
@@ -57,7 +58,7 @@ int main(int argc, char **argv) {
     return 127;
 }
 EOF
-gcc -O2 -static -o "$work/exec-floor" "$work/exec-floor.c"
+musl-gcc -O2 -static -o "$work/exec-floor" "$work/exec-floor.c"
 exec_floor="$work/exec-floor"
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:?usage: benches/soak.sh N}
 backend=${BACKEND:-runc}
-proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release/proxcage}"
+proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
 busybox=$(command -v busybox) || { echo "install busybox-static" >&2; exit 1; }
 

@@ -18,6 +18,7 @@ packages=(
     procps util-linux iproute2
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh
+    musl-tools              # scripts/build-release.sh (static musl build) and the bench floors
 )
 
 export DEBIAN_FRONTEND=noninteractive

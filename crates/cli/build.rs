@@ -1,4 +1,6 @@
-//! Records the git commit for `proxcage --version`, when built from a git checkout.
+//! Records the git commit for `proxcage --version`, when built from a git checkout, and
+//! has the binary linked again when the release build's list of hot functions changes
+//! (scripts/build-release.sh hands it to the linker).
 
 use std::process::Command;
 
@@ -12,4 +14,5 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=PROXCAGE_COMMIT={commit}");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
+    println!("cargo:rerun-if-changed=../../scripts/hot-symbols.txt");
 }

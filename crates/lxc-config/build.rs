@@ -48,6 +48,12 @@ fn main() {
             "link-arg=-Wl,--build-id=none",
         ])
         .args(["-D", "warnings"])
+        // musl targets link their own crt1.o (with a `_start`) unless told not to.
+        .args(if target.contains("musl") {
+            &["-C", "link-self-contained=no"][..]
+        } else {
+            &[]
+        })
         .arg(&source)
         .arg("-o")
         .arg(&out)
