@@ -61,30 +61,12 @@ EOF
 musl-gcc -O2 -static -o "$work/exec-floor" "$work/exec-floor.c"
 exec_floor="$work/exec-floor"
 bundle="$work/bundle"
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
-cp /bin/busybox "$bundle/rootfs/bin/busybox"
-ln -s busybox "$bundle/rootfs/bin/true"
-"$proxcage" spec --bundle "$bundle"
-python3 -c '
-import json, sys
-p = sys.argv[1]
-spec = json.load(open(p))
-spec["process"]["terminal"] = False
-spec["process"]["args"] = ["true"]
-json.dump(spec, open(p, "w"))
-' "$bundle/config.json"
 printf 'default_backend = "runc"\n\n[backends.crun]\ncgroup_manager = "disabled"\nprivate_cgroup2 = true\n' >"$work/config.toml"
 export PROXCAGE_CONFIG="$work/config.toml"
 
 pc="$proxcage --root $state/pc"
-annotate() { # backend
-    python3 -c '
-import json, sys
-p, b = sys.argv[1], sys.argv[2]
-spec = json.load(open(p))
-spec.setdefault("annotations", {})["io.proxcage.backend"] = b
-json.dump(spec, open(p, "w"))
-' "$bundle/config.json" "$1"
+annotate() { # BACKEND: the busybox `true` bundle, routed to BACKEND
+    scripts/busybox-bundle.sh "$proxcage" "$bundle" "$1" true
 }
 # compare NAME RUNTIME PROXCAGE: the runtime's and proxcage's command lines, without
 # the subcommand. The runtime's starts with its absolute path (the floor does not search

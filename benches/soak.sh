@@ -13,25 +13,12 @@ n=${1:?usage: benches/soak.sh N}
 backend=${BACKEND:-runc}
 proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-musl/release/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: scripts/build-release.sh" >&2; exit 1; }
-busybox=$(command -v busybox) || { echo "install busybox-static" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/proxcage-soak.XXXXXX)
 root="$work/root"
 trap '"$proxcage" --root "$root" delete --force soak >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 bundle="$work/bundle"
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
-cp "$busybox" "$bundle/rootfs/bin/busybox"
-ln -s busybox "$bundle/rootfs/bin/true"
-"$proxcage" spec --bundle "$bundle"
-python3 - "$bundle/config.json" "$backend" <<'PY'
-import json, sys
-path, backend = sys.argv[1], sys.argv[2]
-spec = json.load(open(path))
-spec["process"]["terminal"] = False
-spec["process"]["args"] = ["true"]
-spec.setdefault("annotations", {})["io.proxcage.backend"] = backend
-json.dump(spec, open(path, "w"))
-PY
+scripts/busybox-bundle.sh "$proxcage" "$bundle" "$backend" true
 printf 'default_backend = "runc"\n\n[backends.crun]\ncgroup_manager = "disabled"\nprivate_cgroup2 = true\n' >"$work/config.toml"
 export PROXCAGE_CONFIG="$work/config.toml"
 pc() { "$proxcage" --root "$root" "$@"; }

@@ -46,7 +46,7 @@ RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static \
 -C link-arg=-Wl,--no-warn-symbol-ordering" \
     cargo build --release --locked --target "$target" -p proxcage-cli >&2
 binary="${CARGO_TARGET_DIR:-$PWD/target}/$target/release/proxcage"
-listed=$(grep -c . scripts/hot-symbols.txt || true)
+listed=$(wc -l <scripts/hot-symbols.txt)
 found=$(nm "$binary" | awk '{print $NF}' | sort -u | comm -12 - <(sort -u scripts/hot-symbols.txt) | wc -l)
 echo "build-release.sh: $found of the $listed functions in scripts/hot-symbols.txt are in the binary (scripts/hot-symbols.sh lists them anew)" >&2
 echo "$binary"

@@ -5,7 +5,7 @@
 # kill, delete, run) through the runc and crun backends under callgrind and lists every
 # function any of them executed, those that the most commands run first.
 # Run it again after changes to what those commands do; a stale list costs speed only.
-# Needs root, valgrind, runc, crun and busybox (scripts/install-deps.sh).
+# Needs root, valgrind, runc, crun and busybox-static (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in valgrind runc crun busybox; do
@@ -16,25 +16,6 @@ proxcage=$(scripts/build-release.sh)
 work=$(mktemp -d /tmp/proxcage-hot.XXXXXX)
 root="$work/root"
 trap 'for id in $("$proxcage" --root "$root" list -q 2>/dev/null); do "$proxcage" --root "$root" delete --force "$id"; done; rm -rf "$work"' EXIT
-
-bundle() { # DIR ARGS...: a busybox bundle whose process runs ARGS
-    local dir=$1
-    shift
-    mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev"
-    cp "$(command -v busybox)" "$dir/rootfs/bin/busybox"
-    for applet in sh true sleep; do ln -s busybox "$dir/rootfs/bin/$applet"; done
-    "$proxcage" spec --bundle "$dir"
-    python3 -c '
-import json, sys
-p, args = sys.argv[1] + "/config.json", sys.argv[2:]
-spec = json.load(open(p))
-spec["process"]["terminal"] = False
-spec["process"]["args"] = args
-json.dump(spec, open(p, "w"))
-' "$dir" "$@"
-}
-bundle "$work/sleep" sleep 30
-bundle "$work/true" true
 
 # crun gets a private cgroup2 mount on a host with the hybrid layout, as in main-job.sh.
 config="$work/config.toml"
@@ -53,8 +34,9 @@ traced() { # ARGS...: proxcage ARGS under callgrind (valgrind's own messages go 
         --log-file="$work/cg/$n.log" "$proxcage" --root "$root" "$@"
 }
 for backend in runc crun; do
-    sed -i 's/^default_backend = .*/default_backend = "'"$backend"'"/' "$config"
-    traced create --bundle "$work/sleep" "$backend-a" >/dev/null
+    scripts/busybox-bundle.sh "$proxcage" "$work/$backend-sleep" "$backend" sleep 30
+    scripts/busybox-bundle.sh "$proxcage" "$work/$backend-true" "$backend" true
+    traced create --bundle "$work/$backend-sleep" "$backend-a" >/dev/null
     traced state "$backend-a" >/dev/null
     traced start "$backend-a"
     traced exec "$backend-a" true
@@ -62,11 +44,11 @@ for backend in runc crun; do
     traced list >/dev/null
     traced kill "$backend-a" KILL
     for _ in $(seq 50); do
-        "$proxcage" --root "$root" state "$backend-a" | grep -q '"stopped"' && break
+        [[ $("$proxcage" --root "$root" state "$backend-a") == *'"stopped"'* ]] && break
         sleep 0.1
     done
     traced delete "$backend-a"
-    traced run --bundle "$work/true" "$backend-b"
+    traced run --bundle "$work/$backend-true" "$backend-b"
 done
 
 # Every function name (callgrind's `fn=`/`cfn=` lines name it the first time), with the

@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "install valgrind: apt-get install -y valgrind" >&2; exit 1; }
 proxcage="${PROXCAGE:-${CARGO_TARGET_DIR:-$PWD/target}/debug/proxcage}"
 [ -x "$proxcage" ] || { echo "build it first: cargo build -p proxcage-cli" >&2; exit 1; }
-busybox=$(command -v busybox) || { echo "install busybox-static" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/proxcage-valgrind.XXXXXX)
 root="$work/root"
@@ -24,20 +23,8 @@ cleanup() {
 trap cleanup EXIT
 
 bundle="$work/bundle"
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
-cp "$busybox" "$bundle/rootfs/bin/busybox"
-for tool in sh sleep true echo; do ln -s busybox "$bundle/rootfs/bin/$tool"; done
-"$proxcage" spec --bundle "$bundle"
-set_spec() { # args backend
-    python3 - "$bundle/config.json" "$@" <<'PY'
-import json, sys
-path, backend, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-spec = json.load(open(path))
-spec["process"]["terminal"] = False
-spec["process"]["args"] = args
-spec.setdefault("annotations", {})["io.proxcage.backend"] = backend
-json.dump(spec, open(path, "w"))
-PY
+set_spec() { # BACKEND ARGS...
+    scripts/busybox-bundle.sh "$proxcage" "$bundle" "$@"
 }
 # The crun settings the tests use: hosts with a hybrid cgroup layout need them.
 printf 'default_backend = "runc"\n\n[backends.crun]\ncgroup_manager = "disabled"\nprivate_cgroup2 = true\n' >"$work/config.toml"
