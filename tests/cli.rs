@@ -5,7 +5,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{busybox_bundle, edit_config, require_root, require_tool, Proxcage, HOST_CONFIG};
 
@@ -399,7 +399,12 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
     require_tool("runc", "runc");
     require_tool("crun", "crun");
     let p = Proxcage::new(HOST_CONFIG);
-    let runc_bundle = busybox_bundle(p.dir.path(), "runc", &["sleep", "100"]);
+    // One runc bundle per id: each bundle has a cgroup of its own, and runc containers
+    // that shared one would remove it under each other (runc deletes a container's
+    // cgroup with it). crun runs here without cgroups, so one bundle serves every id.
+    let runc_bundles: Vec<PathBuf> = (0..16)
+        .map(|i| busybox_bundle(p.dir.path(), &format!("runc-{i}"), &["sleep", "100"]))
+        .collect();
     let crun_bundle = busybox_bundle(p.dir.path(), "crun", &["sleep", "100"]);
     edit_config(&crun_bundle, |spec| {
         spec["annotations"] = serde_json::json!({"io.proxcage.backend": "crun"})
@@ -426,16 +431,19 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
         for thread in 0..64u64 {
             let p = &p;
             let health_findings = &health_findings;
-            let bundle = if thread % 2 == 0 {
-                &runc_bundle
-            } else {
-                &crun_bundle
-            };
+            let runc_bundles = &runc_bundles;
+            let crun_bundle = &crun_bundle;
             s.spawn(move || {
                 let mut rng = support::RaceRng::new(seed, thread);
                 let mut next = |n| rng.below(n);
                 for _ in 0..10 {
-                    let id = format!("race-{}", next(16));
+                    let n = next(16);
+                    let id = format!("race-{n}");
+                    let bundle = if thread % 2 == 0 {
+                        &runc_bundles[n as usize]
+                    } else {
+                        crun_bundle
+                    };
                     let args: Vec<&str> = match next(10) {
                         0 | 1 => vec!["create", "--bundle", bundle.to_str().unwrap(), &id],
                         2 => vec!["start", &id],
@@ -511,7 +519,11 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
     nothing_left(&p);
     // No container process outlived its container: nothing on the host runs with one of
     // the bundles' root filesystems as its root.
-    let roots = [runc_bundle.join("rootfs"), crun_bundle.join("rootfs")];
+    let roots: Vec<PathBuf> = runc_bundles
+        .iter()
+        .chain([&crun_bundle])
+        .map(|b| b.join("rootfs"))
+        .collect();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(root) = fs::read_link(entry.path().join("root")) {
             assert!(
@@ -521,6 +533,92 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                 root.display()
             );
         }
+    }
+}
+
+/// Python under which a created container's process stays a zombie once it dies: it
+/// becomes the child subreaper of what it runs (argv[2:]), writes the exit code, then
+/// reaps nothing until its stdin closes. argv[1] takes the command's stderr.
+const NON_REAPING_PARENT: &str = r#"
+import ctypes, subprocess, sys
+if ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
+with open(sys.argv[1], "wb") as err:
+    code = subprocess.call(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+print(code, flush=True)
+sys.stdin.read()
+"#;
+
+/// A container whose process died before `start` (killed, and not yet reaped by its
+/// parent, which a slow reaper or a busy shim can leave for a while): `start` fails
+/// promptly with words that say so, through either backend, instead of waiting forever
+/// on a process that will never read its exec.fifo (crun does), and `delete` removes it.
+#[test]
+fn start_of_a_container_whose_process_died_fails_and_does_not_hang() {
+    use std::io::{BufRead, BufReader};
+    require_root();
+    require_tool("runc", "runc");
+    require_tool("crun", "crun");
+    let python = require_tool("python3", "python3");
+    for backend in ["runc", "crun"] {
+        let p = Proxcage::with_default(backend);
+        let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
+        let create_err = p.dir.path().join("create.stderr");
+        let mut parent = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(NON_REAPING_PARENT)
+            .arg(&create_err)
+            .arg(&p.bin)
+            .arg("--root")
+            .arg(&p.root)
+            .args(["create", "--bundle", bundle.to_str().unwrap(), "dead"])
+            .env("PROXCAGE_CONFIG", &p.config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut code = String::new();
+        BufReader::new(parent.stdout.take().unwrap())
+            .read_line(&mut code)
+            .unwrap();
+        assert_eq!(
+            code.trim(),
+            "0",
+            "{backend}: create failed: {}",
+            fs::read_to_string(&create_err).unwrap_or_default()
+        );
+        let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "dead"])).unwrap();
+        let pid = state["pid"].as_i64().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !support::process_gone(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend}: pid {pid} lives on after SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            fs::metadata(format!("/proc/{pid}")).is_ok(),
+            "{backend}: pid {pid} was reaped: the test proves nothing"
+        );
+
+        let out = p.run(&["start", "dead"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {err}");
+        assert!(
+            err.contains("container process is already dead")
+                || err.contains("cannot start a container that has stopped"),
+            "{backend}: {err}"
+        );
+        p.ok(&["delete", "--force", "dead"]);
+        drop(parent.stdin.take());
+        parent.wait().unwrap();
+        nothing_left(&p);
     }
 }
 

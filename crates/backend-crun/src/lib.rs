@@ -21,6 +21,9 @@ use serde::Deserialize;
 /// The backend's name in routes, records and the config file.
 pub const NAME: &str = "crun";
 
+/// How often a `start` that has not returned looks whether the container's process died.
+const START_LOOK_EVERY: Duration = Duration::from_millis(100);
+
 /// crun's `--cgroup-manager`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,7 +174,27 @@ impl Runtime for Crun {
         self.delegate.create(req)
     }
     fn start(&self, id: &ContainerId) -> Result<()> {
-        self.delegate.start(id)
+        // crun's start opens the container's exec.fifo for writing, which waits until the
+        // container's process has it open for reading. A process that died before the
+        // start (killed, and perhaps not yet reaped, which crun takes for running) never
+        // will: crun would wait forever, and hold the container's lock all that time.
+        // While it waits, look at that process, as runc does in its own start.
+        let mut pid = None;
+        let mut died = || {
+            if pid.is_none() {
+                // Only a start that takes this long pays for the lookup.
+                pid = self.delegate.state(id).ok().map(|state| state.pid);
+            }
+            let pid = pid?;
+            (pid <= 0 || !process::is_running(pid)).then(|| Error::Conflict {
+                id: id.clone(),
+                message: "cannot start it: the container process is already dead".into(),
+            })
+        };
+        let started =
+            self.delegate
+                .captured_watched(["start", id.as_str()], START_LOOK_EVERY, &mut died);
+        self.delegate.about(id, started).map(drop)
     }
     fn state(&self, id: &ContainerId) -> Result<State> {
         self.delegate.state(id)

@@ -14,7 +14,8 @@ use proxcage_core::{ContainerId, KillRequest, Runtime, Signal};
 use proxcage_delegate::CallerFlags;
 
 /// Records each call's argv in `calls` (one arg a line, `---` after each call); `state`
-/// prints the file `state`, `--version` the file `version`; `features` fails, as crun
+/// prints the file `state`, `--version` the file `version`; `start` sleeps as many
+/// seconds as the file `start-sleeps` says, if there is one; `features` fails, as crun
 /// 1.8.1 has no such command.
 const FAKE: &str = r#"#!/bin/sh
 [ -n "$FAKE_PROBE" ] && exit 0
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
 done
 case "$1" in
     state) cat "$d/state" ;;
+    start) [ -f "$d/start-sleeps" ] && exec sleep "$(cat "$d/start-sleeps")" ;;
     features) echo '{"level":"error","msg":"unknown command features","time":"t"}' >> "$log"; exit 1 ;;
 esac
 exit 0
@@ -274,4 +276,48 @@ fn with_cgroups_kill_all_goes_to_crun() {
             "15"
         ]]
     );
+}
+
+/// crun's start waits until the container's process opens exec.fifo, and one that died
+/// first (killed, perhaps not yet reaped) never will. The backend gives up on crun when
+/// that process is a zombie or gone, and says why; a live one is waited for.
+#[test]
+fn a_start_waiting_on_a_dead_process_gives_up_on_crun() {
+    let fake = Fake::new();
+    let backend = fake.backend(Some(CgroupManager::Disabled), &CallerFlags::default());
+    fake.set("start-sleeps", "600");
+    // A zombie: a child of this test that exited and is not reaped yet.
+    let mut child = Command::new("true").spawn().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&stat).unwrap().contains(") Z ") {
+        assert!(Instant::now() < deadline, "`true` did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fake.set_state(child.id() as i32);
+    let err = backend.start(&id()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("container c: cannot start it: the container process is already dead"),
+        "{err}"
+    );
+    child.wait().unwrap();
+    // Reaped, or stopped as crun reports it (pid 0): the same.
+    fake.set_state(child.id() as i32);
+    let err = backend.start(&id()).unwrap_err();
+    assert!(err.to_string().contains("already dead"), "{err}");
+    fake.set_state(0);
+    let err = backend.start(&id()).unwrap_err();
+    assert!(err.to_string().contains("already dead"), "{err}");
+    // No crun start outlived its give-up: the fake's sleep is crun's own process.
+    let left = Command::new("pgrep")
+        .args(["-f", "^sleep 600$"])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "{:?}", left);
+
+    // A live process: a slow start is a slow start.
+    fake.set("start-sleeps", "0.5");
+    fake.set_state(std::process::id() as i32);
+    backend.start(&id()).unwrap();
 }

@@ -103,16 +103,46 @@ pub fn describe_status(status: ExitStatus) -> String {
 /// Both pipes are drained by polling them from this thread: a reader thread per pipe
 /// cost more than the rest of proxcage's own work in `start`, `state`, `kill` and `delete`.
 pub fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Output> {
-    run_fed(cmd, None, timeout)
+    run_fed(cmd, None, timeout, None)
+}
+
+/// As [`run_captured`], for a command that can wait on something that will never
+/// happen: every `every` while it runs, `give_up` says whether waiting on still makes
+/// sense. When it returns an error, the command is killed and that error returned.
+pub fn run_captured_watched(
+    cmd: &mut Command,
+    timeout: Duration,
+    every: Duration,
+    give_up: &mut dyn FnMut() -> Option<Error>,
+) -> Result<Output> {
+    run_fed(cmd, None, timeout, Some(Watch { every, give_up }))
 }
 
 /// As [`run_captured`], with `input` on the command's stdin (closed after it). A command
 /// that does not read it all is not an error.
 pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<Output> {
-    run_fed(cmd, Some(input), timeout)
+    run_fed(cmd, Some(input), timeout, None)
 }
 
-fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+/// What [`run_captured_watched`] asks while a command runs.
+struct Watch<'a> {
+    every: Duration,
+    give_up: &'a mut dyn FnMut() -> Option<Error>,
+}
+
+/// How draining a command's output ended.
+enum Drained {
+    Done(Vec<u8>, Vec<u8>),
+    TimedOut,
+    GaveUp(Error),
+}
+
+fn run_fed(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+    watch: Option<Watch<'_>>,
+) -> Result<Output> {
     cmd.stdin(if input.is_some() {
         Stdio::piped()
     } else {
@@ -138,9 +168,15 @@ fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result
         }
         _ => None,
     };
-    let (stdout, stderr) = match drain(child.stdout.take(), child.stderr.take(), deadline) {
-        Ok(Some(both)) => both,
-        Ok(None) => return Err(kill_for_timeout(&mut child, cmd, timeout)),
+    let drained = drain(child.stdout.take(), child.stderr.take(), deadline, watch);
+    let (stdout, stderr) = match drained {
+        Ok(Drained::Done(stdout, stderr)) => (stdout, stderr),
+        Ok(Drained::TimedOut) => return Err(kill_for_timeout(&mut child, cmd, timeout)),
+        Ok(Drained::GaveUp(error)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
         Err(source) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -165,12 +201,14 @@ fn run_fed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result
     })
 }
 
-/// Reads both pipes to their end; `None` when `deadline` passed first.
+/// Reads both pipes to their end, unless `deadline` passes first or `watch` gives up.
 fn drain(
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     deadline: Instant,
-) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    mut watch: Option<Watch<'_>>,
+) -> io::Result<Drained> {
+    let mut next_look = watch.as_ref().map(|w| Instant::now() + w.every);
     let mut pipes: [(Option<File>, Vec<u8>); 2] = [
         (stdout.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
         (stderr.map(|p| File::from(OwnedFd::from(p))), Vec::new()),
@@ -188,13 +226,23 @@ fn drain(
             .collect();
         if fds.is_empty() {
             let [(_, out), (_, err)] = pipes;
-            return Ok(Some((out, err)));
+            return Ok(Drained::Done(out, err));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
-            return Ok(None);
+            return Ok(Drained::TimedOut);
         }
-        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        if let (Some(look), Some(watch)) = (next_look, watch.as_mut()) {
+            if now >= look {
+                if let Some(error) = (watch.give_up)() {
+                    return Ok(Drained::GaveUp(error));
+                }
+                next_look = Some(Instant::now() + watch.every);
+            }
+        }
+        let wait = next_look.map_or(left, |look| left.min(look.saturating_duration_since(now)));
+        let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if ready < 0 {
@@ -618,6 +666,18 @@ impl Drop for SignalRelay {
     fn drop(&mut self) {
         let _ = self.old.thread_set_mask();
     }
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped.
+pub fn is_running(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after `(comm)`, which may itself hold spaces and `)`.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z" | "X" | "x"))
 }
 
 /// Host pids of every process in the pid namespace of `init`, sorted. Refuses when that

@@ -158,10 +158,43 @@ impl Delegate {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.captured_with(args, None)
+    }
+
+    /// [`Delegate::captured`] for a subcommand that can wait on something that will never
+    /// happen: `give_up` is asked every `every` while it runs, and an error from it kills
+    /// the binary and is returned in place of its result.
+    pub fn captured_watched<I, S>(
+        &self,
+        args: I,
+        every: Duration,
+        give_up: &mut dyn FnMut() -> Option<Error>,
+    ) -> Result<Vec<u8>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.captured_with(args, Some((every, give_up)))
+    }
+
+    fn captured_with<I, S>(
+        &self,
+        args: I,
+        watch: Option<(Duration, &mut dyn FnMut() -> Option<Error>)>,
+    ) -> Result<Vec<u8>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let log = BinaryLog::new()?;
         let mut cmd = self.command(&log);
         cmd.args(args);
-        let out = process::run_captured(&mut cmd, self.timeout)?;
+        let out = match watch {
+            None => process::run_captured(&mut cmd, self.timeout)?,
+            Some((every, give_up)) => {
+                process::run_captured_watched(&mut cmd, self.timeout, every, give_up)?
+            }
+        };
         self.check(&cmd, &out, Some(&log))?;
         Ok(out.stdout)
     }
@@ -243,7 +276,7 @@ impl Delegate {
     /// runc and crun keep each container in `<root>/<id>/`. When a request about `id`
     /// failed and that directory is gone, the container does not exist, whatever words
     /// the binary chose (crun's are "error opening file .../status").
-    fn about<T>(&self, id: &ContainerId, result: Result<T>) -> Result<T> {
+    pub fn about<T>(&self, id: &ContainerId, result: Result<T>) -> Result<T> {
         match result {
             Err(Error::Backend { .. }) if !self.root.join(id.as_str()).exists() => {
                 Err(Error::NotFound { id: id.clone() })
