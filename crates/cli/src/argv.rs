@@ -6,9 +6,10 @@
 //! first positional argument of the subcommand, after which everything is the
 //! container's (an `exec` command line keeps its `-la`).
 //!
-//! The runtime commands a shim sends on every container's path (`create`, `start`,
-//! `state`, `kill`, `delete`, ...) are parsed by a clap command that holds only the
-//! global flags and that one subcommand. Building all of proxcage's command line took
+//! The lifecycle commands in their plain shape are read without clap ([`plain`]). The
+//! other runtime commands a shim sends (`exec`, `ps`, `list`), and lifecycle commands in
+//! any other shape, are parsed by a clap command that holds only the global flags and
+//! that one subcommand. Building all of proxcage's command line took
 //! nine tenths of the instructions of a `start` or `state` of its own. The structs are
 //! the same, so is the result: anything the small command does not accept (help, a
 //! mistake, another command) is parsed again by the whole command line, which also
@@ -20,9 +21,11 @@ use clap::{Args, CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Create, Delete, Exec, Global, Id, Kill, List, Ps, Run};
 
+mod plain;
+
 /// Parses proxcage's command line, `args[0]` being the program.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
-    if let Some(cli) = parse_scoped(&args) {
+    if let Some(cli) = plain::parse(&args).or_else(|| parse_scoped(&args)) {
         return Ok(cli);
     }
     let full = Cli::command();
@@ -417,12 +420,71 @@ mod tests {
                 "proxcage", "--log", "/l", "exec", "-t", "c1", "ls", "-root", "-la",
             ],
         ];
-        for line in lines {
+        for (i, line) in lines.iter().enumerate() {
             let scoped = parse_scoped(&os(line))
                 .unwrap_or_else(|| panic!("the scoped parse refused {line:?}"));
             let full = parse_full(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
             assert_eq!(format!("{scoped:?}"), format!("{full:?}"), "{line:?}");
+            // The lifecycle commands as shims send them are read without clap.
+            if [0, 1, 2, 3, 4, 5, 10, 11, 14, 15, 16].contains(&i) {
+                let plain = plain::parse(&os(line))
+                    .unwrap_or_else(|| panic!("the plain reading refused {line:?}"));
+                assert_eq!(format!("{plain:?}"), format!("{full:?}"), "{line:?}");
+            }
         }
+    }
+
+    #[test]
+    fn the_plain_reading_leaves_what_is_in_doubt_to_clap() {
+        let lines: &[&[&str]] = &[
+            &["proxcage"],
+            &["proxcage", "--help"],
+            &["proxcage", "-v"],
+            &["proxcage", "start", "--help"],
+            &["proxcage", "start"],
+            &["proxcage", "start", "c1", "c2"],
+            &["proxcage", "start", "--", "c1"],
+            &["proxcage", "start", "-"],
+            &["proxcage", "start", ""],
+            &["proxcage", "--debug", "--debug", "state", "c1"],
+            &["proxcage", "--root", "state", "c1"],
+            &["proxcage", "--root=", "state", "c1"],
+            &["proxcage", "--root", "-r", "state", "c1"],
+            &["proxcage", "--log-format", "xml", "state", "c1"],
+            &["proxcage", "--debug=true", "state", "c1"],
+            &["proxcage", "state", "--root", "/r", "c1"],
+            &["proxcage", "delete", "c1", "--force"],
+            &["proxcage", "delete", "-ff", "c1"],
+            &["proxcage", "kill", "-af", "c1"],
+            &["proxcage", "kill", "c1", "-9"],
+            &["proxcage", "kill", "c1", "9", "x"],
+            &["proxcage", "create", "-b/b", "c1"],
+            &["proxcage", "create", "-b=/b", "c1"],
+            &["proxcage", "create", "--b", "/b", "c1"],
+            &["proxcage", "create", "--preserve-fds", "+2", "c1"],
+            &["proxcage", "create", "--preserve-fds", "x", "c1"],
+            &["proxcage", "run", "--all", "c1"],
+            &["proxcage", "creat", "c1"],
+            &["proxcage", "exec", "c1", "ls"],
+            &["proxcage", "health"],
+        ];
+        for line in lines {
+            assert!(plain::parse(&os(line)).is_none(), "{line:?}");
+            let ours = parse(os(line)).map(|cli| format!("{cli:?}"));
+            let full = parse_full(line).map(|cli| format!("{cli:?}"));
+            match (ours, full) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{line:?}"),
+                (a, b) => panic!("{line:?}: {a:?} against {b:?}"),
+            }
+        }
+        use std::os::unix::ffi::OsStringExt;
+        let not_utf8 = vec![
+            OsString::from("proxcage"),
+            OsString::from("start"),
+            OsString::from_vec(vec![b'c', 0xff]),
+        ];
+        assert!(plain::parse(&not_utf8).is_none());
     }
 
     #[test]
@@ -609,8 +671,137 @@ mod tests {
         "list",
     ];
 
+    /// Global flags with a value each could have (`None`: a switch).
+    const GLOBAL_FLAGS: &[(&str, Option<&str>)] = &[
+        ("root", Some("/r")),
+        ("log", Some("/l")),
+        ("log-format", Some("json")),
+        ("log-format", Some("text")),
+        ("debug", None),
+        ("systemd-cgroup", None),
+        ("rootless", Some("auto")),
+        ("config", Some("/c.toml")),
+    ];
+
+    /// A command's flag: its long name, its one-letter name if it has one, and a value
+    /// it could take (`None`: a switch).
+    type FlagSpec = (&'static str, Option<char>, Option<&'static str>);
+
+    /// The lifecycle commands' flags.
+    const LIFECYCLE_FLAGS: &[(&str, &[FlagSpec])] = &[
+        ("start", &[]),
+        ("state", &[]),
+        ("pause", &[]),
+        ("resume", &[]),
+        ("kill", &[("all", Some('a'), None)]),
+        ("delete", &[("force", Some('f'), None)]),
+        ("create", CREATE_FLAGS),
+        (
+            "run",
+            &[
+                ("bundle", Some('b'), Some("/b")),
+                ("pid-file", None, Some("/p")),
+                ("preserve-fds", None, Some("3")),
+                ("no-pivot", None, None),
+                ("detach", Some('d'), None),
+                ("keep", None, None),
+                ("no-subreaper", None, None),
+            ],
+        ),
+    ];
+    const CREATE_FLAGS: &[FlagSpec] = &[
+        ("bundle", Some('b'), Some("/b")),
+        ("pid-file", None, Some("/p")),
+        ("console-socket", None, Some("/s")),
+        ("pidfd-socket", None, Some("/f")),
+        ("preserve-fds", None, Some("2")),
+        ("no-pivot", None, None),
+        ("no-new-keyring", None, None),
+    ];
+
+    /// One flag in one of the spellings runc's command line takes: `--name value`,
+    /// `-name value`, `--name=value`, `-name=value`, `-n value`.
+    fn spell(
+        line: &mut Vec<String>,
+        long: &str,
+        short: Option<char>,
+        value: Option<&str>,
+        how: u8,
+    ) {
+        match (how % 5, value) {
+            (4, value) if short.is_some() => {
+                line.push(format!("-{}", short.unwrap()));
+                line.extend(value.map(str::to_owned));
+            }
+            (2, Some(value)) => line.push(format!("--{long}={value}")),
+            (3, Some(value)) => line.push(format!("-{long}={value}")),
+            (1 | 3, value) => {
+                line.push(format!("-{long}"));
+                line.extend(value.map(str::to_owned));
+            }
+            (_, value) => {
+                line.push(format!("--{long}"));
+                line.extend(value.map(str::to_owned));
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Lifecycle command lines as shims write them, every flag in every spelling:
+        /// the plain reading takes each one that has no flag twice, and reads it as the
+        /// whole command line does.
+        #[test]
+        fn the_plain_reading_never_reads_a_line_otherwise(
+            globals in proptest::collection::vec((0..GLOBAL_FLAGS.len(), 0..5u8), 0..4),
+            command in 0..LIFECYCLE_FLAGS.len(),
+            flags in proptest::collection::vec((0..8usize, 0..5u8), 0..4),
+            signal in proptest::option::of(proptest::sample::select(&["9", "KILL", "SIGKILL"][..])),
+            spoiler in proptest::option::of((0..12usize, proptest::sample::select(WORDS))),
+        ) {
+            let mut line = vec!["proxcage".to_string()];
+            let mut twice = false;
+            let mut seen = Vec::new();
+            for (i, how) in globals {
+                let (long, value) = GLOBAL_FLAGS[i];
+                twice |= seen.contains(&long);
+                seen.push(long);
+                spell(&mut line, long, None, value, how);
+            }
+            let (name, table) = LIFECYCLE_FLAGS[command];
+            line.push(name.to_string());
+            for (i, how) in flags {
+                if let Some(&(long, short, value)) = table.get(i % table.len().max(1)) {
+                    twice |= seen.contains(&long);
+                    seen.push(long);
+                    spell(&mut line, long, short, value, how);
+                }
+            }
+            line.push("c1".to_string());
+            if name == "kill" {
+                line.extend(signal.map(str::to_owned));
+            }
+            // Now and then a word anywhere, which may make it any line at all.
+            let spoiled = spoiler.is_some();
+            if let Some((at, word)) = spoiler {
+                line.insert(1 + at % line.len(), word.to_string());
+            }
+            let line: Vec<&str> = line.iter().map(String::as_str).collect();
+            let full = parse_full(&line);
+            match plain::parse(&os(&line)) {
+                Some(plain) => {
+                    let full = full.unwrap_or_else(|e| {
+                        panic!("{line:?}: the plain reading took it, the whole one said {e}")
+                    });
+                    proptest::prop_assert_eq!(format!("{plain:?}"), format!("{full:?}"), "{:?}", line);
+                }
+                None => proptest::prop_assert!(
+                    twice || spoiled,
+                    "{:?}: the plain reading refused it; the whole one reads {:?}", line, full
+                ),
+            }
+        }
 
         /// Whatever the scoped parse accepts, the whole command line reads the same way.
         #[test]

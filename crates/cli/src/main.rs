@@ -68,9 +68,14 @@ unsafe fn c_args(
 /// first), twice what the rest of a failing command costs. std decides whether to
 /// capture once and keeps the answer: it is asked here with RUST_LIB_BACKTRACE=0, and the
 /// environment is put back as it was, so the backends and hooks inherit what the caller
-/// set. Panics follow RUST_BACKTRACE as before.
+/// set. Panics follow RUST_BACKTRACE as before. When neither variable is set, nothing
+/// would be captured anyway, and the environment is left alone: setting a variable
+/// copies the environment (in the static build, three page faults and four system calls).
 fn no_error_backtraces() {
     let caller = std::env::var_os("RUST_LIB_BACKTRACE");
+    if caller.is_none() && std::env::var_os("RUST_BACKTRACE").is_none() {
+        return;
+    }
     // Single-threaded here: nothing else reads the environment meanwhile.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let _ = std::backtrace::Backtrace::capture();
