@@ -142,14 +142,16 @@ impl<'a> Ctx<'a> {
     /// A create that died midway is an error that says how to clean it up.
     pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
         let mut record = self.record(id)?;
+        // Read without the lock, a `creating` record may be one whose creator finishes
+        // (and exits) any moment: it is judged once, and a creator alive then is a create
+        // in progress, even if it is gone by the time we answer. One that looked gone is
+        // judged again under the lock, which a live create holds: then it is certain.
         if proxcage_core::health::create_interrupted(&record) {
-            // Read without the lock: the creator may have finished (and written
-            // `created`) since. Under the lock, which a live create holds, it is certain.
             let not_found = || Error::NotFound { id: id.clone() };
             let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
             record = lock.record()?.ok_or_else(not_found)?;
+            self.refuse_interrupted(&record)?;
         }
-        self.refuse_interrupted(&record)?;
         let backend = self.backend(record.backend())?;
         Ok((record, backend))
     }
