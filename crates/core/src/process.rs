@@ -173,13 +173,11 @@ fn run_fed(
         Ok(Drained::Done(stdout, stderr)) => (stdout, stderr),
         Ok(Drained::TimedOut) => return Err(kill_for_timeout(&mut child, cmd, timeout)),
         Ok(Drained::GaveUp(error)) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
             return Err(error);
         }
         Err(source) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
             return Err(Error::Spawn {
                 command: describe(cmd),
                 source,
@@ -272,9 +270,14 @@ fn drain(
     }
 }
 
-fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Error {
+/// Kills a child whose result no longer matters and reaps it.
+fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Error {
+    stop(child);
     Error::Timeout {
         command: describe(cmd),
         timeout,
