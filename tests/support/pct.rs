@@ -105,7 +105,7 @@ files_dir = "{files}"
     }
 
     /// Fails unless nothing of the pct backend is left for `p`: no container in its list,
-    /// no CT, no template, no backend record (its VMID lock aside), no container files.
+    /// no CT, no template, no backend record (its lock files aside), no container files.
     #[track_caller]
     pub fn assert_nothing_left(&self, p: &super::Proxcage) {
         assert_eq!(p.ok(&["list", "-q"]), "");
@@ -118,7 +118,7 @@ files_dir = "{files}"
         if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
             let left: Vec<_> = entries
                 .map(|e| e.unwrap().file_name())
-                .filter(|n| n != "vmid.lock")
+                .filter(|n| n != "vmid.lock" && n != "attach.lock")
                 .collect();
             assert!(left.is_empty(), "backend records left: {left:?}");
         }

@@ -29,6 +29,7 @@ use proxcage_oci::Bundle;
 use serde::{Deserialize, Serialize};
 
 use crate::alloc::allocate;
+use crate::attach;
 use crate::error::PctError;
 use crate::hooks::{self, LaterHooks};
 use crate::monitor::{self, Launch, RunDir};
@@ -331,6 +332,20 @@ impl Pct {
         self.root.join(format!("{id}.json"))
     }
 
+    /// The container's record, with its VMID's attach lock held (see [`attach`]).
+    fn enter(&self, id: &ContainerId) -> Result<(CtRecord, attach::Held)> {
+        let mut vmid = self.load(id)?.vmid;
+        loop {
+            let held = attach::entering(&self.root, vmid, id)?;
+            // A delete may have destroyed the CT before the lock was ours.
+            let record = self.load(id)?;
+            if record.vmid == vmid {
+                return Ok((record, held));
+            }
+            vmid = record.vmid;
+        }
+    }
+
     fn load(&self, id: &ContainerId) -> Result<CtRecord> {
         let path = self.record_path(id);
         let bytes = match fs::read(&path) {
@@ -380,6 +395,11 @@ impl Pct {
 
     /// Holds an exclusive flock on `path` (created if needed) until dropped.
     pub(crate) fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
+        Self::flock_as(path, FlockArg::LockExclusiveNonblock, timeout)
+    }
+
+    /// [`Pct::flock`] with a shared or an exclusive lock (`how`, non-blocking).
+    pub(crate) fn flock_as(path: &Path, how: FlockArg, timeout: Duration) -> Result<Flock<File>> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
         }
@@ -391,7 +411,7 @@ impl Pct {
             .map_err(io_error("cannot open the lock", path))?;
         let deadline = Instant::now() + timeout;
         loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            match Flock::lock(file, how) {
                 Ok(lock) => return Ok(lock),
                 Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
                     file = back;
@@ -817,6 +837,8 @@ impl Runtime for Pct {
             Err(Error::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
+        // Execs entering the CT finish entering it; later ones find the record gone.
+        let destroying = attach::destroying(&self.root, record.vmid, id)?;
         match self.tools.destroy(record.vmid) {
             Ok(()) => {}
             Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
@@ -830,6 +852,7 @@ impl Runtime for Pct {
         fs::remove_file(self.record_path(id))
             .map_err(io_error("cannot remove", &self.record_path(id)))?;
         drop(held);
+        drop(destroying);
         // A failed poststop hook is logged; the delete stands (runtime-spec).
         let stopped = record.state(id, Status::Stopped, 0);
         if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
@@ -921,7 +944,7 @@ impl Runtime for Pct {
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
             return Err(self.unsupported(id, what));
         }
-        let record = self.load(id)?;
+        let (record, entering) = self.enter(id)?;
         let owner = record.owner.unwrap_or((0, 0));
         let files_dir = self.files_root.join(id.as_str());
         let process = self.exec_process(req, &files_dir)?;
@@ -956,16 +979,31 @@ impl Runtime for Pct {
         };
         let mut cmd = self.tools.exec_command(record.vmid, &argv);
         let Some(socket) = terminal else {
+            let opened = attach::Opened::watch(&file);
+            // The CT is entered once the process has opened its process file there.
+            let entered = |pid: i32| {
+                let waiting = Instant::now();
+                let opened = opened.wait(INIT_TIMEOUT, || !process::is_running(pid));
+                drop(entering);
+                tracing::debug!(
+                    "container {id}: exec {} CT {} after {} µs",
+                    if opened { "entered" } else { "did not enter" },
+                    record.vmid,
+                    waiting.elapsed().as_micros()
+                );
+            };
             if req.detach {
                 let child = cmd
                     .spawn()
                     .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
+                entered(child.id() as i32);
                 if let Some(pid_file) = &req.pid_file {
                     process::write_pid_file(pid_file, child.id() as i32)?;
                 }
                 return Ok(0);
             }
-            let status = process::run_inherited_plain(&mut cmd, None);
+            let status =
+                process::run_inherited_plain_then(&mut cmd, None, |pid| entered(pid.as_raw()));
             let _ = fs::remove_file(&file);
             return Ok(process::exit_code(status?));
         };
@@ -977,6 +1015,9 @@ impl Runtime for Pct {
             .spawn()
             .map_err(|e| Error::io("cannot run", &self.tools.pct, e))?;
         let master = socket.receive(INIT_TIMEOUT, || !matches!(child.try_wait(), Ok(None)));
+        // The process sends its terminal after it has read its process file: the CT is
+        // entered.
+        drop(entering);
         let _ = fs::remove_file(&file);
         drop(socket);
         let master = match master {

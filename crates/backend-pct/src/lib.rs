@@ -6,6 +6,7 @@
 //! VMIDs. The backend itself (create from a bundle, the lifecycle) builds on them.
 
 pub mod alloc;
+mod attach;
 mod backend;
 pub mod error;
 mod health;

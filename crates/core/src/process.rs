@@ -288,10 +288,21 @@ fn kill_for_timeout(child: &mut Child, cmd: &Command, timeout: Duration) -> Erro
 /// run it directly. Signals that a supervisor sends to this process are passed on to the
 /// child while it runs (see [`forward_signals`]).
 pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
+    run_inherited_then(cmd, timeout, |_| ())
+}
+
+/// [`run_inherited`], calling `started` with the child's pid as soon as it runs. Signals
+/// for the child wait until `started` returns.
+fn run_inherited_then(
+    cmd: &mut Command,
+    timeout: Option<Duration>,
+    started: impl FnOnce(Pid),
+) -> Result<ExitStatus> {
     preserve_socket_activation(cmd)?;
     let relay = SignalRelay::block(cmd)?;
-    let child = spawn(cmd)?;
-    relay.wait(Pid::from_raw(child.id() as i32), cmd, timeout)
+    let pid = Pid::from_raw(spawn(cmd)?.id() as i32);
+    started(pid);
+    relay.wait(pid, cmd, timeout)
 }
 
 /// [`run_inherited`] for a `cmd` that is only a program, its arguments and changes to the
@@ -301,14 +312,25 @@ pub fn run_inherited(cmd: &mut Command, timeout: Option<Duration>) -> Result<Exi
 /// the mask on, would have to fork this whole process (copy its page tables) to reset it
 /// in the child.
 pub fn run_inherited_plain(cmd: &mut Command, timeout: Option<Duration>) -> Result<ExitStatus> {
+    run_inherited_plain_then(cmd, timeout, |_| ())
+}
+
+/// [`run_inherited_plain`], calling `started` with the child's pid as soon as it runs.
+/// Signals for the child wait until `started` returns.
+pub fn run_inherited_plain_then(
+    cmd: &mut Command,
+    timeout: Option<Duration>,
+    started: impl FnOnce(Pid),
+) -> Result<ExitStatus> {
     if cmd.get_current_dir().is_some() || socket_activation_is_ours() {
-        return run_inherited(cmd, timeout);
+        return run_inherited_then(cmd, timeout, started);
     }
     let relay = SignalRelay::block(cmd)?;
     let pid = spawn_unmasked(cmd).map_err(|source| Error::Spawn {
         command: describe(cmd),
         source,
     })?;
+    started(pid);
     relay.wait(pid, cmd, timeout)
 }
 
