@@ -286,6 +286,64 @@ fn a_killed_monitor_leaves_the_container_running() {
     standin.assert_nothing_left(&p);
 }
 
+/// `pct exec` enters whichever CT has the VMID when it gets there (pct's own start-up
+/// takes a few hundred ms on Proxmox; the stand-in is made to take 3 s). A delete that
+/// overtakes an exec waits for it, so the create after it, which gets the freed VMID,
+/// never has another container's exec enter its CT: the exec fails because its own
+/// container stopped.
+#[test]
+fn an_exec_overtaken_by_a_delete_does_not_enter_the_ct_that_gets_the_vmid() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let bundle = bundle.to_str().unwrap();
+    p.ok(&["create", "--bundle", bundle, "old"]);
+    p.ok(&["start", "old"]);
+    let vmid = vmid_of(&p, "old");
+    let exec = std::thread::scope(|s| {
+        let exec = s.spawn(|| {
+            let mut cmd = p.cmd();
+            cmd.env("PCT_STANDIN_EXEC_DELAY_MS", "3000")
+                .args(["exec", "old", "true"]);
+            support::run_with_files(&mut cmd, &p.dir.path().join("exec"))
+        });
+        wait_until("pct exec to start", || pct_exec_running(vmid));
+        p.ok(&["delete", "--force", "old"]);
+        p.ok(&["create", "--bundle", bundle, "new"]);
+        assert_eq!(
+            vmid_of(&p, "new"),
+            vmid,
+            "the new container has the freed VMID"
+        );
+        p.ok(&["start", "new"]);
+        exec.join().unwrap()
+    });
+    let err = String::from_utf8_lossy(&exec.stderr);
+    assert!(
+        !exec.status.success() && err.contains(&format!("container '{vmid}' not running")),
+        "the exec of a container deleted under it: {} {err}",
+        exec.status
+    );
+    assert!(!err.contains("process file"), "{err}");
+    assert_eq!(p.status("new"), "running");
+    p.ok(&["delete", "--force", "new"]);
+    standin.assert_nothing_left(&p);
+}
+
+/// Whether a `pct exec <vmid>` process runs.
+fn pct_exec_running(vmid: u32) -> bool {
+    let want = format!("exec\0{vmid}\0");
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.split('\0')
+                .next()
+                .is_some_and(|argv0| argv0.ends_with("/pct"))
+                && c.contains(&want)
+        })
+    })
+}
+
 /// A created container that is never started goes with `delete` (no --force, as runc).
 #[test]
 fn a_created_container_is_deleted_without_force() {

@@ -862,6 +862,14 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 // ---------------------------------------------------------------- exec / unlock / mount
 
 fn exec(layout: &Layout, args: &[String]) -> Result<(), Failure> {
+    // pct's own start-up (a few hundred ms of perl on Proxmox), made as long as a test
+    // needs to have other commands overtake an exec before it reads the CT's config.
+    if let Some(ms) = std::env::var("PCT_STANDIN_EXEC_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let (vmid, p) = simple(
         args,
         "pct exec <vmid> [<extra-args>] [OPTIONS]",
