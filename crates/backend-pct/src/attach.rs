@@ -40,31 +40,35 @@ pub(crate) struct Held {
 
 /// Held by `id`'s exec while it enters the CT: a delete waits for it.
 pub(crate) fn entering(root: &Path, vmid: Vmid, id: &ContainerId) -> Result<Held> {
-    lock(root, vmid, libc::F_RDLCK, WAIT).map_err(|e| match e {
-        Some(e) => e,
-        None => Error::Conflict {
-            id: id.clone(),
-            message: format!(
-                "a delete of its CT {vmid} has not finished in {} s; the exec gave up",
-                WAIT.as_secs()
-            ),
-        },
-    })
+    lock(root, vmid, libc::F_RDLCK, WAIT).map_err(gave_up(
+        id,
+        format!(
+            "a delete of its CT {vmid} has not finished in {} s; the exec gave up",
+            WAIT.as_secs()
+        ),
+    ))
 }
 
 /// Held by `id`'s delete while it destroys the CT and forgets it: execs wait for it.
 pub(crate) fn destroying(root: &Path, vmid: Vmid, id: &ContainerId) -> Result<Held> {
-    lock(root, vmid, libc::F_WRLCK, WAIT).map_err(|e| match e {
-        Some(e) => e,
-        None => Error::Conflict {
+    lock(root, vmid, libc::F_WRLCK, WAIT).map_err(gave_up(
+        id,
+        format!(
+            "an exec has been entering its CT {vmid} for {} s; the delete gave up: \
+             try again once that exec has started or failed",
+            WAIT.as_secs()
+        ),
+    ))
+}
+
+/// The error of a [`lock`] that failed, or that others held for too long (`message`).
+fn gave_up(id: &ContainerId, message: String) -> impl FnOnce(Option<Error>) -> Error + '_ {
+    move |e| {
+        e.unwrap_or_else(|| Error::Conflict {
             id: id.clone(),
-            message: format!(
-                "an exec has been entering its CT {vmid} for {} s; the delete gave up: \
-                 try again once that exec has started or failed",
-                WAIT.as_secs()
-            ),
-        },
-    })
+            message,
+        })
+    }
 }
 
 /// Takes the lock of `kind` on `vmid`'s byte within `timeout`: `Err(None)` when it is
