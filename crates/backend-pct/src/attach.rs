@@ -79,8 +79,8 @@ fn lock(
     kind: libc::c_int,
     timeout: Duration,
 ) -> std::result::Result<Held, Option<Error>> {
+    // The root holds the container's record: it exists.
     let path = root.join("attach.lock");
-    fs::create_dir_all(root).map_err(|e| Error::io("cannot create", root, e))?;
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)

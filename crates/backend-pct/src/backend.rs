@@ -395,11 +395,6 @@ impl Pct {
 
     /// Holds an exclusive flock on `path` (created if needed) until dropped.
     pub(crate) fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
-        Self::flock_as(path, FlockArg::LockExclusiveNonblock, timeout)
-    }
-
-    /// [`Pct::flock`] with a shared or an exclusive lock (`how`, non-blocking).
-    pub(crate) fn flock_as(path: &Path, how: FlockArg, timeout: Duration) -> Result<Flock<File>> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
         }
@@ -411,7 +406,7 @@ impl Pct {
             .map_err(io_error("cannot open the lock", path))?;
         let deadline = Instant::now() + timeout;
         loop {
-            match Flock::lock(file, how) {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(lock),
                 Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
                     file = back;
