@@ -98,7 +98,7 @@ fn same_tree_same_bytes_and_a_second_pack_reuses() {
         .status()
         .unwrap();
     assert!(st.success());
-    let other = pack_rootfs(&copy, &b, &opts().workers(1).level(3)).unwrap();
+    let other = pack_rootfs(&copy, &b, &opts().level(3)).unwrap();
     assert_eq!(other.digest(), first.digest());
     assert_eq!(
         fs::read(first.path()).unwrap(),
@@ -368,7 +368,7 @@ fn oci_archive_template_is_an_image_of_the_bundles_tree_and_process() {
     assert!(again.reused() && again.path() == t.path());
     let other_dest = work.path().join("other");
     fs::create_dir(&other_dest).unwrap();
-    let copy = pack_oci_archive(&bundle, &other_dest, &opts().workers(1)).unwrap();
+    let copy = pack_oci_archive(&bundle, &other_dest, &opts()).unwrap();
     assert_eq!(fs::read(copy.path()).unwrap(), fs::read(t.path()).unwrap());
     support::edit_config(bundle.dir(), |spec| {
         spec["process"]["args"] = serde_json::json!(["/bin/true"])

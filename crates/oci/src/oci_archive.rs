@@ -19,14 +19,15 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use indicatif::ProgressBar;
 use oci_spec::runtime::Spec;
 use serde_json::json;
 
 use crate::bundle::Bundle;
 use crate::digest::Digest;
 use crate::template::{
-    begin_pack, check_dest, check_level, check_rootfs, io_error, new_bar, zstd_encoder, Counting,
-    Hashing, PackOptions, Template, TemplateError, Walker,
+    begin_pack, check_dest, check_level, check_rootfs, compress, io_error, new_bar, Counting,
+    Hashing, PackOptions, Template, TemplateError, Walker, CHUNK,
 };
 use crate::ustar::{self, Header, Kind};
 
@@ -63,14 +64,13 @@ pub fn pack_oci_archive(
         bar.set_message("digest");
     }
 
-    let mut sink = Hashing::new(io::sink());
-    let mut walker = Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref());
-    walker.special = false;
-    walker.newlines = false;
-    walker.archive(&mut sink)?;
-    let diff_id = Digest::from_hasher(sink.sha);
-    let tar_len = sink.len;
-    let stamps = Digest::from_hasher(walker.stamps);
+    let (diff_id, stamps, tar_len) = {
+        let mut sink = Hashing::new(io::sink());
+        let mut walker = layer_walker(rootfs, Path::new("/dev/null"), bar.as_ref());
+        walker.archive(&mut sink)?;
+        let stamps = Digest::from_hasher(walker.stamps);
+        (Digest::from_hasher(sink.sha), stamps, sink.len)
+    };
 
     let config = image_config(bundle.spec(), &diff_id);
     let image_id = Digest::of(&config);
@@ -94,7 +94,7 @@ pub fn pack_oci_archive(
         .try_clone()
         .map_err(io_error("open", &tmp_path))?;
     let mut out = Counting {
-        inner: BufWriter::with_capacity(1 << 20, file),
+        inner: BufWriter::with_capacity(CHUNK, file),
         len: 0,
     };
     directory(&mut out, b"blobs/").map_err(werr)?;
@@ -111,29 +111,9 @@ pub fn pack_oci_archive(
     out.write_all(&[0; ustar::BLOCK]).map_err(werr)?;
     let (layer_digest, layer_len) = {
         let compressed = Hashing::new(&mut out);
-        let encoder = zstd_encoder(compressed, opts, tar_len, &tmp_path)?;
-        // Headers are 512-byte writes: gathered into large ones, the encoder (and its
-        // workers' job queue) is entered once per MiB, not once per header.
-        let mut sink = Counting {
-            inner: BufWriter::with_capacity(1 << 20, encoder),
-            len: 0,
-        };
-        let mut walker = Walker::new(rootfs, &tmp_path, bar.as_ref());
-        walker.special = false;
-        walker.newlines = false;
-        walker.archive(&mut sink)?;
-        let Counting {
-            inner: buffered,
-            len: written,
-        } = sink;
-        if Digest::from_hasher(walker.stamps) != stamps || written != tar_len {
-            return Err(TemplateError::RootfsChanged {
-                path: rootfs.into(),
-                what: "entries changed after its digest was computed".into(),
-            });
-        }
-        let encoder = buffered.into_inner().map_err(|e| werr(e.into_error()))?;
-        let compressed = encoder.finish().map_err(werr)?;
+        let compressed = compress(compressed, opts, tar_len, &tmp_path, |sink| {
+            layer_walker(rootfs, &tmp_path, bar.as_ref()).archive_again(sink, stamps, tar_len)
+        })?;
         (Digest::from_hasher(compressed.sha), compressed.len)
     };
     out.write_all(&[0; ustar::BLOCK][..ustar::padding(layer_len)])
@@ -193,6 +173,15 @@ pub fn pack_oci_archive(
         digest: image_id,
         reused: false,
     })
+}
+
+/// A walker of the layer's tree, for Proxmox's importer: device nodes and FIFOs left out,
+/// an xattr value with a newline an error (see the module documentation).
+fn layer_walker<'a>(rootfs: &'a Path, dest: &'a Path, bar: Option<&'a ProgressBar>) -> Walker<'a> {
+    let mut walker = Walker::new(rootfs, dest, bar);
+    walker.special = false;
+    walker.newlines = false;
+    walker
 }
 
 fn blob_name(digest: &Digest) -> String {
