@@ -57,7 +57,7 @@ fn main() {
     let rootfs =
         PathBuf::from(std::env::var_os("PROXCAGE_BENCH_ROOTFS").unwrap_or("/usr/bin".into()));
     let level: i32 = env_or("PROXCAGE_BENCH_LEVEL", 3);
-    // Default: PackOptions' default (one zstd worker per CPU).
+    // Default: PackOptions' default (no zstd workers: one thread compresses).
     let workers: Option<u32> = std::env::var("PROXCAGE_BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok());

@@ -12,10 +12,12 @@
 //!
 //! The **digest** of a tree is the SHA-256 of that uncompressed archive: it covers every
 //! name, type, mode, owner, mtime, xattr, link target and byte of content, and nothing
-//! else (not the compression level). [`pack_rootfs`] computes it first, reuses
-//! `<dest>/proxcage-<hex>.tar.zst` when it exists, and otherwise packs into a temporary
-//! file in `dest` that is renamed into place only when complete, so a failed pack leaves
-//! nothing behind and a concurrent reader never sees half a template.
+//! else (not the compression level). [`pack_rootfs`] reuses `<dest>/proxcage-<hex>.tar.zst`
+//! when it exists, and otherwise packs into a temporary file in `dest` that is renamed into
+//! place only when complete, so a failed pack leaves nothing behind and a concurrent reader
+//! never sees half a template. It reads the tree's content once when no template in `dest`
+//! has an archive of the same length (zstd's frame header holds it), hashing the archive as
+//! it compresses it, and otherwise twice: the digest first, to look for the template.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -249,6 +251,10 @@ pub fn pack_rootfs(
     check_dest(dest_dir)?;
 
     let bar = opts.progress.then(new_bar).flatten();
+    let len = Walker::new(rootfs, Path::new("/dev/null"), None).archive_len()?;
+    if !template_of_len_may_exist(dest_dir, len) {
+        return pack_once(rootfs, dest_dir, opts, bar, len);
+    }
     if let Some(bar) = &bar {
         bar.set_message("digest");
     }
@@ -286,6 +292,67 @@ pub fn pack_rootfs(
         &tmp_path,
         |sink| Walker::new(rootfs, &tmp_path, bar.as_ref()).archive_again(sink, stamps, tar_len),
     )?;
+    put_in_place(writer, tmp, dest_dir, digest, tar_len, bar.as_ref())
+}
+
+/// Packs the tree in one pass, hashing the archive of `len` bytes as it is compressed,
+/// into the template named after that digest.
+fn pack_once(
+    rootfs: &Path,
+    dest_dir: &Path,
+    opts: &PackOptions,
+    bar: Option<ProgressBar>,
+    len: u64,
+) -> Result<Template, TemplateError> {
+    let tmp = begin_pack(bar.as_ref(), len, dest_dir, ".tar.zst.tmp")?;
+    let tmp_path = tmp.path().to_path_buf();
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(io_error("open", &tmp_path))?;
+    let changed = |what: &str| TemplateError::RootfsChanged {
+        path: rootfs.into(),
+        what: format!("{what} after the length of its archive was computed"),
+    };
+    let mut digest = None;
+    let writer = compress(
+        BufWriter::with_capacity(CHUNK, file),
+        opts,
+        len,
+        &tmp_path,
+        |sink| {
+            let mut sink = Hashing::new(Bounded {
+                inner: sink,
+                left: len,
+                grew: false,
+            });
+            let walked = Walker::new(rootfs, &tmp_path, bar.as_ref()).archive(&mut sink);
+            if sink.inner.grew {
+                return Err(changed("entries grew"));
+            }
+            walked?;
+            if sink.len != len {
+                return Err(changed("entries shrank"));
+            }
+            digest = Some(Digest::from_hasher(sink.sha));
+            Ok(())
+        },
+    )?;
+    let digest = digest.expect("compress succeeds only when the archive was written");
+    put_in_place(writer, tmp, dest_dir, digest, len, bar.as_ref())
+}
+
+/// Makes the packed temporary file the template of `digest`: mode 0644, synced, renamed.
+fn put_in_place(
+    writer: BufWriter<File>,
+    tmp: tempfile::NamedTempFile,
+    dest_dir: &Path,
+    digest: Digest,
+    len: u64,
+    bar: Option<&ProgressBar>,
+) -> Result<Template, TemplateError> {
+    let tmp_path = tmp.path().to_path_buf();
+    let path = dest_dir.join(template_file_name(&digest));
     let file = writer
         .into_inner()
         .map_err(|e| io_error("write", &tmp_path)(e.into_error()))?;
@@ -299,15 +366,60 @@ pub fn pack_rootfs(
         // that a crash would not.
         let _ = dir.sync_all();
     }
-    if let Some(bar) = &bar {
+    if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    tracing::debug!(template = %path.display(), bytes = tar_len, "template packed");
+    tracing::debug!(template = %path.display(), bytes = len, "template packed");
     Ok(Template {
         path,
         digest,
         reused: false,
     })
+}
+
+/// Whether `dir` may hold a template (a `proxcage-*.tar.zst`) whose archive is `len`
+/// bytes long: its zstd frame header says so, or cannot be read.
+fn template_of_len_may_exist(dir: &Path, len: u64) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        if !(name.as_bytes().starts_with(b"proxcage-") && name.as_bytes().ends_with(b".tar.zst")) {
+            return false;
+        }
+        // A frame header is 18 bytes at most (zstd's ZSTD_FRAMEHEADERSIZE_MAX).
+        let mut head = Vec::with_capacity(18);
+        let read = File::open(entry.path()).and_then(|f| f.take(18).read_to_end(&mut head));
+        match (read, zstd::zstd_safe::get_frame_content_size(&head)) {
+            (Ok(_), Ok(Some(size))) => size == len,
+            _ => true,
+        }
+    })
+}
+
+/// A writer that takes `left` bytes more at most: what a tree that grew since its archive's
+/// length was computed would add does not reach zstd, which was promised that length.
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+    grew: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.grew = true;
+            return Err(io::Error::other("more than the archive's length"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 pub(crate) fn check_level(opts: &PackOptions) -> Result<(), TemplateError> {
@@ -549,6 +661,9 @@ pub(crate) struct Walker<'a> {
     /// First archive name of each multiply-linked inode.
     links: HashMap<(u64, u64), Vec<u8>>,
     buf: Vec<u8>,
+    /// Whether file contents are left out, only counted in `skipped` (with their padding).
+    dry: bool,
+    skipped: u64,
 }
 
 impl<'a> Walker<'a> {
@@ -562,6 +677,8 @@ impl<'a> Walker<'a> {
             bar,
             links: HashMap::new(),
             buf: vec![0; CHUNK],
+            dry: false,
+            skipped: 0,
         }
     }
 
@@ -571,6 +688,17 @@ impl<'a> Walker<'a> {
         self.entry(out, &root, b"./".to_vec(), &meta)?;
         self.dir(out, &root, b".")?;
         ustar::write_end(out).map_err(io_error("write", self.dest))
+    }
+
+    /// The length of the tree's archive, from the tree's metadata: no file is read.
+    pub(crate) fn archive_len(mut self) -> Result<u64, TemplateError> {
+        self.dry = true;
+        let mut out = Counting {
+            inner: io::sink(),
+            len: 0,
+        };
+        self.archive(&mut out)?;
+        Ok(out.len + self.skipped)
     }
 
     /// Writes the archive a second time, after a first pass over the tree gave `stamps`
@@ -711,7 +839,9 @@ impl<'a> Walker<'a> {
             xattrs: &xattrs,
         };
         ustar::write_header(out, &header).map_err(io_error("write", self.dest))?;
-        if kind == Kind::Regular {
+        if kind == Kind::Regular && self.dry {
+            self.skipped += size + ustar::padding(size) as u64;
+        } else if kind == Kind::Regular {
             self.content(out, path, meta, size)?;
         }
         Ok(())
@@ -892,6 +1022,81 @@ mod tests {
             .collect();
         assert!(tars[0] == tars[1], "0 and 1 workers packed other tars");
         assert!(tars[0].len() > 5 * CHUNK);
+    }
+
+    #[test]
+    fn the_length_from_metadata_is_the_archives() {
+        for dir in [tree(), big_tree()] {
+            let len = Walker::new(dir.path(), Path::new("/dev/null"), None)
+                .archive_len()
+                .unwrap();
+            assert_eq!(len, written_len(dir.path()));
+        }
+    }
+
+    #[test]
+    fn one_pass_and_two_give_the_same_template() {
+        let dir = big_tree();
+        let opts = PackOptions::default().progress(false);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let once = pack_rootfs(dir.path(), a.path(), &opts).unwrap();
+        // A template of the same length in b: the digest must be computed first there.
+        fs::copy(once.path(), b.path().join("proxcage-0.tar.zst")).unwrap();
+        let len = Walker::new(dir.path(), Path::new("/dev/null"), None)
+            .archive_len()
+            .unwrap();
+        assert!(template_of_len_may_exist(b.path(), len));
+        let twice = pack_rootfs(dir.path(), b.path(), &opts).unwrap();
+        assert!(!twice.reused());
+        assert_eq!(twice.digest(), once.digest());
+        assert!(fs::read(twice.path()).unwrap() == fs::read(once.path()).unwrap());
+    }
+
+    #[test]
+    fn only_a_proxcage_template_of_that_length_may_be_the_one() {
+        let dir = tree();
+        let dest = tempfile::tempdir().unwrap();
+        let opts = PackOptions::default().progress(false);
+        let t = pack_rootfs(dir.path(), dest.path(), &opts).unwrap();
+        let len = written_len(dir.path());
+        assert!(template_of_len_may_exist(dest.path(), len));
+        assert!(!template_of_len_may_exist(dest.path(), len + 512));
+        let other = tempfile::tempdir().unwrap();
+        assert!(!template_of_len_may_exist(other.path(), len));
+        // Not proxcage's: another name, even with the same content.
+        fs::copy(t.path(), other.path().join("debian-12-standard.tar.zst")).unwrap();
+        assert!(!template_of_len_may_exist(other.path(), len));
+        // A header that cannot be read may be anything.
+        fs::write(other.path().join("proxcage-1.tar.zst"), b"not zstd").unwrap();
+        assert!(template_of_len_may_exist(other.path(), len + 512));
+    }
+
+    /// The length of the tree's archive, written out.
+    fn written_len(rootfs: &Path) -> u64 {
+        let mut sink = Hashing::new(io::sink());
+        Walker::new(rootfs, Path::new("/dev/null"), None)
+            .archive(&mut sink)
+            .unwrap();
+        sink.len
+    }
+
+    #[test]
+    fn a_tree_that_changed_length_during_one_pass_is_refused_and_leaves_nothing() {
+        let dir = big_tree();
+        let len = written_len(dir.path());
+        let opts = PackOptions::default().progress(false);
+        for (promised, what) in [(len - 512, "grew"), (len + 512, "shrank")] {
+            let dest = tempfile::tempdir().unwrap();
+            let err = pack_once(dir.path(), dest.path(), &opts, None, promised).unwrap_err();
+            match &err {
+                TemplateError::RootfsChanged { path, what: w } => {
+                    assert_eq!(path, dir.path());
+                    assert!(w.contains(what), "{err}");
+                }
+                other => panic!("{other}"),
+            }
+            assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 0, "{err}");
+        }
     }
 
     /// A file that takes `ok` bytes, then fails as a full disk does.
