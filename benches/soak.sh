@@ -42,25 +42,8 @@ scripts/busybox-bundle.sh "$proxcage" "$bundle" "$backend" true
 config="$work/config.toml"
 printf 'default_backend = "runc"\n\n[backends.crun]\ncgroup_manager = "disabled"\nprivate_cgroup2 = true\n' >"$config"
 if [ "$backend" = pct ]; then
-    # The stand-in's tree, as scripts/main-job.sh lays it out; unprivileged CTs (uid
-    # 100000) reach their files under $work.
-    chmod 0755 "$work"
-    mkdir -p "$work/pve" "$work/bin"
-    ln -s "$standin" "$work/bin/pct"
-    ln -s "$standin" "$work/bin/pvesh"
     export PCT_STANDIN_ROOT="$work/pve"
-    {
-        echo
-        echo "[backends.pct]"
-        echo "pct = \"$work/bin/pct\""
-        echo "pvesh = \"$work/bin/pvesh\""
-        echo "lxc_path = \"$work/pve/var/lib/lxc\""
-        echo "pve_dir = \"$work/pve/etc/pve\""
-        echo "lock_dir = \"$work/pve/run/lock/lxc\""
-        echo "template_dir = \"$work/pve/var/lib/vz/template/cache\""
-        echo "files_dir = \"$work/pct-files\""
-    } >>"$config"
-    "$work/bin/pct" list >/dev/null
+    scripts/pct-standin-setup.sh "$standin" "$work" >>"$config"
 fi
 export PROXCAGE_CONFIG="$config"
 pc() { "$proxcage" --root "$root" "$@"; }

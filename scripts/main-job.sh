@@ -87,26 +87,12 @@ for backend in runc crun; do
 done
 # The pct backend, against the pct stand-in: test code that follows Proxmox's pct/pvesh
 # contract and runs real LXC containers underneath. It is not Proxmox; on a Proxmox host
-# the same proxcage config without the paths below drives the real pct.
+# the same proxcage config without the paths pct-standin-setup.sh writes drives the real
+# pct.
 echo
 echo "== pct: through the pct stand-in (test code, not Proxmox) with real LXC"
-chmod 0755 "$work" # unprivileged CTs (uid 100000) reach their files under it
-mkdir -p "$work/pve" "$work/bin"
-ln -s "$standin" "$work/bin/pct"
-ln -s "$standin" "$work/bin/pvesh"
 export PCT_STANDIN_ROOT="$work/pve"
-{
-    echo
-    echo "[backends.pct]"
-    echo "pct = \"$work/bin/pct\""
-    echo "pvesh = \"$work/bin/pvesh\""
-    echo "lxc_path = \"$work/pve/var/lib/lxc\""
-    echo "pve_dir = \"$work/pve/etc/pve\""
-    echo "lock_dir = \"$work/pve/run/lock/lxc\""
-    echo "template_dir = \"$work/pve/var/lib/vz/template/cache\""
-    echo "files_dir = \"$work/pct-files\""
-} >>"$config"
-"$work/bin/pct" list # lays out the stand-in's tree
+scripts/pct-standin-setup.sh "$standin" "$work" >>"$config"
 echo "== pct: run (foreground: the CT's process has this script's stdio, exit code passed through)"
 set_process pct '["sh", "-c", "echo hello from busybox in a CT named $(hostname); exit 3"]'
 set +e

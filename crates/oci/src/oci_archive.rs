@@ -86,13 +86,8 @@ pub fn pack_oci_archive(
         });
     }
 
-    let tmp = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.tmp")?;
-    let tmp_path = tmp.path().to_path_buf();
+    let (tmp, tmp_path, file) = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.tmp")?;
     let werr = |e| io_error("write", &tmp_path)(e);
-    let file = tmp
-        .as_file()
-        .try_clone()
-        .map_err(io_error("open", &tmp_path))?;
     let mut out = Counting {
         inner: BufWriter::with_capacity(CHUNK, file),
         len: 0,

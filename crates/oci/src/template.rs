@@ -175,25 +175,29 @@ impl From<TemplateError> for proxcage_core::Error {
     }
 }
 
-/// The second pass of a pack begins: the progress bar switches to packing `tar_len`
-/// bytes, and the archive goes to a temp file in `dest_dir` (removed on drop, that is on
-/// every error path; renamed into place on success).
+/// The packing begins: the progress bar switches to packing `tar_len` bytes, and the
+/// archive goes to a temp file in `dest_dir` (removed on drop, that is on every error
+/// path; renamed into place on success). Returns the temp file, its path and a second
+/// handle to write through.
 pub(crate) fn begin_pack(
     bar: Option<&ProgressBar>,
     tar_len: u64,
     dest_dir: &Path,
     suffix: &str,
-) -> Result<tempfile::NamedTempFile, TemplateError> {
+) -> Result<(tempfile::NamedTempFile, PathBuf, File), TemplateError> {
     if let Some(bar) = bar {
         bar.set_message("pack");
         bar.set_length(tar_len);
         bar.set_position(0);
     }
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".proxcage-")
         .suffix(suffix)
         .tempfile_in(dest_dir)
-        .map_err(io_error("create a temporary file in", dest_dir))
+        .map_err(io_error("create a temporary file in", dest_dir))?;
+    let path = tmp.path().to_path_buf();
+    let file = tmp.as_file().try_clone().map_err(io_error("open", &path))?;
+    Ok((tmp, path, file))
 }
 
 pub(crate) fn io_error<'a>(
@@ -279,12 +283,7 @@ pub fn pack_rootfs(
         });
     }
 
-    let tmp = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.zst.tmp")?;
-    let tmp_path = tmp.path().to_path_buf();
-    let file = tmp
-        .as_file()
-        .try_clone()
-        .map_err(io_error("open", &tmp_path))?;
+    let (tmp, tmp_path, file) = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.zst.tmp")?;
     let writer = compress(
         BufWriter::with_capacity(CHUNK, file),
         opts,
@@ -304,12 +303,7 @@ fn pack_once(
     bar: Option<ProgressBar>,
     len: u64,
 ) -> Result<Template, TemplateError> {
-    let tmp = begin_pack(bar.as_ref(), len, dest_dir, ".tar.zst.tmp")?;
-    let tmp_path = tmp.path().to_path_buf();
-    let file = tmp
-        .as_file()
-        .try_clone()
-        .map_err(io_error("open", &tmp_path))?;
+    let (tmp, tmp_path, file) = begin_pack(bar.as_ref(), len, dest_dir, ".tar.zst.tmp")?;
     let changed = |what: &str| TemplateError::RootfsChanged {
         path: rootfs.into(),
         what: format!("{what} after the length of its archive was computed"),
