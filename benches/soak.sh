@@ -30,7 +30,10 @@ fi
 work=$(mktemp -d /tmp/proxcage-soak.XXXXXX)
 root="$work/root"
 cleanup() {
-    "$proxcage" --root "$root" delete --force soak >/dev/null 2>&1 || true
+    # A soak stopped mid-lifecycle leaves its container; one that ended has none.
+    if "$proxcage" --root "$root" state soak >/dev/null 2>&1; then
+        "$proxcage" --root "$root" delete --force soak || echo "soak.sh: could not delete the container soak" >&2
+    fi
     if [ -d "$work/pve" ]; then
         PCT_STANDIN_ROOT="$work/pve" "$standin" cleanup >/dev/null || echo "soak.sh: pct stand-in cleanup failed" >&2
     fi
