@@ -12,7 +12,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use proxcage::core::{ContainerId, Record, StateStore};
+use proxcage::core::ContainerId;
+use proxcage::store::{Record, StateStore};
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use proxcage_core::process::run_captured;
+use proxcage_process::run_captured;
 use support::image::{
     busybox_image, mounts_under, run, run_in_pty, wait_until, MountSandbox, Ran, COMMAND_TIMEOUT,
     IMAGE_REF,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use proxcage_core::process::run_captured;
+use proxcage_process::run_captured;
 use support::image::{
     busybox_image, mounts_under, run, wait_until, MountSandbox, COMMAND_TIMEOUT, IMAGE_REF,
 };

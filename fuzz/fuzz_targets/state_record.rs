@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use proxcage_core::{ContainerId, StateStore};
+use proxcage_core::ContainerId;
+use proxcage_store::StateStore;
 
 fn store() -> &'static (StateStore, PathBuf) {
     static STORE: OnceLock<(StateStore, PathBuf)> = OnceLock::new();

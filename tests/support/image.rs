@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use proxcage_core::process::{describe, exit_code, run_captured};
+use proxcage_process::{describe, exit_code, run_captured};
 
 /// The name both engines know the image by after importing [`busybox_image`]'s archive.
 pub const IMAGE_REF: &str = "localhost/proxcage-e2e/busybox:latest";

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::{
-    process, ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result,
-    RunRequest, Runtime, State,
+    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
+    Runtime, State,
 };
 use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use proxcage_process as process;
 use serde::Deserialize;
 
 /// The backend's name in routes, records and the config file.
@@ -247,7 +248,10 @@ impl Runtime for Crun {
     fn features(&self) -> Result<serde_json::Value> {
         self.delegate.features().or_else(|_| self.own_features())
     }
-    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+}
+
+impl proxcage_store::Backend for Crun {
+    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
         let mut findings = self.delegate.health(store)?;
         if self.cgroups && !self.private_cgroup2 && !unified_cgroups() {
             findings.push(proxcage_core::Finding::new(

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use proxcage_core::{
-    process, ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result,
-    RunRequest, Runtime, State, Status,
+    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
+    Runtime, State, Status,
 };
 use proxcage_lxc_config::init::INIT_PATH;
 use proxcage_lxc_config::oci_spec::runtime::Process;
@@ -26,6 +26,7 @@ use proxcage_lxc_config::{
 };
 use proxcage_oci::template::{pack_rootfs, PackOptions};
 use proxcage_oci::Bundle;
+use proxcage_process as process;
 use serde::{Deserialize, Serialize};
 
 use crate::alloc::allocate;
@@ -698,7 +699,7 @@ impl Runtime for Pct {
             started: false,
             bundle: bundle.dir().to_path_buf(),
             rootfs: bundle.rootfs().to_path_buf(),
-            created: proxcage_core::store::now_rfc3339(),
+            created: proxcage_store::now_rfc3339(),
             annotations: bundle.annotations(),
             monitor: Some(monitor.pid),
             owner: Some(owner),
@@ -1066,12 +1067,14 @@ impl Runtime for Pct {
             "ociVersionMax": proxcage_core::OCI_VERSION,
         }))
     }
+}
 
-    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+impl proxcage_store::Backend for Pct {
+    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
         crate::health::check(self, store)
     }
 
-    fn recover(&self, record: &proxcage_core::Record) -> Result<()> {
+    fn recover(&self, record: &proxcage_store::Record) -> Result<()> {
         crate::health::recover(self, record)
     }
 }

@@ -14,13 +14,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use proxcage_core::health::{
+use proxcage_core::{
+    ContainerId, DeleteRequest, Error, ErrorKind, Finding, Result, Runtime, Severity,
+};
+use proxcage_store::health::{
     self, interrupted_create_confirmed, restore_record, temp_file_finding, undo_interrupted_create,
 };
-use proxcage_core::{
-    ContainerId, ContainerLock, DeleteRequest, Error, ErrorKind, Finding, Phase, Record, Result,
-    Runtime, Severity, StateStore,
-};
+use proxcage_store::{Backend, ContainerLock, Phase, Record, StateStore};
 use serde::Deserialize;
 
 use crate::backend::Pct;
@@ -707,7 +707,7 @@ fn temp_files(root: &Path) -> Vec<PathBuf> {
             let name = e.file_name().to_string_lossy().into_owned();
             name.rsplit_once(".json.tmp.")
                 .and_then(|(_, pid)| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !health::pid_alive(pid))
+                .is_some_and(|pid| !proxcage_process::pid_alive(pid))
         })
         .map(|e| e.path())
         .collect();

@@ -10,9 +10,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-use proxcage_core::{process, State};
+use proxcage_core::State;
 use proxcage_lxc_config::oci_spec::runtime::Hook;
 use proxcage_lxc_config::ProcessFile;
+use proxcage_process as process;
 use serde::{Deserialize, Serialize};
 
 /// The hooks that run after `create`: kept in the backend's record.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use proxcage_core::process;
+use proxcage_process as process;
 
 use crate::error::{classify, PctError};
 use crate::parse::{self, CtStatus, ListEntry};

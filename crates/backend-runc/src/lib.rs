@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use proxcage_core::{process, Result};
+use proxcage_core::Result;
 use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use proxcage_process as process;
 use serde::Deserialize;
 
 /// The backend's name in routes, records and the config file.

@@ -1,13 +1,15 @@
 //! What every command needs, built on first use: the root, the config, the store and the
 //! backends. A command that needs no config (`spec`) reads none.
 
+use proxcage_store::Backend;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use proxcage_backend_crun::crun;
 use proxcage_backend_runc::runc;
-use proxcage_core::{ContainerId, Error, Record, Result, Runtime, State, StateStore, Status};
+use proxcage_core::{ContainerId, Error, Result, State, Status};
 use proxcage_delegate::CallerFlags;
+use proxcage_store::{Record, StateStore};
 
 use crate::args::Global;
 use crate::config::{Config, BACKENDS};
@@ -67,7 +69,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The backend called `name`, configured from the config file.
-    pub fn backend(&self, name: &str) -> Result<Box<dyn Runtime>> {
+    pub fn backend(&self, name: &str) -> Result<Box<dyn Backend>> {
         let config = self.config()?;
         let root = self.store()?.backend_dir(name)?;
         let flags = self.flags();
@@ -113,7 +115,7 @@ impl<'a> Ctx<'a> {
     pub fn locked_backend(
         &self,
         id: &ContainerId,
-    ) -> Result<(proxcage_core::ContainerLock, Box<dyn Runtime>)> {
+    ) -> Result<(proxcage_store::ContainerLock, Box<dyn Backend>)> {
         let not_found = || Error::NotFound { id: id.clone() };
         let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
         let record = lock.record()?.ok_or_else(not_found)?;
@@ -124,7 +126,7 @@ impl<'a> Ctx<'a> {
 
     /// A create that died midway is an error that says how to clean it up.
     fn refuse_interrupted(&self, record: &Record) -> Result<()> {
-        if !proxcage_core::health::create_interrupted(record) {
+        if !proxcage_store::health::create_interrupted(record) {
             return Ok(());
         }
         Err(Error::Conflict {
@@ -140,13 +142,13 @@ impl<'a> Ctx<'a> {
 
     /// The record of `id` and the backend it names.
     /// A create that died midway is an error that says how to clean it up.
-    pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Runtime>)> {
+    pub fn recorded_backend(&self, id: &ContainerId) -> Result<(Record, Box<dyn Backend>)> {
         let mut record = self.record(id)?;
         // Read without the lock, a `creating` record may be one whose creator finishes
         // (and exits) any moment: it is judged once, and a creator alive then is a create
         // in progress, even if it is gone by the time we answer. One that looked gone is
         // judged again under the lock, which a live create holds: then it is certain.
-        if proxcage_core::health::create_interrupted(&record) {
+        if proxcage_store::health::create_interrupted(&record) {
             let not_found = || Error::NotFound { id: id.clone() };
             let lock = self.store()?.lock_existing(id)?.ok_or_else(not_found)?;
             record = lock.record()?.ok_or_else(not_found)?;

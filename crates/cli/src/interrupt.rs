@@ -14,7 +14,7 @@ const DEFERRED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 extern "C" fn note(signal: libc::c_int) {
     // Only an atomic store: async-signal-safe. A wait for a container's lock sees it and
     // gives up.
-    proxcage_core::process::note_signal(signal);
+    proxcage_process::note_signal(signal);
 }
 
 /// While alive, the deferred signals are noted rather than acted on; dropping it restores
@@ -45,9 +45,8 @@ impl Deferred {
     /// The deferred signal received since [`Deferred::install`], if any: by our handler,
     /// or by the relay that passes signals on to a backend's child while it runs.
     pub fn received(&self) -> Option<Signal> {
-        let relayed =
-            proxcage_core::process::last_relayed_signal().filter(|s| DEFERRED.contains(s));
-        proxcage_core::process::noted_signal().or(relayed)
+        let relayed = proxcage_process::last_relayed_signal().filter(|s| DEFERRED.contains(s));
+        proxcage_process::noted_signal().or(relayed)
     }
 }
 

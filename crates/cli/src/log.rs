@@ -38,7 +38,7 @@ impl LogSink {
     /// One line in the sink's format, written with a single `write` (the file is opened
     /// with O_APPEND, so concurrent writers do not interleave within a line).
     pub fn line(&self, level: &str, msg: &str) -> String {
-        let time = proxcage_core::store::now_rfc3339();
+        let time = proxcage_store::now_rfc3339();
         match self.format {
             LogFormat::Json => {
                 let line = serde_json::json!({ "level": level, "msg": msg, "time": time });

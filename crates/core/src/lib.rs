@@ -3,11 +3,8 @@
 //! - [`ContainerId`], [`Signal`], [`Status`] and [`State`]: runc's notions, validated on
 //!   construction and printed exactly as runc prints them.
 //! - [`Runtime`]: the contract every backend fulfils; requests in [`runtime`].
-//! - [`StateStore`]: proxcage's own records, one directory per container, written
-//!   atomically under per-container locks.
 //! - [`Router`]: which backend runs a new container.
-//! - [`health`]: what `proxcage health` checks and repairs, for the store and backends.
-//! - [`process`]: external tools run from argv lists with timeouts, never through a shell.
+//! - [`Finding`]: what `proxcage health` reports, with the repair it would make.
 //! - [`Error`]: what went wrong, with the id, file or command, and runc's wording for the
 //!   classes callers match on.
 //!
@@ -21,23 +18,20 @@
 //! ```
 
 pub mod error;
-pub mod health;
+pub mod finding;
 pub mod id;
-pub mod process;
 pub mod router;
 pub mod runtime;
 pub mod signal;
 pub mod state;
-pub mod store;
 
 pub use error::{Error, ErrorKind, Result};
-pub use health::{Finding, Severity};
+pub use finding::{Finding, Severity};
 pub use id::ContainerId;
 pub use router::{Reason, RouteRule, Router, BACKEND_ANNOTATION};
 pub use runtime::{CreateRequest, DeleteRequest, ExecRequest, KillRequest, RunRequest, Runtime};
 pub use signal::Signal;
 pub use state::{State, Status};
-pub use store::{ContainerLock, Phase, Record, StateStore};
 
 /// The OCI runtime-spec version proxcage writes (`spec`) and reports. 1.1.0 is the newest
 /// that every backend accepts: crun 1.8.1 refuses a config.json that says 1.2.0.

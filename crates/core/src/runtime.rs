@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 
-use crate::error::{ErrorKind, Result};
-use crate::health::Finding;
+use crate::error::Result;
 use crate::id::ContainerId;
 use crate::signal::Signal;
 use crate::state::State;
-use crate::store::{Record, StateStore};
 
 /// `create` (and the create half of `run`).
 #[derive(Clone, Debug)]
@@ -150,26 +148,4 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     fn resume(&self, id: &ContainerId) -> Result<()>;
     /// What the backend supports, as runtime-spec's features document.
     fn features(&self) -> Result<serde_json::Value>;
-
-    /// `proxcage health` for this backend: its prerequisites on the host, and its
-    /// containers reconciled with the records of `store` (creates that died midway,
-    /// records whose container is gone, containers without a record). An error means the
-    /// check itself could not run.
-    fn health(&self, store: &StateStore) -> Result<Vec<Finding>> {
-        let _ = store;
-        Ok(Vec::new())
-    }
-
-    /// Forgets whatever the interrupted create of `record` left in the backend (its
-    /// creator is gone, see [`crate::health::create_interrupted`]). The caller removes
-    /// the record afterwards.
-    fn recover(&self, record: &Record) -> Result<()> {
-        match self.delete(DeleteRequest {
-            id: record.id(),
-            force: true,
-        }) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
 }

@@ -4,12 +4,11 @@
 
 use std::fs;
 
-use proxcage_core::health::{
+use proxcage_core::{ContainerId, DeleteRequest, Finding, Result, Runtime, Severity};
+use proxcage_store::health::{
     self, forget_record, interrupted_create_confirmed, restore_record, undo_interrupted_create,
 };
-use proxcage_core::{
-    ContainerId, DeleteRequest, Finding, Phase, Record, Result, Runtime, Severity, StateStore,
-};
+use proxcage_store::{Backend, Phase, Record, StateStore};
 
 use crate::Delegate;
 

@@ -30,11 +30,11 @@ use std::time::Duration;
 
 mod health;
 
-use proxcage_core::process::{self, Output};
 use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
     Runtime, State,
 };
+use proxcage_process::{self as process, Output};
 
 /// How long a request that should finish on its own may take before the binary is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -508,8 +508,10 @@ impl Runtime for Delegate {
         let out = self.captured(["features"])?;
         self.parse("features", &out)
     }
+}
 
-    fn health(&self, store: &proxcage_core::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+impl proxcage_store::Backend for Delegate {
+    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
         health::check(self, store)
     }
 }

@@ -7,10 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, ErrorKind, ExecRequest, Record, RunRequest, Runtime,
-    Severity, StateStore,
+    ContainerId, CreateRequest, DeleteRequest, ErrorKind, ExecRequest, RunRequest, Runtime,
+    Severity,
 };
 use proxcage_delegate::{CallerFlags, Delegate};
+use proxcage_store::{Backend, Record, StateStore};
 
 /// Records each call's argv in `calls` (one arg a line, `---` after each call). Answers
 /// `--version` with the file `version`; a subcommand `C` prints `out.C`, logs the text of

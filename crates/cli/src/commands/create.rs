@@ -2,11 +2,11 @@
 //! hand over. The record is written as `creating` before the backend starts and marked
 //! `created` after; a failure removes it, so a failed create leaves nothing behind.
 
-use proxcage_core::{
-    health, ContainerId, ContainerLock, CreateRequest, DeleteRequest, Error, ErrorKind, Phase,
-    Record, RunRequest, Runtime,
-};
+use proxcage_core::{ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, RunRequest};
 use proxcage_oci::Bundle;
+use proxcage_store::health;
+use proxcage_store::Backend;
+use proxcage_store::{ContainerLock, Phase, Record};
 
 use crate::args::{Create, Run};
 use crate::context::{absolute, Ctx};
@@ -87,7 +87,7 @@ pub fn run(args: &Run, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
 struct Prepared {
     lock: ContainerLock,
     record: Record,
-    backend: Box<dyn Runtime>,
+    backend: Box<dyn Backend>,
     request: CreateRequest,
 }
 
@@ -150,7 +150,7 @@ fn recover_or_refuse(existing: &Record, ctx: &Ctx<'_>) -> anyhow::Result<()> {
 }
 
 /// After a failed create: the backend forgets whatever it made, the record goes.
-fn undo(backend: &dyn Runtime, id: &ContainerId, lock: ContainerLock) {
+fn undo(backend: &dyn Backend, id: &ContainerId, lock: ContainerLock) {
     match backend.delete(DeleteRequest { id, force: true }) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}

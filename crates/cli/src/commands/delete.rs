@@ -2,7 +2,8 @@
 //! --force; an unknown id with --force is not an error (containerd's shim and podman
 //! delete twice).
 
-use proxcage_core::{health, ContainerId, DeleteRequest, Error, ErrorKind};
+use proxcage_core::{ContainerId, DeleteRequest, Error, ErrorKind};
+use proxcage_store::health;
 
 use crate::args::Delete;
 use crate::config::BACKENDS;

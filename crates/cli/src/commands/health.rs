@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use proxcage_core::health::check_store;
 use proxcage_core::{Finding, Severity};
+use proxcage_store::health::check_store;
 use serde::Serialize;
 
 use super::print;

@@ -1,10 +1,12 @@
 //! `list`: every recorded container, its state from its backend (one `list` call per
 //! backend in use), in runc's table or JSON shape plus a BACKEND column.
 
+use proxcage_store::Backend;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use proxcage_core::{Phase, Record, Runtime, State};
+use proxcage_core::State;
+use proxcage_store::{Phase, Record};
 use serde::Serialize;
 
 use super::print;
@@ -12,7 +14,7 @@ use crate::args::{Format, List};
 use crate::context::{creating_state, Ctx};
 
 /// A backend (if it could be set up) and the states its `list` returned, by id.
-type Listed = (Option<Box<dyn Runtime>>, HashMap<String, State>);
+type Listed = (Option<Box<dyn Backend>>, HashMap<String, State>);
 
 #[derive(Serialize)]
 struct Entry<'a> {

@@ -4,7 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use proxcage_core::{process, ContainerId};
+use proxcage_core::ContainerId;
+use proxcage_process as process;
 
 use super::print;
 use crate::args::{Format, Ps};

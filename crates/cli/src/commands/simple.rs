@@ -1,6 +1,7 @@
 //! Commands that hand one request about one container to its recorded backend.
 
-use proxcage_core::{ContainerId, KillRequest, Result, Runtime, Signal};
+use proxcage_core::{ContainerId, KillRequest, Result, Signal};
+use proxcage_store::Backend;
 
 use crate::args::{Id, Kill};
 use crate::context::Ctx;
@@ -11,7 +12,7 @@ use crate::context::Ctx;
 fn on_recorded(
     id: &str,
     ctx: &Ctx<'_>,
-    request: impl FnOnce(&dyn Runtime, &ContainerId) -> Result<()>,
+    request: impl FnOnce(&dyn Backend, &ContainerId) -> Result<()>,
 ) -> anyhow::Result<i32> {
     let id = ContainerId::new(id)?;
     let (_lock, backend) = ctx.locked_backend(&id)?;

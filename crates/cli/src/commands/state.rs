@@ -1,4 +1,5 @@
-use proxcage_core::{ContainerId, ErrorKind, Phase};
+use proxcage_core::{ContainerId, ErrorKind};
+use proxcage_store::Phase;
 
 use super::print;
 use crate::args::Id;

@@ -1,9 +1,14 @@
-//! Running external tools: argv lists only, never a shell; a timeout for everything that
-//! should finish; stderr kept for the error.
+//! proxcage-process: running external tools for proxcage's backends: argv lists only,
+//! never a shell; a timeout for everything that should finish; stderr kept for the error.
+//!
+//! Process-wide effects an embedder should know of: the `run_inherited*` functions and
+//! [`wait_child_relaying`] block SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
+//! SIGWINCH in the calling thread while they relay them to the child (and restore the mask
+//! after); nothing else touches signal dispositions, stdio or the environment.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +23,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
-use crate::error::{Error, Result};
+use proxcage_core::{ContainerId, Error, Result, Signal};
 
 /// What a captured run produced.
 #[derive(Debug)]
@@ -725,7 +730,7 @@ pub fn pids_in_pid_namespace_of(init: i32) -> std::result::Result<Vec<i32>, Stri
 
 /// Sends `signal` to each of `pids` of container `id`; a process that is already gone is
 /// not an error. For backends that signal a container's processes themselves.
-pub fn signal_each(id: &crate::ContainerId, pids: &[i32], signal: crate::Signal) -> Result<()> {
+pub fn signal_each(id: &ContainerId, pids: &[i32], signal: Signal) -> Result<()> {
     let sig = NixSignal::try_from(signal.number()).ok();
     for &pid in pids {
         match kill(Pid::from_raw(pid), sig) {
@@ -835,6 +840,43 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
             let _ = std::fs::remove_file(&tmp);
             Error::io("cannot write the pid file", path, e)
         })
+}
+
+/// Whether process `pid` exists (EPERM: it exists and belongs to someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// When process `pid` started, in seconds since the epoch (from /proc).
+pub fn started_at(pid: u32) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime, clock ticks after boot), counted after the `(comm)` field.
+    let ticks: i64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: i64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| boot + ticks / i64::from(hz as i32))
 }
 
 #[cfg(test)]

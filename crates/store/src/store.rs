@@ -22,8 +22,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::id::ContainerId;
+use proxcage_core::{ContainerId, Error, Result};
 
 pub(crate) const RECORD: &str = "record.json";
 pub(crate) const TMP_PREFIX: &str = "record.json.tmp.";
@@ -266,7 +265,7 @@ impl StateStore {
     }
 
     /// Replaces a container's directory by a fresh copy holding its record: a stale lock
-    /// on the old directory (see [`crate::health::stale_lock`]) then no longer applies.
+    /// on the old directory (see [`crate::stale_lock`]) then no longer applies.
     /// Nothing is killed; whoever still holds the old directory holds nothing that counts.
     pub fn replace_container_dir(&self, id: &ContainerId) -> Result<String> {
         let dir = self.dir(id);
@@ -550,10 +549,10 @@ fn same_inode(meta: &fs::Metadata, path: &Path) -> bool {
 
 /// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
 /// belongs to a stuck process, and the operator should hear about it. A signal noted
-/// meanwhile ([`crate::process::note_signal`]: SIGINT, SIGTERM or SIGHUP to `create`)
+/// meanwhile ([`proxcage_process::note_signal`]: SIGINT, SIGTERM or SIGHUP to `create`)
 /// ends the wait at once.
 fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
-    flock_until(file, path, crate::process::noted_signal)
+    flock_until(file, path, proxcage_process::noted_signal)
 }
 
 fn flock_until(
@@ -585,10 +584,10 @@ fn flock_until(
                     // A lock whose taker is gone is never released: say so now rather
                     // than after the whole timeout.
                     checked = true;
-                    if let Some(stale) = crate::health::stale_lock(path) {
+                    if let Some(stale) = crate::stale::stale_lock(path) {
                         return Err(Error::StaleLock {
                             path: path.to_path_buf(),
-                            detail: crate::health::describe_stale(&stale),
+                            detail: crate::stale::describe_stale(&stale),
                         });
                     }
                 }

@@ -1,185 +1,21 @@
-//! Health checks: what `proxcage health` finds, and how `--repair` fixes it.
-//!
-//! A check returns [`Finding`]s. Each names what is wrong (`kind`, stable), the object it
-//! is about, where it is, and, when proxcage can fix it safely, the repair it would make;
-//! [`Finding::repair`] then does it. This module checks the store itself (records that do
-//! not parse, leftover temp files, stale locks, creates that died midway) and gives the
-//! backends the pieces their own checks ([`crate::Runtime::health`]) share.
+//! The store's own health checks, and the pieces the backends' checks share: creates
+//! that died midway, records to forget or restore, temp files of writes that never
+//! finished.
 //!
 //! Repairs are the least destructive fix that makes the state consistent again, and never
 //! touch a container proxcage did not create: a backend container is only removed when a
 //! record of this root proves proxcage made it.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use proxcage_core::{ContainerId, Error, Finding, Result, Severity};
+use proxcage_process::{pid_alive, started_at};
 
-use crate::error::{Error, Result};
-use crate::id::ContainerId;
+use crate::stale::{describe_stale, locked, stale_lock, StaleLock};
 use crate::store::{Phase, Record, StateStore};
-
-/// How bad a finding is. `error`: something is broken (a command will fail on it);
-/// `warning`: inconsistent or wasteful, but nothing fails yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
-
-/// The action a repair runs; it says what it did.
-pub type Fix = Box<dyn FnOnce() -> Result<String>>;
-
-/// One problem found by a check.
-#[derive(Serialize)]
-pub struct Finding {
-    /// What kind of problem, e.g. `record-corrupt`: stable, for scripts to match on.
-    kind: &'static str,
-    severity: Severity,
-    /// What it is about: `container web-1`, `CT 105`, `template proxcage-<sha256>.tar.zst`.
-    object: String,
-    /// Where: a path, or a backend's address of the object (`pct:105`).
-    #[serde(rename = "where")]
-    location: String,
-    /// What is wrong, in words for the operator.
-    message: String,
-    /// What `--repair` would do; `None`: proxcage will not repair this itself (the message
-    /// says what to do by hand).
-    repair: Option<String>,
-    #[serde(skip)]
-    fix: Option<Fix>,
-}
-
-impl fmt::Debug for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Finding")
-            .field("kind", &self.kind)
-            .field("severity", &self.severity)
-            .field("object", &self.object)
-            .field("where", &self.location)
-            .field("message", &self.message)
-            .field("repair", &self.repair)
-            .finish()
-    }
-}
-
-impl Finding {
-    pub fn new(
-        kind: &'static str,
-        severity: Severity,
-        object: impl Into<String>,
-        location: impl fmt::Display,
-        message: impl Into<String>,
-    ) -> Self {
-        Finding {
-            kind,
-            severity,
-            object: object.into(),
-            location: location.to_string(),
-            message: message.into(),
-            repair: None,
-            fix: None,
-        }
-    }
-
-    /// The repair `what` (as the report words it), done by `fix`.
-    pub fn with_repair(
-        mut self,
-        what: impl Into<String>,
-        fix: impl FnOnce() -> Result<String> + 'static,
-    ) -> Self {
-        self.repair = Some(what.into());
-        self.fix = Some(Box::new(fix));
-        self
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-    pub fn severity(&self) -> Severity {
-        self.severity
-    }
-    pub fn object(&self) -> &str {
-        &self.object
-    }
-    /// The `where` of the report.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-    /// What `--repair` would do, if proxcage repairs this itself.
-    pub fn repair(&self) -> Option<&str> {
-        self.repair.as_deref()
-    }
-
-    /// Runs the repair (once): `None` when there is none, else what it did or why it
-    /// failed.
-    pub fn run_repair(&mut self) -> Option<Result<String>> {
-        self.fix.take().map(|fix| fix())
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} [{}] at {}: {}",
-            self.severity, self.object, self.kind, self.location, self.message
-        )
-    }
-}
-
-/// Whether process `pid` exists (EPERM: it exists and belongs to someone else).
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
-/// When process `pid` started, in seconds since the epoch (from /proc).
-fn started_at(pid: u32) -> Option<i64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime, clock ticks after boot), counted after the `(comm)` field.
-    let ticks: i64 = stat
-        .rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
-    let boot: i64 = fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| boot + ticks / i64::from(hz as i32))
-}
 
 /// True when `record` is a create whose proxcage process is gone: it died (or the host
 /// rebooted) before the create finished. A pid taken over since by a process that started
@@ -248,117 +84,6 @@ pub fn undo_interrupted_create(
         }),
         None => Ok(format!("container {id} has no record any more")),
     }
-}
-
-/// A flock on a file or directory that the process which took it no longer holds: the
-/// open file description lives on in another process (a child it left behind), so every
-/// proxcage command waiting for the lock would wait forever.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StaleLock {
-    /// The process that took the lock, now gone.
-    pub taken_by: u32,
-    /// The processes that still hold it open (may be empty if /proc hides them).
-    pub held_by: Vec<u32>,
-}
-
-/// The stale lock on `path`, if there is one. `None` also when the lock is free or held by
-/// the live process that took it.
-///
-/// /proc/locks is read before its taker is looked for, so a taker that released the lock
-/// and exited in between would look dead with its lock held: the lock counts as stale
-/// only if it still cannot be taken afterwards and /proc/locks still names the same dead
-/// taker.
-pub fn stale_lock(path: &Path) -> Option<StaleLock> {
-    let meta = fs::metadata(path).ok()?;
-    let (dev, ino) = (meta.dev(), meta.ino());
-    let taken_by = lock_taker(dev, ino)?;
-    if pid_alive(taken_by) || lock_is_free(path) {
-        return None;
-    }
-    if lock_taker(dev, ino) != Some(taken_by) || pid_alive(taken_by) {
-        return None;
-    }
-    Some(StaleLock {
-        taken_by,
-        held_by: processes_with_open(dev, ino),
-    })
-}
-
-/// The pid /proc/locks gives for the flock on the file (dev, ino): the process that took it.
-fn lock_taker(dev: u64, ino: u64) -> Option<u32> {
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let locks = fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        // "1: FLOCK  ADVISORY  WRITE 15938 fe:00:10019137 0 EOF"
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (pid, file) = if fields.get(1) == Some(&"->") {
-            (fields.get(5)?, fields.get(6)?)
-        } else {
-            (fields.get(4)?, fields.get(5)?)
-        };
-        let mut parts = file.split(':');
-        let maj = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let min = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let file_ino: u64 = parts.next()?.parse().ok()?;
-        (maj == major && min == minor && file_ino == ino)
-            .then(|| pid.parse::<u32>().ok())
-            .flatten()
-    })
-}
-
-/// Whether an exclusive flock on `path` can be taken right now (it is released at once).
-fn lock_is_free(path: &Path) -> bool {
-    use nix::fcntl::{Flock, FlockArg};
-    fs::File::open(path)
-        .ok()
-        .is_some_and(|file| Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok())
-}
-
-/// Pids of processes with an open fd on the file (dev, ino), as far as /proc shows them.
-fn processes_with_open(dev: u64, ino: u64) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in procs.filter_map(|e| e.ok()) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        let holds = fds
-            .filter_map(|e| e.ok())
-            .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino));
-        if holds {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Describes a stale lock for messages.
-pub fn describe_stale(lock: &StaleLock) -> String {
-    let holders = if lock.held_by.is_empty() {
-        "a process /proc does not show".to_string()
-    } else {
-        lock.held_by
-            .iter()
-            .map(|pid| {
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                format!("{pid} ({})", comm.trim())
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        "it was taken by process {}, which is gone, and is still held by {holders}",
-        lock.taken_by
-    )
 }
 
 /// Temp files of writes that never finished: `<prefix><pid>` whose writer is gone.
@@ -441,7 +166,7 @@ pub fn restore_record(store: &StateStore, record: &Record) -> Result<String> {
 /// The store's own checks: the root's permissions, every container directory (its lock,
 /// temp files, whether its record parses and names a backend this build has), and the
 /// store-wide lock. `backends`: the backends this build has. Interrupted creates and
-/// records whose container is gone are the backends' to find ([`crate::Runtime::health`]).
+/// records whose container is gone are the backends' to find ([`crate::Reconcile`]).
 pub fn check_store(store: &StateStore, backends: &[&str]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     check_root(store.root(), &mut findings)?;
@@ -617,17 +342,6 @@ fn check_container_dir(
     }
 }
 
-/// Whether some process holds the flock on `path` right now.
-fn locked(path: &Path) -> bool {
-    let Ok(file) = fs::File::open(path) else {
-        return false;
-    };
-    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(_) => false,
-        Err((_, e)) => e == nix::errno::Errno::EWOULDBLOCK,
-    }
-}
-
 fn stale_lock_finding(
     object: &str,
     path: PathBuf,
@@ -707,7 +421,7 @@ mod tests {
     }
 
     fn kinds(findings: &[Finding]) -> Vec<&'static str> {
-        findings.iter().map(|f| f.kind).collect()
+        findings.iter().map(|f| f.kind()).collect()
     }
 
     fn repair_all(findings: Vec<Finding>) {
@@ -937,7 +651,7 @@ mod tests {
         );
         // A second restore finds the record the first wrote.
         let err = restore_record(&store, &checked).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(err.kind(), proxcage_core::ErrorKind::AlreadyExists, "{err}");
 
         let mut changed = checked.clone();
         changed.set_backend_data(serde_json::json!({"vmid": 105}));
@@ -959,21 +673,5 @@ mod tests {
             forget_record(&store, &id("a"), &changed).unwrap(),
             "container a has no record any more"
         );
-    }
-
-    #[test]
-    fn findings_print_as_the_report_shows_them() {
-        let f = Finding::new("temp-file", Severity::Warning, "container a", "/r/x", "m")
-            .with_repair("remove it", || Ok("removed".into()));
-        assert_eq!(format!("[{:>7}]", Severity::Error), "[  error]");
-        let debug = format!("{f:?}");
-        assert!(
-            debug.contains("kind: \"temp-file\"") && debug.contains("repair: Some(\"remove it\")"),
-            "{debug}"
-        );
-        assert_eq!(f.to_string(), "warning: container a [temp-file] at /r/x: m");
-        let json = serde_json::to_value(&f).unwrap();
-        assert_eq!(json["where"], "/r/x");
-        assert_eq!(json["severity"], "warning");
     }
 }

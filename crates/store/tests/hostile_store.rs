@@ -7,7 +7,8 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use proxcage_core::{ContainerId, Record, StateStore};
+use proxcage_core::ContainerId;
+use proxcage_store::{Record, StateStore};
 
 fn id(s: &str) -> ContainerId {
     ContainerId::new(s).unwrap()
