@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use proxcage::core::{ContainerId, RouteRule, Router, Signal};
+use proxcage::core::{ContainerId, Signal};
+use proxcage::engine::{RouteRule, Router};
 use proxcage::store::{Record, StateStore};
 
 fn ids_and_signals(c: &mut Criterion) {

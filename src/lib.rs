@@ -25,6 +25,7 @@ pub use proxcage_backend_pct as backend_pct;
 pub use proxcage_backend_runc as backend_runc;
 pub use proxcage_core as core;
 pub use proxcage_delegate as delegate;
+pub use proxcage_engine as engine;
 pub use proxcage_oci as oci;
 pub use proxcage_process as process;
 pub use proxcage_store as store;

@@ -36,6 +36,7 @@ use crate::hooks::{self, LaterHooks};
 use crate::monitor::{self, Launch, RunDir};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
+use crate::policy::BindSources;
 use crate::settings::PctSettings;
 use crate::tty::{self, MasterSocket};
 use crate::vmid::Vmid;
@@ -97,14 +98,16 @@ pub struct Pct {
     range: crate::VmidRange,
     net0: Option<String>,
     policy: ProxmoxPolicy,
+    bind_sources: BindSources,
 }
 
 /// How long the CT's init may take to reach its monitor after `pct start`, and to take
 /// the release after `start` opened the exec FIFO.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The pct backend with its records under `root`.
-pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
+/// The pct backend with its records under `root`; bind mounts of its containers may take
+/// their sources only where `bind_sources` allows.
+pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> Result<Pct> {
     let find = |setting: &Option<PathBuf>, name: &str, package: &'static str| {
         process::find_program(setting.as_deref().unwrap_or(Path::new(name)), package)
     };
@@ -153,6 +156,7 @@ pub fn pct(settings: &PctSettings, root: PathBuf) -> Result<Pct> {
         range: settings.vmid_range.unwrap_or_default(),
         net0: settings.net0.clone(),
         policy,
+        bind_sources,
     })
 }
 
@@ -594,8 +598,10 @@ impl Runtime for Pct {
         }
         let started = Instant::now();
         self.tools.take_spent();
-        // Everything that can be checked is checked before anything is made.
-        let bundle = Bundle::load(&req.bundle).map_err(input)?;
+        // Everything that can be checked is checked before anything is made, on the spec
+        // the caller loaded (and routed by): config.json is not read again.
+        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
+        self.bind_sources.check(id, &bundle)?;
         let files_dir = self.files_root.join(id.as_str());
         let translation = from_oci(
             bundle.spec(),
@@ -862,9 +868,12 @@ impl Runtime for Pct {
     /// container unless `--keep`.
     fn run(&self, req: &RunRequest) -> Result<i32> {
         let id = req.create.id();
-        let terminal = Bundle::load(&req.create.bundle)
-            .ok()
-            .and_then(|b| b.spec().process().as_ref().and_then(|p| p.terminal()))
+        let terminal = req
+            .create
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
             == Some(true);
         // A terminal process without a console socket gets this process's terminal, as
         // with `runc run`: the monitor sends the master here.

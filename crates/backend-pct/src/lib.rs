@@ -14,6 +14,7 @@ mod hooks;
 mod monitor;
 pub mod parse;
 pub mod pct;
+mod policy;
 mod settings;
 mod tty;
 pub mod vmid;
@@ -21,6 +22,7 @@ pub mod vmid;
 pub use backend::{pct, without_proxmox_keys, Pct};
 pub use error::PctError;
 pub use pct::{CallError, PctTools};
+pub use policy::BindSources;
 pub use settings::PctSettings;
 pub use vmid::{Vmid, VmidRange};
 

@@ -7,11 +7,8 @@
 mod args;
 mod argv;
 mod commands;
-mod config;
 mod context;
-mod interrupt;
 mod log;
-mod security;
 
 use crate::args::Cli;
 use crate::context::Ctx;

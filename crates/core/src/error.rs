@@ -99,6 +99,16 @@ pub enum Error {
     #[error("container {id}: {message}")]
     Conflict { id: ContainerId, message: String },
 
+    /// The config file's `[security]` policy refuses what a bundle asks for: `what` (the
+    /// annotation or mount, in which file) `why` (the policy, in which file): `fix`.
+    #[error("container {id}: {what} {why}: {fix}")]
+    Policy {
+        id: ContainerId,
+        what: String,
+        why: String,
+        fix: String,
+    },
+
     /// Invalid input found outside the core crate (a bundle, a flag), with its own source.
     #[error(transparent)]
     Input(Box<dyn std::error::Error + Send + Sync>),
@@ -121,6 +131,7 @@ impl Error {
             | Error::InvalidSignal { .. }
             | Error::Config { .. }
             | Error::UnknownBackend { .. }
+            | Error::Policy { .. }
             | Error::Input(_) => ErrorKind::InvalidInput,
             Error::Backend { message, .. } => classify(message),
             _ => ErrorKind::Other,
@@ -134,6 +145,19 @@ impl Error {
             Error::Backend { code, .. } if *code > 0 && *code < 256 => *code,
             _ => 1,
         }
+    }
+}
+
+/// `items` as a list for messages: `"a", "b"`, or `none`.
+pub fn quoted_list<T: std::fmt::Debug>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

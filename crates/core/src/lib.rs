@@ -3,7 +3,6 @@
 //! - [`ContainerId`], [`Signal`], [`Status`] and [`State`]: runc's notions, validated on
 //!   construction and printed exactly as runc prints them.
 //! - [`Runtime`]: the contract every backend fulfils; requests in [`runtime`].
-//! - [`Router`]: which backend runs a new container.
 //! - [`Finding`]: what `proxcage health` reports, with the repair it would make.
 //! - [`Error`]: what went wrong, with the id, file or command, and runc's wording for the
 //!   classes callers match on.
@@ -20,7 +19,6 @@
 pub mod error;
 pub mod finding;
 pub mod id;
-pub mod router;
 pub mod runtime;
 pub mod signal;
 pub mod state;
@@ -28,7 +26,6 @@ pub mod state;
 pub use error::{Error, ErrorKind, Result};
 pub use finding::{Finding, Severity};
 pub use id::ContainerId;
-pub use router::{Reason, RouteRule, Router, BACKEND_ANNOTATION};
 pub use runtime::{CreateRequest, DeleteRequest, ExecRequest, KillRequest, RunRequest, Runtime};
 pub use signal::Signal;
 pub use state::{State, Status};
@@ -36,3 +33,6 @@ pub use state::{State, Status};
 /// The OCI runtime-spec version proxcage writes (`spec`) and reports. 1.1.0 is the newest
 /// that every backend accepts: crun 1.8.1 refuses a config.json that says 1.2.0.
 pub const OCI_VERSION: &str = "1.1.0";
+
+/// The annotation in a bundle's config.json that names the backend to run it.
+pub const BACKEND_ANNOTATION: &str = "io.proxcage.backend";

@@ -5,6 +5,9 @@
 //! `--systemd-cgroup`) are given when it is constructed, not per call.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::runtime::Spec;
 
 use crate::error::Result;
 use crate::id::ContainerId;
@@ -17,6 +20,10 @@ pub struct CreateRequest {
     pub id: ContainerId,
     /// Absolute path of the bundle directory.
     pub bundle: PathBuf,
+    /// The bundle's config.json as the caller loaded and checked it. A backend that acts
+    /// on the spec acts on this one, never on a second read of the file, so what was
+    /// routed and checked against the security policy is what runs.
+    pub spec: Arc<Spec>,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub pidfd_socket: Option<PathBuf>,
@@ -27,10 +34,11 @@ pub struct CreateRequest {
 }
 
 impl CreateRequest {
-    pub fn new(id: ContainerId, bundle: impl Into<PathBuf>) -> Self {
+    pub fn new(id: ContainerId, bundle: impl Into<PathBuf>, spec: Arc<Spec>) -> Self {
         CreateRequest {
             id,
             bundle: bundle.into(),
+            spec,
             pid_file: None,
             console_socket: None,
             pidfd_socket: None,

@@ -159,7 +159,7 @@ fn caller_flags_are_passed_in_runcs_spelling_before_the_subcommand() {
 #[test]
 fn create_passes_every_option_of_the_request() {
     let fake = Fake::new();
-    let mut req = CreateRequest::new(id("web-1"), "/bundles/web");
+    let mut req = CreateRequest::new(id("web-1"), "/bundles/web", Default::default());
     fake.delegate().create(&req).unwrap();
     assert_eq!(
         fake.last_call(),
@@ -199,7 +199,7 @@ fn a_create_that_fails_silently_reports_its_exit_code() {
     fake.set("exit.create", "5");
     let err = fake
         .delegate()
-        .create(&CreateRequest::new(id("web-1"), "/b"))
+        .create(&CreateRequest::new(id("web-1"), "/b", Default::default()))
         .unwrap_err();
     let text = err.to_string();
     assert!(
@@ -216,7 +216,7 @@ fn a_create_that_fails_reports_the_binarys_own_message() {
     fake.set("fail.create", "cannot allocate tty");
     let err = fake
         .delegate()
-        .create(&CreateRequest::new(id("web-1"), "/b"))
+        .create(&CreateRequest::new(id("web-1"), "/b", Default::default()))
         .unwrap_err();
     let text = err.to_string();
     assert!(
@@ -230,7 +230,7 @@ fn run_passes_its_flags_and_returns_the_containers_exit_code() {
     let fake = Fake::new();
     fake.set("exit.run", "7");
     let req = RunRequest {
-        create: CreateRequest::new(id("job"), "/b"),
+        create: CreateRequest::new(id("job"), "/b", Default::default()),
         detach: false,
         keep: true,
         no_subreaper: true,

@@ -63,22 +63,38 @@ impl Bundle {
         let dir = absolute(dir.as_ref())?;
         let config_path = dir.join("config.json");
         let (spec, warnings) = parse_spec(&config_path, bytes)?;
+        let mut bundle = Bundle::from_spec(dir, spec)?;
+        bundle.warnings = warnings;
+        Ok(bundle)
+    }
 
+    /// A bundle of directory `dir` whose config.json is `spec`, already parsed: checked
+    /// and resolved as [`Bundle::load`] checks and resolves it, without reading
+    /// config.json again (a backend handed a spec acts on exactly that spec).
+    pub fn from_spec(dir: impl AsRef<Path>, spec: Spec) -> Result<Bundle, BundleError> {
+        let dir = absolute(dir.as_ref())?;
+        let config_path = dir.join("config.json");
         check_version(&config_path, spec.version())?;
         let rootfs = resolve_rootfs(&dir, &config_path, &spec)?;
         check_process(&config_path, &spec)?;
         check_nul_bytes(&config_path, &spec)?;
         let mount_sources = resolve_mounts(&dir, &config_path, spec.mounts().as_deref())?;
 
-        tracing::debug!(bundle = %dir.display(), warnings = warnings.len(), "bundle loaded");
+        tracing::debug!(bundle = %dir.display(), "bundle checked");
         Ok(Bundle {
             dir,
             config_path,
             spec,
             rootfs,
             mount_sources,
-            warnings,
+            warnings: Vec::new(),
         })
+    }
+
+    /// The request to create container `id` from this bundle: its directory and its spec
+    /// as loaded, which the backend acts on.
+    pub fn create_request(&self, id: proxcage_core::ContainerId) -> proxcage_core::CreateRequest {
+        proxcage_core::CreateRequest::new(id, &self.dir, std::sync::Arc::new(self.spec.clone()))
     }
 
     /// The absolute bundle directory.

@@ -1,4 +1,4 @@
-use proxcage_core::{ContainerId, ExecRequest};
+use proxcage_core::{ContainerId, ExecRequest, Runtime};
 
 use crate::args::Exec;
 use crate::context::{absolute, Ctx};
@@ -8,7 +8,6 @@ pub fn exec(args: &Exec, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     if args.process.is_none() && args.args.is_empty() {
         anyhow::bail!("exec needs a command after the container id, or --process FILE");
     }
-    let (_, backend) = ctx.recorded_backend(&id)?;
     let mut req = ExecRequest::new(id);
     req.process_file = args.process.as_deref().map(absolute).transpose()?;
     req.args = args.args.clone();
@@ -28,5 +27,5 @@ pub fn exec(args: &Exec, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     req.process_label = args.process_label.clone();
     req.cgroup = args.cgroup.clone();
     req.ignore_paused = args.ignore_paused;
-    Ok(backend.exec(&req)?)
+    Ok(ctx.engine()?.exec(&req)?)
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use proxcage_backend_pct::PctSettings;
 use proxcage_lxc_config::{from_oci, split_for_proxmox, ProxmoxPolicy, ResolvedPaths};
 use proxcage_oci::Bundle;
 
@@ -15,7 +16,7 @@ pub fn show(args: &LxcConfigArgs, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     for warning in bundle.warnings() {
         tracing::warn!("{}: {warning}", bundle.config_path().display());
     }
-    let pct = &ctx.config()?.backends.pct;
+    let pct: PctSettings = ctx.config()?.settings(proxcage_backend_pct::NAME)?;
     let files_dir = pct
         .files_dir
         .clone()

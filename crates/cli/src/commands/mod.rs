@@ -2,16 +2,13 @@
 
 mod bundle;
 mod create;
-mod delete;
 mod exec;
-mod features;
 mod health;
 mod list;
 mod lxc_config;
 mod ps;
 mod simple;
 mod spec;
-mod state;
 mod template;
 
 use crate::args::Command;
@@ -31,12 +28,12 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Command::Pause(args) => simple::pause(args, ctx),
         Command::Resume(args) => simple::resume(args, ctx),
         Command::Kill(args) => simple::kill(args, ctx),
-        Command::State(args) => state::state(args, ctx),
-        Command::Delete(args) => delete::delete(args, ctx),
+        Command::State(args) => simple::state(args, ctx),
+        Command::Delete(args) => simple::delete(args, ctx),
         Command::List(args) => list::list(args, ctx),
         Command::Exec(args) => exec::exec(args, ctx),
         Command::Ps(args) => ps::ps(args, ctx),
-        Command::Features => features::features(ctx),
+        Command::Features => simple::features(ctx),
         Command::Spec(args) => spec::spec(args),
         Command::Bundle(crate::args::BundleCommand::Create(args)) => bundle::create(args),
         Command::Template(crate::args::TemplateCommand::Create(args)) => {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use proxcage_core::ContainerId;
+use proxcage_core::{ContainerId, Runtime};
 use proxcage_process as process;
 
 use super::print;
@@ -13,8 +13,7 @@ use crate::context::Ctx;
 
 pub fn ps(args: &Ps, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     let id = ContainerId::new(&args.id)?;
-    let (_, backend) = ctx.recorded_backend(&id)?;
-    let pids = backend.ps(&id)?;
+    let pids = ctx.engine()?.ps(&id)?;
     if args.format == Format::Json {
         print(&format!("{}\n", serde_json::to_string(&pids)?))?;
         return Ok(0);

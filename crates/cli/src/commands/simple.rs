@@ -1,44 +1,57 @@
-//! Commands that hand one request about one container to its recorded backend.
+//! Commands that hand one request about one container to the engine.
 
-use proxcage_core::{ContainerId, KillRequest, Result, Signal};
-use proxcage_store::Backend;
+use proxcage_core::{ContainerId, DeleteRequest, KillRequest, Runtime, Signal};
 
-use crate::args::{Id, Kill};
+use super::print;
+use crate::args::{Delete, Id, Kill};
 use crate::context::Ctx;
 
-/// Validates the id, finds its backend, and runs `request` there, holding the
-/// container's lock: a `delete` or `create` of the same id running meanwhile finishes
-/// first, so the backend never sees a container half made or half removed.
-fn on_recorded(
-    id: &str,
-    ctx: &Ctx<'_>,
-    request: impl FnOnce(&dyn Backend, &ContainerId) -> Result<()>,
-) -> anyhow::Result<i32> {
-    let id = ContainerId::new(id)?;
-    let (_lock, backend) = ctx.locked_backend(&id)?;
-    request(&*backend, &id)?;
+pub fn start(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    ctx.engine()?.start(&ContainerId::new(&args.id)?)?;
     Ok(0)
 }
 
-pub fn start(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    on_recorded(&args.id, ctx, |backend, id| backend.start(id))
-}
-
 pub fn pause(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    on_recorded(&args.id, ctx, |backend, id| backend.pause(id))
+    ctx.engine()?.pause(&ContainerId::new(&args.id)?)?;
+    Ok(0)
 }
 
 pub fn resume(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    on_recorded(&args.id, ctx, |backend, id| backend.resume(id))
+    ctx.engine()?.resume(&ContainerId::new(&args.id)?)?;
+    Ok(0)
 }
 
 pub fn kill(args: &Kill, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     let signal: Signal = args.signal.parse()?;
-    on_recorded(&args.id, ctx, |backend, id| {
-        backend.kill(KillRequest {
-            id,
-            signal,
-            all: args.all,
-        })
-    })
+    let id = ContainerId::new(&args.id)?;
+    ctx.engine()?.kill(KillRequest {
+        id: &id,
+        signal,
+        all: args.all,
+    })?;
+    Ok(0)
+}
+
+/// A `created` container needs no --force; an unknown id with --force is not an error
+/// (containerd's shim and podman delete twice).
+pub fn delete(args: &Delete, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    let id = ContainerId::new(&args.id)?;
+    ctx.engine()?.delete(DeleteRequest {
+        id: &id,
+        force: args.force,
+    })?;
+    Ok(0)
+}
+
+pub fn state(args: &Id, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    let state = ctx.engine()?.state(&ContainerId::new(&args.id)?)?;
+    print(&state.to_pretty_json())?;
+    Ok(0)
+}
+
+/// What the default backend supports, and which backends proxcage routes to.
+pub fn features(ctx: &Ctx<'_>) -> anyhow::Result<i32> {
+    let features = ctx.engine()?.features()?;
+    print(&serde_json::to_string_pretty(&features)?)?;
+    Ok(0)
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use proxcage_backend_pct::PctSettings;
 use proxcage_oci::template::{pack_oci_archive, pack_rootfs, PackOptions};
 use proxcage_oci::Bundle;
 
@@ -11,7 +12,7 @@ use crate::args::{TemplateCreate, TemplateFormat};
 use crate::context::Ctx;
 
 pub fn create(args: &TemplateCreate, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
-    let pct = &ctx.config()?.backends.pct;
+    let pct: PctSettings = ctx.config()?.settings(proxcage_backend_pct::NAME)?;
     let configured = pct
         .template_storage
         .clone()

@@ -1,28 +1,27 @@
 //! The config file: `--config`, else `$PROXCAGE_CONFIG`, else /etc/proxcage/config.toml.
 //! A missing default file means built-in defaults; a file named explicitly must exist.
-//! Unknown keys are errors that name the key.
+//! Unknown keys are errors that name the key and the file; each `[backends.NAME]` table
+//! is checked against the settings of the backend registered under that name.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use proxcage_backend_crun::CrunSettings;
-use proxcage_backend_pct::PctSettings;
-use proxcage_backend_runc::RuncSettings;
-use proxcage_core::{Error, Result, RouteRule, Router};
+use proxcage_core::{Error, Result};
 use serde::Deserialize;
 
+use crate::registry::Registry;
+use crate::router::{RouteRule, Router};
 use crate::security::SecurityPolicy;
 
 pub const DEFAULT_PATH: &str = "/etc/proxcage/config.toml";
 pub const ENV: &str = "PROXCAGE_CONFIG";
 
-/// The backends this build has.
-pub const BACKENDS: &[&str] = &[
-    proxcage_backend_runc::NAME,
-    proxcage_backend_crun::NAME,
-    proxcage_backend_pct::NAME,
-];
+/// The backend containers go to when no annotation, rule or `default_backend` says
+/// otherwise.
+pub const DEFAULT_BACKEND: &str = "runc";
 
-#[derive(Debug, Deserialize)]
+/// proxcage's configuration: routing, the backends' settings, the security policy.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The backend for containers no annotation or rule routes elsewhere.
@@ -31,8 +30,10 @@ pub struct Config {
     /// Ordered routing rules; the first match wins.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteRule>,
+    /// `[backends.NAME]` tables, as written: each belongs to the backend registered as
+    /// NAME, which reads its own settings from it ([`Config::settings`]).
     #[serde(default)]
-    pub backends: Backends,
+    backends: BTreeMap<String, toml::Value>,
     /// What a container's own metadata may change on the host.
     #[serde(default)]
     pub security: SecurityPolicy,
@@ -41,19 +42,8 @@ pub struct Config {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backends {
-    #[serde(default)]
-    pub runc: RuncSettings,
-    #[serde(default)]
-    pub crun: CrunSettings,
-    #[serde(default)]
-    pub pct: PctSettings,
-}
-
 fn default_backend() -> String {
-    proxcage_backend_runc::NAME.to_string()
+    DEFAULT_BACKEND.to_string()
 }
 
 impl Default for Config {
@@ -61,7 +51,7 @@ impl Default for Config {
         Config {
             default_backend: default_backend(),
             routes: Vec::new(),
-            backends: Backends::default(),
+            backends: BTreeMap::new(),
             security: SecurityPolicy::default(),
             path: PathBuf::from(DEFAULT_PATH),
         }
@@ -69,8 +59,9 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Loads the config named by `--config` or `$PROXCAGE_CONFIG`, or the default file.
-    pub fn load(flag: Option<&Path>) -> Result<Config> {
+    /// Loads the config named by `flag` (`--config`) or `$PROXCAGE_CONFIG`, or the default
+    /// file, and checks every `[backends.NAME]` table against `registry`.
+    pub fn load(flag: Option<&Path>, registry: &Registry) -> Result<Config> {
         let explicit = flag.map(Path::to_path_buf).or_else(|| {
             std::env::var_os(ENV)
                 .filter(|v| !v.is_empty())
@@ -86,27 +77,59 @@ impl Config {
             }
             Err(e) => return Err(Error::io("cannot read the config file", &path, e)),
         };
-        Config::parse(&text, &path)
+        Config::parse(&text, &path, registry)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    /// Parses `text`, the content of the config file `path`.
+    pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config> {
         let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', " "),
         })?;
         config.path = path.to_path_buf();
+        for (name, table) in &config.backends {
+            registry
+                .check_settings(name, table)
+                .map_err(|message| Error::Config {
+                    path: path.to_path_buf(),
+                    message,
+                })?;
+        }
         Ok(config)
     }
 
-    pub fn router(&self) -> Result<Router> {
-        self.security.validate(BACKENDS, &self.path)?;
-        Router::new(&self.default_backend, &self.routes, BACKENDS, &self.path)
+    /// The settings of backend `name` from its `[backends.NAME]` table (defaults when the
+    /// file has none).
+    pub fn settings<S: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<S> {
+        match self.backends.get(name) {
+            None => Ok(S::default()),
+            Some(table) => table.clone().try_into().map_err(|e| Error::Config {
+                path: self.path.clone(),
+                message: format!("[backends.{name}]: {}", e.to_string().trim_end()),
+            }),
+        }
+    }
+
+    /// The `[backends.NAME]` table as written, if the file has one.
+    pub(crate) fn table(&self, name: &str) -> Option<&toml::Value> {
+        self.backends.get(name)
+    }
+
+    /// The router of this config: every backend it names checked against `registry`.
+    pub fn router(&self, registry: &Registry) -> Result<Router> {
+        let names = registry.names();
+        self.security.validate(&names, &self.path)?;
+        Router::new(&self.default_backend, &self.routes, &names, &self.path)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str, path: &str) -> Result<Config> {
+        Config::parse(text, Path::new(path), &Registry::builtin())
+    }
 
     #[test]
     fn a_full_config_parses() {
@@ -129,12 +152,14 @@ timeout_secs = 30
 cgroup_manager = "disabled"
 private_cgroup2 = true
 "#;
-        let config = Config::parse(text, Path::new("/c.toml")).unwrap();
+        let config = parse(text, "/c.toml").unwrap();
         assert_eq!(config.default_backend, "crun");
         assert_eq!(config.routes.len(), 2);
-        assert_eq!(config.backends.runc.timeout_secs, Some(30));
-        assert!(config.backends.crun.private_cgroup2);
-        config.router().unwrap();
+        let runc: proxcage_backend_runc::RuncSettings = config.settings("runc").unwrap();
+        assert_eq!(runc.timeout_secs, Some(30));
+        let crun: proxcage_backend_crun::CrunSettings = config.settings("crun").unwrap();
+        assert!(crun.private_cgroup2);
+        config.router(&Registry::builtin()).unwrap();
     }
 
     #[test]
@@ -146,7 +171,7 @@ private_cgroup2 = true
             ("[[route]]\nbackend = \"runc\"\nids = \"x\"", "ids"),
             ("[backends.crun]\nmanager = \"x\"", "manager"),
         ] {
-            let err = Config::parse(text, Path::new("/etc/proxcage/config.toml"))
+            let err = parse(text, "/etc/proxcage/config.toml")
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -158,8 +183,8 @@ private_cgroup2 = true
 
     #[test]
     fn an_unknown_default_backend_is_refused_when_routing() {
-        let config = Config::parse("default_backend = \"kata\"", Path::new("/c.toml")).unwrap();
-        let err = config.router().unwrap_err().to_string();
+        let config = parse("default_backend = \"kata\"", "/c.toml").unwrap();
+        let err = config.router(&Registry::builtin()).unwrap_err().to_string();
         assert!(
             err.contains("kata") && err.contains("runc, crun, pct"),
             "{err}"
@@ -168,9 +193,12 @@ private_cgroup2 = true
 
     #[test]
     fn an_explicit_missing_file_is_an_error() {
-        let err = Config::load(Some(Path::new("/nonexistent/proxcage.toml")))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(
+            Some(Path::new("/nonexistent/proxcage.toml")),
+            &Registry::builtin(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/nonexistent/proxcage.toml"), "{err}");
     }
 }

@@ -20,12 +20,20 @@ extern "C" fn note(signal: libc::c_int) {
 /// While alive, the deferred signals are noted rather than acted on; dropping it restores
 /// what was there before.
 #[derive(Debug)]
-pub struct Deferred {
+pub(crate) struct Deferred {
     previous: Vec<(Signal, SigAction)>,
+    on: bool,
 }
 
 impl Deferred {
-    pub fn install() -> std::io::Result<Deferred> {
+    /// With `on` false, nothing is installed and no signal is ever reported.
+    pub(crate) fn install(on: bool) -> proxcage_core::Result<Deferred> {
+        if !on {
+            return Ok(Deferred {
+                previous: Vec::new(),
+                on,
+            });
+        }
         let action = SigAction::new(
             SigHandler::Handler(note),
             // Interrupted system calls (waiting for the backend's child) restart.
@@ -36,15 +44,20 @@ impl Deferred {
         for signal in DEFERRED {
             // SAFETY: `note` only stores into an atomic, which is async-signal-safe, and
             // the previous handler is put back when `Deferred` is dropped.
-            let old = unsafe { sigaction(signal, &action) }.map_err(std::io::Error::from)?;
+            let old = unsafe { sigaction(signal, &action) }.map_err(|e| {
+                proxcage_core::Error::io("cannot set the handler of", signal.as_str(), e.into())
+            })?;
             previous.push((signal, old));
         }
-        Ok(Deferred { previous })
+        Ok(Deferred { previous, on })
     }
 
     /// The deferred signal received since [`Deferred::install`], if any: by our handler,
     /// or by the relay that passes signals on to a backend's child while it runs.
-    pub fn received(&self) -> Option<Signal> {
+    pub(crate) fn received(&self) -> Option<Signal> {
+        if !self.on {
+            return None;
+        }
         let relayed = proxcage_process::last_relayed_signal().filter(|s| DEFERRED.contains(s));
         proxcage_process::noted_signal().or(relayed)
     }

@@ -7,11 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-use crate::id::ContainerId;
-
-/// The annotation in a bundle's config.json that names the backend.
-pub const BACKEND_ANNOTATION: &str = "io.proxcage.backend";
+use proxcage_core::{ContainerId, Error, Result, BACKEND_ANNOTATION};
 
 /// One `[[route]]` rule of the config file. Every condition given must match; a rule with
 /// no condition matches everything.
