@@ -251,8 +251,24 @@ impl Runtime for Crun {
 }
 
 impl proxcage_store::Backend for Crun {
-    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
-        let mut findings = self.delegate.health(store)?;
+    fn held(&self) -> Result<Vec<proxcage_store::Held>> {
+        self.delegate.held()
+    }
+
+    fn holds(&self, id: &ContainerId) -> Result<Option<proxcage_store::Held>> {
+        self.delegate.holds(id)
+    }
+
+    fn left_by(&self, record: &proxcage_store::Record) -> Result<proxcage_store::Leftovers> {
+        self.delegate.left_by(record)
+    }
+
+    fn health(
+        &self,
+        store: &proxcage_store::StateStore,
+        held: &[proxcage_store::Held],
+    ) -> Result<Vec<proxcage_core::Finding>> {
+        let mut findings = self.delegate.health(store, held)?;
         if self.cgroups && !self.private_cgroup2 && !unified_cgroups() {
             findings.push(proxcage_core::Finding::new(
                 "cgroup-layout",

@@ -1079,8 +1079,24 @@ impl Runtime for Pct {
 }
 
 impl proxcage_store::Backend for Pct {
-    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
+    fn held(&self) -> Result<Vec<proxcage_store::Held>> {
+        crate::health::held(self)
+    }
+
+    fn holds(&self, id: &ContainerId) -> Result<Option<proxcage_store::Held>> {
+        crate::health::holds(self, id)
+    }
+
+    fn health(
+        &self,
+        store: &proxcage_store::StateStore,
+        _held: &[proxcage_store::Held],
+    ) -> Result<Vec<proxcage_core::Finding>> {
         crate::health::check(self, store)
+    }
+
+    fn left_by(&self, record: &proxcage_store::Record) -> Result<proxcage_store::Leftovers> {
+        crate::health::left_by(self, record)
     }
 
     fn recover(&self, record: &proxcage_store::Record) -> Result<()> {

@@ -1,21 +1,18 @@
 //! `proxcage health` for a runc-CLI backend: the binary and its version, the backend's
-//! root, and its containers reconciled with proxcage's records. Everything under the
-//! backend's `--root` is proxcage's own: runc and crun are given that root by no one else.
+//! root, what it holds (for [`proxcage_store::health::reconcile`]), and the containers
+//! it holds but cannot describe.
 
 use std::fs;
 
 use proxcage_core::{ContainerId, DeleteRequest, Finding, Result, Runtime, Severity};
-use proxcage_store::health::{
-    self, forget_record, interrupted_create_confirmed, restore_record, undo_interrupted_create,
-};
-use proxcage_store::{Backend, Phase, Record, StateStore};
+use proxcage_store::{health, held_from_state, Held, Leftovers, Record, StateStore};
 
 use crate::Delegate;
 
 /// The oldest runc and crun proxcage is tested with.
 const MIN_VERSION: (u32, u32, u32) = (1, 0, 0);
 
-pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
+pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let name = d.name.clone();
     let binary = d.binary().display().to_string();
@@ -59,55 +56,42 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
         ));
     }
 
-    for record in health::records_of(store, &name)? {
-        let id = record.id().clone();
-        let object = format!("container {id}");
-        if interrupted_create_confirmed(store, &record) {
-            let (d, store) = (d.clone(), store.clone());
-            findings.push(
-                Finding::new(
-                    "create-interrupted",
-                    Severity::Error,
-                    object,
-                    store.root().join("containers").join(id.as_str()).display(),
-                    format!(
-                        "its create never finished: proxcage process {} died midway{}",
-                        record.creator_pid().unwrap_or(0),
-                        if root.join(id.as_str()).exists() {
-                            format!(", after {name} had made the container")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                )
-                .with_repair(
-                    format!("delete what {name} made of it (delete --force) and remove the record; the caller was never told the create succeeded"),
-                    move || undo_interrupted_create(&store, &record, |r| d.recover(r)),
-                ),
-            );
-        } else if record.phase() == Phase::Created
-            && !root.join(id.as_str()).exists()
-            && health::record_settled(store, &record)
-            && !root.join(id.as_str()).exists()
-        {
-            let store = store.clone();
-            findings.push(
-                Finding::new(
-                    "container-gone",
-                    Severity::Error,
-                    object,
-                    root.join(id.as_str()).display(),
-                    format!("recorded, but {name} no longer has the container (its state was removed behind proxcage's back, or the host rebooted)"),
-                )
-                .with_repair("remove the record", move || forget_record(&store, &id, &record)),
-            );
+    // Containers in the backend's root whose state it cannot read, and of which proxcage
+    // has no record: a create that died between the binary's create and the record.
+    for held in held.iter().filter(|h| h.record.is_none()) {
+        if health::known(store, &held.id) {
+            continue;
         }
+        let (d, id) = (d.clone(), held.id.clone());
+        findings.push(
+            Finding::new(
+                "container-half-created",
+                Severity::Error,
+                format!("container {id}"),
+                &held.location,
+                format!("a container in proxcage's {name} root without a record, whose state {name} cannot read: {}", held.what),
+            )
+            .with_repair(format!("{name} delete --force"), move || {
+                match d.delete(DeleteRequest { id: &id, force: true }) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == proxcage_core::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(format!("deleted container {id} from {}", d.name))
+            }),
+        );
     }
+    Ok(findings)
+}
 
-    let Ok(entries) = fs::read_dir(&root) else {
-        return Ok(findings);
+/// Every container directory in the backend's root, with its state where the binary can
+/// read it. Everything under the root is proxcage's own: runc and crun are given that
+/// root by no one else.
+pub(crate) fn held(d: &Delegate) -> Result<Vec<Held>> {
+    let Ok(entries) = fs::read_dir(d.root()) else {
+        return Ok(Vec::new());
     };
-    let mut orphans: Vec<ContainerId> = entries
+    let mut ids: Vec<ContainerId> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
@@ -115,57 +99,38 @@ pub(crate) fn check(d: &Delegate, store: &StateStore) -> Result<Vec<Finding>> {
                 .to_str()
                 .and_then(|n| ContainerId::new(n).ok())
         })
-        .filter(|id| !health::known(store, id))
         .collect();
-    orphans.sort();
-    for id in orphans {
-        let object = format!("container {id}");
-        let location = root.join(id.as_str()).display().to_string();
-        match d.state(&id) {
-            Ok(state) => {
-                let record = Record::restored(
-                    id,
-                    name.clone(),
-                    state.bundle.clone(),
-                    state.created.clone(),
-                );
-                let store = store.clone();
-                findings.push(
-                    Finding::new(
-                        "record-missing",
-                        Severity::Error,
-                        object,
-                        location,
-                        format!("{name} has this container ({}), but proxcage has no record of it (removed by hand?)", state.status),
-                    )
-                    .with_repair("write a new record from the backend's state", move || {
-                        restore_record(&store, &record)
-                    }),
-                );
-            }
-            Err(e) => {
-                let d = d.clone();
-                findings.push(
-                    Finding::new(
-                        "container-half-created",
-                        Severity::Error,
-                        object,
-                        location,
-                        format!("a container in proxcage's {name} root without a record, whose state {name} cannot read: {e}"),
-                    )
-                    .with_repair(format!("{name} delete --force"), move || {
-                        match d.delete(DeleteRequest { id: &id, force: true }) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == proxcage_core::ErrorKind::NotFound => {}
-                            Err(e) => return Err(e),
-                        }
-                        Ok(format!("deleted container {id} from {}", d.name))
-                    }),
-                );
-            }
-        }
+    ids.sort();
+    Ok(ids.into_iter().map(|id| one(d, id)).collect())
+}
+
+/// Whether the backend's root holds `id`, and what the binary says of it.
+pub(crate) fn holds(d: &Delegate, id: &ContainerId) -> Option<Held> {
+    d.root()
+        .join(id.as_str())
+        .is_dir()
+        .then(|| one(d, id.clone()))
+}
+
+fn one(d: &Delegate, id: ContainerId) -> Held {
+    match d.state(&id) {
+        Ok(state) => held_from_state(&d.name, id, &state),
+        Err(e) => Held {
+            location: d.root().join(id.as_str()).display().to_string(),
+            what: e.to_string(),
+            record: None,
+            id,
+        },
     }
-    Ok(findings)
+}
+
+/// What an interrupted create left in the backend: the binary's container, if it made it.
+pub(crate) fn left_by(d: &Delegate, record: &Record) -> Leftovers {
+    let mut left = Leftovers::default();
+    if d.root().join(record.id().as_str()).exists() {
+        left.items.push(format!("{}'s container", d.name));
+    }
+    left
 }
 
 /// `runc version 1.1.5` / `crun version 1.8.1`: the first line's version.

@@ -511,8 +511,24 @@ impl Runtime for Delegate {
 }
 
 impl proxcage_store::Backend for Delegate {
-    fn health(&self, store: &proxcage_store::StateStore) -> Result<Vec<proxcage_core::Finding>> {
-        health::check(self, store)
+    fn held(&self) -> Result<Vec<proxcage_store::Held>> {
+        health::held(self)
+    }
+
+    fn holds(&self, id: &ContainerId) -> Result<Option<proxcage_store::Held>> {
+        Ok(health::holds(self, id))
+    }
+
+    fn health(
+        &self,
+        store: &proxcage_store::StateStore,
+        held: &[proxcage_store::Held],
+    ) -> Result<Vec<proxcage_core::Finding>> {
+        health::check(self, store, held)
+    }
+
+    fn left_by(&self, record: &proxcage_store::Record) -> Result<proxcage_store::Leftovers> {
+        Ok(health::left_by(self, record))
     }
 }
 

@@ -439,7 +439,8 @@ fn list_ps_and_features_parse_the_binarys_json() {
 }
 
 fn health_of(fake: &Fake, store: &StateStore) -> Vec<proxcage_core::Finding> {
-    fake.delegate().health(store).unwrap()
+    let backend: std::sync::Arc<dyn Backend> = std::sync::Arc::new(fake.delegate());
+    proxcage_store::health::reconcile(store, &backend).unwrap()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use proxcage_core::{Error, Finding, Result, Severity};
-use proxcage_store::health::check_store;
+use proxcage_store::health::{check_store, reconcile};
 use serde::Serialize;
 
 use crate::engine::Engine;
@@ -131,7 +131,7 @@ impl Engine {
                     continue;
                 }
             };
-            match backend.health(&self.store) {
+            match reconcile(&self.store, &backend) {
                 Ok(found) => findings.extend(found),
                 Err(e) => errors.push(format!("backend {name}: {e}")),
             }

@@ -10,10 +10,12 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proxcage_core::{ContainerId, Error, Finding, Result, Severity};
 use proxcage_process::{pid_alive, started_at};
 
+use crate::backend::Backend;
 use crate::stale::{describe_stale, locked, stale_lock, StaleLock};
 use crate::store::{Phase, Record, StateStore};
 
@@ -48,7 +50,7 @@ pub fn create_interrupted(record: &Record) -> bool {
 /// gone; a record caught in between (a create that finished since and looks interrupted,
 /// a delete that removed the container but not yet the record) is not settled.
 pub fn record_settled(store: &StateStore, record: &Record) -> bool {
-    let dir = store.root().join("containers").join(record.id().as_str());
+    let dir = store.container_dir(record.id());
     !locked(&dir) && matches!(store.read(record.id()), Ok(Some(current)) if current == *record)
 }
 
@@ -396,6 +398,147 @@ fn set_aside_corrupt(store: &StateStore, id: &ContainerId, path: &Path) -> Resul
     ))
 }
 
+/// Every finding about `backend`: its own checks ([`Backend::health`]), then what it
+/// holds reconciled with the records of `store`: a create whose proxcage process died
+/// midway (`create-interrupted`), a record whose container the backend no longer has
+/// (`container-gone`), a container the backend holds without a record (`record-missing`).
+/// Records and holdings are read without the containers' locks; a finding about one
+/// container is reported, and repaired, only if it still holds under the container's lock.
+pub fn reconcile(store: &StateStore, backend: &Arc<dyn Backend>) -> Result<Vec<Finding>> {
+    let held = backend.held()?;
+    let mut findings = backend.health(store, &held)?;
+    let name = backend.name().to_string();
+    for record in records_of(store, &name)? {
+        if interrupted_create_confirmed(store, &record) {
+            findings.push(create_interrupted_finding(store, backend, record)?);
+        } else if record.phase() == Phase::Created
+            && !held.iter().any(|h| h.id == *record.id())
+            && record_settled(store, &record)
+            && gone_under_lock(store, backend, &record)
+        {
+            findings.push(container_gone_finding(store, backend, record));
+        }
+    }
+    for held in held {
+        let Some(record) = held.record.clone() else {
+            continue;
+        };
+        if known(store, &held.id) || !missing_under_lock(store, backend, &held.id) {
+            continue;
+        }
+        let store = store.clone();
+        findings.push(
+            Finding::new(
+                "record-missing",
+                Severity::Error,
+                format!("container {}", held.id),
+                &held.location,
+                format!(
+                    "{}, but proxcage has no record of it (removed by hand?)",
+                    held.what
+                ),
+            )
+            .with_repair(
+                format!("write a new record from the {name} backend's"),
+                move || restore_record(&store, &record),
+            ),
+        );
+    }
+    Ok(findings)
+}
+
+fn create_interrupted_finding(
+    store: &StateStore,
+    backend: &Arc<dyn Backend>,
+    record: Record,
+) -> Result<Finding> {
+    let id = record.id().clone();
+    let left = backend.left_by(&record)?;
+    let mut message = format!(
+        "its create never finished: proxcage process {} died midway",
+        record.creator_pid().unwrap_or(0)
+    );
+    if !left.items.is_empty() {
+        message.push_str(&format!("; it left {}", left.items.join(", ")));
+    }
+    let finding = |message: String| {
+        Finding::new(
+            "create-interrupted",
+            Severity::Error,
+            format!("container {id}"),
+            store.container_dir(&id).display(),
+            message,
+        )
+    };
+    if let Some(busy) = left.busy {
+        return Ok(finding(format!(
+            "{message}; {busy}: check again once it finished"
+        )));
+    }
+    let (store, backend) = (store.clone(), backend.clone());
+    Ok(finding(message).with_repair(
+        format!(
+            "clean up what the create made in backend {} and remove the record; the caller was never told the create succeeded",
+            backend.name()
+        ),
+        move || undo_interrupted_create(&store, &record, |r| backend.recover(r)),
+    ))
+}
+
+fn container_gone_finding(
+    store: &StateStore,
+    backend: &Arc<dyn Backend>,
+    record: Record,
+) -> Finding {
+    let id = record.id().clone();
+    let name = backend.name().to_string();
+    let (store2, backend) = (store.clone(), backend.clone());
+    Finding::new(
+        "container-gone",
+        Severity::Error,
+        format!("container {id}"),
+        store.container_dir(&id).display(),
+        format!("recorded, but the {name} backend no longer has the container (removed behind proxcage's back, or the host rebooted)"),
+    )
+    .with_repair("remove the record", move || {
+        let Some(lock) = store2.lock_existing(&id)? else {
+            return Ok(format!("container {id} has no record any more"));
+        };
+        if lock.record()?.as_ref() != Some(&record) || backend.holds(&id)?.is_some() {
+            return Err(changed(&id));
+        }
+        lock.remove()?;
+        Ok(format!("removed the record of container {id}"))
+    })
+}
+
+/// Under the container's lock: its record is still `record` and the backend does not
+/// hold it. A check that fails counts as not confirmed (the next check sees it again).
+fn gone_under_lock(store: &StateStore, backend: &Arc<dyn Backend>, record: &Record) -> bool {
+    let Ok(Some(lock)) = store.lock_existing(record.id()) else {
+        return false;
+    };
+    matches!(lock.record(), Ok(Some(current)) if current == *record)
+        && matches!(backend.holds(record.id()), Ok(None))
+}
+
+/// Under the container's lock (taken as a create takes it): it has no record, and the
+/// backend holds a container it can vouch for.
+fn missing_under_lock(store: &StateStore, backend: &Arc<dyn Backend>, id: &ContainerId) -> bool {
+    let Ok(lock) = store.lock_new(id) else {
+        return false;
+    };
+    matches!(lock.record(), Ok(None))
+        && matches!(backend.holds(id), Ok(Some(held)) if held.record.is_some())
+}
+
+fn changed(id: &ContainerId) -> Error {
+    Error::Conflict {
+        id: id.clone(),
+        message: "it changed since the check (a command worked on it); run health again".into(),
+    }
+}
+
 /// The records of `backend`, for its checks; unreadable records are the store check's.
 pub fn records_of(store: &StateStore, backend: &str) -> Result<Vec<Record>> {
     Ok(store
@@ -409,7 +552,7 @@ pub fn records_of(store: &StateStore, backend: &str) -> Result<Vec<Record>> {
 /// Whether the store has any trace of `id`: a record, or a directory (a damaged record,
 /// a create in progress).
 pub fn known(store: &StateStore, id: &ContainerId) -> bool {
-    store.root().join("containers").join(id.as_str()).exists()
+    store.container_dir(id).exists()
 }
 
 #[cfg(test)]

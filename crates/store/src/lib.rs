@@ -25,6 +25,6 @@ pub mod health;
 mod stale;
 mod store;
 
-pub use backend::Backend;
+pub use backend::{held_from_state, Backend, Held, Leftovers};
 pub use stale::{describe_stale, stale_lock, StaleLock};
 pub use store::{now_rfc3339, ContainerLock, Phase, Record, StateStore, StoreLock};

@@ -198,7 +198,8 @@ impl StateStore {
         Ok(dir)
     }
 
-    fn dir(&self, id: &ContainerId) -> PathBuf {
+    /// The directory of container `id`'s record and lock.
+    pub fn container_dir(&self, id: &ContainerId) -> PathBuf {
         // A ContainerId is a single safe path component.
         self.containers.join(id.as_str())
     }
@@ -206,7 +207,7 @@ impl StateStore {
     /// Reads a container's record without locking: writes are atomic renames, so this
     /// sees a whole record or none.
     pub fn read(&self, id: &ContainerId) -> Result<Option<Record>> {
-        let dir = self.dir(id);
+        let dir = self.container_dir(id);
         match open_container_dir(&dir)? {
             Some(fd) => read_record_at(&fd, &dir.join(RECORD)),
             None => Ok(None),
@@ -215,7 +216,7 @@ impl StateStore {
 
     /// Locks the container `id` for a change, creating its directory: for `create`.
     pub fn lock_new(&self, id: &ContainerId) -> Result<ContainerLock> {
-        let dir = self.dir(id);
+        let dir = self.container_dir(id);
         loop {
             match fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {}
@@ -232,7 +233,7 @@ impl StateStore {
 
     /// Locks an existing container for a change; `None` when it has no directory.
     pub fn lock_existing(&self, id: &ContainerId) -> Result<Option<ContainerLock>> {
-        ContainerLock::acquire(id, &self.dir(id))
+        ContainerLock::acquire(id, &self.container_dir(id))
     }
 
     /// The ids that have a directory in the store, sorted.
@@ -268,7 +269,7 @@ impl StateStore {
     /// on the old directory (see [`crate::stale_lock`]) then no longer applies.
     /// Nothing is killed; whoever still holds the old directory holds nothing that counts.
     pub fn replace_container_dir(&self, id: &ContainerId) -> Result<String> {
-        let dir = self.dir(id);
+        let dir = self.container_dir(id);
         let pid = std::process::id();
         let fresh = self.containers.join(format!("~new.{pid}"));
         let old = self.containers.join(format!("~old.{pid}"));
@@ -637,8 +638,8 @@ mod tests {
         assert_eq!(read, record);
         assert_eq!(read.backend_data()["vmid"], 105);
         assert_eq!(lock.id(), &id("a"));
-        assert_eq!(lock.path(), store.dir(&id("a")));
-        let mode = fs::metadata(store.dir(&id("a")).join(RECORD))
+        assert_eq!(lock.path(), store.container_dir(&id("a")));
+        let mode = fs::metadata(store.container_dir(&id("a")).join(RECORD))
             .unwrap()
             .mode()
             & 0o777;
@@ -685,8 +686,8 @@ mod tests {
     fn corrupt_record_names_the_file_and_the_repair() {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::open(tmp.path()).unwrap();
-        fs::create_dir(store.dir(&id("bad"))).unwrap();
-        fs::write(store.dir(&id("bad")).join(RECORD), b"{not json").unwrap();
+        fs::create_dir(store.container_dir(&id("bad"))).unwrap();
+        fs::write(store.container_dir(&id("bad")).join(RECORD), b"{not json").unwrap();
         let err = store.read(&id("bad")).unwrap_err().to_string();
         assert!(
             err.contains("record.json") && err.contains("delete --force"),
