@@ -574,7 +574,9 @@ impl Pct {
             command: format!("create {id}"),
             status: "failed".into(),
             code: 1,
+            kind: proxcage_core::ErrorKind::Other,
             message,
+            source: None,
         }
     }
 

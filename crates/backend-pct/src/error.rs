@@ -68,6 +68,19 @@ pub enum PctError {
     Other { message: String },
 }
 
+impl PctError {
+    /// The class of the failure, for callers that match on runc's classes.
+    pub fn kind(&self) -> proxcage_core::ErrorKind {
+        use proxcage_core::ErrorKind;
+        match self {
+            PctError::NoSuchCt { .. } => ErrorKind::NotFound,
+            PctError::NotRunning { .. } => ErrorKind::NotRunning,
+            PctError::Parameters { .. } | PctError::BadVolume { .. } => ErrorKind::InvalidInput,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
 /// Reads pct's (or pvesh's) stderr. Perl `die` messages end with " at <file> line N." in
 /// some builds and usually with a newline; the last non-empty line is the error, earlier
 /// lines are context (LXC's errors before `startup ... failed`, parameter details).

@@ -52,14 +52,18 @@ impl From<CallError> for proxcage_core::Error {
                 command,
                 status,
                 code: 1,
+                kind: error.kind(),
                 message: error.to_string(),
+                source: Some(Box::new(error)),
             },
             CallError::Output { command, detail } => proxcage_core::Error::Backend {
                 backend: crate::NAME.into(),
                 command,
                 status: "exit status 0".into(),
                 code: 1,
+                kind: proxcage_core::ErrorKind::Other,
                 message: detail,
+                source: None,
             },
         }
     }

@@ -75,7 +75,9 @@ pub enum Error {
     #[error("{command} did not finish within {}s and was killed", timeout.as_secs_f64())]
     Timeout { command: String, timeout: Duration },
 
-    /// A backend's tool ran and failed. `message` is its own error text, verbatim.
+    /// A backend's tool ran and failed. `message` is its own error text, verbatim; the
+    /// backend, which knows its tool, says which class the failure is (`kind`), and keeps
+    /// its own typed error as the source where it has one.
     #[error("{backend}: {command} failed ({status}): {message}")]
     Backend {
         backend: String,
@@ -83,7 +85,10 @@ pub enum Error {
         status: String,
         /// The tool's exit code, passed on as proxcage's own (runc's `exec` uses 255).
         code: i32,
+        kind: ErrorKind,
         message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     #[error("config file {}: {message}", path.display())]
@@ -133,7 +138,7 @@ impl Error {
             | Error::UnknownBackend { .. }
             | Error::Policy { .. }
             | Error::Input(_) => ErrorKind::InvalidInput,
-            Error::Backend { message, .. } => classify(message),
+            Error::Backend { kind, .. } => *kind,
             _ => ErrorKind::Other,
         }
     }
@@ -161,70 +166,40 @@ pub fn quoted_list<T: std::fmt::Debug>(items: &[T]) -> String {
     }
 }
 
-/// Sorts a backend tool's own message into the classes callers match on. runc and crun
-/// share this wording.
-fn classify(message: &str) -> ErrorKind {
-    let m = message.to_ascii_lowercase();
-    if m.contains("does not exist") || m.contains("no such container") {
-        ErrorKind::NotFound
-    } else if m.contains("not running")
-        || m.contains("process already finished")
-        || m.contains("no such process")
-    {
-        ErrorKind::NotRunning
-    } else if m.contains("already exists") {
-        ErrorKind::AlreadyExists
-    } else {
-        ErrorKind::Other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn backend(message: &str, code: i32) -> Error {
+    fn backend(message: &str, code: i32, kind: ErrorKind) -> Error {
         Error::Backend {
             backend: "runc".into(),
             command: "runc kill t1 9".into(),
             status: format!("exit status {code}"),
             code,
+            kind,
             message: message.into(),
+            source: None,
         }
     }
 
     #[test]
-    fn runc_messages_keep_the_words_containerd_matches() {
+    fn messages_keep_the_words_containerd_matches() {
         let id = ContainerId::new("t1").unwrap();
         assert!(Error::NotFound { id }
             .to_string()
             .contains("does not exist"));
+        let e = backend("container not running", 1, ErrorKind::NotRunning);
+        assert_eq!(e.kind(), ErrorKind::NotRunning);
         assert_eq!(
-            backend("container \"x\" does not exist", 1).kind(),
-            ErrorKind::NotFound
+            e.to_string(),
+            "runc: runc kill t1 9 failed (exit status 1): container not running"
         );
-        assert_eq!(
-            backend("container not running", 1).kind(),
-            ErrorKind::NotRunning
-        );
-        // crun's words for a kill of a stopped container.
-        assert_eq!(
-            backend("kill container: No such process", 1).kind(),
-            ErrorKind::NotRunning
-        );
-        assert_eq!(
-            backend("container with id exists: x", 1).kind(),
-            ErrorKind::Other
-        );
-        assert!(backend("container not running", 1)
-            .to_string()
-            .contains("container not running"));
     }
 
     #[test]
     fn exit_codes() {
-        assert_eq!(backend("x", 255).exit_code(), 255);
-        assert_eq!(backend("x", 0).exit_code(), 1);
+        assert_eq!(backend("x", 255, ErrorKind::Other).exit_code(), 255);
+        assert_eq!(backend("x", 0, ErrorKind::Other).exit_code(), 1);
         let id = ContainerId::new("t1").unwrap();
         assert_eq!(Error::NotFound { id }.exit_code(), 1);
     }

@@ -31,8 +31,8 @@ use std::time::Duration;
 mod health;
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State,
+    ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, ExecRequest, KillRequest, Result,
+    RunRequest, Runtime, State,
 };
 use proxcage_process::{self as process, Output};
 
@@ -269,7 +269,9 @@ impl Delegate {
             command: process::describe(cmd),
             status,
             code,
+            kind: kind_of(&message),
             message,
+            source: None,
         }
     }
 
@@ -303,10 +305,12 @@ impl Delegate {
             command: format!("{} {what}", self.binary.display()),
             status: "exit status 0".into(),
             code: 1,
+            kind: ErrorKind::Other,
             message: format!(
                 "unreadable output ({e}): {}",
                 String::from_utf8_lossy(bytes)
             ),
+            source: Some(Box::new(e)),
         })
     }
 }
@@ -363,7 +367,9 @@ impl Runtime for Delegate {
                 command: format!("{} create {}", self.binary.display(), req.id()),
                 status,
                 code,
+                kind: ErrorKind::Other,
                 message: "it failed without an error message".into(),
+                source: None,
             }),
         }
     }
@@ -583,19 +589,38 @@ fn not_running_in_runc_words(e: Error) -> Error {
             command,
             status,
             code,
+            kind: ErrorKind::NotRunning,
             message,
-        } if message.to_ascii_lowercase().contains("no such process")
-            && !message.contains("not running") =>
-        {
-            Error::Backend {
-                backend,
-                command,
-                status,
-                code,
-                message: format!("container not running ({message})"),
-            }
-        }
+            source,
+        } if !message.contains("not running") => Error::Backend {
+            backend,
+            command,
+            status,
+            code,
+            kind: ErrorKind::NotRunning,
+            message: format!("container not running ({message})"),
+            source,
+        },
         other => other,
+    }
+}
+
+/// The class of a failure of runc or crun, from its own words: the two share them for the
+/// classes callers match on ("does not exist", "container not running"), and crun says
+/// "No such process" for a kill of a stopped container.
+fn kind_of(message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("does not exist") || m.contains("no such container") {
+        ErrorKind::NotFound
+    } else if m.contains("not running")
+        || m.contains("process already finished")
+        || m.contains("no such process")
+    {
+        ErrorKind::NotRunning
+    } else if m.contains("already exists") {
+        ErrorKind::AlreadyExists
+    } else {
+        ErrorKind::Other
     }
 }
 
@@ -603,6 +628,20 @@ fn not_running_in_runc_words(e: Error) -> Error {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn runc_and_crun_words_give_the_class() {
+        assert_eq!(
+            kind_of("container \"x\" does not exist"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kind_of("container not running"), ErrorKind::NotRunning);
+        assert_eq!(
+            kind_of("kill container: No such process"),
+            ErrorKind::NotRunning
+        );
+        assert_eq!(kind_of("container with id exists: x"), ErrorKind::Other);
+    }
 
     #[test]
     fn the_log_yields_the_last_error_message() {
