@@ -1,0 +1,293 @@
+//! `create`: everything is checked before anything is made; then the init and process
+//! files, the template (packed once per rootfs content), a VMID and `pct create`, the raw
+//! `lxc.*` keys, the monitor and `pct start`, the hooks and the record. Each step that
+//! makes something arms a guard that undoes it if a later step fails; the guards undo in
+//! the reverse order of the steps.
+
+use super::*;
+
+/// Undoes one step of a create when dropped, unless the create got through ([`Undo::keep`]).
+struct Undo<F: FnOnce()> {
+    undo: Option<F>,
+}
+
+impl<F: FnOnce()> Undo<F> {
+    fn new(undo: F) -> Self {
+        Undo { undo: Some(undo) }
+    }
+
+    fn keep(mut self) {
+        self.undo = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for Undo<F> {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            undo();
+        }
+    }
+}
+
+/// What a bundle becomes, checked before anything is made.
+struct Plan {
+    bundle: Bundle,
+    translation: proxcage_lxc_config::Translation,
+    proxmox: proxcage_lxc_config::ProxmoxConfig,
+    /// The host uid and gid of the CT's root.
+    owner: (u32, u32),
+    files_dir: PathBuf,
+}
+
+/// Where a create's time went, for `--debug`.
+#[derive(Default)]
+struct Timing {
+    packing: Duration,
+    waiting: Duration,
+    hooks: Duration,
+}
+
+impl Pct {
+    pub(super) fn create_ct(&self, req: &CreateRequest) -> Result<()> {
+        let id = req.id();
+        if self.record_path(id).exists() {
+            return Err(Error::AlreadyExists { id: id.clone() });
+        }
+        let started = Instant::now();
+        self.tools.take_spent();
+        let plan = self.plan(req)?;
+        let mut timing = Timing::default();
+
+        // Templates are shared by content and VMIDs are taken one at a time: both under
+        // the backend's lock, so a delete never removes a template a create is about to
+        // use, and proxcage processes on this node never race each other for a VMID
+        // (other nodes race through pct create itself). Taken before the guards, the lock
+        // is released after they have undone a failed create.
+        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
+        let files = self.write_files(&plan)?;
+        let (template, template_undo) = self.template(&plan, &mut timing)?;
+        let (vmid, ct) = self.make_ct(id, &plan, &template)?;
+        let (monitor, booted) = self.boot(req, &plan, vmid, &mut timing)?;
+        if let Some(pid_file) = &req.pid_file {
+            process::write_pid_file(pid_file, monitor.pid)?;
+        }
+        let record = Self::new_record(&plan, vmid, &template, &monitor);
+        let hooks_started = Instant::now();
+        let state = record.state(id, Status::Creating, monitor.init.unwrap_or(0));
+        let hooks = plan.translation.runtime_hooks();
+        hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
+            .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
+            .map_err(|message| self.failed(id, message))?;
+        timing.hooks = hooks_started.elapsed();
+        self.save(id, &record)?;
+        booted.keep();
+        ct.keep();
+        template_undo.keep();
+        files.keep();
+        drop(held);
+        self.log_timing(id, started.elapsed(), &timing);
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before anything is made, on the spec the
+    /// caller loaded (and routed by): config.json is not read again.
+    fn plan(&self, req: &CreateRequest) -> Result<Plan> {
+        let id = req.id();
+        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
+        self.bind_sources.check(id, &bundle)?;
+        let files_dir = self.files_root.join(id.as_str());
+        let translation = from_oci(
+            bundle.spec(),
+            &ResolvedPaths::from_bundle(&bundle, &files_dir).monitored(),
+        )
+        .map_err(input)?;
+        let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        if terminal != req.console_socket.is_some() {
+            return Err(input(TerminalMismatch { terminal }));
+        }
+        let proxmox = split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
+            .map_err(input)?;
+        let owner = root_owner(&proxmox.options, &proxmox.raw);
+        Ok(Plan {
+            bundle,
+            translation,
+            proxmox,
+            owner,
+            files_dir,
+        })
+    }
+
+    /// The init and the process file, bind-mounted into the CT.
+    fn write_files(&self, plan: &Plan) -> Result<Undo<impl FnOnce()>> {
+        let dir = plan.files_dir.clone();
+        let undo = Undo::new(move || {
+            let _ = fs::remove_dir_all(&dir);
+        });
+        plan.translation.prepare().map_err(io_error(
+            "cannot write the container's files to",
+            &plan.files_dir,
+        ))?;
+        // The process file holds the environment: for the CT's root only.
+        let process_file = plan.files_dir.join("process");
+        let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
+        write_owned(&process_file, &contents, plan.owner)?;
+        Ok(undo)
+    }
+
+    /// The rootfs packed as a template, or the one of the same content already there (a
+    /// template this create packed goes if the create fails).
+    fn template(
+        &self,
+        plan: &Plan,
+        timing: &mut Timing,
+    ) -> Result<(proxcage_oci::template::Template, Undo<impl FnOnce()>)> {
+        let packing = Instant::now();
+        let template = pack_rootfs(
+            plan.bundle.rootfs(),
+            &self.template_dir,
+            &PackOptions::default(),
+        )
+        .map_err(input)?;
+        timing.packing = packing.elapsed();
+        let packed = (!template.reused()).then(|| template.path().to_path_buf());
+        let undo = Undo::new(move || {
+            if let Some(path) = packed {
+                let _ = fs::remove_file(path);
+            }
+        });
+        Ok((template, undo))
+    }
+
+    /// A VMID and `pct create`, then the raw `lxc.*` keys in the CT's `.conf`.
+    fn make_ct(
+        &self,
+        id: &ContainerId,
+        plan: &Plan,
+        template: &proxcage_oci::template::Template,
+    ) -> Result<(Vmid, Undo<impl FnOnce() + '_>)> {
+        let volume = format!("{}:vztmpl/{}", self.template_storage, template.file_name());
+        let options = self.ct_options(id, plan);
+        let vmid = allocate(
+            self.range,
+            |want| self.tools.next_id(want),
+            |vmid| self.tools.create(vmid, &volume, &options),
+        )
+        .map_err(Error::from)?;
+        let undo = Undo::new(move || {
+            if let Err(e) = self.tools.destroy(vmid) {
+                tracing::warn!("undoing the create: pct destroy {vmid}: {e}");
+            }
+        });
+        self.write_raw_keys(vmid, &plan.proxmox.raw)?;
+        Ok((vmid, undo))
+    }
+
+    /// `pct create`'s options: those of the translation, and proxcage's own.
+    fn ct_options(&self, id: &ContainerId, plan: &Plan) -> Vec<(String, String)> {
+        let mut options: BTreeMap<String, String> = plan.proxmox.options.clone();
+        options.insert("ostype".into(), "unmanaged".into());
+        options
+            .entry("unprivileged".into())
+            .or_insert_with(|| "1".into());
+        options
+            .entry("hostname".into())
+            .or_insert_with(|| hostname_for(id));
+        let mut rootfs = format!("{}:{}", self.rootfs_storage, self.rootfs_size_gib);
+        if plan.proxmox.rootfs_readonly {
+            rootfs.push_str(",ro=1");
+        }
+        options.insert("rootfs".into(), rootfs);
+        options.insert("tags".into(), "proxcage".into());
+        options.insert("description".into(), format!("proxcage container {id}"));
+        if let Some(net0) = &self.net0 {
+            options.insert("net0".into(), net0.clone());
+        }
+        options.into_iter().collect()
+    }
+
+    /// The monitor listens before the CT starts; the CT's init reaches it, takes the
+    /// caller's stdio (or hands over its terminal) and blocks until `start`. The guard
+    /// kills the monitor, then stops the CT.
+    fn boot(
+        &self,
+        req: &CreateRequest,
+        plan: &Plan,
+        vmid: Vmid,
+        timing: &mut Timing,
+    ) -> Result<(Booted, Undo<impl FnOnce() + '_>)> {
+        let id = req.id();
+        let run = RunDir::new(&plan.files_dir);
+        let mut monitor = monitor::spawn(&Launch {
+            init: &plan.files_dir.join("init"),
+            run: &run,
+            owner: plan.owner,
+            nfds: 3 + req.preserve_fds,
+            console_socket: req.console_socket.as_deref(),
+        })
+        .map_err(|e| self.failed(id, format!("cannot start the monitor: {e}")))?;
+        let pid = monitor.pid;
+        let undo = Undo::new(move || {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if let Err(e) = self.tools.stop(vmid) {
+                tracing::warn!("undoing the create: pct stop {vmid}: {e}");
+            }
+        });
+        self.tools.start(vmid).map_err(Error::from)?;
+        let init = self.tools.init_pid(vmid).map_err(Error::from)?;
+        let waiting = Instant::now();
+        monitor
+            .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
+            .map_err(|message| self.failed(id, message))?;
+        timing.waiting = waiting.elapsed();
+        Ok((Booted { pid, init }, undo))
+    }
+
+    fn new_record(
+        plan: &Plan,
+        vmid: Vmid,
+        template: &proxcage_oci::template::Template,
+        monitor: &Booted,
+    ) -> CtRecord {
+        let hooks = plan.translation.runtime_hooks();
+        CtRecord {
+            vmid,
+            template: template.file_name(),
+            started: false,
+            bundle: plan.bundle.dir().to_path_buf(),
+            rootfs: plan.bundle.rootfs().to_path_buf(),
+            created: proxcage_store::now_rfc3339(),
+            annotations: plan.bundle.annotations(),
+            monitor: Some(monitor.pid),
+            owner: Some(plan.owner),
+            hooks: LaterHooks {
+                start_container: hooks.start_container.clone(),
+                poststart: hooks.poststart.clone(),
+                poststop: hooks.poststop.clone(),
+            },
+        }
+    }
+
+    fn log_timing(&self, id: &ContainerId, total: Duration, timing: &Timing) {
+        let tools = self.tools.take_spent();
+        let own = total.saturating_sub(tools + timing.packing + timing.waiting + timing.hooks);
+        tracing::debug!(
+            "container {id}: created in {} ms: pct, pvesh and lxc-info {} ms, packing {} ms, \
+             the CT's init reaching its monitor {} ms, hooks {} ms, proxcage itself {} ms",
+            total.as_millis(),
+            tools.as_millis(),
+            timing.packing.as_millis(),
+            timing.waiting.as_millis(),
+            timing.hooks.as_millis(),
+            own.as_millis(),
+        );
+    }
+}
+
+/// The monitor `create` left in the caller's process tree, and the CT's init.
+struct Booted {
+    pid: i32,
+    init: Option<i32>,
+}

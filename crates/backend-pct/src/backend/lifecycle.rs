@@ -1,0 +1,197 @@
+//! The steps after create: `start` (startContainer hooks, the release through the exec
+//! FIFO, poststart hooks), `kill`, `delete` (stop, destroy, template and files, poststop
+//! hooks), `run` and `ps`.
+
+use super::*;
+
+impl Pct {
+    pub(super) fn start_ct(&self, id: &ContainerId) -> Result<()> {
+        let mut record = self.load(id)?;
+        let (status, init) = self.ct_status(id, &record)?;
+        if status != Status::Created || init <= 0 {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: format!("cannot start a container that is {status}"),
+            });
+        }
+        let run = RunDir::new(&self.files_root.join(id.as_str()));
+        let created = record.state(id, Status::Created, init);
+        for (i, hook) in record.hooks.start_container.iter().enumerate() {
+            let file = run
+                .path()
+                .join(format!("hook-{}-{i}.process", std::process::id()));
+            let bytes = hooks::inside_process(hook).encode().map_err(input)?;
+            write_owned(&file, &bytes, record.owner.unwrap_or((0, 0)))?;
+            let argv = [INIT_PATH.to_string(), inside_path(&file)];
+            let ran = hooks::run_inside(
+                "startContainer",
+                hook,
+                &created,
+                self.tools.exec_command(record.vmid, &argv),
+            );
+            let _ = fs::remove_file(&file);
+            ran.map_err(|message| self.failed(id, message))?;
+        }
+        monitor::release(&run.exec_fifo(), INIT_TIMEOUT, || monitor::gone(init))
+            .map_err(|message| self.failed(id, message))?;
+        record.started = true;
+        self.save(id, &record)?;
+        // A failed poststart hook is logged; the container runs on (runtime-spec).
+        let running = record.state(id, Status::Running, init);
+        if let Err(message) = hooks::run_on_host("poststart", &record.hooks.poststart, &running) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
+    }
+
+    pub(super) fn kill_ct(&self, req: KillRequest<'_>) -> Result<()> {
+        let record = self.load(req.id)?;
+        let (status, pid) = self.ct_status(req.id, &record)?;
+        if !matches!(status, Status::Running | Status::Created) || pid <= 0 {
+            return Err(Error::Conflict {
+                id: req.id.clone(),
+                message: "container not running".into(),
+            });
+        }
+        let pids = if req.all {
+            let mut pids =
+                process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
+                    id: req.id.clone(),
+                    message,
+                })?;
+            // The init passes every signal but SIGKILL on to the process, which gets it
+            // directly here: once is enough.
+            if req.signal.number() != libc::SIGKILL && pids.len() > 1 {
+                pids.retain(|&p| p != pid);
+            }
+            pids
+        } else {
+            vec![pid]
+        };
+        process::signal_each(req.id, &pids, req.signal)
+    }
+
+    pub(super) fn delete_ct(&self, req: DeleteRequest<'_>) -> Result<()> {
+        let id = req.id;
+        let record = self.load(id)?;
+        match self.ct_status(id, &record) {
+            Ok((Status::Running, _)) if !req.force => {
+                return Err(Error::Conflict {
+                    id: id.clone(),
+                    message: "cannot delete a running container: stop it first, or use --force"
+                        .into(),
+                })
+            }
+            Ok((Status::Running | Status::Created, _)) => match self.tools.stop(record.vmid) {
+                Ok(()) => {}
+                Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => {}
+                Err(e) => return Err(e.into()),
+            },
+            Ok(_) => {}
+            // The CT is gone already (destroyed by hand): forget the rest.
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // Execs entering the CT finish entering it; later ones find the record gone.
+        let destroying = attach::destroying(&self.root, record.vmid, id)?;
+        match self.tools.destroy(record.vmid) {
+            Ok(()) => {}
+            Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
+        if !self.template_in_use(&record.template, id) {
+            let _ = fs::remove_file(self.template_dir.join(&record.template));
+        }
+        let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
+        fs::remove_file(self.record_path(id))
+            .map_err(io_error("cannot remove", &self.record_path(id)))?;
+        drop(held);
+        drop(destroying);
+        // A failed poststop hook is logged; the delete stands (runtime-spec).
+        let stopped = record.state(id, Status::Stopped, 0);
+        if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
+            tracing::warn!("container {id}: {message}");
+        }
+        Ok(())
+    }
+
+    /// create and start; then, unless detached, wait for the monitor (this process's
+    /// child) as a shim would, passing on the signals this process gets, and delete the
+    /// container unless `--keep`.
+    pub(super) fn run_ct(&self, req: &RunRequest) -> Result<i32> {
+        let id = req.create.id();
+        let terminal = req
+            .create
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            == Some(true);
+        // A terminal process without a console socket gets this process's terminal, as
+        // with `runc run`: the monitor sends the master here.
+        let mut create = req.create.clone();
+        let console = if terminal && create.console_socket.is_none() {
+            if req.detach {
+                return Err(Error::Conflict {
+                    id: id.clone(),
+                    message: "a detached run of a terminal process needs --console-socket".into(),
+                });
+            }
+            fs::create_dir_all(&self.root).map_err(io_error("cannot create", &self.root))?;
+            let path = self.root.join(format!("{id}.console"));
+            let socket = MasterSocket::listen(&path, SockType::Stream, (0, 0))
+                .map_err(io_error("cannot listen on", &path))?;
+            create.console_socket = Some(path);
+            Some(socket)
+        } else {
+            None
+        };
+        self.create(&create)?;
+        let forget = || {
+            if let Err(e) = self.delete(DeleteRequest { id, force: true }) {
+                tracing::warn!("container {id}: {e}");
+            }
+        };
+        let master = match console.map(|s| s.receive(INIT_TIMEOUT, || false)) {
+            Some(Err(message)) => {
+                forget();
+                return Err(self.failed(id, message));
+            }
+            Some(Ok(master)) => Some(master),
+            None => None,
+        };
+        let monitor = self.load(id)?.monitor;
+        if let Err(e) = self.start(id) {
+            forget();
+            return Err(e);
+        }
+        if req.detach {
+            return Ok(0);
+        }
+        let Some(monitor) = monitor else {
+            return Err(self.failed(id, "create recorded no monitor".into()));
+        };
+        if let Some(master) = master {
+            tty::relay(master);
+        }
+        let code = process::wait_child_relaying(monitor)?;
+        if !req.keep {
+            self.delete(DeleteRequest { id, force: true })?;
+        }
+        Ok(code)
+    }
+
+    pub(super) fn ps_ct(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        let record = self.load(id)?;
+        match self.ct_status(id, &record)? {
+            (Status::Running, pid) if pid > 0 => {
+                process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
+                    id: id.clone(),
+                    message,
+                })
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The pct backend: an OCI bundle becomes a Proxmox container. This module holds the
+//! backend, its record of each container and what the lifecycle steps share; each step
+//! is a module of its own (create, start/kill/delete/run, exec).
+//!
+//! `create` validates everything first (the bundle, its translation to LXC, what Proxmox
+//! accepts of it), then acts: the init and process files, the template (packed once per
+//! rootfs content), a VMID and `pct create`, the raw `lxc.*` keys written into the CT's
+//! `.conf` under pct's config lock. A failure at any step undoes the steps before it.
+//! The backend keeps one small record per container under its root: the VMID, the
+//! template, whether it was started.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use proxcage_core::{
+    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
+    Runtime, State, Status,
+};
+use proxcage_lxc_config::init::INIT_PATH;
+use proxcage_lxc_config::oci_spec::runtime::Process;
+use proxcage_lxc_config::{
+    from_oci, split_for_proxmox, LxcConfig, ProcessFile, ProxmoxPolicy, PveConfig, ResolvedPaths,
+    User, CONTROL_SOCKET_PATH,
+};
+use proxcage_oci::template::{pack_rootfs, PackOptions};
+use proxcage_oci::Bundle;
+use proxcage_process as process;
+use serde::{Deserialize, Serialize};
+
+mod create;
+mod exec;
+mod lifecycle;
+
+use crate::alloc::allocate;
+use crate::attach;
+use crate::error::PctError;
+use crate::hooks::{self, LaterHooks};
+use crate::monitor::{self, Launch, RunDir};
+use crate::parse::CtStatus;
+use crate::pct::PctTools;
+use crate::policy::BindSources;
+use crate::settings::PctSettings;
+use crate::tty::{self, MasterSocket};
+use crate::vmid::Vmid;
+use crate::NAME;
+use nix::sys::socket::SockType;
+
+/// What the backend remembers of a container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CtRecord {
+    vmid: Vmid,
+    /// The template's file name in the template directory.
+    template: String,
+    started: bool,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    created: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    /// The monitor `create` left in the caller's process tree (its pid file's pid).
+    #[serde(default)]
+    monitor: Option<i32>,
+    /// The host uid and gid of the CT's root.
+    #[serde(default)]
+    owner: Option<(u32, u32)>,
+    /// startContainer, poststart and poststop, from the bundle at create.
+    #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
+    hooks: LaterHooks,
+}
+
+impl CtRecord {
+    /// The container's state as runc prints it and as hooks get it on stdin.
+    fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
+        State {
+            oci_version: proxcage_core::OCI_VERSION.into(),
+            id: id.to_string(),
+            pid,
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: String::new(),
+            annotations: self.annotations.clone(),
+        }
+    }
+}
+
+/// The pct backend.
+#[derive(Clone, Debug)]
+pub struct Pct {
+    tools: PctTools,
+    root: PathBuf,
+    files_root: PathBuf,
+    pve_dir: PathBuf,
+    lock_dir: PathBuf,
+    rootfs_storage: String,
+    rootfs_size_gib: u32,
+    template_storage: String,
+    template_dir: PathBuf,
+    range: crate::VmidRange,
+    net0: Option<String>,
+    policy: ProxmoxPolicy,
+    bind_sources: BindSources,
+}
+
+/// How long the CT's init may take to reach its monitor after `pct start`, and to take
+/// the release after `start` opened the exec FIFO.
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pct backend with its records under `root`; bind mounts of its containers may take
+/// their sources only where `bind_sources` allows.
+pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> Result<Pct> {
+    let find = |setting: &Option<PathBuf>, name: &str, package: &'static str| {
+        process::find_program(setting.as_deref().unwrap_or(Path::new(name)), package)
+    };
+    let tools = PctTools {
+        pct: find(&settings.pct, "pct", "pve-container")?,
+        pvesh: find(&settings.pvesh, "pvesh", "pve-manager")?,
+        lxc_info: find(&settings.lxc_info, "lxc-info", "lxc-pve")?,
+        lxc_path: settings.lxc_path.clone(),
+        node: String::new(),
+        timeout: Duration::from_secs(settings.timeout_secs.unwrap_or(300)),
+
+        spent: Default::default(),
+    };
+    let policy = ProxmoxPolicy {
+        allow_dropped: settings.allow_dropped.clone(),
+        ..ProxmoxPolicy::default()
+    };
+    Ok(Pct {
+        tools,
+        root,
+        files_root: settings
+            .files_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/proxcage/pct".into()),
+        pve_dir: settings
+            .pve_dir
+            .clone()
+            .unwrap_or_else(|| "/etc/pve".into()),
+        lock_dir: settings
+            .lock_dir
+            .clone()
+            .unwrap_or_else(|| "/run/lock/lxc".into()),
+        rootfs_storage: settings
+            .rootfs_storage
+            .clone()
+            .unwrap_or_else(|| "local-lvm".into()),
+        rootfs_size_gib: settings.rootfs_size_gib.unwrap_or(4),
+        template_storage: settings
+            .template_storage
+            .clone()
+            .unwrap_or_else(|| "local".into()),
+        template_dir: settings
+            .template_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/vz/template/cache".into()),
+        range: settings.vmid_range.unwrap_or_default(),
+        net0: settings.net0.clone(),
+        policy,
+        bind_sources,
+    })
+}
+
+fn input(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Input(Box::new(e))
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |e| Error::io(op, path, e)
+}
+
+/// Keys Proxmox sets itself for every CT, from its own options: `/dev` (autodev and its
+/// tmpfs), the console and the ttys (`console`, `tty`, `cmode`). The translation's values
+/// for them give way.
+const PROXMOX_PROVIDES: &[&str] = &["lxc.autodev", "lxc.console.", "lxc.pty.", "lxc.tty."];
+
+pub fn without_proxmox_keys(config: &LxcConfig) -> LxcConfig {
+    let mut out = LxcConfig::new();
+    for entry in config.entries() {
+        if !PROXMOX_PROVIDES.iter().any(|p| entry.key().starts_with(p)) {
+            out.push_entry(entry.clone());
+        }
+    }
+    out
+}
+
+/// `process.terminal` and `--console-socket` must come together, as runc requires.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", if *.terminal {
+    "process.terminal is true in config.json but no --console-socket was given"
+} else {
+    "--console-socket was given but process.terminal is not true in config.json"
+})]
+struct TerminalMismatch {
+    terminal: bool,
+}
+
+/// The host uid and gid of the CT's root: Proxmox maps an unprivileged CT's root to
+/// 100000 unless raw `lxc.idmap` keys say otherwise.
+fn root_owner(options: &BTreeMap<String, String>, raw: &LxcConfig) -> (u32, u32) {
+    if options.get("unprivileged").map(String::as_str) == Some("0") {
+        return (0, 0);
+    }
+    let mapped = |kind: &str| {
+        raw.entries()
+            .iter()
+            .filter(|e| e.key() == "lxc.idmap")
+            .find_map(|e| {
+                let fields: Vec<&str> = e.value().split_whitespace().collect();
+                match fields.as_slice() {
+                    [k, "0", host, _] if *k == kind => host.parse().ok(),
+                    _ => None,
+                }
+            })
+            .unwrap_or(100_000)
+    };
+    (mapped("u"), mapped("g"))
+}
+
+/// Where a file of the run directory appears inside the CT.
+fn inside_path(file: &Path) -> String {
+    Path::new(CONTROL_SOCKET_PATH)
+        .with_file_name(file.file_name().expect("a file name"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `UID[:GID]` as runc's `exec --user` takes it.
+fn parse_user(user: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// Writes a file only the container's root (and the host's) may read: process files hold
+/// the environment, which may hold secrets.
+fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let write = || -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        f.write_all(bytes)?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+    };
+    write().map_err(io_error("cannot write", path))
+}
+
+/// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
+/// hold `_`, `+` and `.`.
+fn hostname_for(id: &ContainerId) -> String {
+    let mut name: String = id
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(63);
+    let name = name.trim_matches('-').to_string();
+    if name.is_empty() {
+        "proxcage".into()
+    } else {
+        name
+    }
+}
+
+impl Pct {
+    fn record_path(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(format!("{id}.json"))
+    }
+
+    /// The container's record, with its VMID's attach lock held (see [`attach`]).
+    fn enter(&self, id: &ContainerId) -> Result<(CtRecord, attach::Held)> {
+        let mut vmid = self.load(id)?.vmid;
+        loop {
+            let held = attach::entering(&self.root, vmid, id)?;
+            // A delete may have destroyed the CT before the lock was ours.
+            let record = self.load(id)?;
+            if record.vmid == vmid {
+                return Ok((record, held));
+            }
+            vmid = record.vmid;
+        }
+    }
+
+    fn load(&self, id: &ContainerId) -> Result<CtRecord> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { id: id.clone() })
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| Error::CorruptRecord { path, source })
+    }
+
+    fn save(&self, id: &ContainerId, record: &CtRecord) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(io_error("cannot create", &self.root))?;
+        let path = self.record_path(id);
+        let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+        let json = serde_json::to_vec(record)
+            .map_err(|e| Error::io("cannot encode", &path, io::Error::other(e)))?;
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("cannot write", &path, e)
+        })
+    }
+
+    fn records(&self) -> Vec<(ContainerId, CtRecord)> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = ContainerId::new(name.strip_suffix(".json")?).ok()?;
+                let record = self.load(&id).ok()?;
+                Some((id, record))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Holds an exclusive flock on `path` (created if needed) until dropped.
+    pub(crate) fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_error("cannot open the lock", path))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(lock),
+                Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    file = back;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((_, e)) => return Err(Error::io("cannot lock", path, e.into())),
+            }
+        }
+    }
+
+    /// Appends the raw `lxc.*` keys to the CT's `.conf` under pct's config lock, before
+    /// any `[snapshot]` section (the pct CLI cannot set raw keys).
+    fn write_raw_keys(&self, vmid: Vmid, raw: &LxcConfig) -> Result<()> {
+        if raw.entries().is_empty() {
+            return Ok(());
+        }
+        let lock = self.lock_dir.join(format!("pve-config-{vmid}.lock"));
+        let _held = Self::flock(&lock, Duration::from_secs(10))?;
+        let conf = self.pve_dir.join("lxc").join(format!("{vmid}.conf"));
+        let text = fs::read_to_string(&conf).map_err(io_error("cannot read", &conf))?;
+        let mut pve = PveConfig::parse(&text).map_err(input)?;
+        for entry in raw.entries() {
+            pve.push_raw(entry).map_err(input)?;
+        }
+        let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
+        fs::write(&tmp, pve.render())
+            .and_then(|()| fs::rename(&tmp, &conf))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                Error::io("cannot write", &conf, e)
+            })
+    }
+
+    fn ct_status(&self, id: &ContainerId, record: &CtRecord) -> Result<(Status, i32)> {
+        let status = match self.tools.status(record.vmid) {
+            Ok(status) => status,
+            Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {
+                return Err(Error::Conflict {
+                    id: id.clone(),
+                    message: format!("its CT {} no longer exists on this node ({e})", record.vmid),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The CT runs from create on (its init waits on the exec FIFO until start), so a
+        // stopped CT is a stopped container, started or not.
+        if status == CtStatus::Stopped {
+            return Ok((Status::Stopped, 0));
+        }
+        let running = if record.started {
+            Status::Running
+        } else {
+            Status::Created
+        };
+        match self.tools.init_pid(record.vmid) {
+            Ok(Some(pid)) => Ok((running, pid)),
+            // It stopped between the two questions.
+            Ok(None) => Ok((Status::Stopped, 0)),
+            Err(e) => match self.tools.status(record.vmid) {
+                Ok(CtStatus::Stopped) => Ok((Status::Stopped, 0)),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    fn template_in_use(&self, template: &str, except: &ContainerId) -> bool {
+        self.records()
+            .iter()
+            .any(|(id, r)| id != except && r.template == template)
+    }
+
+    fn failed(&self, id: &ContainerId, message: String) -> Error {
+        Error::Backend {
+            backend: NAME.into(),
+            command: format!("create {id}"),
+            status: "failed".into(),
+            code: 1,
+            kind: proxcage_core::ErrorKind::Other,
+            message,
+            source: None,
+        }
+    }
+
+    fn unsupported(&self, id: &ContainerId, what: &str) -> Error {
+        Error::Conflict {
+            id: id.clone(),
+            message: format!("{what} is not supported by the pct backend"),
+        }
+    }
+}
+
+impl Runtime for Pct {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn create(&self, req: &CreateRequest) -> Result<()> {
+        self.create_ct(req)
+    }
+
+    fn start(&self, id: &ContainerId) -> Result<()> {
+        self.start_ct(id)
+    }
+
+    fn state(&self, id: &ContainerId) -> Result<State> {
+        let record = self.load(id)?;
+        let (status, pid) = self.ct_status(id, &record)?;
+        Ok(record.state(id, status, pid))
+    }
+
+    fn kill(&self, req: KillRequest<'_>) -> Result<()> {
+        self.kill_ct(req)
+    }
+
+    fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
+        self.delete_ct(req)
+    }
+
+    fn run(&self, req: &RunRequest) -> Result<i32> {
+        self.run_ct(req)
+    }
+
+    fn list(&self) -> Result<Vec<State>> {
+        Ok(self
+            .records()
+            .into_iter()
+            .filter_map(|(id, _)| self.state(&id).ok())
+            .collect())
+    }
+
+    fn exec(&self, req: &ExecRequest) -> Result<i32> {
+        self.exec_in_ct(req)
+    }
+
+    fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        self.ps_ct(id)
+    }
+
+    fn pause(&self, id: &ContainerId) -> Result<()> {
+        Err(self.unsupported(id, "pause"))
+    }
+
+    fn resume(&self, id: &ContainerId) -> Result<()> {
+        Err(self.unsupported(id, "resume"))
+    }
+
+    fn features(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "ociVersionMin": "1.0.0",
+            "ociVersionMax": proxcage_core::OCI_VERSION,
+        }))
+    }
+}
+
+impl proxcage_store::Backend for Pct {
+    fn held(&self) -> Result<Vec<proxcage_store::Held>> {
+        crate::health::held(self)
+    }
+
+    fn holds(&self, id: &ContainerId) -> Result<Option<proxcage_store::Held>> {
+        crate::health::holds(self, id)
+    }
+
+    fn health(
+        &self,
+        store: &proxcage_store::StateStore,
+        _held: &[proxcage_store::Held],
+    ) -> Result<Vec<proxcage_core::Finding>> {
+        crate::health::check(self, store)
+    }
+
+    fn left_by(&self, record: &proxcage_store::Record) -> Result<proxcage_store::Leftovers> {
+        crate::health::left_by(self, record)
+    }
+
+    fn recover(&self, record: &proxcage_store::Record) -> Result<()> {
+        crate::health::recover(self, record)
+    }
+}
+
+/// What the health checks (health.rs) read of the backend.
+impl Pct {
+    pub(crate) fn tools(&self) -> &PctTools {
+        &self.tools
+    }
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+    pub(crate) fn files_root(&self) -> &Path {
+        &self.files_root
+    }
+    pub(crate) fn template_dir(&self) -> &Path {
+        &self.template_dir
+    }
+    pub(crate) fn lock_dir(&self) -> &Path {
+        &self.lock_dir
+    }
+    pub(crate) fn pve_dir(&self) -> &Path {
+        &self.pve_dir
+    }
+    pub(crate) fn range(&self) -> crate::VmidRange {
+        self.range
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_are_dns_names() {
+        let id = |s: &str| ContainerId::new(s).unwrap();
+        assert_eq!(hostname_for(&id("Web_1+x")), "web-1-x");
+        assert_eq!(hostname_for(&id("___")), "proxcage");
+        assert_eq!(hostname_for(&id(&"a".repeat(100))).len(), 63);
+    }
+}
