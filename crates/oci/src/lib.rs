@@ -58,19 +58,30 @@
 
 pub use oci_spec;
 
+#[cfg(feature = "images")]
 pub mod build;
 mod bundle;
+#[cfg(feature = "templates")]
 mod digest;
 mod error;
+#[cfg(feature = "images")]
 mod layout;
+#[cfg(feature = "templates")]
 mod oci_archive;
 mod spec;
+#[cfg(feature = "images")]
 mod tar_read;
+#[cfg(feature = "templates")]
 pub mod template;
+#[cfg(feature = "images")]
 mod unpack;
+mod untrusted;
+#[cfg(feature = "templates")]
 mod ustar;
 
 pub use bundle::{Bundle, CONFIG_SIZE_LIMIT};
+#[cfg(feature = "templates")]
 pub use digest::{Digest, DigestParseError};
 pub use error::BundleError;
 pub use spec::{default_spec, write_default_spec};
+pub use untrusted::{read_untrusted, UntrustedFileError};

@@ -35,6 +35,23 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
+/// The annotation of an index entry that holds its tag.
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// This host's architecture as Go (and so OCI's `platform.architecture`) names it.
+pub(crate) fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
+
 /// Packs `bundle` into `<dest_dir>/proxcage-<image id>.tar`, an oci-archive Proxmox VE
 /// 9.1 can import, or returns the existing file of that name (`reused`). The image config
 /// carries the bundle's `process` (args as `Cmd`, env, cwd, `uid:gid`) and its
@@ -141,8 +158,8 @@ pub fn pack_oci_archive(
             "mediaType": MANIFEST,
             "digest": manifest_digest.to_string(),
             "size": manifest.len(),
-            "platform": { "architecture": crate::layout::go_arch(), "os": "linux" },
-            "annotations": { crate::layout::REF_NAME: "latest" },
+            "platform": { "architecture": go_arch(), "os": "linux" },
+            "annotations": { REF_NAME: "latest" },
         }],
     }))
     .expect("JSON values serialize");
@@ -240,7 +257,7 @@ fn image_config(spec: &Spec, diff_id: &Digest) -> Vec<u8> {
         );
     }
     serde_json::to_vec(&json!({
-        "architecture": crate::layout::go_arch(),
+        "architecture": go_arch(),
         "os": "linux",
         "config": config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },

@@ -24,7 +24,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
@@ -34,6 +34,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 pub use crate::oci_archive::pack_oci_archive;
+use crate::untrusted::{Links, UntrustedFile, UntrustedFileError};
 use crate::ustar::{self, Header, Kind, Xattrs};
 
 /// zstd's own default, and what `tar --zstd` uses.
@@ -213,6 +214,7 @@ pub(crate) fn io_error<'a>(
 
 /// Writes the tree at `rootfs` to `out` as the uncompressed tar stream that templates
 /// hold; `dest` names `out` in write errors.
+#[cfg(feature = "images")]
 pub(crate) fn write_tree(
     rootfs: &Path,
     out: &mut impl Write,
@@ -384,7 +386,9 @@ fn template_of_len_may_exist(dir: &Path, len: u64) -> bool {
         }
         // A frame header is 18 bytes at most (zstd's ZSTD_FRAMEHEADERSIZE_MAX).
         let mut head = Vec::with_capacity(18);
-        let read = File::open(entry.path()).and_then(|f| f.take(18).read_to_end(&mut head));
+        let read = UntrustedFile::open(&entry.path(), Links::Follow)
+            .map_err(drop)
+            .and_then(|f| f.into_file().take(18).read_to_end(&mut head).map_err(drop));
         match (read, zstd::zstd_safe::get_frame_content_size(&head)) {
             (Ok(_), Ok(Some(size))) => size == len,
             _ => true,
@@ -849,18 +853,23 @@ impl<'a> Walker<'a> {
         meta: &Metadata,
         size: u64,
     ) -> Result<(), TemplateError> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io_error("open", path))?;
-        let opened = file.metadata().map_err(io_error("inspect", path))?;
-        if opened.ino() != meta.ino() || opened.dev() != meta.dev() || !opened.is_file() {
-            return Err(TemplateError::RootfsChanged {
-                path: self.root.into(),
-                what: format!("{} was replaced", path.display()),
-            });
+        let replaced = || TemplateError::RootfsChanged {
+            path: self.root.into(),
+            what: format!("{} was replaced", path.display()),
+        };
+        let file = match UntrustedFile::open(path, Links::Refuse) {
+            Ok(file) => file,
+            Err(UntrustedFileError::Io { op, source, .. }) => {
+                return Err(io_error(op, path)(source))
+            }
+            // A FIFO, a device or a link where the walk saw a regular file.
+            Err(_) => return Err(replaced()),
+        };
+        let opened = file.metadata();
+        if opened.ino() != meta.ino() || opened.dev() != meta.dev() {
+            return Err(replaced());
         }
+        let mut file = file.into_file();
         let mut left = size;
         while left > 0 {
             let want = self
