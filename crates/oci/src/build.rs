@@ -932,71 +932,19 @@ fn generate_config(
         }
     })?;
     spec["root"] = json!({ "path": root_path, "readonly": false });
-    let process = &mut spec["process"];
-    process["terminal"] = json!(false);
-
     let empty = ContainerConfig::default();
     let image = image.unwrap_or(&empty);
-    let entrypoint = image.entrypoint.clone().unwrap_or_default();
-    let cmd = opts
-        .args
-        .clone()
-        .or_else(|| image.cmd.clone())
-        .unwrap_or_default();
-    let mut args: Vec<String> = if opts.args.is_some() && image.entrypoint.is_none() {
-        cmd
-    } else {
-        entrypoint.into_iter().chain(cmd).collect()
-    };
-    if args.is_empty() {
-        // No Entrypoint, no Cmd, no --arg: runc's and umoci's default.
-        tracing::warn!("no command in the image or the options: the bundle runs sh");
-        args = vec!["sh".to_owned()];
-    }
-    process["args"] = json!(args);
-
-    let mut env: Vec<String> = match &image.env {
-        Some(env) => env.clone(),
-        None => process["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-    };
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-        );
-    }
-    for e in &opts.env {
-        let key = e.split('=').next().unwrap_or_default();
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
-    process["env"] = json!(env);
+    let process = &mut spec["process"];
+    process["terminal"] = json!(false);
+    process["args"] = json!(process_args(image, opts));
+    process["env"] = json!(process_env(image, opts, &process["env"]));
     let cwd = opts
         .cwd
         .clone()
         .or_else(|| image.working_dir.clone().filter(|c| !c.is_empty()))
         .unwrap_or_else(|| "/".to_owned());
     process["cwd"] = json!(cwd);
-
-    let user = opts
-        .user
-        .clone()
-        .or_else(|| image.user.clone())
-        .filter(|u| !u.is_empty());
-    let (uid, gid, extra) = match &user {
-        Some(u) => resolve_user(rootfs, u)?,
-        None => (0, 0, Vec::new()),
-    };
-    let mut user_json = json!({ "uid": uid, "gid": gid });
-    if !extra.is_empty() {
-        user_json["additionalGids"] = json!(extra);
-    }
-    process["user"] = user_json;
+    process["user"] = process_user(rootfs, image, opts)?;
 
     if let Some(h) = &opts.hostname {
         spec["hostname"] = json!(h);
@@ -1016,7 +964,85 @@ fn generate_config(
             mounts.push(json!({ "destination": m.destination, "type": "bind", "source": m.source, "options": options }));
         }
     }
+    let annotations = image_annotations(image);
+    if !annotations.is_empty() {
+        spec["annotations"] = json!(annotations);
+    }
+    Ok(spec)
+}
 
+/// `Entrypoint` + `Cmd`, `--arg` in place of `Cmd`; `sh` when there is neither.
+fn process_args(image: &ContainerConfig, opts: &BundleOptions) -> Vec<String> {
+    let entrypoint = image.entrypoint.clone().unwrap_or_default();
+    let cmd = opts
+        .args
+        .clone()
+        .or_else(|| image.cmd.clone())
+        .unwrap_or_default();
+    let args: Vec<String> = if opts.args.is_some() && image.entrypoint.is_none() {
+        cmd
+    } else {
+        entrypoint.into_iter().chain(cmd).collect()
+    };
+    if args.is_empty() {
+        // No Entrypoint, no Cmd, no --arg: runc's and umoci's default.
+        tracing::warn!("no command in the image or the options: the bundle runs sh");
+        return vec!["sh".to_owned()];
+    }
+    args
+}
+
+/// The image's `Env` (or `default`, the default spec's), with a `PATH`, and `--env`
+/// setting or overriding variables.
+fn process_env(image: &ContainerConfig, opts: &BundleOptions, default: &Value) -> Vec<String> {
+    let mut env: Vec<String> = match &image.env {
+        Some(env) => env.clone(),
+        None => default
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+    };
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        );
+    }
+    for e in &opts.env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
+/// `process.user` for `--user` or the image's `User`, names resolved in the rootfs; root
+/// when neither says.
+fn process_user(
+    rootfs: &Rootfs,
+    image: &ContainerConfig,
+    opts: &BundleOptions,
+) -> Result<Value, BuildError> {
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .filter(|u| !u.is_empty());
+    let (uid, gid, extra) = match &user {
+        Some(u) => resolve_user(rootfs, u)?,
+        None => (0, 0, Vec::new()),
+    };
+    let mut user_json = json!({ "uid": uid, "gid": gid });
+    if !extra.is_empty() {
+        user_json["additionalGids"] = json!(extra);
+    }
+    Ok(user_json)
+}
+
+/// The image's labels, with its stop signal, exposed ports and volumes as annotations.
+fn image_annotations(image: &ContainerConfig) -> BTreeMap<String, String> {
     let mut annotations: BTreeMap<String, String> = image.labels.clone().unwrap_or_default();
     if let Some(sig) = &image.stop_signal {
         annotations.insert("org.opencontainers.image.stopSignal".into(), sig.clone());
@@ -1033,10 +1059,7 @@ fn generate_config(
             volumes.keys().cloned().collect::<Vec<_>>().join(","),
         );
     }
-    if !annotations.is_empty() {
-        spec["annotations"] = json!(annotations);
-    }
-    Ok(spec)
+    annotations
 }
 
 /// `user[:group]` to (uid, gid, additional gids), names looked up in the rootfs's
