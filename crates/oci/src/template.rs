@@ -34,7 +34,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 pub use crate::oci_archive::pack_oci_archive;
-use crate::untrusted::{Links, UntrustedFile, UntrustedFileError};
+use crate::untrusted::{Links, UntrustedFile};
 use crate::ustar::{self, Header, Kind, Xattrs};
 
 /// zstd's own default, and what `tar --zstd` uses.
@@ -888,22 +888,13 @@ impl<'a> Walker<'a> {
         meta: &Metadata,
         size: u64,
     ) -> Result<(), TemplateError> {
-        let replaced = || TemplateError::RootfsChanged {
-            path: self.root.into(),
-            what: format!("{} was replaced", path.display()),
+        let Some(file) = UntrustedFile::open_walked(path, meta).map_err(io_error("open", path))?
+        else {
+            return Err(TemplateError::RootfsChanged {
+                path: self.root.into(),
+                what: format!("{} was replaced", path.display()),
+            });
         };
-        let file = match UntrustedFile::open(path, Links::Refuse) {
-            Ok(file) => file,
-            Err(UntrustedFileError::Io { op, source, .. }) => {
-                return Err(io_error(op, path)(source))
-            }
-            // A FIFO, a device or a link where the walk saw a regular file.
-            Err(_) => return Err(replaced()),
-        };
-        let opened = file.metadata();
-        if opened.ino() != meta.ino() || opened.dev() != meta.dev() {
-            return Err(replaced());
-        }
         let mut file = file.into_file();
         let mut left = size;
         while left > 0 {
