@@ -280,7 +280,8 @@ impl Layout {
             });
         }
         Ok(VerifiedBlob {
-            inner: reader,
+            // One byte past the declared size is enough to tell that it is longer.
+            inner: Box::new(reader.take(desc.size.saturating_add(1))),
             sha: Sha256::new(),
             len: 0,
             digest,
