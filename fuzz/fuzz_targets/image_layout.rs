@@ -88,6 +88,12 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
     d
 }
 
+/// The defaults, but a small bound on unpacked data: a layer that expands without end
+/// meets the limit instead of the harness's timeout.
+fn opts() -> BundleOptions {
+    BundleOptions::default().max_unpacked_size(64 << 20)
+}
+
 fuzz_target!(|data: &[u8]| {
     let s = sandbox();
     let parts = split(data);
@@ -121,7 +127,7 @@ fuzz_target!(|data: &[u8]| {
         layout: s.layout.clone(),
         reference: None,
     };
-    if create_bundle(&s.out, &source, &BundleOptions::default()).is_ok() {
+    if create_bundle(&s.out, &source, &opts()).is_ok() {
         if let Err(e) = Bundle::load(&s.out) {
             panic!("a bundle made from an image does not load: {e}");
         }

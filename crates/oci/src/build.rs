@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, IsTerminal, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,9 +37,10 @@ use serde_json::{json, Value};
 
 use crate::digest::{Digest, DigestParseError};
 pub use crate::layout::Reference;
-use crate::layout::{self, ContainerConfig, ImageConfig, Layout};
+use crate::layout::{self, ContainerConfig, Descriptor, ImageConfig, Layout};
 use crate::template::TemplateError;
 use crate::unpack::{Rootfs, UnpackError};
+use crate::untrusted::{Links, UntrustedFile, UntrustedFileError};
 
 /// Where a bundle's root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,9 +137,11 @@ enum ArchiveKind {
 
 fn archive_kind(path: &Path) -> ArchiveKind {
     use crate::tar_read::{Next, TarReader};
-    let Ok(file) = fs::File::open(path) else {
+    // What cannot be opened safely is not an archive; unpacking it as a tarball says why.
+    let Ok(file) = UntrustedFile::open(path, Links::Follow) else {
         return ArchiveKind::Other;
     };
+    let file = file.into_file();
     let mut reader = TarReader::new(io::BufReader::new(file).take(64 << 20));
     let mut names = Vec::new();
     for _ in 0..64 {
@@ -214,10 +217,19 @@ pub struct BundleOptions {
     memory: Option<u64>,
     mounts: Vec<MountSpec>,
     progress: bool,
+    max_blob_size: u64,
+    max_unpacked_size: u64,
 }
 
+/// The default of [`BundleOptions::max_blob_size`]: 64 GiB.
+pub const DEFAULT_MAX_BLOB_SIZE: u64 = 64 << 30;
+
+/// The default of [`BundleOptions::max_unpacked_size`]: 64 GiB.
+pub const DEFAULT_MAX_UNPACKED_SIZE: u64 = 64 << 30;
+
 impl Default for BundleOptions {
-    /// Nothing changed; a progress bar when stderr is a terminal.
+    /// Nothing changed; a progress bar when stderr is a terminal; the limits
+    /// [`DEFAULT_MAX_BLOB_SIZE`] and [`DEFAULT_MAX_UNPACKED_SIZE`].
     fn default() -> Self {
         BundleOptions {
             args: None,
@@ -228,6 +240,8 @@ impl Default for BundleOptions {
             memory: None,
             mounts: Vec::new(),
             progress: io::stderr().is_terminal(),
+            max_blob_size: DEFAULT_MAX_BLOB_SIZE,
+            max_unpacked_size: DEFAULT_MAX_UNPACKED_SIZE,
         }
     }
 }
@@ -276,6 +290,27 @@ impl BundleOptions {
 
     pub fn progress(mut self, progress: bool) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// The largest size an image's descriptor may declare for a blob (a layer, the
+    /// config, a manifest). A larger one is refused before anything of it is read: an
+    /// image cannot make proxcage read for hours. Published images have layers of a few
+    /// GB at most; the default, [`DEFAULT_MAX_BLOB_SIZE`], leaves room for any real one.
+    pub fn max_blob_size(mut self, bytes: u64) -> Self {
+        self.max_blob_size = bytes;
+        self
+    }
+
+    /// The most file data unpacking may write into the rootfs, all layers together (or
+    /// the whole tarball, or the copied directory): the sum of the sizes of the regular
+    /// files written, counted before each is written, so that a small compressed layer
+    /// cannot fill the disk. The default, [`DEFAULT_MAX_UNPACKED_SIZE`], is above any
+    /// real root filesystem; a fixed bound rather than a share of the free space, so that
+    /// the same image gives the same answer on every host. A disk that fills up before the
+    /// limit is reached is reported as such ([`BuildError::NoSpace`]).
+    pub fn max_unpacked_size(mut self, bytes: u64) -> Self {
+        self.max_unpacked_size = bytes;
         self
     }
 }
@@ -387,6 +422,14 @@ pub enum BuildError {
     #[error("blob {digest} is missing: {location} does not exist")]
     BlobMissing { digest: Digest, location: String },
 
+    #[error("blob {digest} ({location}) declares {size} bytes, more than the {limit} bytes proxcage reads of one blob: refused before reading it")]
+    BlobTooLarge {
+        digest: Digest,
+        location: String,
+        size: u64,
+        limit: u64,
+    },
+
     #[error("blob {digest} ({location}) is corrupt or truncated: {reason}")]
     BlobCorrupt {
         digest: Digest,
@@ -399,6 +442,27 @@ pub enum BuildError {
 
     #[error("{source_name}: entry {entry:?} would be written outside the rootfs: refused")]
     PathEscape { source_name: String, entry: String },
+
+    #[error("{source_name}: entry {entry:?} would take the unpacked file data past {limit} bytes: refused (the image is larger than the unpacked-size limit, or a compressed layer expands without end)")]
+    UnpackedTooLarge {
+        source_name: String,
+        entry: String,
+        limit: u64,
+    },
+
+    /// The file system of the bundle being built is full.
+    #[error("no space left on device while writing {entry:?} of {source_name}: free space on the file system of {} or build the bundle elsewhere", dir.display())]
+    NoSpace {
+        source_name: String,
+        entry: String,
+        /// The directory the bundle is built in.
+        dir: PathBuf,
+    },
+
+    /// A file of the source (an image's index.json or blob, a tarball, an oci-archive)
+    /// that is not a regular file, or is too large.
+    #[error(transparent)]
+    File(#[from] UntrustedFileError),
 
     #[error("{source_name}: entry {entry:?}: {source}")]
     Entry {
@@ -453,17 +517,7 @@ pub fn create_bundle(
 ) -> Result<BuiltBundle, BuildError> {
     check_options(opts)?;
     let out = absolute(out).map_err(io_error("resolve", out))?;
-    match fs::symlink_metadata(&out) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Ok(m)
-            if m.is_dir()
-                && fs::read_dir(&out)
-                    .map_err(io_error("read", &out))?
-                    .next()
-                    .is_none() => {}
-        Ok(_) => return Err(BuildError::OutputExists { path: out }),
-        Err(e) => return Err(io_error("inspect", &out)(e)),
-    }
+    check_output(&out)?;
     let parent = out.parent().unwrap_or(Path::new("/"));
     // Removed with everything in it on drop: on every error path.
     let tmp = tempfile::Builder::new()
@@ -474,67 +528,19 @@ pub fn create_bundle(
         .map_err(io_error("set the mode of", tmp.path()))?;
 
     let staged_rootfs = tmp.path().join("rootfs");
-    let (rootfs_for_config, image, manifest) = match source {
-        Source::RootfsDir { path, copy: false } => {
-            if !path.is_dir() {
-                return Err(BuildError::SourceNotFound {
-                    arg: path.display().to_string(),
-                });
-            }
-            // The real path: a root.path through a symbolic link is refused when the
-            // bundle is loaded, as runc refuses it.
-            let abs = fs::canonicalize(path).map_err(io_error("resolve", path))?;
-            (abs, None, None)
-        }
-        Source::RootfsDir { path, copy: true } => {
-            let from = fs::canonicalize(path).map_err(io_error("resolve", path))?;
-            let staging = fs::canonicalize(tmp.path()).map_err(io_error("resolve", tmp.path()))?;
-            if staging.starts_with(&from) {
-                return Err(BuildError::InvalidOption {
-                    option: "from",
-                    value: path.display().to_string(),
-                    reason: format!(
-                        "the bundle {} would be inside the rootfs it copies",
-                        out.display()
-                    ),
-                });
-            }
-            fs::create_dir(&staged_rootfs).map_err(io_error("create", &staged_rootfs))?;
-            copy_tree(path, &staged_rootfs)?;
-            (staged_rootfs.clone(), None, None)
-        }
-        Source::RootfsTarball { path } => {
-            fs::create_dir(&staged_rootfs).map_err(io_error("create", &staged_rootfs))?;
-            unpack_tarball(path, &staged_rootfs, opts.progress)?;
-            (staged_rootfs.clone(), None, None)
-        }
-        Source::Image { layout, reference } => {
-            fs::create_dir(&staged_rootfs).map_err(io_error("create", &staged_rootfs))?;
-            let (config, manifest) =
-                unpack_image(layout, reference.as_ref(), &staged_rootfs, opts.progress)?;
-            (staged_rootfs.clone(), Some(config), Some(manifest))
-        }
+    let staging = Staging {
+        rootfs: &staged_rootfs,
+        dir: parent,
+        opts,
     };
-
-    let rootfs = Rootfs::open(&rootfs_for_config).map_err(io_error("open", &rootfs_for_config))?;
+    let (rootfs_for_config, image, manifest) = fill_rootfs(source, &staging, &out, tmp.path())?;
     let root_path = if rootfs_for_config == staged_rootfs {
         "rootfs".to_owned()
     } else {
         rootfs_for_config.display().to_string()
     };
-    let config = generate_config(
-        &rootfs,
-        &root_path,
-        image.as_ref().and_then(|c| c.config.as_ref()),
-        opts,
-    )?;
-    let config_path = tmp.path().join("config.json");
-    let mut text = serde_json::to_vec_pretty(&config).map_err(|source| BuildError::Json {
-        what: "generated config.json".into(),
-        source,
-    })?;
-    text.push(b'\n');
-    fs::write(&config_path, text).map_err(io_error("write", &config_path))?;
+    let image = image.as_ref().and_then(|c| c.config.as_ref());
+    write_config(tmp.path(), &rootfs_for_config, &root_path, image, opts)?;
 
     let staged = tmp.keep();
     if let Err(e) = fs::rename(&staged, &out) {
@@ -552,6 +558,149 @@ pub fn create_bundle(
         rootfs: rootfs_path,
         manifest,
     })
+}
+
+/// Refuses an `out` that exists and is not an empty directory.
+fn check_output(out: &Path) -> Result<(), BuildError> {
+    match fs::symlink_metadata(out) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(m)
+            if m.is_dir()
+                && fs::read_dir(out)
+                    .map_err(io_error("read", out))?
+                    .next()
+                    .is_none() =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(BuildError::OutputExists { path: out.into() }),
+        Err(e) => Err(io_error("inspect", out)(e)),
+    }
+}
+
+/// Where a source is unpacked, and within which limits.
+struct Staging<'a> {
+    /// The rootfs directory to fill, inside the bundle's temporary directory.
+    rootfs: &'a Path,
+    /// The directory the bundle is built in, named when its file system is full.
+    dir: &'a Path,
+    opts: &'a BundleOptions,
+}
+
+impl Staging<'_> {
+    /// Creates the rootfs directory and opens it for unpacking.
+    fn create_rootfs(&self) -> Result<Rootfs, BuildError> {
+        fs::create_dir(self.rootfs).map_err(io_error("create", self.rootfs))?;
+        let rootfs = Rootfs::open(self.rootfs).map_err(io_error("open", self.rootfs))?;
+        Ok(rootfs.data_limit(self.opts.max_unpacked_size))
+    }
+
+    /// The error of unpacking `source_name`; `stream` turns an error of reading the source
+    /// (a corrupt or truncated stream) into the error to report.
+    fn unpack_error(
+        &self,
+        source_name: &str,
+        e: UnpackError,
+        stream: impl FnOnce(io::Error) -> BuildError,
+    ) -> BuildError {
+        let source_name = source_name.to_owned();
+        match e {
+            UnpackError::Stream(e) => stream(e),
+            UnpackError::Escape { entry } => BuildError::PathEscape { source_name, entry },
+            UnpackError::Entry { entry, source } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                BuildError::NoSpace {
+                    source_name,
+                    entry,
+                    dir: self.dir.into(),
+                }
+            }
+            UnpackError::Entry { entry, source } => BuildError::Entry {
+                source_name,
+                entry,
+                source,
+            },
+            UnpackError::Unsupported { entry, kind } => BuildError::Entry {
+                source_name,
+                entry,
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("entries of type {kind} are not supported"),
+                ),
+            },
+            UnpackError::TooLarge { entry, limit } => BuildError::UnpackedTooLarge {
+                source_name,
+                entry,
+                limit,
+            },
+        }
+    }
+}
+
+/// Puts the source's root filesystem in place: the rootfs directory for config.json's
+/// `root.path`, with the image config and the manifest digest of an image.
+fn fill_rootfs(
+    source: &Source,
+    staging: &Staging<'_>,
+    out: &Path,
+    tmp: &Path,
+) -> Result<(PathBuf, Option<ImageConfig>, Option<Digest>), BuildError> {
+    let staged = staging.rootfs.to_path_buf();
+    match source {
+        Source::RootfsDir { path, copy: false } => {
+            if !path.is_dir() {
+                return Err(BuildError::SourceNotFound {
+                    arg: path.display().to_string(),
+                });
+            }
+            // The real path: a root.path through a symbolic link is refused when the
+            // bundle is loaded, as runc refuses it.
+            let abs = fs::canonicalize(path).map_err(io_error("resolve", path))?;
+            Ok((abs, None, None))
+        }
+        Source::RootfsDir { path, copy: true } => {
+            let from = fs::canonicalize(path).map_err(io_error("resolve", path))?;
+            let staging_dir = fs::canonicalize(tmp).map_err(io_error("resolve", tmp))?;
+            if staging_dir.starts_with(&from) {
+                return Err(BuildError::InvalidOption {
+                    option: "from",
+                    value: path.display().to_string(),
+                    reason: format!(
+                        "the bundle {} would be inside the rootfs it copies",
+                        out.display()
+                    ),
+                });
+            }
+            copy_tree(path, staging)?;
+            Ok((staged, None, None))
+        }
+        Source::RootfsTarball { path } => {
+            unpack_tarball(path, staging)?;
+            Ok((staged, None, None))
+        }
+        Source::Image { layout, reference } => {
+            let (config, manifest) = unpack_image(layout, reference.as_ref(), staging)?;
+            Ok((staged, Some(config), Some(manifest)))
+        }
+    }
+}
+
+/// Writes `<dir>/config.json` for the rootfs at `rootfs`, `root_path` in the config.
+fn write_config(
+    dir: &Path,
+    rootfs: &Path,
+    root_path: &str,
+    image: Option<&ContainerConfig>,
+    opts: &BundleOptions,
+) -> Result<(), BuildError> {
+    let rootfs = Rootfs::open(rootfs).map_err(io_error("open", rootfs))?;
+    let config = generate_config(&rootfs, root_path, image, opts)?;
+    let config_path = dir.join("config.json");
+    let mut text = serde_json::to_vec_pretty(&config).map_err(|source| BuildError::Json {
+        what: "generated config.json".into(),
+        source,
+    })?;
+    text.push(b'\n');
+    fs::write(&config_path, text).map_err(io_error("write", &config_path))
 }
 
 fn absolute(path: &Path) -> io::Result<PathBuf> {
@@ -604,41 +753,14 @@ fn bar(progress: bool, len: u64, message: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn unpack_error(
-    source_name: &str,
-    e: UnpackError,
-    corrupt: impl FnOnce(io::Error) -> BuildError,
-) -> BuildError {
-    match e {
-        UnpackError::Stream(e) => corrupt(e),
-        UnpackError::Escape { entry } => BuildError::PathEscape {
-            source_name: source_name.to_owned(),
-            entry,
-        },
-        UnpackError::Entry { entry, source } => BuildError::Entry {
-            source_name: source_name.to_owned(),
-            entry,
-            source,
-        },
-        UnpackError::Unsupported { entry, kind } => BuildError::Entry {
-            source_name: source_name.to_owned(),
-            entry,
-            source: io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("entries of type {kind} are not supported"),
-            ),
-        },
-    }
-}
-
-/// Applies the image's layers to `rootfs`; returns its config and manifest digest.
+/// Applies the image's layers to the staged rootfs; returns its config and manifest
+/// digest.
 fn unpack_image(
     layout_path: &Path,
     reference: Option<&Reference>,
-    rootfs: &Path,
-    progress: bool,
+    staging: &Staging<'_>,
 ) -> Result<(ImageConfig, Digest), BuildError> {
-    let layout = Layout::open(layout_path)?;
+    let layout = Layout::open(layout_path, staging.opts.max_blob_size)?;
     let (desc, manifest) = layout.manifest(reference)?;
     let manifest_digest: Digest = desc
         .digest
@@ -648,41 +770,15 @@ fn unpack_image(
             source,
         })?;
     let config: ImageConfig = layout.json_blob(&manifest.config, "image config")?;
-    let mut target = Rootfs::open(rootfs).map_err(io_error("open", rootfs))?;
-    let total = manifest.layers.iter().map(|l| l.size).sum();
-    let bar = bar(progress, total, "layers");
+    let mut target = staging.create_rootfs()?;
+    // Saturating: the sizes are the image's word, checked as each blob is opened.
+    let total = manifest
+        .layers
+        .iter()
+        .fold(0u64, |sum, l| sum.saturating_add(l.size));
+    let bar = bar(staging.opts.progress, total, "layers");
     for layer in &manifest.layers {
-        let mut blob = layout.blob(layer)?;
-        let name = format!("layer {}", blob.digest);
-        let location = blob.location.clone();
-        let digest = blob.digest;
-        let corrupt = |e: io::Error| BuildError::BlobCorrupt {
-            digest,
-            location: location.clone(),
-            reason: e.to_string(),
-        };
-        let mt = layer.media_type.as_str();
-        {
-            let mut input: Box<dyn Read + '_> =
-                if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") {
-                    Box::new(flate2::read::MultiGzDecoder::new(&mut blob))
-                } else if mt.ends_with("+zstd") || mt.ends_with(".tar.zstd") {
-                    Box::new(zstd::stream::read::Decoder::new(&mut blob).map_err(corrupt)?)
-                } else if mt.ends_with(".tar") || mt.ends_with("layer.v1.tar") {
-                    Box::new(&mut blob)
-                } else {
-                    return Err(BuildError::UnsupportedMediaType {
-                        digest: layer.digest.clone(),
-                        media_type: layer.media_type.clone(),
-                    });
-                };
-            target
-                .apply(&mut input, |_| {})
-                .map_err(|e| unpack_error(&name, e, corrupt))?;
-            // The rest of the stream: the compressed format's own checks (gzip's CRC).
-            io::copy(&mut input, &mut io::sink()).map_err(corrupt)?;
-        }
-        blob.verify()?;
+        apply_layer(&layout, layer, &mut target, staging)?;
         if let Some(bar) = &bar {
             bar.inc(layer.size);
         }
@@ -705,16 +801,55 @@ fn unpack_image(
     Ok((config, manifest_digest))
 }
 
-fn unpack_tarball(path: &Path, rootfs: &Path, progress: bool) -> Result<(), BuildError> {
-    let mut file = fs::File::open(path).map_err(io_error("open", path))?;
-    let len = file.metadata().map_err(io_error("inspect", path))?.len();
+/// Applies one layer, decompressed as its media type says, and verifies its blob.
+fn apply_layer(
+    layout: &Layout,
+    layer: &Descriptor,
+    target: &mut Rootfs,
+    staging: &Staging<'_>,
+) -> Result<(), BuildError> {
+    let mut blob = layout.blob(layer)?;
+    let name = format!("layer {}", blob.digest);
+    let location = blob.location.clone();
+    let digest = blob.digest;
+    let corrupt = |e: io::Error| BuildError::BlobCorrupt {
+        digest,
+        location: location.clone(),
+        reason: e.to_string(),
+    };
+    let mt = layer.media_type.as_str();
+    {
+        let mut input: Box<dyn Read + '_> = if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(&mut blob))
+        } else if mt.ends_with("+zstd") || mt.ends_with(".tar.zstd") {
+            Box::new(zstd::stream::read::Decoder::new(&mut blob).map_err(corrupt)?)
+        } else if mt.ends_with(".tar") || mt.ends_with("layer.v1.tar") {
+            Box::new(&mut blob)
+        } else {
+            return Err(BuildError::UnsupportedMediaType {
+                digest: layer.digest.clone(),
+                media_type: layer.media_type.clone(),
+            });
+        };
+        target
+            .apply(&mut input, |_| {})
+            .map_err(|e| staging.unpack_error(&name, e, corrupt))?;
+        // The rest of the stream: the compressed format's own checks (gzip's CRC).
+        io::copy(&mut input, &mut io::sink()).map_err(corrupt)?;
+    }
+    blob.verify()
+}
+
+/// Unpacks the rootfs tarball at `path` (plain, gzip or zstd, by its first bytes).
+fn unpack_tarball(path: &Path, staging: &Staging<'_>) -> Result<(), BuildError> {
+    let file = UntrustedFile::open(path, Links::Follow)?;
+    let len = file.len();
+    let file = file.into_file();
     let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(io_error("read", path))?;
-    drop(file);
-    let file = io::BufReader::with_capacity(
-        1 << 20,
-        fs::File::open(path).map_err(io_error("open", path))?,
-    );
+    let n = file
+        .read_at(&mut magic, 0)
+        .map_err(io_error("read", path))?;
+    let file = io::BufReader::with_capacity(1 << 20, file);
     let corrupt = |e: io::Error| BuildError::Io {
         op: "read the tarball",
         path: path.to_path_buf(),
@@ -727,8 +862,8 @@ fn unpack_tarball(path: &Path, rootfs: &Path, progress: bool) -> Result<(), Buil
         }
         _ => Box::new(file),
     };
-    let bar = bar(progress, len, "rootfs");
-    let mut target = Rootfs::open(rootfs).map_err(io_error("open", rootfs))?;
+    let bar = bar(staging.opts.progress, len, "rootfs");
+    let mut target = staging.create_rootfs()?;
     let name = path.display().to_string();
     target
         .apply(&mut input, |n| {
@@ -736,22 +871,23 @@ fn unpack_tarball(path: &Path, rootfs: &Path, progress: bool) -> Result<(), Buil
                 bar.inc(n);
             }
         })
-        .map_err(|e| unpack_error(&name, e, corrupt))?;
+        .map_err(|e| staging.unpack_error(&name, e, corrupt))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     Ok(())
 }
 
-/// Copies the tree at `from` into `to` with everything a template keeps: the template's
-/// tar stream, written by one thread and applied by this one.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+/// Copies the tree at `from` into the staged rootfs with everything a template keeps:
+/// the template's tar stream, written by one thread and applied by this one.
+fn copy_tree(from: &Path, staging: &Staging<'_>) -> Result<(), BuildError> {
     let meta = fs::metadata(from).map_err(io_error("inspect", from))?;
     if !meta.is_dir() {
         return Err(BuildError::SourceNotFound {
             arg: from.display().to_string(),
         });
     }
+    let mut target = staging.create_rootfs()?;
     let (reader, writer) =
         nix::unistd::pipe().map_err(|e| io_error("create a pipe for", from)(io::Error::from(e)))?;
     let (mut reader, writer) = (fs::File::from(reader), fs::File::from(writer));
@@ -767,7 +903,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
             })
         })
     });
-    let mut target = Rootfs::open(to).map_err(io_error("open", to))?;
     let name = from.display().to_string();
     let applied = target.apply(&mut reader, |_| {});
     drop(reader);
@@ -779,7 +914,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
         })
     });
     produced.map_err(BuildError::Copy)?;
-    applied.map_err(|e| unpack_error(&name, e, |e| io_error("copy", from)(e)))
+    applied.map_err(|e| staging.unpack_error(&name, e, |e| io_error("copy", from)(e)))
 }
 
 /// config.json for the bundle: runc's default spec with the image's and the options'
@@ -797,71 +932,19 @@ fn generate_config(
         }
     })?;
     spec["root"] = json!({ "path": root_path, "readonly": false });
-    let process = &mut spec["process"];
-    process["terminal"] = json!(false);
-
     let empty = ContainerConfig::default();
     let image = image.unwrap_or(&empty);
-    let entrypoint = image.entrypoint.clone().unwrap_or_default();
-    let cmd = opts
-        .args
-        .clone()
-        .or_else(|| image.cmd.clone())
-        .unwrap_or_default();
-    let mut args: Vec<String> = if opts.args.is_some() && image.entrypoint.is_none() {
-        cmd
-    } else {
-        entrypoint.into_iter().chain(cmd).collect()
-    };
-    if args.is_empty() {
-        // No Entrypoint, no Cmd, no --arg: runc's and umoci's default.
-        tracing::warn!("no command in the image or the options: the bundle runs sh");
-        args = vec!["sh".to_owned()];
-    }
-    process["args"] = json!(args);
-
-    let mut env: Vec<String> = match &image.env {
-        Some(env) => env.clone(),
-        None => process["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-    };
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-        );
-    }
-    for e in &opts.env {
-        let key = e.split('=').next().unwrap_or_default();
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
-    process["env"] = json!(env);
+    let process = &mut spec["process"];
+    process["terminal"] = json!(false);
+    process["args"] = json!(process_args(image, opts));
+    process["env"] = json!(process_env(image, opts, &process["env"]));
     let cwd = opts
         .cwd
         .clone()
         .or_else(|| image.working_dir.clone().filter(|c| !c.is_empty()))
         .unwrap_or_else(|| "/".to_owned());
     process["cwd"] = json!(cwd);
-
-    let user = opts
-        .user
-        .clone()
-        .or_else(|| image.user.clone())
-        .filter(|u| !u.is_empty());
-    let (uid, gid, extra) = match &user {
-        Some(u) => resolve_user(rootfs, u)?,
-        None => (0, 0, Vec::new()),
-    };
-    let mut user_json = json!({ "uid": uid, "gid": gid });
-    if !extra.is_empty() {
-        user_json["additionalGids"] = json!(extra);
-    }
-    process["user"] = user_json;
+    process["user"] = process_user(rootfs, image, opts)?;
 
     if let Some(h) = &opts.hostname {
         spec["hostname"] = json!(h);
@@ -881,7 +964,85 @@ fn generate_config(
             mounts.push(json!({ "destination": m.destination, "type": "bind", "source": m.source, "options": options }));
         }
     }
+    let annotations = image_annotations(image);
+    if !annotations.is_empty() {
+        spec["annotations"] = json!(annotations);
+    }
+    Ok(spec)
+}
 
+/// `Entrypoint` + `Cmd`, `--arg` in place of `Cmd`; `sh` when there is neither.
+fn process_args(image: &ContainerConfig, opts: &BundleOptions) -> Vec<String> {
+    let entrypoint = image.entrypoint.clone().unwrap_or_default();
+    let cmd = opts
+        .args
+        .clone()
+        .or_else(|| image.cmd.clone())
+        .unwrap_or_default();
+    let args: Vec<String> = if opts.args.is_some() && image.entrypoint.is_none() {
+        cmd
+    } else {
+        entrypoint.into_iter().chain(cmd).collect()
+    };
+    if args.is_empty() {
+        // No Entrypoint, no Cmd, no --arg: runc's and umoci's default.
+        tracing::warn!("no command in the image or the options: the bundle runs sh");
+        return vec!["sh".to_owned()];
+    }
+    args
+}
+
+/// The image's `Env` (or `default`, the default spec's), with a `PATH`, and `--env`
+/// setting or overriding variables.
+fn process_env(image: &ContainerConfig, opts: &BundleOptions, default: &Value) -> Vec<String> {
+    let mut env: Vec<String> = match &image.env {
+        Some(env) => env.clone(),
+        None => default
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+    };
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        );
+    }
+    for e in &opts.env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
+/// `process.user` for `--user` or the image's `User`, names resolved in the rootfs; root
+/// when neither says.
+fn process_user(
+    rootfs: &Rootfs,
+    image: &ContainerConfig,
+    opts: &BundleOptions,
+) -> Result<Value, BuildError> {
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .filter(|u| !u.is_empty());
+    let (uid, gid, extra) = match &user {
+        Some(u) => resolve_user(rootfs, u)?,
+        None => (0, 0, Vec::new()),
+    };
+    let mut user_json = json!({ "uid": uid, "gid": gid });
+    if !extra.is_empty() {
+        user_json["additionalGids"] = json!(extra);
+    }
+    Ok(user_json)
+}
+
+/// The image's labels, with its stop signal, exposed ports and volumes as annotations.
+fn image_annotations(image: &ContainerConfig) -> BTreeMap<String, String> {
     let mut annotations: BTreeMap<String, String> = image.labels.clone().unwrap_or_default();
     if let Some(sig) = &image.stop_signal {
         annotations.insert("org.opencontainers.image.stopSignal".into(), sig.clone());
@@ -898,10 +1059,7 @@ fn generate_config(
             volumes.keys().cloned().collect::<Vec<_>>().join(","),
         );
     }
-    if !annotations.is_empty() {
-        spec["annotations"] = json!(annotations);
-    }
-    Ok(spec)
+    annotations
 }
 
 /// `user[:group]` to (uid, gid, additional gids), names looked up in the rootfs's

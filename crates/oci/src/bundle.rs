@@ -4,9 +4,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::{self, Metadata, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::fs;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{Capability, Mount, Spec};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::BundleError;
+use crate::untrusted::{read_untrusted, UntrustedFileError};
 
 /// The largest `config.json` [`Bundle::load`] reads. Real ones are a few KiB; the cap keeps
 /// a wrong or hostile file from eating the host's memory.
@@ -193,91 +193,36 @@ fn is_not_found(e: &io::Error) -> bool {
 }
 
 /// Reads config.json without ever blocking (a FIFO in its place is refused, not read) and
-/// without reading more than [`CONFIG_SIZE_LIMIT`].
+/// without reading more than [`CONFIG_SIZE_LIMIT`]. Links are followed, as runc follows
+/// them.
 fn read_config(dir: &Path, path: &Path) -> Result<Vec<u8>, BundleError> {
-    let file = OpenOptions::new()
-        .read(true)
-        // Opening a FIFO for reading would wait for a writer; with O_NONBLOCK it returns
-        // at once and the type check below refuses it.
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(|e| open_error(dir, path, e))?;
-    let meta = file.metadata().map_err(|source| BundleError::Io {
-        op: "inspect",
-        path: path.into(),
-        source,
-    })?;
-    check_regular(path, &meta)?;
-    if meta.len() > CONFIG_SIZE_LIMIT {
-        return Err(BundleError::ConfigTooLarge {
-            path: path.into(),
-            size: meta.len(),
-            limit: CONFIG_SIZE_LIMIT,
-        });
-    }
-    // The limit bounds the capacity too: len() is at most CONFIG_SIZE_LIMIT here.
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    (&file)
-        .take(CONFIG_SIZE_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| BundleError::Io {
-            op: "read",
-            path: path.into(),
-            source,
-        })?;
-    if bytes.len() as u64 > CONFIG_SIZE_LIMIT {
-        // It grew while we read it.
-        return Err(BundleError::ConfigTooLarge {
-            path: path.into(),
-            size: bytes.len() as u64,
-            limit: CONFIG_SIZE_LIMIT,
-        });
-    }
-    Ok(bytes)
+    read_untrusted(path, CONFIG_SIZE_LIMIT).map_err(|e| config_error(dir, e))
 }
 
-/// Tells why config.json could not be opened: no bundle directory, no config.json, not a
-/// file one can open (a socket), or a plain I/O error.
-fn open_error(dir: &Path, path: &Path, error: io::Error) -> BundleError {
-    if let Err(e) = check_bundle_dir(dir) {
-        return e;
-    }
-    if is_not_found(&error) {
-        return BundleError::ConfigNotFound { path: path.into() };
-    }
-    if let Ok(meta) = fs::metadata(path) {
-        if let Err(e) = check_regular(path, &meta) {
-            return e;
+/// Tells why config.json could not be read: no bundle directory, no config.json, not a
+/// regular file, too large, or a plain I/O error.
+fn config_error(dir: &Path, error: UntrustedFileError) -> BundleError {
+    match error {
+        UntrustedFileError::NotRegular { path, kind } => {
+            BundleError::ConfigNotRegular { path, kind }
+        }
+        UntrustedFileError::SymbolicLink { path } => BundleError::ConfigNotRegular {
+            path,
+            kind: "a symbolic link",
+        },
+        UntrustedFileError::TooLarge { path, size, limit } => {
+            BundleError::ConfigTooLarge { path, size, limit }
+        }
+        UntrustedFileError::Io { op, path, source } => {
+            if let Err(e) = check_bundle_dir(dir) {
+                e
+            } else if is_not_found(&source) {
+                BundleError::ConfigNotFound { path }
+            } else {
+                BundleError::Io { op, path, source }
+            }
         }
     }
-    BundleError::Io {
-        op: "open",
-        path: path.into(),
-        source: error,
-    }
-}
-
-fn check_regular(path: &Path, meta: &Metadata) -> Result<(), BundleError> {
-    let t = meta.file_type();
-    let kind = if t.is_file() {
-        return Ok(());
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "a special file"
-    };
-    Err(BundleError::ConfigNotRegular {
-        path: path.into(),
-        kind,
-    })
 }
 
 /// Deserializes the spec, naming the failing field. Capabilities runc would ignore are

@@ -12,11 +12,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::build::BuildError;
 use crate::digest::Digest;
+use crate::oci_archive::{go_arch, REF_NAME};
+use crate::tar_read::{Next, TarReader};
+use crate::untrusted::{Links, UntrustedFile};
+use crate::ustar::Kind;
 
 /// The largest index, manifest or config read into memory.
 const JSON_LIMIT: u64 = 16 << 20;
-
-pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,11 +94,35 @@ enum Store {
     },
 }
 
+/// A file of a layout being read, and its length.
+type LayoutFile<'a> = (Box<dyn Read + 'a>, u64);
+
 /// An OCI image layout, opened.
 pub(crate) struct Layout {
     /// The path given, for messages.
     path: PathBuf,
     store: Store,
+    max_blob_size: u64,
+}
+
+/// The regular files of the uncompressed tar `file`: each one's offset and size, by name
+/// (without a leading `./`).
+fn archive_members(file: &File) -> io::Result<HashMap<String, (u64, u64)>> {
+    let mut members = HashMap::new();
+    let mut reader = TarReader::new(io::BufReader::new(file));
+    loop {
+        match reader.next()? {
+            Next::End => return Ok(members),
+            Next::Unsupported(_) => {}
+            Next::Entry(entry) if entry.kind == Kind::Regular => {
+                let name = String::from_utf8_lossy(&entry.path)
+                    .trim_start_matches("./")
+                    .to_owned();
+                members.insert(name, (entry.data_at, entry.size));
+            }
+            Next::Entry(_) => {}
+        }
+    }
 }
 
 /// True when `path` looks like an image layout directory (it has `oci-layout`).
@@ -105,7 +131,9 @@ pub(crate) fn is_layout_dir(path: &Path) -> bool {
 }
 
 impl Layout {
-    pub(crate) fn open(path: &Path) -> Result<Layout, BuildError> {
+    /// Opens the layout at `path`, a directory or an oci-archive. Blobs whose descriptors
+    /// declare more than `max_blob_size` bytes are refused before they are read.
+    pub(crate) fn open(path: &Path, max_blob_size: u64) -> Result<Layout, BuildError> {
         let io_err = |op| {
             move |source| BuildError::Io {
                 op,
@@ -117,23 +145,14 @@ impl Layout {
         let store = if meta.is_dir() {
             Store::Dir(path.to_path_buf())
         } else {
-            let file = File::open(path).map_err(io_err("open"))?;
-            let mut members = HashMap::new();
-            let mut archive = tar::Archive::new(&file);
-            for entry in archive.entries().map_err(io_err("read the archive"))? {
-                let entry = entry.map_err(io_err("read the archive"))?;
-                if entry.header().entry_type().is_file() {
-                    let name = String::from_utf8_lossy(&entry.path_bytes())
-                        .trim_start_matches("./")
-                        .to_owned();
-                    members.insert(name, (entry.raw_file_position(), entry.size()));
-                }
-            }
+            let file = UntrustedFile::open(path, Links::Follow)?.into_file();
+            let members = archive_members(&file).map_err(io_err("read the archive"))?;
             Store::Archive { file, members }
         };
         let layout = Layout {
             path: path.to_path_buf(),
             store,
+            max_blob_size,
         };
         if !layout.exists("oci-layout") {
             return Err(BuildError::NotAnImageLayout {
@@ -151,26 +170,73 @@ impl Layout {
         }
     }
 
-    /// A reader of the file `name` of the layout, and its size.
-    fn open_file(&self, name: &str) -> io::Result<(Box<dyn Read + '_>, u64)> {
+    /// A reader of the file `name` of the layout and its length (which the reader does
+    /// not enforce), or `None` when the layout has no such file.
+    fn open_file(&self, name: &str) -> Result<Option<LayoutFile<'_>>, BuildError> {
         match &self.store {
             Store::Dir(dir) => {
-                let f = File::open(dir.join(name))?;
-                let len = f.metadata()?.len();
-                Ok((Box::new(io::BufReader::with_capacity(1 << 20, f)), len))
+                let file = match UntrustedFile::open(&dir.join(name), Links::Follow) {
+                    Ok(file) => file,
+                    Err(e) if e.is_not_found() => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                let len = file.len();
+                let reader = io::BufReader::with_capacity(1 << 20, file.into_file());
+                Ok(Some((Box::new(reader), len)))
             }
             Store::Archive { file, members } => {
-                let &(offset, size) = members
-                    .get(name)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the archive"))?;
-                let mut f = file.try_clone()?;
-                f.seek(SeekFrom::Start(offset))?;
-                Ok((
-                    Box::new(io::BufReader::with_capacity(1 << 20, f.take(size))),
-                    size,
-                ))
+                let Some(&(offset, size)) = members.get(name) else {
+                    return Ok(None);
+                };
+                let read_error = |source| BuildError::Io {
+                    op: "read",
+                    path: self.path.clone(),
+                    source,
+                };
+                let mut f = file.try_clone().map_err(read_error)?;
+                f.seek(SeekFrom::Start(offset)).map_err(read_error)?;
+                let reader = io::BufReader::with_capacity(1 << 20, f.take(size));
+                Ok(Some((Box::new(reader), size)))
             }
         }
+    }
+
+    /// The layout's `index.json`, at most [`JSON_LIMIT`] bytes read.
+    fn read_index(&self) -> Result<Vec<u8>, BuildError> {
+        let no_index = || BuildError::InvalidImage {
+            layout: self.path.clone(),
+            reason: "it has no index.json".into(),
+        };
+        if let Store::Dir(dir) = &self.store {
+            return UntrustedFile::open(&dir.join("index.json"), Links::Follow)
+                .and_then(|file| file.read_to_end(JSON_LIMIT))
+                .map_err(|e| {
+                    if e.is_not_found() {
+                        no_index()
+                    } else {
+                        e.into()
+                    }
+                });
+        }
+        // In an archive, the reader ends at the member's size.
+        let (mut reader, size) = self.open_file("index.json")?.ok_or_else(no_index)?;
+        if size > JSON_LIMIT {
+            return Err(BuildError::InvalidImage {
+                layout: self.path.clone(),
+                reason: format!(
+                    "index.json is {size} bytes, more than the {JSON_LIMIT} bytes proxcage reads from it"
+                ),
+            });
+        }
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|source| BuildError::Io {
+                op: "read index.json of",
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(bytes)
     }
 
     /// Where a blob is, for messages.
@@ -182,8 +248,10 @@ impl Layout {
         }
     }
 
-    /// A reader of the blob `desc` that fails at the end when its digest or size is
-    /// wrong.
+    /// A reader of the blob `desc` that fails once it has read more than the descriptor's
+    /// size, and at the end when its digest or size is wrong. A declared size above the
+    /// layout's limit, or one that differs from the blob's length, is refused before
+    /// anything is read.
     pub(crate) fn blob(&self, desc: &Descriptor) -> Result<VerifiedBlob<'_>, BuildError> {
         let digest: Digest = desc
             .digest
@@ -192,32 +260,34 @@ impl Layout {
                 layout: self.path.clone(),
                 source,
             })?;
-        let (reader, _) = self
-            .open_file(&blob_name(&digest))
-            .map_err(|e| self.missing(&digest, e))?;
+        let location = self.blob_location(&digest);
+        if desc.size > self.max_blob_size {
+            return Err(BuildError::BlobTooLarge {
+                digest,
+                location,
+                size: desc.size,
+                limit: self.max_blob_size,
+            });
+        }
+        let Some((reader, len)) = self.open_file(&blob_name(&digest))? else {
+            return Err(BuildError::BlobMissing { digest, location });
+        };
+        if len != desc.size {
+            return Err(BuildError::BlobCorrupt {
+                digest,
+                location,
+                reason: format!("it is {len} bytes, the manifest says {}", desc.size),
+            });
+        }
         Ok(VerifiedBlob {
-            inner: reader,
+            // One byte past the declared size is enough to tell that it is longer.
+            inner: Box::new(reader.take(desc.size.saturating_add(1))),
             sha: Sha256::new(),
             len: 0,
             digest,
             size: desc.size,
-            location: self.blob_location(&digest),
+            location,
         })
-    }
-
-    fn missing(&self, digest: &Digest, e: io::Error) -> BuildError {
-        if e.kind() == io::ErrorKind::NotFound {
-            BuildError::BlobMissing {
-                digest: *digest,
-                location: self.blob_location(digest),
-            }
-        } else {
-            BuildError::Io {
-                op: "read",
-                path: PathBuf::from(self.blob_location(digest)),
-                source: e,
-            }
-        }
     }
 
     /// A small JSON blob, read whole and verified.
@@ -251,27 +321,7 @@ impl Layout {
         &self,
         reference: Option<&Reference>,
     ) -> Result<(Descriptor, Manifest), BuildError> {
-        let (mut reader, size) = self
-            .open_file("index.json")
-            .map_err(|source| BuildError::Io {
-                op: "read index.json of",
-                path: self.path.clone(),
-                source,
-            })?;
-        if size > JSON_LIMIT {
-            return Err(BuildError::InvalidImage {
-                layout: self.path.clone(),
-                reason: "index.json is too large".into(),
-            });
-        }
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|source| BuildError::Io {
-                op: "read index.json of",
-                path: self.path.clone(),
-                source,
-            })?;
+        let bytes = self.read_index()?;
         let index: Index = serde_json::from_slice(&bytes).map_err(|source| BuildError::Json {
             what: format!("index.json of {}", self.path.display()),
             source,
@@ -373,21 +423,8 @@ fn blob_name(digest: &Digest) -> String {
 }
 
 /// `linux/amd64` style, Go's names for this host.
-pub(crate) fn host_platform() -> String {
+fn host_platform() -> String {
     format!("linux/{}", go_arch())
-}
-
-pub(crate) fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "riscv64" => "riscv64",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        other => other,
-    }
 }
 
 fn matches_host(p: &Platform) -> bool {

@@ -8,15 +8,38 @@
 //!   does.
 //! - [`default_spec`] and [`write_default_spec`]: what `runc spec` (and `--rootless`)
 //!   writes, for `proxcage spec`.
-//! - [`build::create_bundle`]: a bundle from an OCI image layout or oci-archive, a rootfs
-//!   directory or a rootfs tarball, with the image config as the process.
-//! - [`template::pack_rootfs`]: a root filesystem packed into a Proxmox template
-//!   (`proxcage-<digest>.tar.zst`), reused when the same tree was packed before;
-//!   [`template::pack_oci_archive`]: a bundle as an oci-archive Proxmox VE 9.1 imports.
+//! - [`read_untrusted`]: a file someone else wrote (config.json, a `--process` file), read
+//!   without blocking on a FIFO, opening a device or reading past a limit.
+//! - [`build::create_bundle`] (feature `images`): a bundle from an OCI image layout or
+//!   oci-archive, a rootfs directory or a rootfs tarball, with the image config as the
+//!   process; blob sizes and unpacked data bounded by
+//!   [`BundleOptions`](build::BundleOptions).
+//! - [`template::pack_rootfs`] (feature `templates`): a root filesystem packed into a
+//!   Proxmox template (`proxcage-<digest>.tar.zst`), reused when the same tree was packed
+//!   before; [`template::pack_oci_archive`]: a bundle as an oci-archive Proxmox VE 9.1
+//!   imports.
 //! - Every [`BundleError`] names the file and the field, e.g.
 //!   `/b/config.json: process.user.uid: invalid type: string "root", expected u32 (line 7, column 17)`.
 //!
 //! `oci_spec` is re-exported so that embedders use the same version.
+//!
+//! # Features
+//!
+//! None is on by default: a runtime that only loads bundles compiles no compressor, hash
+//! or progress bar.
+//!
+//! | feature | brings | and the crates |
+//! |---|---|---|
+//! | (none) | [`Bundle`], [`default_spec`], [`read_untrusted`] | oci-spec, serde_json, nix |
+//! | `templates` | [`template`] (Proxmox templates and oci-archives), [`Digest`] | zstd, sha2, xattr, indicatif, tempfile |
+//! | `images` | [`build`] (bundles from images, rootfs directories and tarballs); includes `templates`, whose archive writer copies rootfs directories | flate2 |
+//!
+//! ```toml
+//! [dependencies]
+//! proxcage-oci = { version = "0.1", features = ["images"] }
+//! ```
+//!
+//! Loading a bundle (no feature):
 //!
 //! ```
 //! use proxcage_oci::{write_default_spec, Bundle};
@@ -32,7 +55,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! From a root filesystem to a bundle and to a template:
+//! From a root filesystem to a bundle and to a template (feature `images`):
 //!
 //! ```
 //! use proxcage_oci::build::{create_bundle, BundleOptions, Source};
@@ -56,21 +79,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The documentation above links to what the features bring; without them, those links
+// have nothing to point at.
+#![cfg_attr(not(feature = "images"), allow(rustdoc::broken_intra_doc_links))]
+
 pub use oci_spec;
 
+#[cfg(feature = "images")]
 pub mod build;
 mod bundle;
+#[cfg(feature = "templates")]
 mod digest;
 mod error;
+#[cfg(feature = "images")]
 mod layout;
+#[cfg(feature = "templates")]
 mod oci_archive;
 mod spec;
+#[cfg(feature = "images")]
 mod tar_read;
+#[cfg(feature = "templates")]
 pub mod template;
+#[cfg(feature = "images")]
 mod unpack;
+mod untrusted;
+#[cfg(feature = "templates")]
 mod ustar;
 
 pub use bundle::{Bundle, CONFIG_SIZE_LIMIT};
+#[cfg(feature = "templates")]
 pub use digest::{Digest, DigestParseError};
 pub use error::BundleError;
 pub use spec::{default_spec, write_default_spec};
+pub use untrusted::{read_untrusted, UntrustedFileError};

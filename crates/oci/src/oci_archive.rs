@@ -14,9 +14,8 @@
 //! layer (through its `diff_ids`) and the process; the same bundle gives the same bytes
 //! and is packed once.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use indicatif::ProgressBar;
@@ -26,14 +25,31 @@ use serde_json::json;
 use crate::bundle::Bundle;
 use crate::digest::Digest;
 use crate::template::{
-    begin_pack, check_dest, check_level, check_rootfs, compress, io_error, new_bar, Counting,
-    Hashing, PackOptions, Template, TemplateError, Walker, CHUNK,
+    begin_pack, check_dest, check_level, check_rootfs, compress, digest_pass, io_error, new_bar,
+    put_in_place, reuse, Counting, Hashing, PackOptions, Template, TemplateError, Walker, CHUNK,
 };
 use crate::ustar::{self, Header, Kind};
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// The annotation of an index entry that holds its tag.
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// This host's architecture as Go (and so OCI's `platform.architecture`) names it.
+pub(crate) fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
 
 /// Packs `bundle` into `<dest_dir>/proxcage-<image id>.tar`, an oci-archive Proxmox VE
 /// 9.1 can import, or returns the existing file of that name (`reused`). The image config
@@ -60,30 +76,14 @@ pub fn pack_oci_archive(
     check_level(opts)?;
     check_dest(dest_dir)?;
     let bar = opts.progress.then(new_bar).flatten();
-    if let Some(bar) = &bar {
-        bar.set_message("digest");
-    }
-
-    let (diff_id, stamps, tar_len) = {
-        let mut sink = Hashing::new(io::sink());
-        let mut walker = layer_walker(rootfs, Path::new("/dev/null"), bar.as_ref());
-        walker.archive(&mut sink)?;
-        let stamps = Digest::from_hasher(walker.stamps);
-        (Digest::from_hasher(sink.sha), stamps, sink.len)
-    };
+    let (diff_id, stamps, tar_len) =
+        digest_pass(layer_walker(rootfs, Path::new("/dev/null"), bar.as_ref()))?;
 
     let config = image_config(bundle.spec(), &diff_id);
     let image_id = Digest::of(&config);
     let path = dest_dir.join(format!("proxcage-{}.tar", image_id.hex()));
-    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
-        return Ok(Template {
-            path,
-            digest: image_id,
-            reused: true,
-        });
+    if let Some(template) = reuse(&path, image_id, bar.as_ref()) {
+        return Ok(template);
     }
 
     let (tmp, tmp_path, file) = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.tmp")?;
@@ -100,31 +100,49 @@ pub fn pack_oci_archive(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .map_err(werr)?;
+    let layer = write_layer(&mut out, opts, &tmp_path, tar_len, |sink| {
+        layer_walker(rootfs, &tmp_path, bar.as_ref()).archive_again(sink, stamps, tar_len)
+    })?;
+    write_image(&mut out, &config, image_id, layer).map_err(werr)?;
+    put_in_place(out.inner, tmp, &path, image_id, tar_len, bar.as_ref())
+}
 
-    // The layer's header is written once its digest and size are known.
-    let layer_header_at = out.len;
+/// Writes the layer blob, the compressed archive that `produce` writes (`tar_len` bytes
+/// uncompressed), as a member of the archive `out`; returns its digest and size. The
+/// member's header is written once they are known.
+fn write_layer(
+    out: &mut Counting<BufWriter<File>>,
+    opts: &PackOptions,
+    tmp_path: &Path,
+    tar_len: u64,
+    produce: impl FnOnce(&mut dyn Write) -> Result<(), TemplateError>,
+) -> Result<(Digest, u64), TemplateError> {
+    let werr = |e| io_error("write", tmp_path)(e);
+    let header_at = out.len;
     out.write_all(&[0; ustar::BLOCK]).map_err(werr)?;
-    let (layer_digest, layer_len) = {
-        let compressed = Hashing::new(&mut out);
-        let compressed = compress(compressed, opts, tar_len, &tmp_path, |sink| {
-            layer_walker(rootfs, &tmp_path, bar.as_ref()).archive_again(sink, stamps, tar_len)
-        })?;
-        (Digest::from_hasher(compressed.sha), compressed.len)
-    };
-    out.write_all(&[0; ustar::BLOCK][..ustar::padding(layer_len)])
+    let compressed = compress(Hashing::new(&mut *out), opts, tar_len, tmp_path, produce)?;
+    let (digest, len) = (Digest::from_hasher(compressed.sha), compressed.len);
+    out.write_all(&[0; ustar::BLOCK][..ustar::padding(len)])
         .map_err(werr)?;
     let end = out.len;
     out.inner.flush().map_err(werr)?;
     let file = out.inner.get_mut();
-    file.seek(SeekFrom::Start(layer_header_at)).map_err(werr)?;
-    file.write_all(&ustar::file_block(
-        format!("blobs/sha256/{}", layer_digest.hex()).as_bytes(),
-        layer_len,
-    ))
-    .map_err(werr)?;
+    file.seek(SeekFrom::Start(header_at)).map_err(werr)?;
+    file.write_all(&ustar::file_block(blob_name(&digest).as_bytes(), len))
+        .map_err(werr)?;
     file.seek(SeekFrom::Start(end)).map_err(werr)?;
+    Ok((digest, len))
+}
 
-    member(&mut out, blob_name(&image_id).as_bytes(), &config).map_err(werr)?;
+/// Writes the image config, the manifest of the config and `layer` (digest and size),
+/// `index.json`, and the end of the archive.
+fn write_image(
+    out: &mut impl Write,
+    config: &[u8],
+    image_id: Digest,
+    (layer_digest, layer_len): (Digest, u64),
+) -> io::Result<()> {
+    member(out, blob_name(&image_id).as_bytes(), config)?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
@@ -133,7 +151,7 @@ pub fn pack_oci_archive(
     }))
     .expect("JSON values serialize");
     let manifest_digest = Digest::of(&manifest);
-    member(&mut out, blob_name(&manifest_digest).as_bytes(), &manifest).map_err(werr)?;
+    member(out, blob_name(&manifest_digest).as_bytes(), &manifest)?;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -141,33 +159,14 @@ pub fn pack_oci_archive(
             "mediaType": MANIFEST,
             "digest": manifest_digest.to_string(),
             "size": manifest.len(),
-            "platform": { "architecture": crate::layout::go_arch(), "os": "linux" },
-            "annotations": { crate::layout::REF_NAME: "latest" },
+            "platform": { "architecture": go_arch(), "os": "linux" },
+            "annotations": { REF_NAME: "latest" },
         }],
     }))
     .expect("JSON values serialize");
-    member(&mut out, b"index.json", &index).map_err(werr)?;
-    ustar::write_end(&mut out).map_err(werr)?;
-    out.inner.flush().map_err(werr)?;
-
-    let file = out.inner.get_ref();
-    file.set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(io_error("set the mode of", &tmp_path))?;
-    file.sync_all().map_err(io_error("sync", &tmp_path))?;
-    tmp.persist(&path)
-        .map_err(|e| io_error("rename a temporary file to", &path)(e.error))?;
-    if let Ok(dir) = File::open(dest_dir) {
-        // Durability of the rename; a failure loses nothing a crash would not.
-        let _ = dir.sync_all();
-    }
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    Ok(Template {
-        path,
-        digest: image_id,
-        reused: false,
-    })
+    member(out, b"index.json", &index)?;
+    ustar::write_end(out)?;
+    out.flush()
 }
 
 /// A walker of the layer's tree, for Proxmox's importer: device nodes and FIFOs left out,
@@ -240,7 +239,7 @@ fn image_config(spec: &Spec, diff_id: &Digest) -> Vec<u8> {
         );
     }
     serde_json::to_vec(&json!({
-        "architecture": crate::layout::go_arch(),
+        "architecture": go_arch(),
         "os": "linux",
         "config": config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },

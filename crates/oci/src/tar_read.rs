@@ -40,6 +40,44 @@ pub(crate) enum Next {
     End,
 }
 
+/// What extension entries (pax, GNU long names) said about the entry that follows them.
+#[derive(Default)]
+struct Extensions {
+    pax: BTreeMap<Vec<u8>, Vec<u8>>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+}
+
+impl Extensions {
+    /// The pax record `key` as a number (a time's fraction dropped), if there is one.
+    fn number(&self, key: &[u8]) -> io::Result<Option<i64>> {
+        let Some(v) = self.pax.get(key) else {
+            return Ok(None);
+        };
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.split('.').next()?.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "invalid pax {} record",
+                    String::from_utf8_lossy(key)
+                ))
+            })
+    }
+
+    /// The `SCHILY.xattr.*` records, by name.
+    fn xattrs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.pax
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(b"SCHILY.xattr.")
+                    .map(|n| (n.to_vec(), v.clone()))
+            })
+            .collect()
+    }
+}
+
 pub(crate) struct TarReader<R> {
     input: R,
     pos: u64,
@@ -173,9 +211,7 @@ impl<R: Read> TarReader<R> {
             self.left = 0;
             self.skip(n)?;
         }
-        let mut pax = BTreeMap::new();
-        let mut long_name = None;
-        let mut long_link = None;
+        let mut ext = Extensions::default();
         loop {
             let Some(b) = self.block()? else {
                 return Ok(Next::End);
@@ -183,152 +219,125 @@ impl<R: Read> TarReader<R> {
             if b.iter().all(|&c| c == 0) {
                 return Ok(Next::End);
             }
-            let stored = number(&b[148..156])?;
-            let unsigned: u64 = b
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        u64::from(c)
-                    }
-                })
-                .sum();
-            let signed: i64 = b
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        i64::from(c as i8)
-                    }
-                })
-                .sum();
-            if stored != unsigned && stored as i64 != signed {
-                return Err(invalid(format!(
-                    "invalid tar header checksum at byte {}",
-                    self.pos - BLOCK as u64
-                )));
-            }
+            self.check_checksum(&b)?;
             let flag = b[156];
             let size = number(&b[124..136])?;
             match flag {
-                b'x' => {
-                    let data = self.small_data(size)?;
-                    pax_records(&data, &mut pax)?;
-                    continue;
-                }
-                b'g' => {
-                    self.small_data(size)?;
-                    continue;
-                }
-                b'L' => {
-                    long_name = Some(cstr(&self.small_data(size)?).to_vec());
-                    continue;
-                }
-                b'K' => {
-                    long_link = Some(cstr(&self.small_data(size)?).to_vec());
-                    continue;
-                }
-                _ => {}
+                b'x' => pax_records(&self.small_data(size)?, &mut ext.pax)?,
+                b'g' => drop(self.small_data(size)?),
+                b'L' => ext.long_name = Some(cstr(&self.small_data(size)?).to_vec()),
+                b'K' => ext.long_link = Some(cstr(&self.small_data(size)?).to_vec()),
+                _ => return self.entry(&b, flag, size, ext),
             }
-            let ustar = &b[257..263] == b"ustar\0";
-            let mut path = cstr(&b[..100]).to_vec();
-            if ustar && b[345] != 0 {
-                let mut full = cstr(&b[345..500]).to_vec();
-                full.push(b'/');
-                full.extend_from_slice(&path);
-                path = full;
-            }
-            if let Some(p) = pax.remove(b"path".as_slice()).or(long_name.take()) {
-                path = p;
-            }
-            let mut link = cstr(&b[157..257]).to_vec();
-            if let Some(l) = pax.remove(b"linkpath".as_slice()).or(long_link.take()) {
-                link = l;
-            }
-            let pax_number =
-                |pax: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8]| -> io::Result<Option<i64>> {
-                    match pax.get(key) {
-                        None => Ok(None),
-                        Some(v) => std::str::from_utf8(v)
-                            .ok()
-                            .and_then(|s| s.split('.').next()?.parse().ok())
-                            .map(Some)
-                            .ok_or_else(|| {
-                                invalid(format!(
-                                    "invalid pax {} record",
-                                    String::from_utf8_lossy(key)
-                                ))
-                            }),
-                    }
-                };
-            let size = match pax_number(&pax, b"size")? {
-                Some(n) => u64::try_from(n).map_err(|_| invalid("negative pax size".into()))?,
-                None => size,
-            };
-            let uid = match pax_number(&pax, b"uid")? {
-                Some(n) => n as u64,
-                None => number(&b[108..116])?,
-            };
-            let gid = match pax_number(&pax, b"gid")? {
-                Some(n) => n as u64,
-                None => number(&b[116..124])?,
-            };
-            let mtime = match pax_number(&pax, b"mtime")? {
-                Some(n) => n,
-                None => number(&b[136..148])? as i64,
-            };
-            let kind = match flag {
-                b'0' | 0 | b'7' => Kind::Regular,
-                b'1' => Kind::HardLink,
-                b'2' => Kind::Symlink,
-                b'3' => Kind::CharDevice,
-                b'4' => Kind::BlockDevice,
-                b'5' => Kind::Directory,
-                b'6' => Kind::Fifo,
-                other => {
-                    // Its data is skipped by the next call.
-                    self.left = size + crate::ustar::padding(size) as u64;
-                    return Ok(Next::Unsupported(UnsupportedType { path, flag: other }));
-                }
-            };
-            // Only regular files have data; other types' sizes are ignored, as GNU tar does.
-            let data = if kind == Kind::Regular { size } else { 0 };
-            let skip_other = if kind == Kind::Regular {
-                0
-            } else {
-                size + crate::ustar::padding(size) as u64
-            };
-            let xattrs = pax
-                .iter()
-                .filter_map(|(k, v)| {
-                    k.strip_prefix(b"SCHILY.xattr.")
-                        .map(|n| (n.to_vec(), v.clone()))
-                })
-                .collect();
-            let entry = Entry {
-                path,
-                link,
-                kind,
-                mode: number(&b[100..108])? as u32,
-                uid,
-                gid,
-                mtime,
-                size: data,
-                device: (number(&b[329..337])? as u32, number(&b[337..345])? as u32),
-                xattrs,
-                data_at: self.pos,
-            };
-            self.left = if kind == Kind::Regular {
-                data + crate::ustar::padding(data) as u64
-            } else {
-                skip_other
-            };
-            return Ok(Next::Entry(entry));
         }
+    }
+
+    /// Refuses a header block whose checksum is wrong, taken as unsigned or (as some old
+    /// writers did) signed bytes.
+    fn check_checksum(&self, b: &[u8; BLOCK]) -> io::Result<()> {
+        let stored = number(&b[148..156])?;
+        // The checksum field counts as spaces.
+        let field = 148..156;
+        let unsigned: u64 = b
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| if field.contains(&i) { 32 } else { u64::from(c) })
+            .sum();
+        let signed: i64 = b
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                if field.contains(&i) {
+                    32
+                } else {
+                    i64::from(c as i8)
+                }
+            })
+            .sum();
+        if stored != unsigned && stored as i64 != signed {
+            return Err(invalid(format!(
+                "invalid tar header checksum at byte {}",
+                self.pos - BLOCK as u64
+            )));
+        }
+        Ok(())
+    }
+
+    /// The entry of the header block `b` (type `flag`, `size` in its header), with the
+    /// extension records that came before it applied.
+    fn entry(
+        &mut self,
+        b: &[u8; BLOCK],
+        flag: u8,
+        size: u64,
+        mut ext: Extensions,
+    ) -> io::Result<Next> {
+        let ustar = &b[257..263] == b"ustar\0";
+        let mut path = cstr(&b[..100]).to_vec();
+        if ustar && b[345] != 0 {
+            let mut full = cstr(&b[345..500]).to_vec();
+            full.push(b'/');
+            full.extend_from_slice(&path);
+            path = full;
+        }
+        if let Some(p) = ext.pax.remove(b"path".as_slice()).or(ext.long_name.take()) {
+            path = p;
+        }
+        let mut link = cstr(&b[157..257]).to_vec();
+        if let Some(l) = ext
+            .pax
+            .remove(b"linkpath".as_slice())
+            .or(ext.long_link.take())
+        {
+            link = l;
+        }
+        let size = match ext.number(b"size")? {
+            Some(n) => u64::try_from(n).map_err(|_| invalid("negative pax size".into()))?,
+            None => size,
+        };
+        let uid = match ext.number(b"uid")? {
+            Some(n) => n as u64,
+            None => number(&b[108..116])?,
+        };
+        let gid = match ext.number(b"gid")? {
+            Some(n) => n as u64,
+            None => number(&b[116..124])?,
+        };
+        let mtime = match ext.number(b"mtime")? {
+            Some(n) => n,
+            None => number(&b[136..148])? as i64,
+        };
+        let kind = match flag {
+            b'0' | 0 | b'7' => Kind::Regular,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::CharDevice,
+            b'4' => Kind::BlockDevice,
+            b'5' => Kind::Directory,
+            b'6' => Kind::Fifo,
+            other => {
+                // Its data is skipped by the next call.
+                self.left = size + crate::ustar::padding(size) as u64;
+                return Ok(Next::Unsupported(UnsupportedType { path, flag: other }));
+            }
+        };
+        // Only regular files have data; other types' sizes are ignored, as GNU tar does,
+        // and their data skipped.
+        let data = if kind == Kind::Regular { size } else { 0 };
+        self.left = size + crate::ustar::padding(size) as u64;
+        Ok(Next::Entry(Entry {
+            path,
+            link,
+            kind,
+            mode: number(&b[100..108])? as u32,
+            uid,
+            gid,
+            mtime,
+            size: data,
+            device: (number(&b[329..337])? as u32, number(&b[337..345])? as u32),
+            xattrs: ext.xattrs(),
+            data_at: self.pos,
+        }))
     }
 
     /// Copies the data of the entry just returned (all `size` bytes) to `out`.

@@ -24,7 +24,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
@@ -34,6 +34,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 pub use crate::oci_archive::pack_oci_archive;
+use crate::untrusted::{Links, UntrustedFile};
 use crate::ustar::{self, Header, Kind, Xattrs};
 
 /// zstd's own default, and what `tar --zstd` uses.
@@ -213,6 +214,7 @@ pub(crate) fn io_error<'a>(
 
 /// Writes the tree at `rootfs` to `out` as the uncompressed tar stream that templates
 /// hold; `dest` names `out` in write errors.
+#[cfg(feature = "images")]
 pub(crate) fn write_tree(
     rootfs: &Path,
     out: &mut impl Write,
@@ -259,28 +261,11 @@ pub fn pack_rootfs(
     if !template_of_len_may_exist(dest_dir, len) {
         return pack_once(rootfs, dest_dir, opts, bar, len);
     }
-    if let Some(bar) = &bar {
-        bar.set_message("digest");
-    }
-    let (digest, stamps, tar_len) = {
-        let mut sink = Hashing::new(io::sink());
-        let mut walker = Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref());
-        walker.archive(&mut sink)?;
-        let stamps = Digest::from_hasher(walker.stamps);
-        (Digest::from_hasher(sink.sha), stamps, sink.len)
-    };
-
+    let (digest, stamps, tar_len) =
+        digest_pass(Walker::new(rootfs, Path::new("/dev/null"), bar.as_ref()))?;
     let path = dest_dir.join(template_file_name(&digest));
-    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
-        tracing::debug!(template = %path.display(), "template reused");
-        return Ok(Template {
-            path,
-            digest,
-            reused: true,
-        });
+    if let Some(template) = reuse(&path, digest, bar.as_ref()) {
+        return Ok(template);
     }
 
     let (tmp, tmp_path, file) = begin_pack(bar.as_ref(), tar_len, dest_dir, ".tar.zst.tmp")?;
@@ -291,7 +276,7 @@ pub fn pack_rootfs(
         &tmp_path,
         |sink| Walker::new(rootfs, &tmp_path, bar.as_ref()).archive_again(sink, stamps, tar_len),
     )?;
-    put_in_place(writer, tmp, dest_dir, digest, tar_len, bar.as_ref())
+    put_in_place(writer, tmp, &path, digest, tar_len, bar.as_ref())
 }
 
 /// Packs the tree in one pass, hashing the archive of `len` bytes as it is compressed,
@@ -333,29 +318,59 @@ fn pack_once(
         },
     )?;
     let digest = digest.expect("compress succeeds only when the archive was written");
-    put_in_place(writer, tmp, dest_dir, digest, len, bar.as_ref())
+    let path = dest_dir.join(template_file_name(&digest));
+    put_in_place(writer, tmp, &path, digest, len, bar.as_ref())
 }
 
-/// Makes the packed temporary file the template of `digest`: mode 0644, synced, renamed.
-fn put_in_place(
+/// The first pass over a tree: the digest of the archive `walker` writes, the stamps of
+/// its entries (to check a second pass against) and the archive's length.
+pub(crate) fn digest_pass(mut walker: Walker<'_>) -> Result<(Digest, Digest, u64), TemplateError> {
+    if let Some(bar) = walker.bar {
+        bar.set_message("digest");
+    }
+    let mut sink = Hashing::new(io::sink());
+    walker.archive(&mut sink)?;
+    let stamps = Digest::from_hasher(walker.stamps);
+    Ok((Digest::from_hasher(sink.sha), stamps, sink.len))
+}
+
+/// The template at `path`, when a file of that name exists: packed before, from content
+/// with this digest.
+pub(crate) fn reuse(path: &Path, digest: Digest, bar: Option<&ProgressBar>) -> Option<Template> {
+    if !fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    tracing::debug!(template = %path.display(), "template reused");
+    Some(Template {
+        path: path.to_path_buf(),
+        digest,
+        reused: true,
+    })
+}
+
+/// Makes the packed temporary file the template `path` of `digest`: mode 0644, synced,
+/// renamed.
+pub(crate) fn put_in_place(
     writer: BufWriter<File>,
     tmp: tempfile::NamedTempFile,
-    dest_dir: &Path,
+    path: &Path,
     digest: Digest,
     len: u64,
     bar: Option<&ProgressBar>,
 ) -> Result<Template, TemplateError> {
     let tmp_path = tmp.path().to_path_buf();
-    let path = dest_dir.join(template_file_name(&digest));
     let file = writer
         .into_inner()
         .map_err(|e| io_error("write", &tmp_path)(e.into_error()))?;
     file.set_permissions(fs::Permissions::from_mode(0o644))
         .map_err(io_error("set the mode of", &tmp_path))?;
     file.sync_all().map_err(io_error("sync", &tmp_path))?;
-    tmp.persist(&path)
-        .map_err(|e| io_error("rename a temporary file to", &path)(e.error))?;
-    if let Ok(dir) = File::open(dest_dir) {
+    tmp.persist(path)
+        .map_err(|e| io_error("rename a temporary file to", path)(e.error))?;
+    if let Some(dir) = path.parent().and_then(|dir| File::open(dir).ok()) {
         // The rename is durable once the directory is; a failure here loses nothing
         // that a crash would not.
         let _ = dir.sync_all();
@@ -365,7 +380,7 @@ fn put_in_place(
     }
     tracing::debug!(template = %path.display(), bytes = len, "template packed");
     Ok(Template {
-        path,
+        path: path.to_path_buf(),
         digest,
         reused: false,
     })
@@ -384,7 +399,9 @@ fn template_of_len_may_exist(dir: &Path, len: u64) -> bool {
         }
         // A frame header is 18 bytes at most (zstd's ZSTD_FRAMEHEADERSIZE_MAX).
         let mut head = Vec::with_capacity(18);
-        let read = File::open(entry.path()).and_then(|f| f.take(18).read_to_end(&mut head));
+        let read = UntrustedFile::open(&entry.path(), Links::Follow)
+            .map_err(drop)
+            .and_then(|f| f.into_file().take(18).read_to_end(&mut head).map_err(drop));
         match (read, zstd::zstd_safe::get_frame_content_size(&head)) {
             (Ok(_), Ok(Some(size))) => size == len,
             _ => true,
@@ -760,41 +777,10 @@ impl<'a> Walker<'a> {
         name: Vec<u8>,
         meta: &Metadata,
     ) -> Result<(), TemplateError> {
-        let ft = meta.file_type();
-        let mut link = Vec::new();
-        let mut size = 0;
-        let kind = if ft.is_dir() {
-            Kind::Directory
-        } else if ft.is_symlink() {
-            link = fs::read_link(path)
-                .map_err(io_error("read link", path))?
-                .into_os_string()
-                .into_vec();
-            Kind::Symlink
-        } else if ft.is_socket() {
-            tracing::warn!(path = %path.display(), "socket left out of the template");
+        let Some((kind, link)) = self.kind(path, &name, meta)? else {
             return Ok(());
-        } else if !self.special && (ft.is_char_device() || ft.is_block_device() || ft.is_fifo()) {
-            tracing::warn!(path = %path.display(), "device node or FIFO left out of the archive");
-            return Ok(());
-        } else if meta.nlink() > 1 && self.links.contains_key(&(meta.dev(), meta.ino())) {
-            link = self.links[&(meta.dev(), meta.ino())].clone();
-            Kind::HardLink
-        } else {
-            if meta.nlink() > 1 {
-                self.links.insert((meta.dev(), meta.ino()), name.clone());
-            }
-            if ft.is_file() {
-                size = meta.len();
-                Kind::Regular
-            } else if ft.is_char_device() {
-                Kind::CharDevice
-            } else if ft.is_block_device() {
-                Kind::BlockDevice
-            } else {
-                Kind::Fifo
-            }
         };
+        let size = if kind == Kind::Regular { meta.len() } else { 0 };
         self.stamps.update(&name);
         for n in [
             meta.dev(),
@@ -804,18 +790,7 @@ impl<'a> Walker<'a> {
         ] {
             self.stamps.update(n.to_le_bytes());
         }
-        let xattrs = read_xattrs(path)?;
-        if !self.newlines {
-            if let Some((name, _)) = xattrs.iter().find(|(_, v)| v.contains(&b'\n')) {
-                return Err(TemplateError::Unrepresentable {
-                    path: path.into(),
-                    what: format!(
-                        "its xattr {} holds a newline byte, which Proxmox's OCI importer cannot read: use the tar.zst format",
-                        String::from_utf8_lossy(name)
-                    ),
-                });
-            }
-        }
+        let xattrs = self.xattrs(path)?;
         let rdev = meta.rdev();
         let header = Header {
             path: &name,
@@ -841,6 +816,70 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
+    /// How the file at `path` (archive name `name`) is archived, with its link target;
+    /// `None` when it is left out. The first name of a multiply-linked inode is noted, and
+    /// its later names become hardlinks to it.
+    fn kind(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        meta: &Metadata,
+    ) -> Result<Option<(Kind, Vec<u8>)>, TemplateError> {
+        let ft = meta.file_type();
+        let inode = (meta.dev(), meta.ino());
+        if ft.is_dir() {
+            return Ok(Some((Kind::Directory, Vec::new())));
+        }
+        if ft.is_symlink() {
+            let link = fs::read_link(path)
+                .map_err(io_error("read link", path))?
+                .into_os_string()
+                .into_vec();
+            return Ok(Some((Kind::Symlink, link)));
+        }
+        if ft.is_socket() {
+            tracing::warn!(path = %path.display(), "socket left out of the template");
+            return Ok(None);
+        }
+        if !self.special && (ft.is_char_device() || ft.is_block_device() || ft.is_fifo()) {
+            tracing::warn!(path = %path.display(), "device node or FIFO left out of the archive");
+            return Ok(None);
+        }
+        if meta.nlink() > 1 {
+            if let Some(first) = self.links.get(&inode) {
+                return Ok(Some((Kind::HardLink, first.clone())));
+            }
+            self.links.insert(inode, name.to_vec());
+        }
+        let kind = if ft.is_file() {
+            Kind::Regular
+        } else if ft.is_char_device() {
+            Kind::CharDevice
+        } else if ft.is_block_device() {
+            Kind::BlockDevice
+        } else {
+            Kind::Fifo
+        };
+        Ok(Some((kind, Vec::new())))
+    }
+
+    /// The xattrs of `path`; for Proxmox's OCI importer, none may hold a newline.
+    fn xattrs(&self, path: &Path) -> Result<Xattrs, TemplateError> {
+        let xattrs = read_xattrs(path)?;
+        if !self.newlines {
+            if let Some((name, _)) = xattrs.iter().find(|(_, v)| v.contains(&b'\n')) {
+                return Err(TemplateError::Unrepresentable {
+                    path: path.into(),
+                    what: format!(
+                        "its xattr {} holds a newline byte, which Proxmox's OCI importer cannot read: use the tar.zst format",
+                        String::from_utf8_lossy(name)
+                    ),
+                });
+            }
+        }
+        Ok(xattrs)
+    }
+
     /// Copies exactly `size` bytes of the file and the padding after them.
     fn content(
         &mut self,
@@ -849,18 +888,14 @@ impl<'a> Walker<'a> {
         meta: &Metadata,
         size: u64,
     ) -> Result<(), TemplateError> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io_error("open", path))?;
-        let opened = file.metadata().map_err(io_error("inspect", path))?;
-        if opened.ino() != meta.ino() || opened.dev() != meta.dev() || !opened.is_file() {
+        let Some(file) = UntrustedFile::open_walked(path, meta).map_err(io_error("open", path))?
+        else {
             return Err(TemplateError::RootfsChanged {
                 path: self.root.into(),
                 what: format!("{} was replaced", path.display()),
             });
-        }
+        };
+        let mut file = file.into_file();
         let mut left = size;
         while left > 0 {
             let want = self

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
 use crate::tar_read::{self, Next, TarReader};
+use crate::untrusted::UntrustedFile;
 use crate::ustar::Kind;
 
 const WHITEOUT: &[u8] = b".wh.";
@@ -43,6 +44,14 @@ pub(crate) enum UnpackError {
     Entry { entry: String, source: io::Error },
     /// An entry of a type a root filesystem cannot hold.
     Unsupported { entry: String, kind: String },
+    /// A regular file whose data would take what the streams wrote past the limit.
+    TooLarge { entry: String, limit: u64 },
+}
+
+fn escape(entry: &[u8]) -> UnpackError {
+    UnpackError::Escape {
+        entry: String::from_utf8_lossy(entry).into_owned(),
+    }
 }
 
 fn entry_error(entry: &[u8]) -> impl FnOnce(io::Error) -> UnpackError + '_ {
@@ -60,10 +69,14 @@ pub(crate) struct Rootfs {
     /// Directory mtimes to set once a stream is done (creating entries moves them): those
     /// of directory entries, and the earlier ones of directories an entry changed.
     dir_times: HashMap<Vec<u8>, libc::timespec>,
-    /// Paths written by the current stream, which an opaque whiteout must keep.
+    /// Paths written by the current stream and the directories above them, which an
+    /// opaque whiteout keeps.
     written: HashSet<Vec<u8>>,
     /// The last parent directory resolved, by path.
     cached: Option<(Vec<u8>, OwnedFd)>,
+    /// The most file data the streams may write, and what they wrote so far.
+    data_limit: u64,
+    data_written: u64,
 }
 
 fn cstr(bytes: &[u8]) -> io::Result<CString> {
@@ -106,8 +119,18 @@ struct Meta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Where an entry goes: its parent directory (resolved inside the root) and its name.
+struct Target<'a> {
+    parent: OwnedFd,
+    name: &'a [u8],
+    cname: CString,
+    /// The entry's name as the stream has it, for errors.
+    raw: &'a [u8],
+}
+
 impl Rootfs {
-    /// Opens the existing directory `path` as the root.
+    /// Opens the existing directory `path` as the root. File data is not limited until
+    /// [`Rootfs::data_limit`] says so.
     pub(crate) fn open(path: &Path) -> io::Result<Rootfs> {
         let root = nix::fcntl::open(
             path,
@@ -122,7 +145,16 @@ impl Rootfs {
             dir_times: HashMap::new(),
             written: HashSet::new(),
             cached: None,
+            data_limit: u64::MAX,
+            data_written: 0,
         })
+    }
+
+    /// Limits the file data written by all the streams applied to `limit` bytes: an entry
+    /// that would take the total past it is refused before it is written.
+    pub(crate) fn data_limit(mut self, limit: u64) -> Rootfs {
+        self.data_limit = limit;
+        self
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -184,15 +216,15 @@ impl Rootfs {
         self.create_dirs(&comps).map(drop)
     }
 
-    /// A text file of at most 1 MiB inside the root (symlinks resolved in it), or `None`.
+    /// A text file of at most 1 MiB inside the root (symlinks resolved in it), or `None`
+    /// when there is none, or it is larger, or not a regular file (a FIFO would block).
     pub(crate) fn read_small(&self, path: &[u8]) -> Option<String> {
-        let fd = self.resolve(path, OFlag::O_RDONLY).ok()?;
-        let mut text = String::new();
-        File::from(fd)
-            .take(1 << 20)
-            .read_to_string(&mut text)
+        let fd = self.resolve(path, OFlag::O_PATH).ok()?;
+        let name = self.path.join(OsStr::from_bytes(path));
+        let bytes = UntrustedFile::from_path_fd(fd, &name)
+            .and_then(|file| file.read_to_end(1 << 20))
             .ok()?;
-        Some(text)
+        String::from_utf8(bytes).ok()
     }
 
     /// Applies the tar stream `input`. `on_read` is told how many bytes of entry data were
@@ -230,6 +262,11 @@ impl Rootfs {
             )));
         }
         self.cached = None;
+        self.restore_dir_times()
+    }
+
+    /// Sets the directory mtimes noted while the stream was applied.
+    fn restore_dir_times(&mut self) -> Result<(), UnpackError> {
         // Deepest first, so setting a child's time does not move its parent's.
         let mut times: Vec<_> = std::mem::take(&mut self.dir_times).into_iter().collect();
         times.sort_by(|a, b| b.0.cmp(&a.0));
@@ -250,212 +287,305 @@ impl Rootfs {
         Ok(())
     }
 
+    /// Applies one entry: a whiteout, or an entry to create or replace.
     fn entry<R: Read>(
         &mut self,
         reader: &mut TarReader<R>,
         entry: tar_read::Entry,
     ) -> Result<(), UnpackError> {
-        let raw = entry.path;
-        let Some(comps) = components(&raw) else {
-            return Err(UnpackError::Escape {
-                entry: String::from_utf8_lossy(&raw).into_owned(),
-            });
+        let tar_read::Entry {
+            path,
+            link,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size,
+            device,
+            xattrs,
+            ..
+        } = entry;
+        let raw = &path[..];
+        let Some(comps) = components(raw) else {
+            return Err(escape(raw));
         };
-        let kind = entry.kind;
         let meta = Meta {
-            mode: entry.mode,
-            uid: entry.uid as u32,
-            gid: entry.gid as u32,
-            mtime: entry.mtime,
-            xattrs: entry.xattrs,
+            mode,
+            uid: uid as u32,
+            gid: gid as u32,
+            mtime,
+            xattrs,
         };
-        let device = entry.device;
-        let link = Some(entry.link).filter(|l| !l.is_empty());
-
-        if comps.is_empty() {
+        let Some((name, parent_comps)) = comps.split_last() else {
             // The root itself ("./"): only its metadata.
-            if kind == Kind::Directory {
-                let fd = self
-                    .resolve(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                    .map_err(entry_error(&raw))?;
-                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
-                self.dir_times.insert(Vec::new(), timespec(meta.mtime));
-            }
-            return Ok(());
-        }
-        let (name, parent_comps) = comps.split_last().expect("not empty");
-        let full = comps.join(&b'/');
-
-        // Entries change their directory's mtime; unless the stream sets it, it is put
-        // back at the end, as umoci does.
-        let parent_key = parent_comps.join(&b'/');
-        let existing_parent = match self.resolve(&parent_key, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-            Ok(fd) => Some(fd),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            Err(e) => return Err(entry_error(&raw)(e)),
+            return self.root_entry(raw, kind, &meta);
         };
-        if let Some(parent) = &existing_parent {
-            if !self.dir_times.contains_key(&parent_key) {
-                let st = nix::sys::stat::fstat(parent)
-                    .map_err(errno)
-                    .map_err(entry_error(&raw))?;
-                let mtime = libc::timespec {
-                    tv_sec: st.st_mtime,
-                    tv_nsec: st.st_mtime_nsec,
-                };
-                self.dir_times.insert(parent_key.clone(), mtime);
-            }
-        }
-
+        let parent_key = parent_comps.join(&b'/');
+        let existing_parent = self
+            .note_parent_time(&parent_key)
+            .map_err(entry_error(raw))?;
         if let Some(target) = name.strip_prefix(WHITEOUT) {
-            if matches!(target, b"." | b"..") {
-                return Err(UnpackError::Escape {
-                    entry: String::from_utf8_lossy(&raw).into_owned(),
-                });
-            }
-            // A whiteout in a directory the layers below do not have: nothing to hide.
-            let Some(parent) = existing_parent else {
-                return Ok(());
-            };
-            if *name == OPAQUE {
-                for child in list_dir(&parent).map_err(entry_error(&raw))? {
-                    let mut path = parent_key.clone();
-                    if !path.is_empty() {
-                        path.push(b'/');
-                    }
-                    path.extend_from_slice(&child);
-                    if !self.written.contains(&path) {
-                        remove_at(&parent, &child).map_err(entry_error(&raw))?;
-                    }
-                }
-            } else {
-                remove_at(&parent, target).map_err(entry_error(&raw))?;
-            }
-            self.cached = None;
-            return Ok(());
+            return self.whiteout(raw, name, target, &parent_key, existing_parent);
         }
 
-        self.written.insert(full.clone());
-        let privileged = self.privileged;
+        let full = comps.join(&b'/');
+        self.mark_written(&full);
         let parent = self
             .parent(parent_comps)
             .and_then(|p| p.try_clone_to_owned())
-            .map_err(entry_error(&raw))?;
-        let cname = cstr(name).map_err(entry_error(&raw))?;
+            .map_err(entry_error(raw))?;
+        let at = Target {
+            parent,
+            name,
+            cname: cstr(name).map_err(entry_error(raw))?,
+            raw,
+        };
         match kind {
-            Kind::Directory => {
-                let existing = lstat_at(&parent, &cname).map_err(entry_error(&raw))?;
-                if existing.is_some_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
-                    remove_at(&parent, name).map_err(entry_error(&raw))?;
-                    self.cached = None;
-                }
-                if existing.is_none_or(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
-                    // SAFETY: valid fd and NUL-terminated name.
-                    check(unsafe { libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o700) })
-                        .map_err(entry_error(&raw))?;
-                }
-                let fd = nix::fcntl::openat(
-                    &parent,
-                    cname.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(errno)
-                .map_err(entry_error(&raw))?;
-                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
-                self.dir_times.insert(full, timespec(meta.mtime));
-            }
-            Kind::Regular => {
-                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
-                let fd = nix::fcntl::openat(
-                    &parent,
-                    cname.as_c_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(errno)
-                .map_err(entry_error(&raw))?;
-                let mut file = File::from(fd);
-                // A short or corrupt stream, not a problem with the file.
-                reader
-                    .copy_data(entry.size, &mut file)
-                    .map_err(UnpackError::Stream)?;
-                let fd = OwnedFd::from(file);
-                self.set_meta_fd(&fd, &meta).map_err(entry_error(&raw))?;
-                set_times_fd(&fd, meta.mtime).map_err(entry_error(&raw))?;
-            }
-            Kind::Symlink => {
-                let target =
-                    cstr(link.as_deref().unwrap_or_default()).map_err(entry_error(&raw))?;
-                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
-                // SAFETY: valid fd and NUL-terminated strings.
-                check(unsafe {
-                    libc::symlinkat(target.as_ptr(), parent.as_raw_fd(), cname.as_ptr())
-                })
-                .map_err(entry_error(&raw))?;
-                self.cached = None;
-                self.set_meta_at(&parent, &cname, &meta, false)
-                    .map_err(entry_error(&raw))?;
-            }
-            Kind::HardLink => {
-                let target = link.unwrap_or_default();
-                let Some(tcomps) = components(&target).filter(|c| !c.is_empty()) else {
-                    return Err(UnpackError::Escape {
-                        entry: format!(
-                            "{} (hardlink to {})",
-                            String::from_utf8_lossy(&raw),
-                            String::from_utf8_lossy(&target)
-                        ),
-                    });
-                };
-                if tcomps == comps {
-                    return Ok(());
-                }
-                let (tname, tparent) = tcomps.split_last().expect("not empty");
-                let tparent = self
-                    .resolve(&tparent.join(&b'/'), OFlag::O_PATH | OFlag::O_DIRECTORY)
-                    .map_err(entry_error(&raw))?;
-                let tname = cstr(tname).map_err(entry_error(&raw))?;
-                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
-                // SAFETY: valid fds and NUL-terminated names; flags 0: a symlink target is
-                // linked itself, not followed.
-                check(unsafe {
-                    libc::linkat(
-                        tparent.as_raw_fd(),
-                        tname.as_ptr(),
-                        parent.as_raw_fd(),
-                        cname.as_ptr(),
-                        0,
-                    )
-                })
-                .map_err(entry_error(&raw))?;
-            }
+            Kind::Directory => self.directory(&at, &meta, full),
+            Kind::Regular => self.regular(&at, &meta, reader, size),
+            Kind::Symlink => self.symlink(&at, &meta, &link),
+            Kind::HardLink => self.hardlink(&at, &comps, &link),
             Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
-                let fmt = match kind {
-                    Kind::CharDevice => libc::S_IFCHR,
-                    Kind::BlockDevice => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
-                };
-                if fmt != libc::S_IFIFO && !privileged {
-                    tracing::warn!(entry = %String::from_utf8_lossy(&raw), "device node skipped: creating one needs root");
-                    return Ok(());
-                }
-                replace(&parent, &cname, name).map_err(entry_error(&raw))?;
-                let dev = libc::makedev(device.0, device.1);
-                // SAFETY: valid fd and NUL-terminated name.
-                check(unsafe {
-                    libc::mknodat(parent.as_raw_fd(), cname.as_ptr(), fmt | 0o600, dev)
-                })
-                .map_err(entry_error(&raw))?;
-                self.set_meta_at(&parent, &cname, &meta, true)
-                    .map_err(entry_error(&raw))?;
+                self.special(&at, &meta, kind, device)
+            }
+        }
+    }
+
+    /// The entry `./`: the root's own metadata, for a directory entry.
+    fn root_entry(&mut self, raw: &[u8], kind: Kind, meta: &Meta) -> Result<(), UnpackError> {
+        if kind == Kind::Directory {
+            let fd = self
+                .resolve(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(entry_error(raw))?;
+            self.set_meta_fd(&fd, meta).map_err(entry_error(raw))?;
+            self.dir_times.insert(Vec::new(), timespec(meta.mtime));
+        }
+        Ok(())
+    }
+
+    /// The directory `parent_key` as an `O_PATH` descriptor, `None` when it does not exist
+    /// yet. Entries change their directory's mtime; unless the stream sets it, it is put
+    /// back at the end, as umoci does: noted here, the first time.
+    fn note_parent_time(&mut self, parent_key: &[u8]) -> io::Result<Option<OwnedFd>> {
+        let parent = match self.resolve(parent_key, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !self.dir_times.contains_key(parent_key) {
+            let st = nix::sys::stat::fstat(&parent).map_err(errno)?;
+            let mtime = libc::timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec,
+            };
+            self.dir_times.insert(parent_key.to_vec(), mtime);
+        }
+        Ok(Some(parent))
+    }
+
+    /// Notes that this stream wrote `path`, and so the directories that lead to it: an
+    /// opaque whiteout keeps them.
+    fn mark_written(&mut self, path: &[u8]) {
+        let mut path = path;
+        // The ancestors of a path already noted are noted too.
+        while !self.written.contains(path) {
+            self.written.insert(path.to_vec());
+            match path.iter().rposition(|&b| b == b'/') {
+                Some(slash) => path = &path[..slash],
+                None => break,
+            }
+        }
+    }
+
+    /// `.wh.<name>` removes `<name>` of the layers below; `.wh..wh..opq` empties its
+    /// directory of what they put there.
+    fn whiteout(
+        &mut self,
+        raw: &[u8],
+        name: &[u8],
+        target: &[u8],
+        parent_key: &[u8],
+        parent: Option<OwnedFd>,
+    ) -> Result<(), UnpackError> {
+        if matches!(target, b"." | b"..") {
+            return Err(escape(raw));
+        }
+        // A whiteout in a directory the layers below do not have: nothing to hide.
+        let Some(parent) = parent else {
+            return Ok(());
+        };
+        if name == OPAQUE {
+            self.hide_lower(&parent, parent_key)
+                .map_err(entry_error(raw))?;
+        } else {
+            remove_at(&parent, target).map_err(entry_error(raw))?;
+        }
+        self.cached = None;
+        Ok(())
+    }
+
+    /// Removes everything under the directory `dir` (path `key`) that this stream did not
+    /// write, wherever the opaque whiteout came in the stream: this stream's entries
+    /// stay, and so do the directories that lead to them, emptied of the rest.
+    fn hide_lower(&self, dir: &OwnedFd, key: &[u8]) -> io::Result<()> {
+        for child in list_dir(dir)? {
+            let mut path = key.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&child);
+            if !self.written.contains(&path) {
+                remove_at(dir, &child)?;
+            } else if let Some(sub) = open_dir_at(dir, &cstr(&child)?)? {
+                self.hide_lower(&sub, &path)?;
             }
         }
         Ok(())
+    }
+
+    fn directory(
+        &mut self,
+        at: &Target<'_>,
+        meta: &Meta,
+        full: Vec<u8>,
+    ) -> Result<(), UnpackError> {
+        let existing = lstat_at(&at.parent, &at.cname).map_err(entry_error(at.raw))?;
+        let is_dir = |st: &libc::stat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if existing.as_ref().is_some_and(|st| !is_dir(st)) {
+            remove_at(&at.parent, at.name).map_err(entry_error(at.raw))?;
+            self.cached = None;
+        }
+        if existing.as_ref().is_none_or(|st| !is_dir(st)) {
+            // SAFETY: valid fd and NUL-terminated name.
+            check(unsafe { libc::mkdirat(at.parent.as_raw_fd(), at.cname.as_ptr(), 0o700) })
+                .map_err(entry_error(at.raw))?;
+        }
+        let fd = nix::fcntl::openat(
+            &at.parent,
+            at.cname.as_c_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)
+        .map_err(entry_error(at.raw))?;
+        self.set_meta_fd(&fd, meta).map_err(entry_error(at.raw))?;
+        self.dir_times.insert(full, timespec(meta.mtime));
+        Ok(())
+    }
+
+    /// A regular file and its `size` bytes of data, which count towards the data limit.
+    fn regular<R: Read>(
+        &mut self,
+        at: &Target<'_>,
+        meta: &Meta,
+        reader: &mut TarReader<R>,
+        size: u64,
+    ) -> Result<(), UnpackError> {
+        let total = self.data_written.saturating_add(size);
+        if total > self.data_limit {
+            return Err(UnpackError::TooLarge {
+                entry: String::from_utf8_lossy(at.raw).into_owned(),
+                limit: self.data_limit,
+            });
+        }
+        self.data_written = total;
+        replace(&at.parent, &at.cname, at.name).map_err(entry_error(at.raw))?;
+        let fd = nix::fcntl::openat(
+            &at.parent,
+            at.cname.as_c_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(errno)
+        .map_err(entry_error(at.raw))?;
+        let mut out = WriteSide {
+            inner: File::from(fd),
+            failed: false,
+        };
+        match reader.copy_data(size, &mut out) {
+            Ok(()) => {}
+            // The file system, not the stream: a full disk, say.
+            Err(e) if out.failed => return Err(entry_error(at.raw)(e)),
+            // A short or corrupt stream, not a problem with the file.
+            Err(e) => return Err(UnpackError::Stream(e)),
+        }
+        let fd = OwnedFd::from(out.inner);
+        self.set_meta_fd(&fd, meta).map_err(entry_error(at.raw))?;
+        set_times_fd(&fd, meta.mtime).map_err(entry_error(at.raw))
+    }
+
+    fn symlink(&mut self, at: &Target<'_>, meta: &Meta, link: &[u8]) -> Result<(), UnpackError> {
+        let target = cstr(link).map_err(entry_error(at.raw))?;
+        replace(&at.parent, &at.cname, at.name).map_err(entry_error(at.raw))?;
+        // SAFETY: valid fd and NUL-terminated strings.
+        check(unsafe {
+            libc::symlinkat(target.as_ptr(), at.parent.as_raw_fd(), at.cname.as_ptr())
+        })
+        .map_err(entry_error(at.raw))?;
+        self.cached = None;
+        self.set_meta_at(&at.parent, &at.cname, meta, false)
+            .map_err(entry_error(at.raw))
+    }
+
+    /// A hardlink to `link`, an earlier entry, resolved inside the root.
+    fn hardlink(&self, at: &Target<'_>, comps: &[&[u8]], link: &[u8]) -> Result<(), UnpackError> {
+        let Some(tcomps) = components(link).filter(|c| !c.is_empty()) else {
+            return Err(UnpackError::Escape {
+                entry: format!(
+                    "{} (hardlink to {})",
+                    String::from_utf8_lossy(at.raw),
+                    String::from_utf8_lossy(link)
+                ),
+            });
+        };
+        if tcomps == comps {
+            return Ok(());
+        }
+        let (tname, tparent) = tcomps.split_last().expect("not empty");
+        let tparent = self
+            .resolve(&tparent.join(&b'/'), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(entry_error(at.raw))?;
+        let tname = cstr(tname).map_err(entry_error(at.raw))?;
+        replace(&at.parent, &at.cname, at.name).map_err(entry_error(at.raw))?;
+        // SAFETY: valid fds and NUL-terminated names; flags 0: a symlink target is
+        // linked itself, not followed.
+        check(unsafe {
+            libc::linkat(
+                tparent.as_raw_fd(),
+                tname.as_ptr(),
+                at.parent.as_raw_fd(),
+                at.cname.as_ptr(),
+                0,
+            )
+        })
+        .map_err(entry_error(at.raw))
+    }
+
+    /// A device node or a FIFO; device nodes need root, and are skipped without it.
+    fn special(
+        &mut self,
+        at: &Target<'_>,
+        meta: &Meta,
+        kind: Kind,
+        device: (u32, u32),
+    ) -> Result<(), UnpackError> {
+        let fmt = match kind {
+            Kind::CharDevice => libc::S_IFCHR,
+            Kind::BlockDevice => libc::S_IFBLK,
+            _ => libc::S_IFIFO,
+        };
+        if fmt != libc::S_IFIFO && !self.privileged {
+            tracing::warn!(entry = %String::from_utf8_lossy(at.raw), "device node skipped: creating one needs root");
+            return Ok(());
+        }
+        replace(&at.parent, &at.cname, at.name).map_err(entry_error(at.raw))?;
+        let dev = libc::makedev(device.0, device.1);
+        // SAFETY: valid fd and NUL-terminated name.
+        check(unsafe { libc::mknodat(at.parent.as_raw_fd(), at.cname.as_ptr(), fmt | 0o600, dev) })
+            .map_err(entry_error(at.raw))?;
+        self.set_meta_at(&at.parent, &at.cname, meta, true)
+            .map_err(entry_error(at.raw))
     }
 
     /// Owner, mode and xattrs through an open descriptor (files and directories).
@@ -652,6 +782,38 @@ fn replace(parent: &OwnedFd, cname: &CString, name: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `name` in `dir` opened as a directory, without following a symbolic link; `None` when
+/// it is something else.
+fn open_dir_at(dir: &OwnedFd, name: &CString) -> io::Result<Option<OwnedFd>> {
+    match nix::fcntl::openat(
+        dir,
+        name.as_c_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// A writer that remembers whether it failed, to tell the file system's errors (a full
+/// disk) from the stream's when copying between them.
+struct WriteSide<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for WriteSide<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
 /// The names in the directory `dir`.
 fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
     // Through /proc: the descriptor was opened without following symlinks, so this
@@ -707,5 +869,91 @@ mod tests {
         );
         assert!(components(b"a/../../etc").is_none());
         assert!(components(b"./").unwrap().is_empty());
+    }
+
+    /// A tar stream of `entries`: a name ending in `/` is a directory, any other a file
+    /// holding its own name.
+    fn layer(entries: &[&str]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for name in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o755);
+            if name.ends_with('/') {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder.append_data(&mut header, name, io::empty()).unwrap();
+            } else {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(name.len() as u64);
+                builder
+                    .append_data(&mut header, name, name.as_bytes())
+                    .unwrap();
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// The tree at `dir`: every path under it, directories with a trailing `/`, sorted.
+    fn tree(dir: &Path) -> Vec<String> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type().unwrap().is_dir() {
+                    out.push(format!("{name}/"));
+                    walk(&entry.path(), &format!("{name}/"), out);
+                } else {
+                    out.push(name);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, "", &mut out);
+        out.sort();
+        out
+    }
+
+    /// The tree after applying `layers` in order to an empty root.
+    fn unpacked(layers: &[&[&str]]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut root = Rootfs::open(dir.path()).unwrap();
+        for entries in layers {
+            root.apply(&layer(entries)[..], |_| {}).unwrap();
+        }
+        tree(dir.path())
+    }
+
+    #[test]
+    fn an_opaque_whiteout_after_entries_of_its_own_layer_keeps_them() {
+        let lower: &[&str] = &["a/", "a/lower", "a/sub/", "a/sub/deep"];
+        // The marker comes last: what this layer put in a/ before it stays.
+        let upper: &[&str] = &["a/", "a/new", "a/dir/", "a/dir/x", "a/.wh..wh..opq"];
+        assert_eq!(
+            unpacked(&[lower, upper]),
+            ["a/", "a/dir/", "a/dir/x", "a/new"]
+        );
+        // The same layer with the marker first, as most writers order it.
+        let upper: &[&str] = &["a/", "a/.wh..wh..opq", "a/new", "a/dir/", "a/dir/x"];
+        assert_eq!(
+            unpacked(&[lower, upper]),
+            ["a/", "a/dir/", "a/dir/x", "a/new"]
+        );
+    }
+
+    #[test]
+    fn an_opaque_whiteout_hides_the_lower_layers_inside_directories_its_layer_rewrote() {
+        // The image spec's example: a/b is deleted and made again with a/b/c/foo, the
+        // marker after it; a/b/c/bar of the layer below is hidden.
+        let lower: &[&str] = &["a/", "a/b/", "a/b/c/", "a/b/c/bar"];
+        let upper: &[&str] = &["a/", "a/b/", "a/b/c/", "a/b/c/foo", "a/.wh..wh..opq"];
+        assert_eq!(
+            unpacked(&[lower, upper]),
+            ["a/", "a/b/", "a/b/c/", "a/b/c/foo"]
+        );
+        // A directory the layer makes only as the parent of its entry, with no entry of
+        // its own, stays too, and is emptied of what was below.
+        let lower: &[&str] = &["a/", "a/n/", "a/n/old", "a/gone"];
+        let upper: &[&str] = &["a/n/x", "a/.wh..wh..opq"];
+        assert_eq!(unpacked(&[lower, upper]), ["a/", "a/n/", "a/n/x"]);
     }
 }
