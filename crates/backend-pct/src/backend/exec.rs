@@ -24,8 +24,13 @@ impl Pct {
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
             return Err(self.unsupported(id, what));
         }
+        let given = req
+            .process_file
+            .as_deref()
+            .map(read_process_file)
+            .transpose()?;
         let (record, entering) = self.enter(id)?;
-        let prepared = self.prepare_exec(req, &record)?;
+        let prepared = self.prepare_exec(req, given, &record)?;
         match prepared.terminal {
             None => self.exec_plain(req, &record, prepared.file, prepared.cmd, entering),
             Some(socket) => self.exec_terminal(req, prepared.file, prepared.cmd, socket, entering),
@@ -34,11 +39,16 @@ impl Pct {
 
     /// Writes the process file (and, for a terminal, listens on the socket its master
     /// comes back on) and builds the `pct exec` command.
-    fn prepare_exec(&self, req: &ExecRequest, record: &CtRecord) -> Result<Prepared> {
+    fn prepare_exec(
+        &self,
+        req: &ExecRequest,
+        given: Option<Process>,
+        record: &CtRecord,
+    ) -> Result<Prepared> {
         let id = req.id();
         let owner = record.owner.unwrap_or((0, 0));
         let files_dir = self.files_root.join(id.as_str());
-        let process = self.exec_process(req, &files_dir)?;
+        let process = self.exec_process(req, given, &files_dir)?;
         if process.terminal && req.detach && req.console_socket.is_none() {
             return Err(Error::Conflict {
                 id: id.clone(),
@@ -163,8 +173,12 @@ impl Pct {
 
     /// What an exec runs: `--process` as given, or the container's own process with the
     /// arguments, `--env` and `--cwd` of the command line (as runc does).
-    fn exec_process(&self, req: &ExecRequest, files_dir: &Path) -> Result<ProcessFile> {
-        let id = req.id();
+    fn exec_process(
+        &self,
+        req: &ExecRequest,
+        given: Option<Process>,
+        files_dir: &Path,
+    ) -> Result<ProcessFile> {
         let path = files_dir.join("process");
         let own = fs::read(&path)
             .map_err(io_error("cannot read", &path))
@@ -175,76 +189,90 @@ impl Pct {
             .as_ref()
             .map(|u| u.drop_bounding.clone())
             .unwrap_or_default();
-        let (args, env, cwd, user, no_new_privileges, terminal) = match &req.process_file {
-            Some(path) => {
-                let bytes = fs::read(path).map_err(io_error("cannot read", path))?;
-                let p: Process = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::io(
-                        "cannot parse",
-                        path,
-                        io::Error::new(io::ErrorKind::InvalidData, e),
-                    )
-                })?;
-                let user = User {
-                    uid: p.user().uid(),
-                    gid: p.user().gid(),
-                    additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
-                    drop_bounding,
-                };
-                (
-                    p.args().clone().unwrap_or_default(),
-                    p.env().clone().unwrap_or_default(),
-                    p.cwd().to_string_lossy().into_owned(),
-                    user,
-                    p.no_new_privileges() == Some(true),
-                    p.terminal() == Some(true) || req.tty,
-                )
-            }
-            None => {
-                let mut env = own.env;
-                for var in &req.env {
-                    let name = var.split('=').next().unwrap_or(var);
-                    env.retain(|e| e.split('=').next() != Some(name));
-                    env.push(var.clone());
-                }
-                let (uid, gid) = match req.user.as_deref() {
-                    None => own.user.as_ref().map_or((0, 0), |u| (u.uid, u.gid)),
-                    Some(user) => parse_user(user).ok_or_else(|| Error::Conflict {
-                        id: id.clone(),
-                        message: format!("exec --user {user:?}: expected UID[:GID]"),
-                    })?,
-                };
-                // runc's rule: without --user, the container's own user, groups included.
-                let additional_gids = match (&req.user, &own.user) {
-                    (None, Some(own)) if req.additional_gids.is_empty() => {
-                        own.additional_gids.clone()
-                    }
-                    _ => req.additional_gids.clone(),
-                };
-                let user = User {
-                    uid,
-                    gid,
-                    additional_gids,
-                    drop_bounding,
-                };
-                let cwd = req.cwd.clone().unwrap_or(own.cwd);
-                let nnp = own.no_new_privileges || req.no_new_privs;
-                (req.args.clone(), env, cwd, user, nnp, req.tty)
-            }
+        let mut process = match given {
+            Some(p) => process_as_given(&p, req.tty),
+            None => process_from_args(req, own)?,
         };
-        Ok(ProcessFile {
-            args,
-            env,
-            cwd,
-            umask: None,
-            no_new_privileges,
-            monitored: false,
-            terminal,
-            // `pct exec` starts the process as root without groups: nothing to switch
-            // unless the user differs or the init must drop what it kept to switch.
-            user: (user != User::default()).then_some(user),
-        })
+        if let Some(user) = &mut process.user {
+            user.drop_bounding = drop_bounding;
+        }
+        // `pct exec` starts the process as root without groups: nothing to switch unless
+        // the user differs or the init must drop what it kept to switch.
+        process.user = process.user.filter(|u| *u != User::default());
+        Ok(process)
     }
+}
+
+/// The `--process` file: read with a bound and only if it is a regular file (a FIFO or a
+/// device would hang or never end), before the exec holds anything.
+fn read_process_file(path: &Path) -> Result<Process> {
+    let bytes = proxcage_oci::read_untrusted(path, PROCESS_FILE_LIMIT).map_err(input)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::io(
+            "cannot parse",
+            path,
+            io::Error::new(io::ErrorKind::InvalidData, e),
+        )
+    })
+}
+
+/// A process.json is at most what a config.json may be.
+const PROCESS_FILE_LIMIT: u64 = proxcage_oci::CONFIG_SIZE_LIMIT;
+
+fn process_as_given(p: &Process, tty: bool) -> ProcessFile {
+    ProcessFile {
+        args: p.args().clone().unwrap_or_default(),
+        env: p.env().clone().unwrap_or_default(),
+        cwd: p.cwd().to_string_lossy().into_owned(),
+        umask: None,
+        no_new_privileges: p.no_new_privileges() == Some(true),
+        monitored: false,
+        terminal: p.terminal() == Some(true) || tty,
+        user: Some(User {
+            uid: p.user().uid(),
+            gid: p.user().gid(),
+            additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
+            drop_bounding: Vec::new(),
+        }),
+    }
+}
+
+/// The container's own process with exec's arguments, `--env`, `--cwd`, `--user` and
+/// `--additional-gids`.
+fn process_from_args(req: &ExecRequest, own: ProcessFile) -> Result<ProcessFile> {
+    let mut env = own.env;
+    for var in &req.env {
+        let name = var.split('=').next().unwrap_or(var);
+        env.retain(|e| e.split('=').next() != Some(name));
+        env.push(var.clone());
+    }
+    let (uid, gid) = match req.user.as_deref() {
+        None => own.user.as_ref().map_or((0, 0), |u| (u.uid, u.gid)),
+        Some(user) => parse_user(user).ok_or_else(|| Error::Conflict {
+            id: req.id().clone(),
+            message: format!("exec --user {user:?}: expected UID[:GID]"),
+        })?,
+    };
+    // runc's rule: without --user, the container's own user, groups included.
+    let additional_gids = match (&req.user, &own.user) {
+        (None, Some(own)) if req.additional_gids.is_empty() => own.additional_gids.clone(),
+        _ => req.additional_gids.clone(),
+    };
+    Ok(ProcessFile {
+        args: req.args.clone(),
+        env,
+        cwd: req.cwd.clone().unwrap_or(own.cwd),
+        umask: None,
+        no_new_privileges: own.no_new_privileges || req.no_new_privs,
+        monitored: false,
+        terminal: req.tty,
+        user: Some(User {
+            uid,
+            gid,
+            additional_gids,
+            drop_bounding: Vec::new(),
+        }),
+    })
 }
 
 /// Removes the process files that detached execs left (`exec-*.process`, read by their
