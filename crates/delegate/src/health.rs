@@ -57,12 +57,15 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
     }
 
     // Containers in the backend's root whose state it cannot read, and of which proxcage
-    // has no record: a create that died between the binary's create and the record.
+    // has no record: a create that died between the binary's create and the record. Read
+    // without locks, the same picture is also what a delete that just finished, followed
+    // by a new create of the id, looks like: it is judged, and repaired, only under the
+    // container's lock (which a create holds throughout), and only if it still holds.
     for held in held.iter().filter(|h| h.record.is_none()) {
-        if health::known(store, &held.id) {
+        if health::known(store, &held.id) || !half_created_under_lock(d, store, &held.id) {
             continue;
         }
-        let (d, id) = (d.clone(), held.id.clone());
+        let (d, store, id) = (d.clone(), store.clone(), held.id.clone());
         findings.push(
             Finding::new(
                 "container-half-created",
@@ -72,6 +75,13 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
                 format!("a container in proxcage's {name} root without a record, whose state {name} cannot read: {}", held.what),
             )
             .with_repair(format!("{name} delete --force"), move || {
+                let _lock = store.lock_new(&id)?;
+                if store.read(&id)?.is_some() || !matches!(holds(&d, &id), Some(h) if h.record.is_none()) {
+                    return Err(proxcage_core::Error::Conflict {
+                        id: id.clone(),
+                        message: "it changed since the check (a command worked on it); run health again".into(),
+                    });
+                }
                 match d.delete(DeleteRequest { id: &id, force: true }) {
                     Ok(()) => {}
                     Err(e) if e.kind() == proxcage_core::ErrorKind::NotFound => {}
@@ -82,6 +92,15 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
         );
     }
     Ok(findings)
+}
+
+/// Under the container's lock (taken as a create takes it): no record, and a container in
+/// the backend's root whose state the binary cannot read.
+fn half_created_under_lock(d: &Delegate, store: &StateStore, id: &ContainerId) -> bool {
+    let Ok(lock) = store.lock_new(id) else {
+        return false;
+    };
+    matches!(lock.record(), Ok(None)) && matches!(holds(d, id), Some(h) if h.record.is_none())
 }
 
 /// Every container directory in the backend's root, with its state where the binary can
