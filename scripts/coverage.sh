@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Line coverage per crate, measured with cargo-tarpaulin over the whole test suite: the
-# unit tests and the end-to-end tests in tests/*.rs, including the code that runs in the
+# unit tests and the end-to-end tests in crates/*/tests/, including the code that runs in the
 # `proxcage` processes those tests start. Needs root and the tools the tests need
 # (scripts/install-deps.sh), like scripts/test.sh; 5 minutes on the 2-core VM once built.
 #

@@ -12,4 +12,4 @@ cargo build --workspace --locked
 cargo test --workspace --locked
 # The end-to-end tests again, against the binary operators install (a static musl build
 # with its own allocator and link order, scripts/build-release.sh).
-PROXCAGE_BIN=$(scripts/build-release.sh) cargo test --locked --test '*'
+PROXCAGE_BIN=$(scripts/build-release.sh) cargo test --locked -p proxcage-cli --test '*'

@@ -4,14 +4,14 @@
 //! pause and resume with what to configure instead).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use proxcage_backend_crun::{crun, CgroupManager, Crun, CrunSettings};
 use proxcage_core::{ContainerId, KillRequest, Runtime, Signal};
 use proxcage_delegate::CallerFlags;
+use proxcage_test_support::install_script;
 
 /// Records each call's argv in `calls` (one arg a line, `---` after each call); `state`
 /// prints the file `state`, `--version` the file `version`; `start` sleeps as many
@@ -39,31 +39,6 @@ case "$1" in
 esac
 exit 0
 "#;
-
-/// Writes an executable script and waits until it can run. Another test's thread may fork
-/// while the file is open for writing; until that child execs, running the script fails
-/// with "Text file busy" (ETXTBSY). A run with FAKE_PROBE set (the script exits at once)
-/// waits that out.
-fn install_script(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match std::process::Command::new(path)
-            .env("FAKE_PROBE", "1")
-            .status()
-        {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ETXTBSY)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{}: {e}", path.display()),
-            Ok(_) => return,
-        }
-    }
-}
 
 struct Fake {
     dir: tempfile::TempDir,

@@ -212,25 +212,11 @@ impl PctTools {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn tools_with_pct(script: &str) -> (tempfile::TempDir, PctTools) {
         let dir = tempfile::tempdir().unwrap();
         let pct = dir.path().join("pct");
-        std::fs::write(&pct, script).unwrap();
-        std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // Another test's thread may fork while the file is open for writing: until that
-        // child execs, running it fails with ETXTBSY. A run with FAKE_PROBE set (the
-        // scripts exit at once) waits that out.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Err(e) = Command::new(&pct).env("FAKE_PROBE", "1").status() {
-            assert!(
-                e.raw_os_error() == Some(libc::ETXTBSY) && std::time::Instant::now() < deadline,
-                "{}: {e}",
-                pct.display()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        proxcage_test_support::install_script(&pct, script);
         let tools = PctTools {
             pct,
             pvesh: "/nonexistent/pvesh".into(),

@@ -3,7 +3,6 @@
 //! and failures come back, and the health checks of the binary and the backend's root.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use proxcage_core::{
@@ -12,6 +11,7 @@ use proxcage_core::{
 };
 use proxcage_delegate::{CallerFlags, Delegate};
 use proxcage_store::{Backend, Record, StateStore};
+use proxcage_test_support::install_script;
 
 /// Records each call's argv in `calls` (one arg a line, `---` after each call). Answers
 /// `--version` with the file `version`; a subcommand `C` prints `out.C`, logs the text of
@@ -39,31 +39,6 @@ fi
 [ -f "$d/exit.$1" ] && exit "$(cat "$d/exit.$1")"
 exit 0
 "#;
-
-/// Writes an executable script and waits until it can run. Another test's thread may fork
-/// while the file is open for writing; until that child execs, running the script fails
-/// with "Text file busy" (ETXTBSY). A run with FAKE_PROBE set (the script exits at once)
-/// waits that out.
-fn install_script(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match std::process::Command::new(path)
-            .env("FAKE_PROBE", "1")
-            .status()
-        {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ETXTBSY)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => panic!("{}: {e}", path.display()),
-            Ok(_) => return,
-        }
-    }
-}
 
 struct Fake {
     dir: tempfile::TempDir,

@@ -3,8 +3,7 @@
 //! link planted in the state store, a `--log` path that is a link. Each is refused with
 //! the message docs/bad-input.md lists, quickly, and leaves nothing behind.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};

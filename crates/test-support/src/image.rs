@@ -41,8 +41,8 @@ static IMAGE: OnceLock<BusyboxImage> = OnceLock::new();
 /// built on first use and removed when the test process exits.
 pub fn busybox_image() -> &'static BusyboxImage {
     IMAGE.get_or_init(|| {
-        let umoci = super::require_tool("umoci", "umoci");
-        let tar = super::require_tool("tar", "tar");
+        let umoci = crate::require_tool("umoci", "umoci");
+        let tar = crate::require_tool("tar", "tar");
         // Removed by the TempDir if building fails, by `remove_busybox_image` at exit if not.
         let tmp = tempfile::Builder::new()
             .prefix("proxcage-e2e-image-")
@@ -51,7 +51,7 @@ pub fn busybox_image() -> &'static BusyboxImage {
         let dir = tmp.path().to_path_buf();
 
         let rootfs = dir.join("rootfs");
-        super::busybox_rootfs(&rootfs);
+        crate::busybox_rootfs(&rootfs);
         let layout = dir.join("oci");
         let build = format!("{}:build", layout.display());
         let umoci_cmd = || Command::new(&umoci);
@@ -195,8 +195,8 @@ impl MountSandbox {
     /// Sets the namespace up; `dir` (empty, on a filesystem overlayfs accepts as upper
     /// layer) receives the writes to `/var/lib`.
     pub fn new(dir: &Path) -> Self {
-        let nsenter = super::require_tool("nsenter", "util-linux");
-        let sleep = super::require_tool("sleep", "coreutils");
+        let nsenter = crate::require_tool("nsenter", "util-linux");
+        let sleep = crate::require_tool("sleep", "coreutils");
         let (upper, work) = (dir.join("var-lib-upper"), dir.join("var-lib-work"));
         fs::create_dir_all(&upper).unwrap();
         fs::create_dir_all(&work).unwrap();

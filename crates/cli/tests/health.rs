@@ -3,8 +3,7 @@
 //! leftover temp file), found with their exact kinds, repaired by `health --repair`, and
 //! a second `health` clean. Every test leaves no container, CT or process behind.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use proxcage_lxc_config::{from_oci, ResolvedPaths, Translation};
 use proxcage_oci::Bundle;
 
-use super::{busybox_rootfs, require_root, require_tool, unique};
+use crate::{busybox_rootfs, require_root, require_tool, unique};
 
 /// A busybox bundle in a temp dir of its own, with runc's default spec, `args` as the
 /// process, no terminal and a cgroup path of its own.
+#[derive(Debug)]
 pub struct LxcBundle {
     pub dir: tempfile::TempDir,
     pub bundle: PathBuf,
@@ -57,7 +58,7 @@ impl LxcBundle {
 
     /// Changes config.json.
     pub fn edit(&self, change: impl FnOnce(&mut serde_json::Value)) {
-        super::edit_config(&self.bundle, change);
+        crate::edit_config(&self.bundle, change);
     }
 
     /// The translation of the bundle as it is now (files under `<dir>/files`).
@@ -225,7 +226,7 @@ pub fn log_errors(log: &Path) -> String {
 
 fn run(cmd: &mut Command, base: &Path) -> Output {
     let start = Instant::now();
-    let out = super::run_with_files(cmd, base);
+    let out = crate::run_with_files(cmd, base);
     assert!(start.elapsed() < Duration::from_secs(60));
     out
 }

@@ -4,8 +4,7 @@
 //! always works, failures are the expected ones, and nothing is left afterwards: no CT,
 //! no template, no record, no file. The seed is printed; `PROXCAGE_RACE_SEED` replays.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 
 use support::busybox_bundle;

@@ -1,22 +1,22 @@
-//! Shared helpers for the end-to-end tests: where the `proxcage` binary is, what the host
-//! must have, busybox bundles, and a private proxcage root and config per test.
+//! Shared helpers for the proxcage crates' tests: where the `proxcage` binary is, what the
+//! host must have, busybox bundles, a private proxcage root and config per test, the pct
+//! stand-in's setup, tree snapshots, and stand-in scripts for the tools backends drive.
 //!
 //! Tests that need root or a tool fail with a message naming what to install; they never
 //! pass silently.
 
-#![allow(dead_code)]
-
 pub mod image;
 pub mod lxc;
 pub mod pct;
+pub mod tree;
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The `proxcage` binary under test: `$PROXCAGE_BIN`, or the one cargo built next to the
-/// test executable (`cargo test --workspace` builds it).
+/// test executable (`cargo test -p proxcage-cli` builds it for the CLI's tests).
 pub fn proxcage_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("PROXCAGE_BIN") {
         return PathBuf::from(bin);
@@ -26,7 +26,7 @@ pub fn proxcage_bin() -> PathBuf {
     let bin = dir.join("proxcage");
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build --workspace` (scripts/test.sh does)",
+        "{} is missing: build it first with `cargo build -p proxcage-cli` (scripts/test.sh does)",
         bin.display()
     );
     bin
@@ -168,6 +168,7 @@ pub fn race_seed(what: &str) -> u64 {
 
 /// One racing thread's choices: xorshift64*, enough randomness for an interleaving and
 /// no dependency, the same sequence for the same seed and thread.
+#[derive(Debug)]
 pub struct RaceRng(u64);
 
 impl RaceRng {
@@ -230,6 +231,7 @@ private_cgroup2 = true
 
 /// A private proxcage root and config file, removed (with every container left in it)
 /// when dropped.
+#[derive(Debug)]
 pub struct Proxcage {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
@@ -354,4 +356,26 @@ pub fn run_with_files(cmd: &mut Command, base: &Path) -> Output {
     let _ = fs::remove_file(&out_path);
     let _ = fs::remove_file(&err_path);
     output
+}
+
+/// Writes an executable script (a stand-in for a tool a backend drives) and waits until it
+/// can run. Another test's thread may fork while the file is open for writing; until that
+/// child execs, running the script fails with "Text file busy" (ETXTBSY). The script must
+/// exit at once when `FAKE_PROBE` is set: the probe runs it that way until it can.
+pub fn install_script(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Command::new(path).env("FAKE_PROBE", "1").status() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+            Ok(_) => return,
+        }
+    }
 }

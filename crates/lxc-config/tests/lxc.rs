@@ -6,8 +6,7 @@
 //! This host ignores cgroup v2 limits (hybrid cgroup layout): those are checked by
 //! `lxc-info -c`, which parses the config without starting it.
 
-mod support;
-
+use proxcage_test_support as support;
 use serde_json::json;
 use support::lxc::LxcBundle;
 

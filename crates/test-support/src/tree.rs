@@ -1,11 +1,6 @@
 //! Snapshots of a directory tree for comparing two trees the way a user would notice a
 //! difference: names, types, modes, numeric owners, sizes, contents, link targets,
 //! device numbers, xattrs, mtimes and which names are hardlinks of each other.
-//!
-//! Used by `tests/templates.rs` and `tests/oci_build.rs` through
-//! `#[path = "support/tree.rs"] mod tree;`.
-
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;

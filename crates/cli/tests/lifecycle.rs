@@ -2,8 +2,7 @@
 //! output, exit codes, state transitions, exec, ps, pause/resume, kill, delete. The same
 //! scenarios run against plain runc, which proves the tests themselves right.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;

@@ -2,8 +2,7 @@
 //! bad input that leave nothing behind, runc's flag spellings, and many proxcage
 //! processes at once on one store.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -3,18 +3,15 @@
 //! same bytes and is packed once; a pack that fails leaves nothing in the template
 //! directory.
 
-mod support;
-#[path = "support/tree.rs"]
-mod tree;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use proxcage::oci::template::{
+use proxcage_oci::template::{
     pack_oci_archive, pack_rootfs, tree_digest, PackOptions, TemplateError,
 };
-use tree::{assert_same, populate_rich_tree, snapshot, Ignore};
+use support::tree::{assert_same, populate_rich_tree, snapshot, Ignore};
 
 fn opts() -> PackOptions {
     PackOptions::default().progress(false)
@@ -206,11 +203,11 @@ fn xattr_remove(path: &Path, name: &str) {
 }
 
 /// A bundle around the rich tree: runc's default spec with a process of our own.
-fn rich_bundle(parent: &Path) -> proxcage::oci::Bundle {
+fn rich_bundle(parent: &Path) -> proxcage_oci::Bundle {
     let dir = parent.join("bundle");
     fs::create_dir_all(dir.join("rootfs")).unwrap();
     populate_rich_tree(&dir.join("rootfs"));
-    proxcage::oci::write_default_spec(&dir, false).unwrap();
+    proxcage_oci::write_default_spec(&dir, false).unwrap();
     support::edit_config(&dir, |spec| {
         spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "echo hi"]);
         spec["process"]["env"] = serde_json::json!(["PATH=/bin", "MODE=prod"]);
@@ -221,7 +218,7 @@ fn rich_bundle(parent: &Path) -> proxcage::oci::Bundle {
             "org.example.tier": "web",
         });
     });
-    proxcage::oci::Bundle::load(&dir).unwrap()
+    proxcage_oci::Bundle::load(&dir).unwrap()
 }
 
 #[test]
@@ -345,10 +342,10 @@ fn oci_archive_template_is_an_image_of_the_bundles_tree_and_process() {
         ),
         "bundle vs GNU tar's unpacking of the layer",
     );
-    let built = proxcage::oci::build::create_bundle(
+    let built = proxcage_oci::build::create_bundle(
         &work.path().join("rebuilt"),
-        &proxcage::oci::build::Source::parse(t.path().to_str().unwrap()).unwrap(),
-        &proxcage::oci::build::BundleOptions::default().progress(false),
+        &proxcage_oci::build::Source::parse(t.path().to_str().unwrap()).unwrap(),
+        &proxcage_oci::build::BundleOptions::default().progress(false),
     )
     .unwrap();
     assert_same(
@@ -373,7 +370,7 @@ fn oci_archive_template_is_an_image_of_the_bundles_tree_and_process() {
     support::edit_config(bundle.dir(), |spec| {
         spec["process"]["args"] = serde_json::json!(["/bin/true"])
     });
-    let changed = proxcage::oci::Bundle::load(bundle.dir()).unwrap();
+    let changed = proxcage_oci::Bundle::load(bundle.dir()).unwrap();
     assert_ne!(
         pack_oci_archive(&changed, &dest, &opts()).unwrap().digest(),
         t.digest()

@@ -3,8 +3,7 @@
 //! lifecycle, the templates, every error message of the reference, and the VMID races.
 //! Needs root and LXC; fails naming what to install when they are missing.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -6,8 +6,7 @@
 //!
 //! Every scenario runs against plain runc as well: that proves the test right.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::net::UnixStream;

@@ -1,8 +1,7 @@
 //! The pct backend end to end: proxcage -> the pct stand-in (test code that follows
 //! reference/pct.md and runs real LXC containers, daemonised) -> LXC.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -889,7 +888,7 @@ fn a_create_failing_at_the_template_or_the_conf_write_leaves_nothing() {
 /// backend's tool layer as the typed error whose text tells the operator what to do.
 #[test]
 fn every_pct_error_becomes_its_typed_error() {
-    use proxcage::backend_pct::{PctError, PctTools, Vmid};
+    use proxcage_backend_pct::{PctError, PctTools, Vmid};
 
     let standin = PctStandin::new();
     // The tools get the stand-in's root through wrappers: the environment is per process.
@@ -927,7 +926,7 @@ fn every_pct_error_becomes_its_typed_error() {
         o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         o
     };
-    let err = |r: Result<(), proxcage::backend_pct::CallError>| -> PctError {
+    let err = |r: Result<(), proxcage_backend_pct::CallError>| -> PctError {
         r.expect_err("pct should have refused")
             .pct()
             .cloned()

@@ -4,20 +4,17 @@
 //! setuid, xattrs, devices); the image config becomes the process; a tampered,
 //! truncated, missing or escaping blob is a clear error that leaves nothing behind.
 
-mod support;
-#[path = "support/tree.rs"]
-mod tree;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use proxcage::oci::build::{create_bundle, BuildError, BundleOptions, Reference, Source};
-use proxcage::oci::Digest;
+use proxcage_oci::build::{create_bundle, BuildError, BundleOptions, Reference, Source};
+use proxcage_oci::Digest;
 use support::image::{run, COMMAND_TIMEOUT};
-use tree::{assert_same, populate_rich_tree, snapshot, Ignore};
+use support::tree::{assert_same, populate_rich_tree, snapshot, Ignore};
 
 fn umoci(args: &[&str]) {
     let umoci = support::require_tool("umoci", "umoci");
@@ -232,7 +229,7 @@ fn image_layout_bundle_rootfs_equals_umoci_unpack() {
         &snapshot(built.rootfs(), Ignore::default()),
         "umoci unpack vs create_bundle (layout dir)",
     );
-    proxcage::oci::Bundle::load(&out).expect("the bundle loads");
+    proxcage_oci::Bundle::load(&out).expect("the bundle loads");
 
     // The same image from the oci-archive, named by manifest digest.
     let digest = built.manifest().unwrap();
@@ -299,7 +296,7 @@ fn image_config_becomes_the_process_and_options_override_it() {
         .cwd("/tmp")
         .user("0:10")
         .hostname("web-1")
-        .memory(proxcage::oci::build::parse_memory("256M").unwrap())
+        .memory(proxcage_oci::build::parse_memory("256M").unwrap())
         .mount("/srv/data:/data:ro".parse().unwrap());
     let built = create_bundle(
         &out,
@@ -331,7 +328,7 @@ fn image_config_becomes_the_process_and_options_override_it() {
         mounts.last().unwrap(),
         &serde_json::json!({"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "rprivate", "ro"]})
     );
-    proxcage::oci::Bundle::load(&out).expect("the bundle loads");
+    proxcage_oci::Bundle::load(&out).expect("the bundle loads");
 }
 
 /// A copy of the test image's layout that a test may break.
@@ -762,7 +759,7 @@ fn rootfs_directories_and_tarballs_become_bundles() {
         &snapshot(copied.rootfs(), Ignore::default()),
         "copied rootfs directory",
     );
-    let bundle = proxcage::oci::Bundle::load(copied.dir()).unwrap();
+    let bundle = proxcage_oci::Bundle::load(copied.dir()).unwrap();
     assert_eq!(bundle.rootfs(), copied.dir().join("rootfs"));
 
     let referenced = create_bundle(
@@ -777,7 +774,7 @@ fn rootfs_directories_and_tarballs_become_bundles() {
     assert_eq!(referenced.rootfs(), src);
     assert!(!referenced.dir().join("rootfs").exists());
     assert_eq!(
-        proxcage::oci::Bundle::load(referenced.dir())
+        proxcage_oci::Bundle::load(referenced.dir())
             .unwrap()
             .rootfs(),
         src

@@ -7,7 +7,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::{require_root, require_tool, run_with_files};
+use crate::{require_root, require_tool, run_with_files};
 
 /// The stand-in binary: `$PCT_STANDIN_BIN`, or the one cargo built next to the test
 /// executable (built here with `cargo build -p pct-standin` when missing).
@@ -45,6 +45,8 @@ pub struct PctStandin {
 
 impl PctStandin {
     /// Needs root, LXC, tar and zstd; fails naming what to install.
+    // Not a Default: it sets up a root and checks the host, and fails where that cannot be.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         require_root();
         require_tool("lxc-start", "lxc");
@@ -107,7 +109,7 @@ files_dir = "{files}"
     /// Fails unless nothing of the pct backend is left for `p`: no container in its list,
     /// no CT, no template, no backend record (its lock files aside), no container files.
     #[track_caller]
-    pub fn assert_nothing_left(&self, p: &super::Proxcage) {
+    pub fn assert_nothing_left(&self, p: &crate::Proxcage) {
         assert_eq!(p.ok(&["list", "-q"]), "");
         self.assert_no_ct();
         let templates: Vec<_> = fs::read_dir(self.template_dir())
@@ -185,7 +187,7 @@ files_dir = "{files}"
     /// `/start.sh` printing `hello from <hostname>` and sleeping; `tweak` may add files.
     pub fn busybox_template(&self, file: &str, tweak: impl FnOnce(&Path)) -> String {
         let rootfs = self.dir.path().join(format!("rootfs-{file}"));
-        super::busybox_rootfs(&rootfs);
+        crate::busybox_rootfs(&rootfs);
         fs::create_dir_all(rootfs.join("sbin")).unwrap();
         fs::write(
             rootfs.join("start.sh"),
@@ -275,8 +277,8 @@ fn ok(tool: &str, args: &[&str], out: Output) -> String {
 }
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.
-pub fn proxcage_for(standin: &PctStandin) -> super::Proxcage {
-    let mut p = super::Proxcage::new(&standin.proxcage_config());
+pub fn proxcage_for(standin: &PctStandin) -> crate::Proxcage {
+    let mut p = crate::Proxcage::new(&standin.proxcage_config());
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.

@@ -7,8 +7,7 @@
 //!
 //! Every scenario runs against plain runc as well: that proves the test right.
 
-mod support;
-
+use proxcage_test_support as support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
