@@ -1,6 +1,4 @@
-//! Records the git commit for `proxcage --version`, when built from a git checkout, and
-//! has the binary linked again when the release build's list of hot functions changes
-//! (scripts/build-release.sh hands it to the linker).
+//! Records the git commit for `proxcage --version`, when built from a git checkout.
 
 use std::process::Command;
 
@@ -14,5 +12,4 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=PROXCAGE_COMMIT={commit}");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
-    println!("cargo:rerun-if-changed=../../scripts/hot-symbols.txt");
 }

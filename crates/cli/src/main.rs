@@ -4,14 +4,14 @@
 #![cfg_attr(not(test), no_main)]
 #![cfg_attr(test, allow(dead_code))]
 
-mod args;
-mod argv;
 mod commands;
 mod config;
 mod context;
 mod interrupt;
 mod log;
 mod security;
+
+use proxcage_cli_args as args;
 
 use crate::args::Cli;
 use crate::context::Ctx;
@@ -110,7 +110,7 @@ fn open_standard_fds() {
 }
 
 fn run(args: Vec<std::ffi::OsString>) {
-    let cli = match argv::parse(args) {
+    let cli = match args::parse(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

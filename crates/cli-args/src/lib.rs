@@ -1,9 +1,21 @@
-//! runc's command-line grammar, as clap structs and nothing else: flags, defaults and
-//! help text. The commands that act on them live in `commands/`.
+//! runc's command-line grammar as proxcage reads it: the clap structs (flags, defaults,
+//! help text) and [`parse`], which reads a command line into them. The `proxcage` binary
+//! acts on the result; the man pages and shell completions are generated from
+//! [`Cli`]'s clap command (`cargo run -p xtask`).
+//!
+//! ```
+//! let cli = proxcage_cli_args::parse(["proxcage", "-root", "/r", "kill", "c1", "9"]).unwrap();
+//! assert_eq!(cli.global.root.as_deref(), Some(std::path::Path::new("/r")));
+//! assert!(matches!(cli.command, Some(proxcage_cli_args::Command::Kill(_))));
+//! ```
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod argv;
+
+pub use argv::parse;
 
 #[derive(Debug, Parser)]
 #[command(
