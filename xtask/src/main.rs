@@ -62,24 +62,20 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// proxcage's command line, built: subcommands know their full names and have the
-/// global flags.
-fn proxcage() -> clap::Command {
-    let mut cmd = proxcage_cli_args::Cli::command();
-    cmd.build();
-    cmd
-}
-
 fn man_pages(dir: &Path) -> Result<(), String> {
     let version = env!("CARGO_PKG_VERSION");
-    let mut pending = vec![proxcage()];
+    // clap's own `help` subcommand says what `--help` says: no page of its own.
+    let mut top = proxcage_cli_args::Cli::command().disable_help_subcommand(true);
+    top.build();
+    let mut pending = vec![top];
     while let Some(cmd) = pending.pop() {
         pending.extend(
             cmd.get_subcommands()
-                .filter(|sub| sub.get_name() != "help" && !sub.is_hide_set())
+                .filter(|sub| !sub.is_hide_set())
                 .cloned(),
         );
-        // Subcommands are named `proxcage-create`, `proxcage-bundle-create` once built.
+        // Built, subcommands are named `proxcage-create`, `proxcage-bundle-create`, and
+        // have the global flags.
         let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned();
         let mut page = Vec::new();
         clap_mangen::Man::new(cmd)
@@ -94,7 +90,7 @@ fn man_pages(dir: &Path) -> Result<(), String> {
 }
 
 fn completions(dir: &Path) -> Result<(), String> {
-    let mut cmd = proxcage();
+    let mut cmd = proxcage_cli_args::Cli::command();
     for (shell, file) in [
         (Shell::Bash, "proxcage.bash"),
         (Shell::Zsh, "_proxcage"),
@@ -247,7 +243,17 @@ mod tests {
         }
         let create = fs::read_to_string(dir.path().join("proxcage-create.8")).unwrap();
         assert!(create.contains("pid\\-file"), "{create}");
-        assert!(!dir.path().join("proxcage-help.8").exists());
+        // Every page a page names is there.
+        for page in fs::read_dir(dir.path()).unwrap() {
+            let text = fs::read_to_string(page.unwrap().path()).unwrap();
+            for named in text
+                .split_whitespace()
+                .filter_map(|w| w.strip_suffix("(8)"))
+            {
+                let file = format!("{}.8", named.replace("\\-", "-"));
+                assert!(dir.path().join(&file).exists(), "{named}(8) has no page");
+            }
+        }
         completions(dir.path()).unwrap();
         let bash = fs::read_to_string(dir.path().join("proxcage.bash")).unwrap();
         assert!(bash.contains("complete -F _proxcage"), "{bash}");
