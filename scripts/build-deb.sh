@@ -5,8 +5,8 @@
 # pages and the bash, zsh and fish completions, generated from the command line's clap
 # definitions (`cargo run -p xtask`); /etc/proxcage/config.toml, a conffile, and the
 # containerd, podman and Kubernetes examples, all taken from README.md's marked blocks;
-# and the files in packaging/deb/ (control, changelog, copyright). No maintainer
-# scripts: installing it changes no other program's configuration.
+# and the files in packaging/deb/ (control, changelog, copyright, lintian-overrides).
+# No maintainer scripts: installing it changes no other program's configuration.
 # Needs dpkg-dev's tools (dpkg-deb), binutils (strip), gzip and what build-release.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,7 @@ install -D -m 0644 "$gen/completions/_proxcage" "$stage/usr/share/zsh/vendor-com
 install -D -m 0644 "$gen/completions/proxcage.fish" "$stage/usr/share/fish/vendor_completions.d/proxcage.fish"
 install -D -m 0644 "$gen/readme/config.toml" "$stage/etc/proxcage/config.toml"
 install -D -m 0644 packaging/deb/copyright "$doc/copyright"
+install -D -m 0644 packaging/deb/lintian-overrides "$stage/usr/share/lintian/overrides/proxcage"
 gzip -9n <packaging/deb/changelog >"$doc/changelog.Debian.gz"
 gzip -9n <README.md >"$doc/README.md.gz"
 for example in containerd-config.toml podman-containers.conf kubernetes-runtimeclass.yaml; do
