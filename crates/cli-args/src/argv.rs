@@ -132,9 +132,12 @@ fn normalize(args: Vec<OsString>, cli: &clap::Command) -> Vec<OsString> {
         } else if !in_subcommand {
             in_subcommand = true;
             if let Some(sub) = cli.find_subcommand(text) {
+                // A subcommand's flags are added when it is built (`defer`).
+                let mut sub = sub.clone();
+                sub.build();
                 let mut sub_scope = Scope::default();
                 sub_scope.add(cli, true);
-                sub_scope.add(sub, false);
+                sub_scope.add(&sub, false);
                 scope = sub_scope;
             }
             out.push(arg);

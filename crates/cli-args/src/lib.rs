@@ -9,6 +9,10 @@
 //! assert!(matches!(cli.command, Some(proxcage_cli_args::Command::Kill(_))));
 //! ```
 
+// The fields' doc comments are the help text `proxcage --help` prints, written for the
+// terminal: `UID[:GID]` and `<sha256>` are not links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -75,7 +79,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Each subcommand's flags are put together only when that subcommand is parsed (clap's
+/// `defer`): a command pays for its own flags, not for every command's.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container: everything but the user process, which waits for `start`
     Create(Create),
