@@ -19,6 +19,7 @@ packages=(
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh
     musl-tools              # scripts/build-release.sh (static musl build) and the bench floors
+    binutils lintian man-db # scripts/build-deb.sh (strip) and scripts/test-deb.sh
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -11,5 +11,5 @@ scripts/install-deps.sh
 cargo build --workspace --locked
 cargo test --workspace --locked
 # The end-to-end tests again, against the binary operators install (a static musl build
-# with its own allocator and link order, scripts/build-release.sh).
+# with its own allocator, scripts/build-release.sh).
 PROXCAGE_BIN=$(scripts/build-release.sh) cargo test --locked -p proxcage-cli --test '*'

@@ -1,113 +1,35 @@
 //! `proxcage`: runc's command line over proxcage's backends.
 
-// proxcage brings its own C `main` (see there); the unit tests keep the test harness's.
-#![cfg_attr(not(test), no_main)]
+// The unit tests' harness replaces `main`, from which the rest is reached.
 #![cfg_attr(test, allow(dead_code))]
 
-mod args;
-mod argv;
 mod commands;
 mod context;
 mod log;
+
+use proxcage_cli_args as args;
 
 use crate::args::Cli;
 use crate::context::Ctx;
 use crate::log::LogSink;
 
 /// The release build links musl (scripts/build-release.sh), whose own malloc maps and
-/// unmaps memory for nearly every size class it meets: 43 mmap and 39 munmap calls for
-/// `proxcage --version`. dlmalloc takes 64 KiB at a time and keeps what is freed.
+/// unmaps memory for nearly every size class it meets; dlmalloc takes memory in large
+/// pieces and keeps what is freed, which matters to a process that lives a millisecond.
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
-/// The entry point, without Rust's runtime set-up. That set-up finds the main thread's
-/// stack by reading /proc/self/maps (for a stack-overflow message) and installs signal
-/// handlers and an alternate stack for it: on a 2-core VM about a tenth of what a short
-/// proxcage command costs of its own. What of it matters is done here: fds 0, 1 and 2
-/// are open (a file opened later must not become our stdout). SIGPIPE keeps its default,
-/// as in runc and crun, and as the backends get it.
-#[cfg(not(test))]
-#[unsafe(no_mangle)]
-extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings in `argv`.
-    let args = unsafe { c_args(argc, argv) };
-    open_standard_fds();
-    no_error_backtraces();
-    run(args);
-    0
-}
-
-/// The command line as the C runtime passed it to `main`. (glibc also hands it to std
-/// through an init hook, musl does not: `std::env::args_os` is empty in a musl build
-/// whose `main` is not std's.)
-///
-/// # Safety
-/// `argv` must hold `argc` valid pointers to NUL-terminated strings.
-#[cfg(not(test))]
-unsafe fn c_args(
-    argc: std::ffi::c_int,
-    argv: *const *const std::ffi::c_char,
-) -> Vec<std::ffi::OsString> {
-    use std::os::unix::ffi::OsStrExt;
-    (0..usize::try_from(argc).unwrap_or(0))
-        .map(|i| {
-            // SAFETY: the caller's promise, for each i < argc.
-            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
-            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned()
-        })
-        .collect()
-}
-
-/// anyhow captures a backtrace with every error when RUST_BACKTRACE or RUST_LIB_BACKTRACE
-/// asks for one, and proxcage never shows it: its errors are messages for operators. In
-/// the static build a capture costs 2.4 ms of CPU (libgcc sorts the unwind tables
-/// first), twice what the rest of a failing command costs. std decides whether to
-/// capture once and keeps the answer: it is asked here with RUST_LIB_BACKTRACE=0, and the
-/// environment is put back as it was, so the backends and hooks inherit what the caller
-/// set. Panics follow RUST_BACKTRACE as before. When neither variable is set, nothing
-/// would be captured anyway, and the environment is left alone: setting a variable
-/// copies the environment (in the static build, three page faults and four system calls).
-fn no_error_backtraces() {
-    let caller = std::env::var_os("RUST_LIB_BACKTRACE");
-    if caller.is_none() && std::env::var_os("RUST_BACKTRACE").is_none() {
-        return;
-    }
-    // Single-threaded here: nothing else reads the environment meanwhile.
-    std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    let _ = std::backtrace::Backtrace::capture();
-    match caller {
-        Some(value) => std::env::set_var("RUST_LIB_BACKTRACE", value),
-        None => std::env::remove_var("RUST_LIB_BACKTRACE"),
-    }
-}
-
-/// Opens /dev/null on any of fds 0, 1, 2 that is closed.
-fn open_standard_fds() {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: `fds` is a valid array of three pollfd structs.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
-        return;
-    }
-    for fd in fds.iter().filter(|fd| fd.revents & libc::POLLNVAL != 0) {
-        // SAFETY: plain syscalls; the lowest free fd is `fd.fd`, which is closed.
-        unsafe {
-            let flags = if fd.fd == 0 {
-                libc::O_RDONLY
-            } else {
-                libc::O_WRONLY
-            };
-            libc::open(c"/dev/null".as_ptr(), flags);
-        }
-    }
+fn main() {
+    // std's runtime ignores SIGPIPE; proxcage keeps its default, as runc and crun do: a
+    // reader that goes away (`proxcage list | head -1`) ends it quietly.
+    // SAFETY: a plain syscall, made before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    run(std::env::args_os().collect());
 }
 
 fn run(args: Vec<std::ffi::OsString>) {
-    let cli = match argv::parse(args) {
+    let cli = match args::parse(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -1,9 +1,25 @@
-//! runc's command-line grammar, as clap structs and nothing else: flags, defaults and
-//! help text. The commands that act on them live in `commands/`.
+//! runc's command-line grammar as proxcage reads it: the clap structs (flags, defaults,
+//! help text) and [`parse`], which reads a command line into them. The `proxcage` binary
+//! acts on the result; the man pages and shell completions are generated from
+//! [`Cli`]'s clap command (`cargo run -p xtask`).
+//!
+//! ```
+//! let cli = proxcage_cli_args::parse(["proxcage", "-root", "/r", "kill", "c1", "9"]).unwrap();
+//! assert_eq!(cli.global.root.as_deref(), Some(std::path::Path::new("/r")));
+//! assert!(matches!(cli.command, Some(proxcage_cli_args::Command::Kill(_))));
+//! ```
+
+// The fields' doc comments are the help text `proxcage --help` prints, written for the
+// terminal: `UID[:GID]` and `<sha256>` are not links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod argv;
+
+pub use argv::parse;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +79,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Each subcommand's flags are put together only when that subcommand is parsed (clap's
+/// `defer`): a command pays for its own flags, not for every command's.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container: everything but the user process, which waits for `start`
     Create(Create),
