@@ -561,6 +561,7 @@ impl Pct {
             // `pct exec` starts the process as root without groups: nothing to switch
             // unless the user differs or the init must drop what it kept to switch.
             user: (user != User::default()).then_some(user),
+            capabilities: None,
         })
     }
 

@@ -93,6 +93,7 @@ pub(crate) fn inside_process(hook: &Hook) -> ProcessFile {
         monitored: false,
         terminal: false,
         user: None,
+        capabilities: None,
     }
 }
 

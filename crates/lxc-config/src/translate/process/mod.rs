@@ -119,6 +119,7 @@ fn with_init(
         terminal: b.paths.monitored && process.terminal() == Some(true),
         // A monitored init reaches its monitor as root, then becomes the user.
         user: user::monitored_user(b.paths.monitored, process),
+        capabilities: None,
     };
     let contents = file
         .encode()
