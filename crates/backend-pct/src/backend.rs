@@ -493,6 +493,8 @@ impl Pct {
             .as_ref()
             .map(|u| u.drop_bounding.clone())
             .unwrap_or_default();
+        // And it gets the container process's capability sets, as with `runc exec`.
+        let capabilities = own.capabilities;
         let (args, env, cwd, user, no_new_privileges, terminal) = match &req.process_file {
             Some(path) => {
                 let bytes = fs::read(path).map_err(io_error("cannot read", path))?;
@@ -561,7 +563,7 @@ impl Pct {
             // `pct exec` starts the process as root without groups: nothing to switch
             // unless the user differs or the init must drop what it kept to switch.
             user: (user != User::default()).then_some(user),
-            capabilities: None,
+            capabilities,
         })
     }
 
@@ -774,9 +776,7 @@ impl Runtime for Pct {
         self.save(id, &record)?;
         // A failed poststart hook is logged; the container runs on (runtime-spec).
         let running = record.state(id, Status::Running, init);
-        if let Err(message) = hooks::run_on_host("poststart", &record.hooks.poststart, &running) {
-            tracing::warn!("container {id}: {message}");
-        }
+        hooks::run_each_on_host(id, "poststart", &record.hooks.poststart, &running);
         Ok(())
     }
 
@@ -852,9 +852,7 @@ impl Runtime for Pct {
         drop(destroying);
         // A failed poststop hook is logged; the delete stands (runtime-spec).
         let stopped = record.state(id, Status::Stopped, 0);
-        if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
-            tracing::warn!("container {id}: {message}");
-        }
+        hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
         Ok(())
     }
 

@@ -115,8 +115,12 @@ impl PveConfig {
                     }
                     Line::Pair(k, v) => {
                         out.push_str(k);
-                        out.push_str(": ");
-                        out.push_str(v);
+                        out.push(':');
+                        // `lxc.cap.drop:` clears a list: no blank left at the line's end.
+                        if !v.is_empty() {
+                            out.push(' ');
+                            out.push_str(v);
+                        }
                     }
                 }
                 out.push('\n');
@@ -554,6 +558,12 @@ mod tests {
             pve.starts_with("cpulimit: 0.5\n") && pve.contains("\nlxc.cap.keep: kill\n"),
             "{pve}"
         );
+        let mut empty = PveConfig::default();
+        empty
+            .push_raw(&Entry::new("lxc.cap.drop", "").unwrap())
+            .unwrap();
+        assert_eq!(empty.render(), "lxc.cap.drop:\n");
+        assert_eq!(PveConfig::parse("lxc.cap.drop:\n").unwrap(), empty);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Linux;
 use proxcage_oci::oci_spec;
 
-use super::{invalid, Builder};
+use super::{invalid, unsupported, Builder};
 use crate::error::TranslateError;
 use crate::mounts::{fstab_escape, resolve_in_rootfs};
 
@@ -76,22 +76,59 @@ impl MaskedPaths {
     }
 }
 
-/// Whether `path` (absolute, in the container) is a directory. /proc and /sys come from
-/// the kernel, not the rootfs: known directories, else the host's own, else a file (the
-/// entry is `optional`, so LXC skips what the kernel lacks). Elsewhere the rootfs decides;
-/// `None` when the path is not in it: there is nothing to mask, as runc ignores it too.
-fn is_dir_in_container(rootfs: &Path, path: &Path) -> Option<bool> {
+/// What a masked or read-only path is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    /// A FIFO, socket or device node in the rootfs: LXC opens a mount target (and a bind
+    /// source) before it mounts, which blocks on a FIFO until a writer comes, fails on a
+    /// socket (and an `optional` entry is then skipped: the path stays unmasked), and may
+    /// act on a device.
+    Special(&'static str),
+}
+
+/// What `path` (absolute, in the container; `target` resolved in the rootfs) is. /proc
+/// and /sys come from the kernel, not the rootfs: known directories, else the host's own,
+/// else a file (the entry is `optional`, so LXC skips what the kernel lacks). Elsewhere
+/// the rootfs decides; `None` when the path is not in it: there is nothing to mask, as
+/// runc ignores it too.
+fn kind_in_container(rootfs: &Path, path: &Path, target: &Path) -> Option<Kind> {
+    use std::os::unix::fs::FileTypeExt;
     if path.starts_with("/proc") || path.starts_with("/sys") {
         if KERNEL_DIRS.iter().any(|d| Path::new(d) == path) {
-            return Some(true);
+            return Some(Kind::Dir);
         }
         if KERNEL_FILES.iter().any(|f| Path::new(f) == path) {
-            return Some(false);
+            return Some(Kind::File);
         }
-        return Some(std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false));
+        let dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+        return Some(if dir { Kind::Dir } else { Kind::File });
     }
-    let host = rootfs.join(path.strip_prefix("/").unwrap_or(path));
-    std::fs::metadata(host).ok().map(|m| m.is_dir())
+    let kind = std::fs::metadata(rootfs.join(target)).ok()?.file_type();
+    Some(if kind.is_dir() {
+        Kind::Dir
+    } else if kind.is_fifo() {
+        Kind::Special("a FIFO")
+    } else if kind.is_socket() {
+        Kind::Special("a socket")
+    } else if kind.is_char_device() {
+        Kind::Special("a character device")
+    } else if kind.is_block_device() {
+        Kind::Special("a block device")
+    } else {
+        Kind::File
+    })
+}
+
+/// The refusal of a path LXC cannot mount over without opening it.
+fn special(field: String, path: &str, what: &str) -> TranslateError {
+    unsupported(
+        field,
+        format!(
+            "{path} is {what} in the root filesystem: LXC opens what it mounts over, which blocks on a FIFO, fails on a socket and may act on a device; remove it from the rootfs or from the list"
+        ),
+    )
 }
 
 /// Both lists, sharing the resolved mount points of /proc and /sys.
@@ -116,14 +153,14 @@ fn masked(
             return Err(invalid(field, format!("{path:?} is not absolute")));
         }
         let target = resolver.resolve(&b.paths.rootfs, p, &field)?;
-        let Some(dir) = is_dir_in_container(&b.paths.rootfs, p) else {
+        let Some(kind) = kind_in_container(&b.paths.rootfs, p, &target) else {
             continue;
         };
         let escaped = fstab_escape(&target).ok_or_else(|| invalid(&field, "not UTF-8"))?;
-        let line = if dir {
-            format!("tmpfs {escaped} tmpfs ro,optional 0 0")
-        } else {
-            format!("/dev/null {escaped} none bind,optional 0 0")
+        let line = match kind {
+            Kind::Dir => format!("tmpfs {escaped} tmpfs ro,optional 0 0"),
+            Kind::File => format!("/dev/null {escaped} none bind,optional 0 0"),
+            Kind::Special(what) => return Err(special(field, path, what)),
         };
         b.push(&field, "lxc.mount.entry", line)?;
     }
@@ -143,8 +180,10 @@ fn readonly(
             return Err(invalid(field, format!("{path:?} is not absolute")));
         }
         let target = resolver.resolve(&rootfs, p, &field)?;
-        if is_dir_in_container(&rootfs, p).is_none() {
-            continue;
+        match kind_in_container(&rootfs, p, &target) {
+            None => continue,
+            Some(Kind::Special(what)) => return Err(special(field, path, what)),
+            Some(Kind::Dir | Kind::File) => {}
         }
         let escaped = fstab_escape(&target).ok_or_else(|| invalid(&field, "not UTF-8"))?;
         let source =

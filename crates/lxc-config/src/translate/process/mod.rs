@@ -13,7 +13,7 @@ use proxcage_oci::oci_spec;
 use super::{invalid, unsupported, Builder};
 use crate::error::TranslateError;
 use crate::init::{INIT_PATH, PROCESS_FILE_PATH};
-use crate::process::{ProcessFile, CONTROL_SOCKET_PATH};
+use crate::process::{CapabilitySets, ProcessFile, CONTROL_SOCKET_PATH};
 
 /// What the container runs: `process.args`, `process.env` and `process.cwd`, checked.
 struct Command {
@@ -29,13 +29,14 @@ pub(super) fn process(b: &mut Builder<'_>) -> Result<(), TranslateError> {
     };
     refuse_unsupported(&process)?;
     let command = command(&process)?;
+    let sets = capabilities::init_sets(b, &process)?;
     if b.paths.init {
-        with_init(b, &process, command)?;
+        with_init(b, &process, command, sets)?;
     } else {
         without_init(b, &process, command)?;
     }
     user::lxc_keys(b, &process)?;
-    capabilities::capabilities(b, &process)?;
+    capabilities::keep(b, &process)?;
     rlimits::rlimits(b, &process)?;
     security(b, &process)?;
     if process.terminal() != Some(true) || b.paths.monitored {
@@ -104,6 +105,7 @@ fn with_init(
     b: &mut Builder<'_>,
     process: &Process,
     command: Command,
+    capabilities: Option<CapabilitySets>,
 ) -> Result<(), TranslateError> {
     let file = ProcessFile {
         args: command.args,
@@ -119,7 +121,7 @@ fn with_init(
         terminal: b.paths.monitored && process.terminal() == Some(true),
         // A monitored init reaches its monitor as root, then becomes the user.
         user: user::monitored_user(b.paths.monitored, process),
-        capabilities: None,
+        capabilities,
     };
     let contents = file
         .encode()
@@ -194,16 +196,15 @@ fn security(b: &mut Builder<'_>, process: &Process) -> Result<(), TranslateError
     if process.no_new_privileges() == Some(true) && !b.paths.init {
         b.push("process.noNewPrivileges", "lxc.no_new_privs", "1")?;
     }
-    let apparmor = process.apparmor_profile().clone().unwrap_or_default();
-    b.push(
-        "process.apparmorProfile",
-        "lxc.apparmor.profile",
-        if apparmor.is_empty() {
-            "unconfined".to_string()
-        } else {
-            apparmor
-        },
-    )?;
+    // Without a profile, no key: LXC's default profile (Proxmox's generated one in a CT)
+    // applies, never less than what the host gives its containers.
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        b.push("process.apparmorProfile", "lxc.apparmor.profile", profile)?;
+    }
     if let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
         b.push("process.selinuxLabel", "lxc.selinux.context", label)?;
     }
