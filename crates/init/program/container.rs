@@ -11,7 +11,7 @@
 //! pty master, `R` (ready), `F<message>` (failed before the exec) and `E<exit code>`.
 
 use crate::channel::{connect, recv, send, send_number, MAX_FDS};
-use crate::sys::{self, close, AT_FDCWD, O_CLOEXEC, O_WRONLY};
+use crate::sys::{self, close, O_CLOEXEC, O_WRONLY};
 use crate::terminal::{make_controlling, open_pty};
 use crate::text::parse_number;
 use crate::wait::{block_signals, read_signal, wait_readable};
@@ -121,16 +121,8 @@ fn take_stdio(sock: isize, terminal: bool) -> ([i32; MAX_FDS], usize) {
 
 /// Blocks until `start` opens the exec FIFO for reading.
 fn wait_for_start() {
-    // SAFETY: a NUL-terminated path.
     let fifo = check(
-        unsafe {
-            sys::call(
-                sys::OPENAT,
-                AT_FDCWD,
-                EXEC_FIFO.as_ptr() as usize,
-                O_WRONLY | O_CLOEXEC,
-            )
-        },
+        sys::open(EXEC_FIFO.as_ptr(), O_WRONLY | O_CLOEXEC),
         b"cannot open the exec FIFO",
     );
     // SAFETY: a one-byte buffer.

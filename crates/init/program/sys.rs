@@ -183,10 +183,15 @@ pub unsafe fn c_str<'a>(s: *const u8) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(s, strlen(s)) }
 }
 
+/// `openat(AT_FDCWD, path, flags)`; the kernel's result.
+pub fn open(path: *const u8, flags: usize) -> isize {
+    // SAFETY: the callers pass NUL-terminated paths (literals ending in `\0`, argv).
+    unsafe { call(OPENAT, AT_FDCWD, path as usize, flags) }
+}
+
 /// Reads the whole of `path` (NUL-terminated) into `buf`; returns the length.
 pub fn read_file(path: *const u8, buf: &mut [u8]) -> Result<usize, isize> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { call(OPENAT, AT_FDCWD, path as usize, O_CLOEXEC) };
+    let fd = open(path, O_CLOEXEC);
     if fd < 0 {
         return Err(fd);
     }

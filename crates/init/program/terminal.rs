@@ -3,7 +3,7 @@
 
 use crate::channel::{connect, send};
 use crate::container::{child_setup, fork, supervise};
-use crate::sys::{self, close, AT_FDCWD, O_CLOEXEC, O_NOCTTY, O_RDWR};
+use crate::sys::{self, close, O_CLOEXEC, O_NOCTTY, O_RDWR};
 use crate::wait::block_signals;
 use crate::check;
 
@@ -14,16 +14,8 @@ const TIOCSCTTY: usize = 0x540E;
 
 /// A new pseudo-terminal: (master, peer), both close-on-exec.
 pub fn open_pty() -> (isize, isize) {
-    // SAFETY: a NUL-terminated path.
     let master = check(
-        unsafe {
-            sys::call(
-                sys::OPENAT,
-                AT_FDCWD,
-                PTMX.as_ptr() as usize,
-                O_RDWR | O_NOCTTY | O_CLOEXEC,
-            )
-        },
+        sys::open(PTMX.as_ptr(), O_RDWR | O_NOCTTY | O_CLOEXEC),
         b"cannot open /dev/ptmx",
     );
     let unlock: i32 = 0;
