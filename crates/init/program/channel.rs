@@ -30,6 +30,21 @@ struct Msghdr {
     flags: i32,
 }
 
+impl Msghdr {
+    /// A message of one buffer, with `controllen` bytes of control data at `control`.
+    fn new(iov: &mut Iovec, control: *mut u8, controllen: usize) -> Msghdr {
+        Msghdr {
+            name: core::ptr::null_mut(),
+            namelen: 0,
+            iov,
+            iovlen: 1,
+            control,
+            controllen,
+            flags: 0,
+        }
+    }
+}
+
 /// A control message buffer: a cmsghdr (16 bytes) and up to MAX_FDS fds.
 #[repr(C, align(8))]
 struct Cmsg([u8; 16 + 4 * MAX_FDS]);
@@ -47,15 +62,7 @@ pub fn send(sock: isize, data: &[u8], fds: &[i32]) -> isize {
         len: data.len(),
     };
     let mut cmsg = Cmsg([0; 16 + 4 * MAX_FDS]);
-    let mut msg = Msghdr {
-        name: core::ptr::null_mut(),
-        namelen: 0,
-        iov: &mut iov,
-        iovlen: 1,
-        control: core::ptr::null_mut(),
-        controllen: 0,
-        flags: 0,
-    };
+    let mut msg = Msghdr::new(&mut iov, core::ptr::null_mut(), 0);
     if !fds.is_empty() {
         let len = 16 + 4 * fds.len();
         cmsg.0[..8].copy_from_slice(&len.to_ne_bytes());
@@ -85,15 +92,7 @@ pub fn recv(sock: isize, data: &mut [u8], fds: &mut [i32; MAX_FDS]) -> (isize, u
         len: data.len(),
     };
     let mut cmsg = Cmsg([0; 16 + 4 * MAX_FDS]);
-    let mut msg = Msghdr {
-        name: core::ptr::null_mut(),
-        namelen: 0,
-        iov: &mut iov,
-        iovlen: 1,
-        control: cmsg.0.as_mut_ptr(),
-        controllen: cmsg.0.len(),
-        flags: 0,
-    };
+    let mut msg = Msghdr::new(&mut iov, cmsg.0.as_mut_ptr(), cmsg.0.len());
     // SAFETY: msg points at live buffers of the lengths it gives.
     let n = unsafe {
         sys::call(
