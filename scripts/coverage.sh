@@ -15,7 +15,7 @@
 # Not counted: code a process runs between fork and exec (pre_exec hooks) or in a
 # process that ends by SIGKILL; `proxcage` started by containerd and podman (they do not
 # pass the variable on; other tests run the same code directly); and
-# crates/lxc-config/init, the container's no-std init, built without instrumentation.
+# crates/init/program, the container's no-std init, built without instrumentation.
 # A test binary with a failing test counts for nothing (tarpaulin drops its profiles):
 # the script then exits non-zero, and the table is too low. The ptrace engine (with
 # --follow-exec) was not needed: the llvm engine counts forked and exec'd processes alike.

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-use proxcage_core::State;
+use proxcage_core::{ContainerId, State};
 use proxcage_lxc_config::oci_spec::runtime::Hook;
 use proxcage_lxc_config::ProcessFile;
 use proxcage_process as process;
@@ -43,25 +43,41 @@ fn timeout(hook: &Hook) -> Duration {
 }
 
 /// Runs `hooks` on the host one after another with `state` on stdin; stops at the first
-/// that fails, with what it said. `kind` names the hook list in errors.
+/// that fails, with what it said (runtime-spec: a failing `prestart`, `createRuntime` or
+/// `createContainer` hook is an error). `kind` names the hook list in errors.
 pub(crate) fn run_on_host(kind: &str, hooks: &[Hook], state: &State) -> Result<(), String> {
     let input = state_json(state);
+    hooks
+        .iter()
+        .try_for_each(|hook| run_one_on_host(kind, hook, &input))
+}
+
+/// Runs every one of `hooks` on the host, as [`run_on_host`], but on past a failure, which
+/// is logged as a warning naming the container `id` (runtime-spec: a failing `poststart`
+/// or `poststop` hook is logged and the remaining hooks still run).
+pub(crate) fn run_each_on_host(id: &ContainerId, kind: &str, hooks: &[Hook], state: &State) {
+    let input = state_json(state);
     for hook in hooks {
-        let mut cmd = Command::new(hook.path());
-        let args = hook.args().clone().unwrap_or_default();
-        if let Some(arg0) = args.first() {
-            cmd.arg0(arg0);
+        if let Err(message) = run_one_on_host(kind, hook, &input) {
+            tracing::warn!("container {id}: {message}");
         }
-        cmd.args(args.iter().skip(1)).env_clear();
-        for var in hook.env().iter().flatten() {
-            let (name, value) = var.split_once('=').unwrap_or((var, ""));
-            cmd.env(name, value);
-        }
-        let out = process::run_with_input(&mut cmd, &input, timeout(hook))
-            .map_err(|e| format!("{kind} hook {}: {e}", hook.path().display()))?;
-        check(kind, hook, &out)?;
     }
-    Ok(())
+}
+
+fn run_one_on_host(kind: &str, hook: &Hook, input: &[u8]) -> Result<(), String> {
+    let mut cmd = Command::new(hook.path());
+    let args = hook.args().clone().unwrap_or_default();
+    if let Some(arg0) = args.first() {
+        cmd.arg0(arg0);
+    }
+    cmd.args(args.iter().skip(1)).env_clear();
+    for var in hook.env().iter().flatten() {
+        let (name, value) = var.split_once('=').unwrap_or((var, ""));
+        cmd.env(name, value);
+    }
+    let out = process::run_with_input(&mut cmd, input, timeout(hook))
+        .map_err(|e| format!("{kind} hook {}: {e}", hook.path().display()))?;
+    check(kind, hook, &out)
 }
 
 /// Runs one hook inside the CT: `pct_exec` runs the init with the process file it is given
@@ -93,6 +109,7 @@ pub(crate) fn inside_process(hook: &Hook) -> ProcessFile {
         monitored: false,
         terminal: false,
         user: None,
+        capabilities: None,
     }
 }
 

@@ -13,9 +13,9 @@
 //!
 //! The monitor is `proxcage-init` itself, run on the host as `init --monitor ...`: a static
 //! executable of a few KiB with no libc, so one monitor per running container costs a few
-//! pages. Both ends of the protocol are in `crates/lxc-config/init/main.rs`. This module
-//! prepares the socket and the exec FIFO, starts the monitor, waits for the init to be
-//! ready, and releases the init at `start`.
+//! pages. Both ends of the protocol are in `crates/init/program` (`container.rs` and
+//! `monitor.rs`). This module prepares the socket and the exec FIFO, starts the monitor,
+//! waits for the init to be ready, and releases the init at `start`.
 
 use std::fs::File;
 use std::io::{self, Read};

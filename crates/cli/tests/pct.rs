@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::image::run_in_pty;
+use support::image::{run, run_in_pty};
 use support::pct::{proxcage_for, PctStandin};
 use support::{busybox_bundle, edit_config, Proxcage};
 
@@ -581,7 +581,7 @@ fn a_non_root_process_gets_its_user_groups_and_bounding_set() {
         spec["process"]["user"] =
             serde_json::json!({"uid": 1000, "gid": 100, "additionalGids": [4, 27]});
         // runc's default effective and permitted sets stay: as with runc, a non-root
-        // process keeps none of them across its exec. Ambient capabilities are refused.
+        // process keeps none of them across its exec.
         let caps = &mut spec["process"]["capabilities"];
         caps.as_object_mut().unwrap().remove("ambient");
         caps.as_object_mut().unwrap().remove("inheritable");
@@ -1087,4 +1087,265 @@ fn lxc_config_shows_the_translation_and_what_proxmox_would_drop() {
         err.contains("lxc.proc.oom_score_adj") && err.contains("allow_dropped"),
         "{err}"
     );
+}
+
+/// Every set of `process.capabilities` the way runtime-tools' bundles have them (all the
+/// same): the init sets the inheritable set and raises the ambient capabilities, for root
+/// and, after the user switch, for another user, as runc does; an exec gets the same.
+#[test]
+fn inheritable_and_ambient_capabilities_reach_the_process() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let status = "id -u; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status";
+    // chown (0), kill (5), net_bind_service (10).
+    let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    for (id, uid) in [("caps-root", 0), ("caps-user", 1000)] {
+        let bundle = busybox_bundle(
+            p.dir.path(),
+            id,
+            &["sh", "-c", &format!("{status}; exec sleep 1000")],
+        );
+        edit_config(&bundle, |spec| {
+            spec["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+            for set in [
+                "bounding",
+                "effective",
+                "permitted",
+                "inheritable",
+                "ambient",
+            ] {
+                spec["process"]["capabilities"][set] = caps.clone();
+            }
+        });
+        let want = format!(
+            "{uid}\nCapInh:\t0000000000000421\nCapPrm:\t0000000000000421\n\
+             CapEff:\t0000000000000421\nCapBnd:\t0000000000000421\nCapAmb:\t0000000000000421\n"
+        );
+        let ct = create(&p, &bundle, id, "");
+        p.ok(&["start", id]);
+        wait_until("the process", || ct.stdout().contains("CapAmb"));
+        assert_eq!(ct.stdout(), want, "{id}");
+        let out = p.run(&["exec", id, "sh", "-c", status]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "exec in {id}");
+        p.ok(&["delete", "--force", id]);
+    }
+    standin.assert_nothing_left(&p);
+}
+
+/// A seccomp rule whose action is the default action (runtime-tools' bundles have them):
+/// libseccomp refuses to add it and LXC would not start the CT; it is left out, as runc
+/// and crun leave it out, and the other rules hold.
+#[test]
+fn a_seccomp_rule_that_does_what_the_default_does_is_left_out() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "mkdir /tmp/x; echo done; exec sleep 1000"],
+    );
+    edit_config(&bundle, |spec| {
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+            ]
+        });
+    });
+    let ct = create(&p, &bundle, "seccomp", "");
+    p.ok(&["start", "seccomp"]);
+    wait_until("the process", || ct.stdout().contains("done"));
+    assert!(
+        ct.stderr().contains("Function not implemented"),
+        "mkdir got ENOSYS from the filter: {}",
+        ct.stderr()
+    );
+    p.ok(&["delete", "--force", "seccomp"]);
+    standin.assert_nothing_left(&p);
+}
+
+/// A failing poststart or poststop hook is logged, and the hooks after it still run
+/// (runtime-spec); `start` and `delete` succeed.
+#[test]
+fn every_poststart_and_poststop_hook_runs_past_a_failing_one() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let log = p.dir.path().join("hooks.log");
+    let hook =
+        |script: String| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    let append = |name: &str| hook(format!("echo {name} >> {}", log.display()));
+    let failing = |name: &str| hook(format!("echo {name} refuses >&2; exit 3"));
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({
+            "poststart": [failing("first-poststart"), append("poststart")],
+            "poststop": [failing("first-poststop"), append("poststop")],
+        });
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "hooks"]);
+    let out = p.run(&["start", "hooks"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("first-poststart refuses"), "{err}");
+    let out = p.run(&["delete", "--force", "hooks"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("first-poststop refuses"), "{err}");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "poststart\npoststop\n");
+    standin.assert_nothing_left(&p);
+}
+
+/// A masked or read-only path that is a FIFO or a device node in the rootfs: LXC opens
+/// what it mounts over, and on a FIFO it blocks until pct's timeout (then the CT could
+/// not even be stopped). `create` refuses such a path at once, by name, and leaves nothing.
+#[test]
+fn a_masked_or_read_only_fifo_is_refused_at_create_and_nothing_is_left() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let rootfs = bundle.join("rootfs");
+    nix::unistd::mkfifo(
+        &rootfs.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    nix::sys::stat::mknod(
+        &rootfs.join("chardev"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        0,
+    )
+    .unwrap();
+    let original = fs::read(bundle.join("config.json")).unwrap();
+    for (list, path, what) in [
+        ("maskedPaths", "/fifo", "a FIFO"),
+        ("readonlyPaths", "/fifo", "a FIFO"),
+        ("maskedPaths", "/chardev", "a character device"),
+    ] {
+        fs::write(bundle.join("config.json"), &original).unwrap();
+        let mut index = 0;
+        edit_config(&bundle, |spec| {
+            let paths = spec["linux"][list].as_array_mut().unwrap();
+            index = paths.len();
+            paths.push(path.into());
+        });
+        let mut cmd = p.cmd();
+        cmd.args(["create", "--bundle", bundle.to_str().unwrap(), "special"]);
+        let ran = run(&mut cmd, Duration::from_secs(60));
+        assert_eq!(ran.code, 1, "{ran}");
+        let field = format!("linux.{list}[{index}]");
+        assert!(
+            ran.stderr.contains(&field) && ran.stderr.contains(&format!("{path} is {what}")),
+            "{ran}"
+        );
+        standin.assert_nothing_left(&p);
+    }
+}
+
+/// No CT is less confined than Proxmox confines its own: without
+/// `process.apparmorProfile` nothing is written, and the CT gets Proxmox's generated
+/// profile (pve-container's `make_apparmor_config`); a named profile is applied as named,
+/// and replaces Proxmox's.
+#[test]
+fn a_ct_gets_proxmoxs_apparmor_profile_unless_the_spec_names_one() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let profile_lines = |vmid: u32| -> Vec<String> {
+        let config = standin.lxcpath().join(vmid.to_string()).join("config");
+        fs::read_to_string(config)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("lxc.apparmor."))
+            .map(str::to_string)
+            .collect()
+    };
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "default"]);
+    let vmid = vmid_of(&p, "default");
+    let conf = fs::read_to_string(standin.conf_path(vmid)).unwrap();
+    assert!(!conf.contains("lxc.apparmor"), "{conf}");
+    assert_eq!(
+        profile_lines(vmid),
+        [
+            "lxc.apparmor.profile = generated",
+            "lxc.apparmor.raw = allow mqueue,",
+            "lxc.apparmor.raw = deny mount -> /proc/,",
+            "lxc.apparmor.raw = deny mount -> /sys/,",
+        ]
+    );
+    p.ok(&["delete", "--force", "default"]);
+
+    edit_config(&bundle, |spec| {
+        spec["process"]["apparmorProfile"] = "lxc-container-default-cgns".into();
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "named"]);
+    let vmid = vmid_of(&p, "named");
+    let conf = fs::read_to_string(standin.conf_path(vmid)).unwrap();
+    assert!(
+        conf.contains("\nlxc.apparmor.profile: lxc-container-default-cgns\n"),
+        "{conf}"
+    );
+    assert_eq!(
+        profile_lines(vmid),
+        ["lxc.apparmor.profile = lxc-container-default-cgns"]
+    );
+    p.ok(&["delete", "--force", "named"]);
+    standin.assert_nothing_left(&p);
+}
+
+/// The capability keys proxcage writes hold whatever LXC's common.conf (which Proxmox
+/// includes for every CT) dropped: an empty `lxc.cap.drop` comes before `lxc.cap.keep`.
+/// Shown on a privileged CT, whose drop list no userns.conf clears: LXC refuses a keep
+/// list next to a drop list.
+#[test]
+fn the_keep_list_holds_after_the_drop_list_of_common_conf() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let conf = p.ok(&[
+        "lxc-config",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--proxmox",
+        "--id",
+        "keep",
+    ]);
+    let caps: Vec<&str> = conf.lines().filter(|l| l.starts_with("lxc.cap.")).collect();
+    assert_eq!(
+        caps,
+        [
+            "lxc.cap.drop:",
+            "lxc.cap.keep: audit_write kill net_bind_service"
+        ]
+    );
+    let template = standin.busybox_template("keep.tar.zst", |_| {});
+    let vmid = standin.pvesh_ok(&["get", "/cluster/nextid"]);
+    let vmid = vmid.trim();
+    standin.pct_ok(&[
+        "create",
+        vmid,
+        &template,
+        "--rootfs",
+        "local-lvm:1",
+        "--ostype",
+        "unmanaged",
+        "--unprivileged",
+        "0",
+    ]);
+    let conf_path = standin.conf_path(vmid.parse().unwrap());
+    let mut text = fs::read_to_string(&conf_path).unwrap();
+    text.push_str("lxc.init.cmd: /bin/sh /start.sh\n");
+    for line in &caps {
+        text.push_str(line);
+        text.push('\n');
+    }
+    fs::write(&conf_path, text).unwrap();
+    standin.pct_ok(&["start", vmid]);
+    let bounding = standin.pct_ok(&["exec", vmid, "--", "grep", "CapBnd", "/proc/1/status"]);
+    // audit_write (29), kill (5), net_bind_service (10).
+    assert_eq!(bounding, "CapBnd:\t0000000020000420\n");
+    standin.pct_ok(&["stop", vmid]);
+    standin.pct_ok(&["destroy", vmid]);
+    standin.assert_no_ct();
 }

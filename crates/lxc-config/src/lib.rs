@@ -40,7 +40,9 @@ mod translate;
 
 pub use config::{Entry, LxcConfig};
 pub use error::{ConfigError, PveError, TranslateError};
-pub use process::{ProcessFile, ProcessFileError, User, CONTROL_SOCKET_PATH, EXEC_FIFO_PATH};
+pub use process::{
+    CapabilitySets, ProcessFile, ProcessFileError, User, CONTROL_SOCKET_PATH, EXEC_FIFO_PATH,
+};
 pub use pve::{proxmox_allows, split_for_proxmox, ProxmoxConfig, ProxmoxPolicy, PveConfig};
 pub use translate::{
     from_oci, DeviceNode, HostFile, MountTarget, ResolvedPaths, RuntimeHooks, Translation,

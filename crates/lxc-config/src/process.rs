@@ -2,17 +2,18 @@
 //! directory and umask of the container's process.
 //!
 //! Format (every field NUL-terminated, so any byte but NUL survives):
-//! `PROXCAGE-PROCESS 3`, the cwd, the umask in octal (or empty), the flags (a
+//! `PROXCAGE-PROCESS 4`, the cwd, the umask in octal (or empty), the flags (a
 //! comma-separated subset of `no_new_privs`, `monitor`, `terminal`, in that order, or
 //! empty), the user (`uid:gid`, then optionally `:gids` and `:caps`, comma-separated
-//! numbers; or empty to stay as started), the
-//! argument count, the arguments, then the environment variables until the end of the
-//! file.
+//! numbers; or empty to stay as started), the capability sets
+//! (`effective:permitted:inheritable:ambient`, hexadecimal masks; or empty to leave them
+//! as they are), the argument count, the arguments, then the environment variables until
+//! the end of the file.
 
 use std::fmt;
 
 /// The first field of a process file.
-pub const MAGIC: &str = "PROXCAGE-PROCESS 3";
+pub const MAGIC: &str = "PROXCAGE-PROCESS 4";
 
 /// The flags, in the order they are written.
 const FLAGS: [&str; 3] = ["no_new_privs", "monitor", "terminal"];
@@ -43,6 +44,45 @@ pub struct ProcessFile {
     pub terminal: bool,
     /// The user the init switches to before the exec; `None` keeps the one it runs as.
     pub user: Option<User>,
+    /// The capability sets the init applies after the user switch, before the exec;
+    /// `None` leaves them as the init has them.
+    pub capabilities: Option<CapabilitySets>,
+}
+
+/// Capability sets as masks: bit `n` is capability `n` (`CAP_CHOWN` is 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapabilitySets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    /// Raised one by one after the others are set: each must be permitted and
+    /// inheritable.
+    pub ambient: u64,
+}
+
+impl CapabilitySets {
+    fn encode(&self) -> String {
+        format!(
+            "{:x}:{:x}:{:x}:{:x}",
+            self.effective, self.permitted, self.inheritable, self.ambient
+        )
+    }
+
+    fn decode(text: &str) -> Option<CapabilitySets> {
+        let masks: Vec<u64> = text
+            .split(':')
+            .map(|m| u64::from_str_radix(m, 16).ok())
+            .collect::<Option<_>>()?;
+        match masks[..] {
+            [effective, permitted, inheritable, ambient] => Some(CapabilitySets {
+                effective,
+                permitted,
+                inheritable,
+                ambient,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A uid, a gid and supplementary groups, as `process.user` gives them.
@@ -116,10 +156,23 @@ impl ProcessFile {
         let flags =
             ProcessFile::flags_text([self.no_new_privileges, self.monitored, self.terminal]);
         let user = self.user.as_ref().map(User::encode).unwrap_or_default();
-        let fields = [MAGIC, &self.cwd, &umask, &flags, &user, &argc]
-            .into_iter()
-            .chain(self.args.iter().map(String::as_str))
-            .chain(self.env.iter().map(String::as_str));
+        let capabilities = self
+            .capabilities
+            .as_ref()
+            .map(CapabilitySets::encode)
+            .unwrap_or_default();
+        let fields = [
+            MAGIC,
+            &self.cwd,
+            &umask,
+            &flags,
+            &user,
+            &capabilities,
+            &argc,
+        ]
+        .into_iter()
+        .chain(self.args.iter().map(String::as_str))
+        .chain(self.env.iter().map(String::as_str));
         let mut out = Vec::new();
         for field in fields {
             if field.contains('\0') {
@@ -142,7 +195,7 @@ impl ProcessFile {
             .map(|f| String::from_utf8(f.to_vec()).map_err(|_| bad("a field is not UTF-8")));
         let mut next = |what: &str| fields.next().unwrap_or_else(|| Err(bad(what)));
         if next("no header")? != MAGIC {
-            return Err(bad("it does not start with PROXCAGE-PROCESS 3"));
+            return Err(bad("it does not start with PROXCAGE-PROCESS 4"));
         }
         let cwd = next("no cwd")?;
         let umask = match next("no umask")?.as_str() {
@@ -166,6 +219,13 @@ impl ProcessFile {
             "" => None,
             text => Some(User::decode(text).ok_or_else(|| bad("the user is not uid:gid[:gids]"))?),
         };
+        let capabilities = match next("no capabilities")?.as_str() {
+            "" => None,
+            text => Some(
+                CapabilitySets::decode(text)
+                    .ok_or_else(|| bad("the capabilities are not four hex masks"))?,
+            ),
+        };
         let argc: usize = next("no argument count")?
             .parse()
             .map_err(|_| bad("the argument count is not a number"))?;
@@ -185,6 +245,7 @@ impl ProcessFile {
             monitored,
             terminal,
             user,
+            capabilities,
         })
     }
 
@@ -220,14 +281,20 @@ mod tests {
                 additional_gids: vec![4, 27],
                 drop_bounding: vec![6, 8],
             }),
+            capabilities: Some(CapabilitySets {
+                effective: 0x2_0000_0001,
+                permitted: 0x2_0000_0001,
+                inheritable: 1,
+                ambient: 0,
+            }),
         };
         assert_eq!(
             p.encode().unwrap(),
-            b"PROXCAGE-PROCESS 3\0/\x0022\0no_new_privs,terminal\x001000:100:4,27:6,8\x003\0sh\0\0a b\0T=x \0"
+            b"PROXCAGE-PROCESS 4\0/\x0022\0no_new_privs,terminal\x001000:100:4,27:6,8\x00200000001:200000001:1:0\x003\0sh\0\0a b\0T=x \0"
                 .to_vec()
         );
         assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
-        let swapped = b"PROXCAGE-PROCESS 3\0/\0\0terminal,monitor\0\x001\0sh\0";
+        let swapped = b"PROXCAGE-PROCESS 4\0/\0\0terminal,monitor\0\0\x001\0sh\0";
         assert!(ProcessFile::decode(swapped).is_err());
     }
 
@@ -242,6 +309,7 @@ mod tests {
             monitored: false,
             terminal: false,
             user: None,
+            capabilities: None,
         };
         assert!(p.encode().is_err());
         p.args = vec!["a\0b".into()];
@@ -255,12 +323,16 @@ mod tests {
                        cwd in "[^\0]*", umask in proptest::option::of(0u32..0o7777),
                        [no_new_privileges, monitored, terminal] in any::<[bool; 3]>(),
                        user in proptest::option::of((any::<u32>(), any::<u32>(),
-                                                     proptest::collection::vec(any::<u32>(), 0..4)))) {
+                                                     proptest::collection::vec(any::<u32>(), 0..4))),
+                       capabilities in proptest::option::of(any::<[u64; 4]>())) {
             let user = user.map(|(uid, gid, additional_gids)| {
                 let drop_bounding = additional_gids.iter().map(|g| g % 41).collect();
                 User { uid, gid, additional_gids, drop_bounding }
             });
-            let p = ProcessFile { args, env, cwd, umask, no_new_privileges, monitored, terminal, user };
+            let capabilities = capabilities.map(|[effective, permitted, inheritable, ambient]| {
+                CapabilitySets { effective, permitted, inheritable, ambient }
+            });
+            let p = ProcessFile { args, env, cwd, umask, no_new_privileges, monitored, terminal, user, capabilities };
             prop_assert_eq!(ProcessFile::decode(&p.encode().unwrap()).unwrap(), p);
         }
 

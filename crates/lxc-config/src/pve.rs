@@ -115,8 +115,12 @@ impl PveConfig {
                     }
                     Line::Pair(k, v) => {
                         out.push_str(k);
-                        out.push_str(": ");
-                        out.push_str(v);
+                        out.push(':');
+                        // `lxc.cap.drop:` clears a list: no blank left at the line's end.
+                        if !v.is_empty() {
+                            out.push(' ');
+                            out.push_str(v);
+                        }
                     }
                 }
                 out.push('\n');
@@ -305,21 +309,60 @@ pub fn split_for_proxmox(
     config: &LxcConfig,
     policy: &ProxmoxPolicy,
 ) -> Result<ProxmoxConfig, PveError> {
-    let mut out = ProxmoxConfig::default();
-    let rootfs = config.get("lxc.rootfs.path").map(str::to_string);
-    let mut mp = 0;
     let idmaps: Vec<&str> = config.values("lxc.idmap").collect();
+    let mut split = Split {
+        policy,
+        rootfs: config.get("lxc.rootfs.path").map(str::to_string),
+        proxmox_idmap: idmaps == ["u 0 100000 65536", "g 0 100000 65536"],
+        mp: 0,
+        out: ProxmoxConfig::default(),
+    };
     if !idmaps.is_empty() {
-        out.options.insert("unprivileged".into(), "1".into());
+        split.option("unprivileged", "1");
     }
-    let proxmox_idmap = idmaps == ["u 0 100000 65536", "g 0 100000 65536"];
-    let drop = |out: &mut ProxmoxConfig, e: &Entry, reason: &str| -> Result<(), PveError> {
-        if policy
+    for e in config.entries() {
+        split.entry(e)?;
+    }
+    Ok(split.out)
+}
+
+/// A split under way.
+struct Split<'a> {
+    policy: &'a ProxmoxPolicy,
+    /// The translated `lxc.rootfs.path`: mount sources under it are rewritten.
+    rootfs: Option<String>,
+    /// The idmap is Proxmox's own for unprivileged CTs, which it writes itself.
+    proxmox_idmap: bool,
+    /// The next free `mpN`.
+    mp: usize,
+    out: ProxmoxConfig,
+}
+
+impl Split<'_> {
+    fn option(&mut self, key: &str, value: impl Into<String>) {
+        self.out.options.insert(key.into(), value.into());
+    }
+
+    fn raw(&mut self, key: &str, value: &str) -> Result<(), PveError> {
+        self.out
+            .raw
+            .push(key, value)
+            .map_err(|e| PveError::InvalidValue {
+                key: key.into(),
+                value: value.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// A key Proxmox would drop: left out if the policy allows it, else an error.
+    fn drop(&mut self, e: &Entry, reason: &str) -> Result<(), PveError> {
+        if self
+            .policy
             .allow_dropped
             .iter()
             .any(|p| e.key().starts_with(p.as_str()))
         {
-            out.dropped.push(e.clone());
+            self.out.dropped.push(e.clone());
             Ok(())
         } else {
             Err(PveError::Dropped {
@@ -327,101 +370,91 @@ pub fn split_for_proxmox(
                 reason: reason.into(),
             })
         }
-    };
-    let raw = |out: &mut ProxmoxConfig, key: &str, value: &str| {
-        out.raw
-            .push(key, value)
-            .map_err(|e| PveError::InvalidValue {
-                key: key.into(),
-                value: value.into(),
-                reason: e.to_string(),
-            })
-    };
-    for e in config.entries() {
+    }
+
+    fn entry(&mut self, e: &Entry) -> Result<(), PveError> {
         let (key, value) = (e.key(), e.value());
         match key {
             "lxc.rootfs.path" | "lxc.rootfs.mount" | "lxc.autodev" | "lxc.cgroup.dir" => {}
             "lxc.rootfs.options" => {
                 for opt in value.split(',') {
                     match opt {
-                        "ro" => out.rootfs_readonly = true,
+                        "ro" => self.out.rootfs_readonly = true,
                         "rw" | "" => {}
-                        _ => drop(&mut out, e, "rootfs propagation is Proxmox's")?,
+                        _ => self.drop(e, "rootfs propagation is Proxmox's")?,
                     }
                 }
             }
-            "lxc.uts.name" => {
-                out.options.insert("hostname".into(), value.into());
-            }
+            "lxc.uts.name" => self.option("hostname", value),
             "lxc.namespace.clone" => {
                 let standard = ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"];
                 if !value.split(' ').all(|ns| standard.contains(&ns)) {
-                    drop(&mut out, e, "Proxmox creates the standard namespaces only")?;
+                    self.drop(e, "Proxmox creates the standard namespaces only")?;
                 }
             }
             "lxc.net.0.type" if value == "empty" => {}
-            "lxc.net.0.type" => drop(&mut out, e, "a CT's network comes from netN")?,
-            "lxc.idmap" if proxmox_idmap => {}
+            "lxc.net.0.type" => self.drop(e, "a CT's network comes from netN")?,
+            "lxc.idmap" if self.proxmox_idmap => {}
             "lxc.cgroup2.memory.max" if value != "max" => {
                 let m = mib(value).unwrap_or(0).max(16);
-                out.options.insert("memory".into(), m.to_string());
+                self.option("memory", m.to_string());
             }
             "lxc.cgroup2.memory.swap.max" if value != "max" => {
-                out.options
-                    .insert("swap".into(), mib(value).unwrap_or(0).to_string());
+                self.option("swap", mib(value).unwrap_or(0).to_string());
             }
-            "lxc.cgroup2.cpu.max" => match value.split_once(' ') {
-                Some((q, p)) if q != "max" => {
+            "lxc.cgroup2.cpu.max" => {
+                if let Some((q, p)) = value.split_once(' ').filter(|(q, _)| *q != "max") {
                     let (q, p): (f64, f64) =
                         (q.parse().unwrap_or(0.0), p.parse().unwrap_or(100_000.0));
                     let limit = (q / p * 100.0).ceil() / 100.0;
-                    out.options.insert("cpulimit".into(), format!("{limit}"));
-                }
-                _ => {}
-            },
-            "lxc.cgroup2.cpu.weight" => {
-                out.options.insert("cpuunits".into(), value.into());
-            }
-            "lxc.mount.entry" => {
-                let fields: Vec<&str> = value.split(' ').collect();
-                let opts: Vec<&str> = fields
-                    .get(3)
-                    .map(|o| o.split(',').collect())
-                    .unwrap_or_default();
-                let bind = opts.iter().any(|o| *o == "bind" || *o == "rbind");
-                let simple = opts
-                    .iter()
-                    .all(|o| matches!(*o, "bind" | "rbind" | "ro" | "rw" | "create=dir"));
-                let source = fields.first().copied().unwrap_or("");
-                let under_rootfs = rootfs.as_deref().is_some_and(|r| source.starts_with(r));
-                if bind
-                    && simple
-                    && source.starts_with('/')
-                    && !under_rootfs
-                    && !source.contains('\\')
-                    && fields.len() >= 2
-                    && !fields[1].contains('\\')
-                {
-                    let target = format!("/{}", fields[1].trim_start_matches('/'));
-                    let ro = if opts.contains(&"ro") { ",ro=1" } else { "" };
-                    out.options.insert(
-                        format!("mp{mp}"),
-                        format!("{source},mp={target}{ro},backup=0"),
-                    );
-                    mp += 1;
-                } else if under_rootfs {
-                    let r = rootfs.as_deref().unwrap_or("");
-                    let rewritten = format!("{}{}", policy.rootfs_mount, &value[r.len()..]);
-                    raw(&mut out, key, &rewritten)?;
-                } else {
-                    raw(&mut out, key, value)?;
+                    self.option("cpulimit", format!("{limit}"));
                 }
             }
-            k if proxmox_allows(k) => raw(&mut out, key, value)?,
-            _ => drop(&mut out, e, "it is not on Proxmox's raw-key allow-list")?,
+            "lxc.cgroup2.cpu.weight" => self.option("cpuunits", value),
+            "lxc.mount.entry" => self.mount_entry(key, value)?,
+            k if proxmox_allows(k) => self.raw(key, value)?,
+            _ => self.drop(e, "it is not on Proxmox's raw-key allow-list")?,
+        }
+        Ok(())
+    }
+
+    /// A plain bind mount of a host path becomes `mpN` (mounted by Proxmox as host root);
+    /// a source under the translated rootfs is rewritten to where Proxmox mounts it; any
+    /// other entry stays a raw key.
+    fn mount_entry(&mut self, key: &str, value: &str) -> Result<(), PveError> {
+        let fields: Vec<&str> = value.split(' ').collect();
+        let opts: Vec<&str> = fields
+            .get(3)
+            .map(|o| o.split(',').collect())
+            .unwrap_or_default();
+        let bind = opts.iter().any(|o| *o == "bind" || *o == "rbind");
+        let simple = opts
+            .iter()
+            .all(|o| matches!(*o, "bind" | "rbind" | "ro" | "rw" | "create=dir"));
+        let source = fields.first().copied().unwrap_or("");
+        let rootfs = self.rootfs.clone().unwrap_or_default();
+        let under_rootfs = self.rootfs.is_some() && source.starts_with(&rootfs);
+        if bind
+            && simple
+            && source.starts_with('/')
+            && !under_rootfs
+            && !source.contains('\\')
+            && fields.len() >= 2
+            && !fields[1].contains('\\')
+        {
+            let target = format!("/{}", fields[1].trim_start_matches('/'));
+            let ro = if opts.contains(&"ro") { ",ro=1" } else { "" };
+            let mp = format!("mp{}", self.mp);
+            self.option(&mp, format!("{source},mp={target}{ro},backup=0"));
+            self.mp += 1;
+            Ok(())
+        } else if under_rootfs {
+            let rewritten = format!("{}{}", self.policy.rootfs_mount, &value[rootfs.len()..]);
+            self.raw(key, &rewritten)
+        } else {
+            self.raw(key, value)
         }
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -525,6 +558,12 @@ mod tests {
             pve.starts_with("cpulimit: 0.5\n") && pve.contains("\nlxc.cap.keep: kill\n"),
             "{pve}"
         );
+        let mut empty = PveConfig::default();
+        empty
+            .push_raw(&Entry::new("lxc.cap.drop", "").unwrap())
+            .unwrap();
+        assert_eq!(empty.render(), "lxc.cap.drop:\n");
+        assert_eq!(PveConfig::parse("lxc.cap.drop:\n").unwrap(), empty);
     }
 
     #[test]

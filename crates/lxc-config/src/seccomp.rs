@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
 use proxcage_oci::oci_spec;
 
 use crate::error::TranslateError;
@@ -26,59 +26,78 @@ pub(crate) fn profile(seccomp: &LinuxSeccomp) -> Result<String, TranslateError> 
             "LXC's notify proxy (lxc.seccomp.notify.proxy) speaks its own protocol, not the OCI seccomp agent's",
         ));
     }
-    let default = seccomp.default_action();
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret())
+        .map_err(|reason| unsupported("defaultAction", &reason))?;
     let mut out = String::from("2\n");
-    if default == LinuxSeccompAction::ScmpActAllow {
+    if default == "allow" {
         out.push_str("denylist\n");
     } else {
-        let action = action(default, seccomp.default_errno_ret())
-            .map_err(|reason| unsupported("defaultAction", &reason))?;
-        let _ = writeln!(out, "allowlist {action}");
+        let _ = writeln!(out, "allowlist {default}");
     }
     out.push_str("[all]\n");
     for (i, rule) in seccomp.syscalls().iter().flatten().enumerate() {
         let act = action(rule.action(), rule.errno_ret())
             .map_err(|reason| unsupported(&format!("syscalls[{i}].action"), &reason))?;
-        let mut conditions = String::new();
-        for (j, arg) in rule.args().iter().flatten().enumerate() {
-            if arg.index() > 5 {
-                return Err(TranslateError::Invalid {
-                    field: format!("linux.seccomp.syscalls[{i}].args[{j}].index"),
-                    reason: format!(
-                        "{} is not a system call argument index (0..=5)",
-                        arg.index()
-                    ),
-                });
-            }
-            let op = match arg.op() {
-                LinuxSeccompOperator::ScmpCmpNe => "SCMP_CMP_NE",
-                LinuxSeccompOperator::ScmpCmpLt => "SCMP_CMP_LT",
-                LinuxSeccompOperator::ScmpCmpLe => "SCMP_CMP_LE",
-                LinuxSeccompOperator::ScmpCmpEq => "SCMP_CMP_EQ",
-                LinuxSeccompOperator::ScmpCmpGe => "SCMP_CMP_GE",
-                LinuxSeccompOperator::ScmpCmpGt => "SCMP_CMP_GT",
-                LinuxSeccompOperator::ScmpCmpMaskedEq => "SCMP_CMP_MASKED_EQ",
-            };
-            let _ = write!(
-                conditions,
-                " [{},{},{},{}]",
-                arg.index(),
-                arg.value(),
-                op,
-                arg.value_two().unwrap_or(0)
-            );
+        let conditions = conditions(rule, i)?;
+        let names = names(rule, i)?;
+        // libseccomp refuses a rule that does what the default does (and LXC then refuses
+        // to start); runc and crun leave such rules out, and so does this.
+        if act == default {
+            continue;
         }
-        for (k, name) in rule.names().iter().enumerate() {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(TranslateError::Invalid {
-                    field: format!("linux.seccomp.syscalls[{i}].names[{k}]"),
-                    reason: format!("{name:?} is not a system call name"),
-                });
-            }
+        for name in names {
             let _ = writeln!(out, "{name} {act}{conditions}");
         }
     }
     Ok(out)
+}
+
+/// The rule's argument comparisons as LXC writes them: ` [index,value,op,valueTwo]`...
+fn conditions(rule: &LinuxSyscall, i: usize) -> Result<String, TranslateError> {
+    let mut conditions = String::new();
+    for (j, arg) in rule.args().iter().flatten().enumerate() {
+        if arg.index() > 5 {
+            return Err(TranslateError::Invalid {
+                field: format!("linux.seccomp.syscalls[{i}].args[{j}].index"),
+                reason: format!(
+                    "{} is not a system call argument index (0..=5)",
+                    arg.index()
+                ),
+            });
+        }
+        let op = match arg.op() {
+            LinuxSeccompOperator::ScmpCmpNe => "SCMP_CMP_NE",
+            LinuxSeccompOperator::ScmpCmpLt => "SCMP_CMP_LT",
+            LinuxSeccompOperator::ScmpCmpLe => "SCMP_CMP_LE",
+            LinuxSeccompOperator::ScmpCmpEq => "SCMP_CMP_EQ",
+            LinuxSeccompOperator::ScmpCmpGe => "SCMP_CMP_GE",
+            LinuxSeccompOperator::ScmpCmpGt => "SCMP_CMP_GT",
+            LinuxSeccompOperator::ScmpCmpMaskedEq => "SCMP_CMP_MASKED_EQ",
+        };
+        let _ = write!(
+            conditions,
+            " [{},{},{},{}]",
+            arg.index(),
+            arg.value(),
+            op,
+            arg.value_two().unwrap_or(0)
+        );
+    }
+    Ok(conditions)
+}
+
+/// The rule's system call names; a name with anything but letters, digits and `_` would
+/// add a rule of its own to the profile.
+fn names(rule: &LinuxSyscall, i: usize) -> Result<&[String], TranslateError> {
+    for (k, name) in rule.names().iter().enumerate() {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(TranslateError::Invalid {
+                field: format!("linux.seccomp.syscalls[{i}].names[{k}]"),
+                reason: format!("{name:?} is not a system call name"),
+            });
+        }
+    }
+    Ok(rule.names())
 }
 
 fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<String, String> {
@@ -115,7 +134,7 @@ mod tests {
     #[test]
     fn every_action_and_comparison_lxc_has_is_written() {
         let text = profile(&seccomp(serde_json::json!({
-            "defaultAction": "SCMP_ACT_KILL",
+            "defaultAction": "SCMP_ACT_LOG",
             "syscalls": [
                 {"names": ["reboot"], "action": "SCMP_ACT_KILL_THREAD"},
                 {"names": ["ptrace"], "action": "SCMP_ACT_TRAP"},
@@ -133,10 +152,44 @@ mod tests {
         .unwrap();
         assert_eq!(
             text,
-            "2\nallowlist kill\n[all]\nreboot kill\nptrace trap\nmount errno 1\numount2 errno 1\n\
+            "2\nallowlist log\n[all]\nreboot kill\nptrace trap\nmount errno 1\numount2 errno 1\n\
              clone errno 38 [0,1,SCMP_CMP_NE,0] [1,2,SCMP_CMP_LT,0] [2,3,SCMP_CMP_LE,0] \
              [3,4,SCMP_CMP_GE,0] [4,5,SCMP_CMP_GT,0] [5,6,SCMP_CMP_MASKED_EQ,7]\n"
         );
+    }
+
+    #[test]
+    fn rules_that_do_what_the_default_does_are_left_out() {
+        let text = profile(&seccomp(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["mount"], "action": "SCMP_ACT_ERRNO"}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(
+            text, "2\nallowlist errno 38\n[all]\nread allow\nmount errno 1\n",
+            "an errno rule with another errno than the default's stays"
+        );
+        let text = profile(&seccomp(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["getcwd"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["ptrace"], "action": "SCMP_ACT_KILL"}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(text, "2\ndenylist\n[all]\nptrace kill\n");
+        // A left-out rule is still checked: what it names could not be written anyway.
+        let err = profile(&seccomp(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["read allow"], "action": "SCMP_ACT_ALLOW"}]
+        })))
+        .unwrap_err();
+        assert_eq!(err.field(), "linux.seccomp.syscalls[0].names[0]");
     }
 
     #[test]

@@ -237,10 +237,7 @@ fn cgroup_limits_are_written_and_parse_in_lxc() {
 fn the_everything_golden_config_is_accepted_by_lxc() {
     support::require_root();
     support::require_tool("lxc-info", "lxc");
-    let golden = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crates/lxc-config/tests/golden/everything.conf"
-    );
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/everything.conf");
     let dir = tempfile::Builder::new()
         .prefix("proxcage-lxc-")
         .tempdir()

@@ -280,6 +280,129 @@ fn without_init_uses_lxc_keys_and_refuses_what_they_would_change() {
     assert_eq!(err.field(), "process.env[0]");
 }
 
+/// The process file's capability sets for `value`, translated with a monitored init.
+fn capability_sets(
+    dir: &Path,
+    value: Value,
+) -> Result<Option<proxcage_lxc_config::CapabilitySets>, TranslateError> {
+    let spec = spec_from(value);
+    let t = from_oci(&spec, &paths(dir, &spec).monitored())?;
+    let file = t.files().iter().find(|f| f.path.ends_with("process"));
+    Ok(ProcessFile::decode(&file.unwrap().contents)
+        .unwrap()
+        .capabilities)
+}
+
+#[test]
+fn inheritable_and_ambient_capabilities_are_the_inits_to_set() {
+    let dir = fixture();
+    // runtime-tools' bundles: every set the same.
+    let all = json!(["CAP_CHOWN", "CAP_KILL", "CAP_SETUID"]);
+    let mut value = runc_default();
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        value["process"]["capabilities"][set] = all.clone();
+    }
+    let mask = 1 | 1 << 5 | 1 << 7;
+    let sets = capability_sets(dir.path(), value.clone()).unwrap().unwrap();
+    assert_eq!(
+        (
+            sets.effective,
+            sets.permitted,
+            sets.inheritable,
+            sets.ambient
+        ),
+        (mask, mask, mask, mask)
+    );
+    // A non-root user: the init raises them after it switched users.
+    value["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let sets = capability_sets(dir.path(), value.clone()).unwrap().unwrap();
+    assert_eq!((sets.inheritable, sets.ambient), (mask, mask));
+    // Ambient capabilities that are not inheritable cannot be raised: left out, as runc
+    // leaves them out (its default spec asks for three of them).
+    value["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+    let sets = capability_sets(dir.path(), value.clone()).unwrap().unwrap();
+    assert_eq!((sets.inheritable, sets.ambient), (1 << 5, 1 << 5));
+    assert_eq!(capability_sets(dir.path(), runc_default()).unwrap(), None);
+
+    // Where LXC switches users, or without the init, nothing can set them.
+    let spec = spec_from(value.clone());
+    let err = from_oci(&spec, &paths(dir.path(), &spec)).unwrap_err();
+    assert_eq!(err.field(), "process.capabilities.inheritable", "{err}");
+    value["process"]["user"] = json!({"uid": 0, "gid": 0});
+    let spec = spec_from(value);
+    let err = from_oci(&spec, &paths(dir.path(), &spec).without_init()).unwrap_err();
+    assert_eq!(err.field(), "process.capabilities.inheritable", "{err}");
+    assert!(err.to_string().contains("only proxcage-init"), "{err}");
+}
+
+#[test]
+fn the_keep_list_comes_after_an_empty_drop_list() {
+    let dir = fixture();
+    let spec = proxcage_oci::default_spec(false);
+    let t = translate(dir.path(), &spec).unwrap();
+    let keys: Vec<_> = t
+        .config()
+        .entries()
+        .iter()
+        .filter(|e| e.key().starts_with("lxc.cap."))
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "lxc.cap.drop =",
+            "lxc.cap.keep = audit_write kill net_bind_service"
+        ]
+    );
+}
+
+#[test]
+fn apparmor_is_the_hosts_default_unless_the_spec_names_a_profile() {
+    let dir = fixture();
+    let spec = proxcage_oci::default_spec(false);
+    let t = translate(dir.path(), &spec).unwrap();
+    assert_eq!(t.config().get("lxc.apparmor.profile"), None);
+    let mut value = runc_default();
+    value["process"]["apparmorProfile"] = json!("unconfined");
+    let spec = spec_from(value);
+    let t = translate(dir.path(), &spec).unwrap();
+    assert_eq!(t.config().get("lxc.apparmor.profile"), Some("unconfined"));
+}
+
+#[test]
+fn a_masked_or_read_only_fifo_or_socket_is_refused_by_name() {
+    let dir = fixture();
+    let rootfs = dir.path().join("rootfs");
+    nix::unistd::mkfifo(
+        &rootfs.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(rootfs.join("socket")).unwrap();
+    for (list, path, what) in [
+        ("maskedPaths", "/fifo", "a FIFO"),
+        ("readonlyPaths", "/fifo", "a FIFO"),
+        ("maskedPaths", "/socket", "a socket"),
+        ("readonlyPaths", "/socket", "a socket"),
+    ] {
+        let mut value = runc_default();
+        value["linux"][list] = json!(["/etc", path]);
+        let spec = spec_from(value);
+        let err = translate(dir.path(), &spec).unwrap_err();
+        assert_eq!(err.field(), format!("linux.{list}[1]"), "{err}");
+        assert!(
+            err.to_string().contains(&format!("{path} is {what}")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn unexpressible_fields_are_errors_that_name_them() {
     type Change = Box<dyn Fn(&mut Value)>;
@@ -296,8 +419,9 @@ fn unexpressible_fields_are_errors_that_name_them() {
             Box::new(|s| s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH"})),
         ),
         (
+            // The kernel takes no inheritable capability from outside the bounding set.
             "process.capabilities.inheritable",
-            Box::new(|s| s["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"])),
+            Box::new(|s| s["process"]["capabilities"]["inheritable"] = json!(["CAP_SYS_ADMIN"])),
         ),
         (
             "process.capabilities.effective",

@@ -53,6 +53,9 @@ pub fn generate(layout: &Layout, vmid: u32, conf: &Conf, warn: Warn) -> Result<S
     if features.get("nesting").map(String::as_str) == Some("1") {
         line("lxc.include", &format!("{LXC_CONFIG_DIR}/nesting.conf"));
     }
+    for (key, value) in apparmor(conf, &features) {
+        line(key, &value);
+    }
     line("lxc.monitor.unshare", "1");
     if unprivileged {
         line("lxc.idmap", &format!("u 0 {ID_SHIFT} 65536"));
@@ -176,6 +179,34 @@ pub fn generate(layout: &Layout, vmid: u32, conf: &Conf, warn: Warn) -> Result<S
         out.push_str(&format!("{key} = {value}\n"));
     }
     Ok(out)
+}
+
+/// Proxmox's confinement of every CT (pve-container's `make_apparmor_config`): LXC's
+/// generated profile with raw rules, unless the `.conf` names a profile of its own, which
+/// then replaces all of it.
+fn apparmor(
+    conf: &Conf,
+    features: &std::collections::BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    if conf.lxc.iter().any(|(k, _)| k == "lxc.apparmor.profile") {
+        return Vec::new();
+    }
+    let raw = "lxc.apparmor.raw";
+    let mut out = vec![
+        ("lxc.apparmor.profile", "generated".to_string()),
+        (raw, "allow mqueue,".to_string()),
+    ];
+    if features.get("nesting").map(String::as_str) == Some("1") {
+        out.push(("lxc.apparmor.allow_nesting", "1".to_string()));
+        out.push((raw, "allow userns,".to_string()));
+    } else {
+        out.push((raw, "deny mount -> /proc/,".to_string()));
+        out.push((raw, "deny mount -> /sys/,".to_string()));
+    }
+    for fs in features.get("mount").into_iter().flat_map(|m| m.split(';')) {
+        out.push((raw, format!("mount fstype={fs},")));
+    }
+    out
 }
 
 fn escape_path(p: &str) -> String {

@@ -189,6 +189,8 @@ impl Pct {
             .as_ref()
             .map(|u| u.drop_bounding.clone())
             .unwrap_or_default();
+        // And it gets the container process's capability sets, as with `runc exec`.
+        let capabilities = own.capabilities;
         let mut process = match given {
             Some(p) => process_as_given(&p, req.tty),
             None => process_from_args(req, own)?,
@@ -196,6 +198,7 @@ impl Pct {
         if let Some(user) = &mut process.user {
             user.drop_bounding = drop_bounding;
         }
+        process.capabilities = capabilities;
         // `pct exec` starts the process as root without groups: nothing to switch unless
         // the user differs or the init must drop what it kept to switch.
         process.user = process.user.filter(|u| *u != User::default());
@@ -234,6 +237,7 @@ fn process_as_given(p: &Process, tty: bool) -> ProcessFile {
             additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
             drop_bounding: Vec::new(),
         }),
+        capabilities: None,
     }
 }
 
@@ -272,6 +276,7 @@ fn process_from_args(req: &ExecRequest, own: ProcessFile) -> Result<ProcessFile>
             additional_gids,
             drop_bounding: Vec::new(),
         }),
+        capabilities: None,
     })
 }
 

@@ -38,9 +38,7 @@ impl Pct {
         self.save(id, &record)?;
         // A failed poststart hook is logged; the container runs on (runtime-spec).
         let running = record.state(id, Status::Running, init);
-        if let Err(message) = hooks::run_on_host("poststart", &record.hooks.poststart, &running) {
-            tracing::warn!("container {id}: {message}");
-        }
+        hooks::run_each_on_host(id, "poststart", &record.hooks.poststart, &running);
         Ok(())
     }
 
@@ -110,9 +108,7 @@ impl Pct {
         drop(destroying);
         // A failed poststop hook is logged; the delete stands (runtime-spec).
         let stopped = record.state(id, Status::Stopped, 0);
-        if let Err(message) = hooks::run_on_host("poststop", &record.hooks.poststop, &stopped) {
-            tracing::warn!("container {id}: {message}");
-        }
+        hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
         Ok(())
     }
 
