@@ -3,21 +3,35 @@
 //! This facade re-exports the crates, so one dependency gives an embedder all of them at
 //! matching versions:
 //!
-//! - [`core`]: container ids, signals, the OCI state, the state store, routing and the
+//! - [`engine`]: what the `proxcage` binary runs every command through: routing, the
+//!   security policy, records, create/undo/recover, list and health across backends. An
+//!   [`Engine`](engine::Engine) is a [`Runtime`](core::Runtime) itself;
+//! - [`core`]: container ids, signals, the OCI state, errors and the
 //!   [`Runtime`](core::Runtime) trait every backend implements;
+//! - [`store`]: records and locks under a root, and the health reconciler;
+//! - [`process`]: how backends run their tools (stdio, signals, timeouts);
 //! - [`oci`]: bundles in (`Bundle::load`, the default spec), with `oci_spec` re-exported;
 //! - [`delegate`]: a `Runtime` over any binary with runc's command line;
 //! - [`backend_runc`], [`backend_crun`]: the runc and crun backends;
 //! - [`backend_pct`]: bundles as Proxmox containers, through pct and pvesh.
 //!
-//! ```no_run
-//! use proxcage::core::{ContainerId, Runtime};
-//! use proxcage::backend_runc::{runc, RuncSettings};
+//! `examples/run_bundle.rs` creates, starts, waits for and deletes a container through
+//! the engine. In short:
 //!
-//! let backend = runc(&RuncSettings::default(), "/run/proxcage/backends/runc".into(), &Default::default())?;
-//! let state = backend.state(&ContainerId::new("web-1")?)?;
-//! println!("{} is {}", state.id, state.status);
-//! # Ok::<(), proxcage::core::Error>(())
+//! ```no_run
+//! use proxcage::core::{ContainerId, DeleteRequest, Runtime};
+//! use proxcage::engine::{Config, Engine, Registry};
+//! use proxcage::oci::Bundle;
+//!
+//! let registry = Registry::builtin();
+//! let config = Config::load(None, &registry)?;
+//! let engine = Engine::builder("/run/proxcage").config(config).registry(registry).build()?;
+//! let id = ContainerId::new("web-1")?;
+//! engine.create(&Bundle::load("/srv/bundles/web")?.create_request(id.clone()))?;
+//! engine.start(&id)?;
+//! println!("{} is {}", id, engine.state(&id)?.status);
+//! engine.delete(DeleteRequest { id: &id, force: true })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub use proxcage_backend_crun as backend_crun;

@@ -133,11 +133,20 @@ pub fn classify(stderr: &str, vmid: Option<Vmid>) -> PctError {
     }
 }
 
+/// The text of `s` between `start` and the next `end`.
+fn between(s: &str, start: &str, end: &str) -> Option<String> {
+    let rest = &s[s.find(start)? + start.len()..];
+    Some(rest[..rest.find(end)?].to_string())
+}
+
 fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
-    let between = |s: &str, start: &str, end: &str| -> Option<String> {
-        let rest = &s[s.find(start)? + start.len()..];
-        Some(rest[..rest.find(end)?].to_string())
-    };
+    taken(line)
+        .or_else(|| config_and_storage(line, vmid))
+        .or_else(|| ct_state(line, all, vmid))
+}
+
+/// A VMID that a CT or VM already has.
+fn taken(line: &str) -> Option<PctError> {
     if let Some(rest) = line
         .strip_prefix("vmid: VM ")
         .and_then(|r| r.strip_suffix(" already exists"))
@@ -160,6 +169,11 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
             });
         }
     }
+    None
+}
+
+/// The CT's config, its lock, templates and storages.
+fn config_and_storage(line: &str, vmid: &str) -> Option<PctError> {
     if let Some(conf) = between(line, "Configuration file '", "' does not exist") {
         let vmid = conf
             .rsplit('/')
@@ -194,6 +208,11 @@ fn classify_line(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
     if let Some(volume) = between(line, "unable to parse volume ID '", "'") {
         return Some(PctError::BadVolume { volume });
     }
+    None
+}
+
+/// What the CT's state refused, and failed starts and stops.
+fn ct_state(line: &str, all: &[&str], vmid: &str) -> Option<PctError> {
     if let Some(vmid) = line
         .strip_prefix("CT ")
         .and_then(|r| r.strip_suffix(" already running"))

@@ -14,12 +14,20 @@ const MIN_VERSION: (u32, u32, u32) = (1, 0, 0);
 
 pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
-    let name = d.name.clone();
+    findings.extend(version(d));
+    findings.extend(root_writable(d));
+    findings.extend(half_created(d, store, held));
+    Ok(findings)
+}
+
+/// The binary answers `--version` with a version proxcage supports.
+fn version(d: &Delegate) -> Option<Finding> {
+    let name = &d.name;
     let binary = d.binary().display().to_string();
     match d.version() {
         Ok(text) => match parse_version(&text) {
-            Some(v) if v >= MIN_VERSION => {}
-            Some((a, b, c)) => findings.push(Finding::new(
+            Some(v) if v >= MIN_VERSION => None,
+            Some((a, b, c)) => Some(Finding::new(
                 "backend-version",
                 Severity::Warning,
                 format!("backend {name}"),
@@ -29,7 +37,7 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
                     MIN_VERSION.0, MIN_VERSION.1, MIN_VERSION.2
                 ),
             )),
-            None => findings.push(Finding::new(
+            None => Some(Finding::new(
                 "backend-version",
                 Severity::Warning,
                 format!("backend {name}"),
@@ -37,7 +45,7 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
                 format!("{binary} --version printed no version proxcage can read: {:?}", text.trim()),
             )),
         },
-        Err(e) => findings.push(Finding::new(
+        Err(e) => Some(Finding::new(
             "backend-version",
             Severity::Error,
             format!("backend {name}"),
@@ -45,22 +53,32 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
             format!("{binary} --version failed: {e}"),
         )),
     }
-    let root = d.root().to_path_buf();
-    if root.exists() && nix::unistd::access(&root, nix::unistd::AccessFlags::W_OK).is_err() {
-        findings.push(Finding::new(
-            "root-not-writable",
-            Severity::Error,
-            format!("backend {name}"),
-            root.display(),
-            format!("{name}'s root is not writable by this user"),
-        ));
-    }
+}
 
-    // Containers in the backend's root whose state it cannot read, and of which proxcage
-    // has no record: a create that died between the binary's create and the record. Read
-    // without locks, the same picture is also what a delete that just finished, followed
-    // by a new create of the id, looks like: it is judged, and repaired, only under the
-    // container's lock (which a create holds throughout), and only if it still holds.
+fn root_writable(d: &Delegate) -> Option<Finding> {
+    let name = &d.name;
+    let root = d.root();
+    (root.exists() && nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err()).then(
+        || {
+            Finding::new(
+                "root-not-writable",
+                Severity::Error,
+                format!("backend {name}"),
+                root.display(),
+                format!("{name}'s root is not writable by this user"),
+            )
+        },
+    )
+}
+
+/// Containers in the backend's root whose state it cannot read, and of which proxcage has
+/// no record: a create that died between the binary's create and the record. Read without
+/// locks, the same picture is also what a delete that just finished, followed by a new
+/// create of the id, looks like: it is judged, and repaired, only under the container's
+/// lock (which a create holds throughout), and only if it still holds.
+fn half_created(d: &Delegate, store: &StateStore, held: &[Held]) -> Vec<Finding> {
+    let name = &d.name;
+    let mut findings = Vec::new();
     for held in held.iter().filter(|h| h.record.is_none()) {
         if health::known(store, &held.id) || !half_created_under_lock(d, store, &held.id) {
             continue;
@@ -91,7 +109,7 @@ pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<V
             }),
         );
     }
-    Ok(findings)
+    findings
 }
 
 /// Under the container's lock (taken as a create takes it): no record, and a container in

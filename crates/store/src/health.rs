@@ -281,28 +281,37 @@ fn check_container_dir(
     for tmp in dead_temp_files(dir, crate::store::TMP_PREFIX) {
         findings.push(temp_file_finding(tmp, object.clone()));
     }
+    let unclaimed = stale.is_none() && !locked(dir);
+    findings.extend(record_finding(store, id, dir, backends, unclaimed, object));
+}
+
+/// What is wrong with the record in `dir`, if anything. `unclaimed`: no create holds the
+/// directory, so a missing record means one died before writing it.
+fn record_finding(
+    store: &StateStore,
+    id: &ContainerId,
+    dir: &Path,
+    backends: &[&str],
+    unclaimed: bool,
+    object: String,
+) -> Option<Finding> {
     let record_path = dir.join(crate::store::RECORD);
     match store.read(id) {
-        Ok(Some(record)) => {
-            if !backends.contains(&record.backend()) {
-                findings.push(Finding::new(
-                    "record-backend-unknown",
-                    Severity::Error,
-                    object,
-                    record_path.display(),
-                    format!(
-                        "the record names backend {:?}, which this proxcage does not have ({}); use the proxcage build that created it",
-                        record.backend(),
-                        backends.join(", ")
-                    ),
-                ));
-            }
-        }
-        // A directory without a record: a create that died before writing one, unless a
-        // create holds the directory right now.
-        Ok(None) if stale.is_none() && !locked(dir) => {
+        Ok(Some(record)) if !backends.contains(&record.backend()) => Some(Finding::new(
+            "record-backend-unknown",
+            Severity::Error,
+            object,
+            record_path.display(),
+            format!(
+                "the record names backend {:?}, which this proxcage does not have ({}); use the proxcage build that created it",
+                record.backend(),
+                backends.join(", ")
+            ),
+        )),
+        Ok(Some(_)) => None,
+        Ok(None) if unclaimed => {
             let (store, id) = (store.clone(), id.clone());
-            findings.push(
+            Some(
                 Finding::new(
                     "empty-directory",
                     Severity::Warning,
@@ -315,12 +324,12 @@ fn check_container_dir(
                     drop(store.lock_existing(&id)?);
                     Ok(format!("removed the directory of container {id}"))
                 }),
-            );
+            )
         }
-        Ok(None) => {}
+        Ok(None) => None,
         Err(e @ Error::CorruptRecord { .. }) => {
             let (store, id, path) = (store.clone(), id.clone(), record_path.clone());
-            findings.push(
+            Some(
                 Finding::new(
                     "record-corrupt",
                     Severity::Error,
@@ -332,9 +341,9 @@ fn check_container_dir(
                     "move the damaged record aside (kept under <root>/health/); a backend container left without a record then gets a new one",
                     move || set_aside_corrupt(&store, &id, &path),
                 ),
-            );
+            )
         }
-        Err(e) => findings.push(Finding::new(
+        Err(e) => Some(Finding::new(
             "record-unreadable",
             Severity::Error,
             object,
