@@ -13,7 +13,8 @@
 //! - [`oci`]: bundles in (`Bundle::load`, the default spec), with `oci_spec` re-exported;
 //! - [`delegate`]: a `Runtime` over any binary with runc's command line;
 //! - [`backend_runc`], [`backend_crun`]: the runc and crun backends;
-//! - [`backend_pct`]: bundles as Proxmox containers, through pct and pvesh.
+//! - [`backend_pct`]: bundles as Proxmox containers, through pct and pvesh;
+//! - [`backend_jail`]: FreeBSD jails, through ocijail.
 //!
 //! `examples/run_bundle.rs` creates, starts, waits for and deletes a container through
 //! the engine. In short:
@@ -35,6 +36,7 @@
 //! ```
 
 pub use proxcage_backend_crun as backend_crun;
+pub use proxcage_backend_jail as backend_jail;
 pub use proxcage_backend_pct as backend_pct;
 pub use proxcage_backend_runc as backend_runc;
 pub use proxcage_core as core;

@@ -24,14 +24,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `--root`, else runc's rule: /run/proxcage for root, $XDG_RUNTIME_DIR/proxcage for
-    /// anyone else. podman calls some commands without --root, so this must not vary.
+    /// `--root`, else runc's rule: /run/proxcage for root (/var/run/proxcage on FreeBSD,
+    /// which has no /run), $XDG_RUNTIME_DIR/proxcage for anyone else. podman calls some
+    /// commands without --root, so this must not vary.
     pub fn root(&self) -> PathBuf {
         if let Some(root) = &self.global.root {
             return root.clone();
         }
         if nix::unistd::geteuid().is_root() {
-            return PathBuf::from("/run/proxcage");
+            return PathBuf::from(if cfg!(target_os = "linux") {
+                "/run/proxcage"
+            } else {
+                "/var/run/proxcage"
+            });
         }
         match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
             Some(dir) => Path::new(&dir).join("proxcage"),

@@ -660,7 +660,7 @@ fn features_report_the_default_backend_and_the_routes() {
         );
         assert_eq!(
             features["annotations"]["io.proxcage.backends"],
-            "runc,crun,pct"
+            "runc,crun,pct,jail"
         );
     }
 }
@@ -761,4 +761,44 @@ fn bundle_create_and_template_create_from_the_command_line() {
         !bad.exists() || fs::read_dir(&bad).unwrap().count() == 0,
         "nothing left in OUT"
     );
+}
+
+#[test]
+fn a_jail_route_sends_containers_to_ocijail() {
+    require_root();
+    require_tool("runc", "runc");
+    let dir = tempfile::tempdir().unwrap();
+    let ocijail = support::ocijail::OcijailStandin::install(dir.path());
+    let p = Proxcage::new(&format!(
+        "{HOST_CONFIG}\n[[route]]\nbackend = \"jail\"\nid = \"jail-*\"\n\n[backends.jail]\nbinary = \"{}\"\n",
+        ocijail.binary().display()
+    ));
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "100"]);
+    let bundle = bundle.to_str().unwrap();
+    p.ok(&["create", "--bundle", bundle, "jail-1"]);
+    p.ok(&["create", "--bundle", bundle, "other"]);
+    assert_eq!(backend_of(&p, "jail-1"), "jail", "the rule");
+    assert_eq!(backend_of(&p, "other"), "runc", "the default");
+    assert_eq!(p.status("jail-1"), "created");
+    p.ok(&["start", "jail-1"]);
+    assert_eq!(p.status("jail-1"), "running");
+    // What ocijail lacks: refused, naming the backend, exit 1.
+    let out = p.run(&["pause", "jail-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the jail backend cannot pause: ocijail, which it drives, has no pause or resume command"),
+        "{}",
+        stderr(&out)
+    );
+    for id in ["jail-1", "other"] {
+        p.ok(&["delete", "--force", id]);
+    }
+    // Besides its state and list: only jail-1's lifecycle reached ocijail, pause did not.
+    let changes: Vec<String> = ocijail
+        .subcommands()
+        .into_iter()
+        .filter(|c| c != "state" && c != "list")
+        .collect();
+    assert_eq!(changes, ["create", "start", "delete"], "ocijail's calls");
+    nothing_left(&p);
 }

@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
-/// Standard signal names (without `SIG`) and their Linux numbers.
+/// Standard signal names (without `SIG`) and their numbers on this host (three are Linux's
+/// own).
 const NAMES: &[(&str, i32)] = &[
     ("HUP", libc::SIGHUP),
     ("INT", libc::SIGINT),
@@ -24,6 +25,7 @@ const NAMES: &[(&str, i32)] = &[
     ("PIPE", libc::SIGPIPE),
     ("ALRM", libc::SIGALRM),
     ("TERM", libc::SIGTERM),
+    #[cfg(target_os = "linux")]
     ("STKFLT", libc::SIGSTKFLT),
     ("CHLD", libc::SIGCHLD),
     ("CLD", libc::SIGCHLD),
@@ -39,7 +41,9 @@ const NAMES: &[(&str, i32)] = &[
     ("PROF", libc::SIGPROF),
     ("WINCH", libc::SIGWINCH),
     ("IO", libc::SIGIO),
+    #[cfg(target_os = "linux")]
     ("POLL", libc::SIGPOLL),
+    #[cfg(target_os = "linux")]
     ("PWR", libc::SIGPWR),
     ("SYS", libc::SIGSYS),
 ];

@@ -9,9 +9,6 @@ use proxcage_store::{health, held_from_state, Held, Leftovers, Record, StateStor
 
 use crate::Delegate;
 
-/// The oldest runc and crun proxcage is tested with.
-const MIN_VERSION: (u32, u32, u32) = (1, 0, 0);
-
 pub(crate) fn check(d: &Delegate, store: &StateStore, held: &[Held]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     findings.extend(version(d));
@@ -26,23 +23,31 @@ fn version(d: &Delegate) -> Option<Finding> {
     let binary = d.binary().display().to_string();
     match d.version() {
         Ok(text) => match parse_version(&text) {
-            Some(v) if v >= MIN_VERSION => None,
-            Some((a, b, c)) => Some(Finding::new(
-                "backend-version",
-                Severity::Warning,
-                format!("backend {name}"),
-                &binary,
-                format!(
-                    "{name} {a}.{b}.{c} is older than {}.{}.{}, the oldest proxcage supports: upgrade the Debian package '{name}'",
-                    MIN_VERSION.0, MIN_VERSION.1, MIN_VERSION.2
-                ),
-            )),
+            Some(v) if v >= d.oldest.version => None,
+            Some((a, b, c)) => {
+                let (x, y, z) = d.oldest.version;
+                let upgrade = d
+                    .oldest
+                    .upgrade
+                    .clone()
+                    .unwrap_or_else(|| format!("upgrade the Debian package '{name}'"));
+                Some(Finding::new(
+                    "backend-version",
+                    Severity::Warning,
+                    format!("backend {name}"),
+                    &binary,
+                    format!("{name} {a}.{b}.{c} is older than {x}.{y}.{z}, the oldest proxcage supports: {upgrade}"),
+                ))
+            }
             None => Some(Finding::new(
                 "backend-version",
                 Severity::Warning,
                 format!("backend {name}"),
                 &binary,
-                format!("{binary} --version printed no version proxcage can read: {:?}", text.trim()),
+                format!(
+                    "{binary} --version printed no version proxcage can read: {:?}",
+                    text.trim()
+                ),
             )),
         },
         Err(e) => Some(Finding::new(

@@ -22,7 +22,6 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,6 +69,15 @@ impl CallerFlags {
     }
 }
 
+/// The oldest version of the binary `proxcage health` accepts without a warning, and
+/// what the warning tells the operator to do.
+#[derive(Clone, Debug)]
+struct Oldest {
+    version: (u32, u32, u32),
+    /// `None`: upgrade the Debian package named as the backend.
+    upgrade: Option<String>,
+}
+
 /// An OCI runtime binary with runc's command line.
 #[derive(Clone)]
 pub struct Delegate {
@@ -79,6 +87,8 @@ pub struct Delegate {
     global_args: Vec<OsString>,
     timeout: Duration,
     pre_exec: Option<PreExec>,
+    oldest: Oldest,
+    logs_warnings_as_errors: bool,
 }
 
 impl fmt::Debug for Delegate {
@@ -90,6 +100,8 @@ impl fmt::Debug for Delegate {
             .field("global_args", &self.global_args)
             .field("timeout", &self.timeout)
             .field("pre_exec", &self.pre_exec.is_some())
+            .field("oldest", &self.oldest)
+            .field("logs_warnings_as_errors", &self.logs_warnings_as_errors)
             .finish()
     }
 }
@@ -109,7 +121,33 @@ impl Delegate {
             global_args: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             pre_exec: None,
+            // The oldest runc and crun proxcage is tested with.
+            oldest: Oldest {
+                version: (1, 0, 0),
+                upgrade: None,
+            },
+            logs_warnings_as_errors: false,
         }
+    }
+
+    /// For a binary that writes its warnings to the log as `"level":"error"` lines too
+    /// (ocijail): a run that exits 0 succeeded, whatever the log holds. Without this, an
+    /// error line in the log is a failure even with exit code 0, as the code of `run` and
+    /// `exec` is the container process's, not the binary's.
+    pub fn logs_warnings_as_errors(mut self) -> Self {
+        self.logs_warnings_as_errors = true;
+        self
+    }
+
+    /// The oldest `version` of the binary `proxcage health` accepts without a warning
+    /// (default 1.0.0, for runc and crun), and what its warning says to do (default:
+    /// upgrade the Debian package named as the backend).
+    pub fn oldest_version(mut self, version: (u32, u32, u32), upgrade: impl Into<String>) -> Self {
+        self.oldest = Oldest {
+            version,
+            upgrade: Some(upgrade.into()),
+        };
+        self
     }
 
     /// A global flag given before every subcommand (`--systemd-cgroup`,
@@ -186,7 +224,7 @@ impl Delegate {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let log = BinaryLog::new()?;
+        let log = BinaryLog::new(&self.root)?;
         let mut cmd = self.command(&log);
         cmd.args(args);
         let out = match watch {
@@ -212,7 +250,7 @@ impl Delegate {
         args: Vec<OsString>,
         timeout: Option<Duration>,
     ) -> Result<(i32, String)> {
-        let log = BinaryLog::new()?;
+        let log = BinaryLog::new(&self.root)?;
         let mut cmd = self.command(&log);
         cmd.args(args);
         let status = if self.pre_exec.is_some() {
@@ -222,6 +260,10 @@ impl Delegate {
         };
         let code = process::exit_code(status);
         match log.last_error() {
+            // Its warnings, not an error: a binary that failed does not exit 0.
+            Some(_) if code == 0 && self.logs_warnings_as_errors => {
+                Ok((code, process::describe_status(status)))
+            }
             Some(message) => {
                 Err(self.failure(&cmd, code, process::describe_status(status), message))
             }
@@ -538,15 +580,52 @@ impl proxcage_store::Backend for Delegate {
     }
 }
 
-/// An in-memory file the binary logs to (as JSON lines), through `/proc/<our pid>/fd/N`:
-/// our descriptor stays close-on-exec, so nothing of it leaks into the container.
+/// The file the binary logs to (as JSON lines). On Linux an in-memory file, reached
+/// through `/proc/<our pid>/fd/N`: our descriptor stays close-on-exec, so nothing of it
+/// leaks into the container. Elsewhere (FreeBSD has no such path) a file of our own in
+/// the backend's root, removed when done.
 struct BinaryLog {
     file: File,
     path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for BinaryLog {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl BinaryLog {
-    fn new() -> Result<Self> {
+    #[cfg(not(target_os = "linux"))]
+    fn new(dir: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(".proxcage-log.{}.{n}", std::process::id()));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                    .open(&path)
+            })
+            .map(|file| BinaryLog {
+                file,
+                path: path.clone(),
+                remove: true,
+            })
+            .map_err(|e| Error::io("cannot create the backend log", &path, e))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn new(_dir: &Path) -> Result<Self> {
+        use std::os::fd::AsRawFd;
         let fd = nix::sys::memfd::memfd_create(
             c"proxcage-backend-log",
             nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
@@ -558,7 +637,11 @@ impl BinaryLog {
             std::process::id(),
             file.as_raw_fd()
         ));
-        Ok(BinaryLog { file, path })
+        Ok(BinaryLog {
+            file,
+            path,
+            remove: false,
+        })
     }
 
     fn path(&self) -> &Path {
@@ -645,7 +728,7 @@ mod tests {
 
     #[test]
     fn the_log_yields_the_last_error_message() {
-        let log = BinaryLog::new().unwrap();
+        let log = BinaryLog::new(Path::new("/nonexistent")).unwrap();
         let mut f = File::options().append(true).open(log.path()).unwrap();
         writeln!(f, r#"{{"level":"warning","msg":"w","time":"t"}}"#).unwrap();
         writeln!(f, r#"{{"level":"error","msg":"first","time":"t"}}"#).unwrap();

@@ -13,12 +13,22 @@ use crate::registry::Registry;
 use crate::router::{RouteRule, Router};
 use crate::security::SecurityPolicy;
 
-pub const DEFAULT_PATH: &str = "/etc/proxcage/config.toml";
+/// The config file without `--config` or `$PROXCAGE_CONFIG`; on FreeBSD, where
+/// third-party software keeps its configuration under /usr/local/etc, that is where.
+pub const DEFAULT_PATH: &str = if cfg!(target_os = "linux") {
+    "/etc/proxcage/config.toml"
+} else {
+    "/usr/local/etc/proxcage/config.toml"
+};
 pub const ENV: &str = "PROXCAGE_CONFIG";
 
 /// The backend containers go to when no annotation, rule or `default_backend` says
-/// otherwise.
-pub const DEFAULT_BACKEND: &str = "runc";
+/// otherwise: runc on Linux, jails elsewhere (FreeBSD).
+pub const DEFAULT_BACKEND: &str = if cfg!(target_os = "linux") {
+    "runc"
+} else {
+    proxcage_backend_jail::NAME
+};
 
 /// proxcage's configuration: routing, the backends' settings, the security policy.
 #[derive(Clone, Debug, Deserialize)]
@@ -151,6 +161,10 @@ timeout_secs = 30
 [backends.crun]
 cgroup_manager = "disabled"
 private_cgroup2 = true
+
+[backends.jail]
+binary = "/usr/local/bin/ocijail"
+timeout_secs = 60
 "#;
         let config = parse(text, "/c.toml").unwrap();
         assert_eq!(config.default_backend, "crun");
@@ -159,6 +173,8 @@ private_cgroup2 = true
         assert_eq!(runc.timeout_secs, Some(30));
         let crun: proxcage_backend_crun::CrunSettings = config.settings("crun").unwrap();
         assert!(crun.private_cgroup2);
+        let jail: proxcage_backend_jail::JailSettings = config.settings("jail").unwrap();
+        assert_eq!(jail.timeout_secs, Some(60));
         config.router(&Registry::builtin()).unwrap();
     }
 
@@ -170,6 +186,7 @@ private_cgroup2 = true
             ("[backends.kata]\nbinary = \"x\"", "kata"),
             ("[[route]]\nbackend = \"runc\"\nids = \"x\"", "ids"),
             ("[backends.crun]\nmanager = \"x\"", "manager"),
+            ("[backends.jail]\ncgroup_manager = \"x\"", "cgroup_manager"),
         ] {
             let err = parse(text, "/etc/proxcage/config.toml")
                 .unwrap_err()
@@ -186,7 +203,7 @@ private_cgroup2 = true
         let config = parse("default_backend = \"kata\"", "/c.toml").unwrap();
         let err = config.router(&Registry::builtin()).unwrap_err().to_string();
         assert!(
-            err.contains("kata") && err.contains("runc, crun, pct"),
+            err.contains("kata") && err.contains("runc, crun, pct, jail"),
             "{err}"
         );
     }

@@ -106,6 +106,7 @@ impl Engine {
         self.config.security.check(
             id,
             &req.bundle.join("config.json"),
+            &annotations,
             &backend_name,
             &reason,
             &self.config.path,

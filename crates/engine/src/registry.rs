@@ -138,18 +138,26 @@ impl Registry {
         Registry { kinds: Vec::new() }
     }
 
-    /// proxcage's own backends: runc, crun and pct.
+    /// proxcage's own backends: runc, crun, pct and jail; crun and pct on Linux only.
     pub fn builtin() -> Self {
-        use proxcage_backend_crun as crun;
-        use proxcage_backend_pct as pct;
+        use proxcage_backend_jail as jail;
         use proxcage_backend_runc as runc;
-        Registry::empty()
-            .with(runc::NAME, |s, env| runc::runc(s, env.root(), env.flags()))
-            .with(crun::NAME, |s, env| crun::crun(s, env.root(), env.flags()))
-            .with(pct::NAME, |s, env| {
-                let sources = env.security().pct_bind_sources.clone();
-                pct::pct(s, env.root(), pct::BindSources::new(sources, env.origin()))
-            })
+        let registry =
+            Registry::empty().with(runc::NAME, |s, env| runc::runc(s, env.root(), env.flags()));
+        #[cfg(target_os = "linux")]
+        let registry = {
+            use proxcage_backend_crun as crun;
+            use proxcage_backend_pct as pct;
+            registry
+                .with(crun::NAME, |s, env| crun::crun(s, env.root(), env.flags()))
+                .with(pct::NAME, |s, env| {
+                    let sources = env.security().pct_bind_sources.clone();
+                    pct::pct(s, env.root(), pct::BindSources::new(sources, env.origin()))
+                })
+        };
+        registry.with(jail::NAME, |s, env| {
+            jail::jail(s, env.root(), env.flags(), env.origin())
+        })
     }
 
     /// Adds backend `name`, whose settings `S` are read from `[backends.NAME]` (defaults

@@ -160,7 +160,7 @@ mod tests {
         Router::new(
             "runc",
             rules,
-            &["runc", "crun", "pct"],
+            &["runc", "crun", "pct", "jail"],
             Path::new("/etc/proxcage/config.toml"),
         )
         .unwrap()
@@ -190,6 +190,7 @@ mod tests {
         let r = router(&[
             rule("crun", Some("light-*"), &[]),
             rule("pct", None, &[("tier", "prod*")]),
+            rule("jail", None, &[("org.freebsd.jail.vnet", "*")]),
         ]);
         assert_eq!(
             choose(&r, "light-1", &[(BACKEND_ANNOTATION, "runc")]),
@@ -205,6 +206,14 @@ mod tests {
             ("runc".into(), Reason::Default)
         );
         assert_eq!(choose(&r, "web", &[]), ("runc".into(), Reason::Default));
+        assert_eq!(
+            choose(&r, "bsd", &[("org.freebsd.jail.vnet", "new")]),
+            ("jail".into(), Reason::Rule(3))
+        );
+        assert_eq!(
+            choose(&r, "light-1", &[(BACKEND_ANNOTATION, "jail")]),
+            ("jail".into(), Reason::Annotation)
+        );
     }
 
     #[test]

@@ -6,11 +6,16 @@
 //!   then the operator's `[[route]]` rules and `default_backend` alone).
 //! - `pct_bind_sources`: host directories whose contents bind mounts of containers on the
 //!   pct backend may use as sources (the CT's `mpN`). Unset: any host path.
+//! - `jail_annotations`: the `org.freebsd.*` annotations (jail parameters ocijail sets
+//!   from them: `org.freebsd.jail.vnet`, `org.freebsd.jail.allow.mlock`,
+//!   `org.freebsd.parentJail`, ...) a container on the jail backend may carry. Unset: any.
+//!   `[]`: none. Like `annotation_backends`, checked before anything is made.
 //!
 //! What needs no key because proxcage never does it: raw LXC keys from annotations (no
 //! annotation is translated into LXC configuration) and privileged CTs (the pct backend
 //! always creates CTs with `--unprivileged 1`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proxcage_core::error::quoted_list;
@@ -28,6 +33,9 @@ pub struct SecurityPolicy {
     /// Host directories bind-mount sources of pct containers must be in; `None`: any.
     #[serde(default)]
     pub pct_bind_sources: Option<Vec<PathBuf>>,
+    /// `org.freebsd.*` annotations a container on the jail backend may carry; `None`: any.
+    #[serde(default)]
+    pub jail_annotations: Option<Vec<String>>,
 }
 
 impl SecurityPolicy {
@@ -46,6 +54,20 @@ impl SecurityPolicy {
                 });
             }
         }
+        let prefix = proxcage_backend_jail::ANNOTATION_PREFIX;
+        if let Some(name) = self
+            .jail_annotations
+            .iter()
+            .flatten()
+            .find(|name| !name.starts_with(prefix))
+        {
+            return Err(Error::Config {
+                path: origin.to_path_buf(),
+                message: format!(
+                    "[security] jail_annotations: {name:?} is not an annotation ocijail reads (they start with {prefix:?})"
+                ),
+            });
+        }
         for dir in self.pct_bind_sources.iter().flatten() {
             if !dir.is_absolute() {
                 return Err(Error::Config {
@@ -60,13 +82,16 @@ impl SecurityPolicy {
         Ok(())
     }
 
-    /// Checks the routing choice for container `id`, whose config.json is `config_json`:
-    /// an annotation may select only the backends `annotation_backends` allows. The pct
-    /// backend checks `pct_bind_sources` itself, on the bundle it creates the CT from.
+    /// Checks the routing choice for container `id`, whose config.json is `config_json`
+    /// with `annotations`: an annotation may select only the backends
+    /// `annotation_backends` allows, and a container on the jail backend may carry only
+    /// the `org.freebsd.*` annotations `jail_annotations` allows. The pct backend checks
+    /// `pct_bind_sources` itself, on the bundle it creates the CT from.
     pub fn check(
         &self,
         id: &ContainerId,
         config_json: &Path,
+        annotations: &BTreeMap<String, String>,
         backend: &str,
         reason: &Reason,
         origin: &Path,
@@ -81,7 +106,37 @@ impl SecurityPolicy {
                 });
             }
         }
+        if backend == proxcage_backend_jail::NAME {
+            self.check_jail_annotations(id, config_json, annotations, origin)?;
+        }
         Ok(())
+    }
+
+    /// The `org.freebsd.*` annotations of a container on the jail backend: only those
+    /// `jail_annotations` allows.
+    fn check_jail_annotations(
+        &self,
+        id: &ContainerId,
+        config_json: &Path,
+        annotations: &BTreeMap<String, String>,
+        origin: &Path,
+    ) -> Result<()> {
+        let Some(allowed) = &self.jail_annotations else {
+            return Ok(());
+        };
+        let refused = annotations.iter().find(|(name, _)| {
+            name.starts_with(proxcage_backend_jail::ANNOTATION_PREFIX)
+                && !allowed.iter().any(|a| a == *name)
+        });
+        match refused {
+            None => Ok(()),
+            Some((name, value)) => Err(Error::Policy {
+                id: id.clone(),
+                what: format!("the annotation {name}={value:?} in {}", config_json.display()),
+                why: format!("sets a jail parameter the [security] policy of {} does not let annotations set", origin.display()),
+                fix: format!("jail_annotations allows {}; remove the annotation, or add it to jail_annotations", quoted_list(allowed)),
+            }),
+        }
     }
 }
 
@@ -118,7 +173,16 @@ mod tests {
     }
 
     fn check(p: &SecurityPolicy, b: &Bundle, backend: &str, reason: Reason) -> String {
-        match p.check(&id(), b.config_path(), backend, &reason, Path::new(ORIGIN)) {
+        let annotations = b.spec().annotations().clone().unwrap_or_default();
+        let annotations = annotations.into_iter().collect();
+        match p.check(
+            &id(),
+            b.config_path(),
+            &annotations,
+            backend,
+            &reason,
+            Path::new(ORIGIN),
+        ) {
             Ok(()) => "ok".into(),
             Err(e) => e.to_string(),
         }
@@ -154,9 +218,38 @@ mod tests {
     }
 
     #[test]
+    fn jail_annotations_are_checked_for_containers_on_the_jail_backend_only() {
+        let (dir, b) = bundle(serde_json::json!({"annotations": {
+            "org.freebsd.jail.vnet": "new",
+            "org.freebsd.jail.allow.mount": "true",
+            "io.kubernetes.cri.sandbox-name": "x",
+        }}));
+        let p = policy("jail_annotations = [\"org.freebsd.jail.vnet\"]");
+        assert_eq!(
+            check(&p, &b, "jail", Reason::Rule(1)),
+            format!(
+                "container c1: the annotation org.freebsd.jail.allow.mount=\"true\" in {}/config.json sets a jail parameter the [security] policy of {ORIGIN} does not let annotations set: jail_annotations allows \"org.freebsd.jail.vnet\"; remove the annotation, or add it to jail_annotations",
+                dir.path().display()
+            )
+        );
+        // Whatever routed it there: the annotations are the bundle's own.
+        assert!(check(&p, &b, "jail", Reason::Default).contains("allow.mount"));
+        // Other backends do not read them.
+        assert_eq!(check(&p, &b, "runc", Reason::Default), "ok");
+        let both = policy(
+            "jail_annotations = [\"org.freebsd.jail.vnet\", \"org.freebsd.jail.allow.mount\"]",
+        );
+        assert_eq!(check(&both, &b, "jail", Reason::Default), "ok");
+        assert_eq!(
+            check(&SecurityPolicy::default(), &b, "jail", Reason::Default),
+            "ok"
+        );
+    }
+
+    #[test]
     fn the_policy_itself_is_checked() {
         let origin = Path::new(ORIGIN);
-        let backends = ["runc", "crun", "pct"];
+        let backends = ["runc", "crun", "pct", "jail"];
         assert!(policy("annotation_backends = [\"kata\"]")
             .validate(&backends, origin)
             .unwrap_err()
@@ -167,6 +260,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("\"srv\" is not an absolute path"));
+        assert!(policy("jail_annotations = [\"vnet\"]")
+            .validate(&backends, origin)
+            .unwrap_err()
+            .to_string()
+            .contains("\"vnet\" is not an annotation ocijail reads"));
         let err = toml::from_str::<SecurityPolicy>("raw_lxc_keys = true").unwrap_err();
         assert!(err.to_string().contains("raw_lxc_keys"), "{err}");
     }

@@ -10,7 +10,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -19,11 +19,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, SigSet, Signal as NixSignal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
 use proxcage_core::{ContainerId, Error, Result, Signal};
+
+mod pending;
+
+use pending::Pending;
 
 /// What a captured run produced.
 #[derive(Debug)]
@@ -441,8 +444,20 @@ fn blocks_signals() -> bool {
         if libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) != 0 {
             return true;
         }
-        (1..=libc::SIGRTMAX()).any(|signal| libc::sigismember(&mask, signal) == 1)
+        (1..=max_signal()).any(|signal| libc::sigismember(&mask, signal) == 1)
     }
+}
+
+/// The highest signal number.
+#[cfg(target_os = "linux")]
+fn max_signal() -> libc::c_int {
+    libc::SIGRTMAX()
+}
+
+/// The highest signal number (FreeBSD's `_SIG_MAXSIG`).
+#[cfg(not(target_os = "linux"))]
+fn max_signal() -> libc::c_int {
+    128
 }
 
 fn wait_with_timeout(
@@ -498,11 +513,19 @@ fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitSta
 
 /// A pidfd for `pid`, which becomes readable when it exits; `None` where the kernel has
 /// none (before 5.3).
+#[cfg(target_os = "linux")]
 fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+    use std::os::fd::{FromRawFd, RawFd};
     // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     // SAFETY: a non-negative return is a new fd that nothing else owns.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Only Linux has pidfds: the waits look at the child every few milliseconds instead.
+#[cfg(not(target_os = "linux"))]
+fn pidfd_open(_pid: Pid) -> Option<OwnedFd> {
+    None
 }
 
 /// Signals a supervisor sends to us that the child should get instead. SIGINT and SIGQUIT
@@ -517,6 +540,7 @@ fn forward_signals() -> SigSet {
         NixSignal::SIGUSR2,
         NixSignal::SIGALRM,
         NixSignal::SIGWINCH,
+        #[cfg(target_os = "linux")]
         NixSignal::SIGPWR,
         NixSignal::SIGCONT,
     ] {
@@ -534,11 +558,12 @@ fn forward_signals() -> SigSet {
 /// of the pct tools) must get it. Dropping the relay restores the signal mask, so an
 /// embedding program gets its own signal handling back.
 struct SignalRelay {
-    fd: SignalFd,
+    fd: Pending,
     old: SigSet,
 }
 
-/// How often the wait looks at the child when the kernel has no pidfds (before 5.3).
+/// How often the wait looks at the child when the kernel has no pidfds (before Linux 5.3,
+/// and on other systems).
 const WAIT_RECHECK_MS: libc::c_int = 10;
 
 impl SignalRelay {
@@ -553,7 +578,7 @@ impl SignalRelay {
         let old = set
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
             .map_err(fail)?;
-        match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        match Pending::new(&set) {
             Ok(fd) => Ok(SignalRelay { fd, old }),
             Err(e) => {
                 let _ = old.thread_set_mask();
@@ -597,9 +622,9 @@ impl SignalRelay {
             // Signals first, then the child: a SIGCHLD read here is never lost, as the
             // child is looked at after it.
             loop {
-                match self.fd.read_signal() {
-                    Ok(Some(info)) => {
-                        if let Ok(sig) = NixSignal::try_from(info.ssi_signo as i32) {
+                match self.fd.take() {
+                    Ok(Some(signo)) => {
+                        if let Ok(sig) = NixSignal::try_from(signo) {
                             LAST_RELAYED.store(sig as i32, std::sync::atomic::Ordering::SeqCst);
                             if forwarded.contains(sig) {
                                 let _ = kill(pid, sig);
@@ -624,7 +649,7 @@ impl SignalRelay {
                 ms = if ms < 0 { left } else { ms.min(left) };
             }
             let mut fds = [
-                self.fd.as_raw_fd(),
+                self.fd.raw_fd(),
                 pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
             ]
             .map(|fd| libc::pollfd {

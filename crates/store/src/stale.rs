@@ -58,7 +58,9 @@ fn lock_taker(dev: u64, ino: u64) -> Option<u32> {
         let maj = u32::from_str_radix(parts.next()?, 16).ok()?;
         let min = u32::from_str_radix(parts.next()?, 16).ok()?;
         let file_ino: u64 = parts.next()?.parse().ok()?;
-        (maj == major && min == minor && file_ino == ino)
+        // major() and minor() give u32 on Linux, i32 elsewhere.
+        let same_device = i64::from(maj) == i64::from(major) && i64::from(min) == i64::from(minor);
+        (same_device && file_ino == ino)
             .then(|| pid.parse::<u32>().ok())
             .flatten()
     })

@@ -7,6 +7,7 @@
 
 pub mod image;
 pub mod lxc;
+pub mod ocijail;
 pub mod pct;
 pub mod tree;
 use std::fs;

@@ -1,14 +1,17 @@
 //! One function per subcommand; the work is in the libraries.
 
+#[cfg(target_os = "linux")]
 mod bundle;
 mod create;
 mod exec;
 mod health;
 mod list;
+#[cfg(target_os = "linux")]
 mod lxc_config;
 mod ps;
 mod simple;
 mod spec;
+#[cfg(target_os = "linux")]
 mod template;
 
 use crate::args::Command;
@@ -35,13 +38,30 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Command::Ps(args) => ps::ps(args, ctx),
         Command::Features => simple::features(ctx),
         Command::Spec(args) => spec::spec(args),
+        #[cfg(target_os = "linux")]
         Command::Bundle(crate::args::BundleCommand::Create(args)) => bundle::create(args),
+        #[cfg(target_os = "linux")]
         Command::Template(crate::args::TemplateCommand::Create(args)) => {
             template::create(args, ctx)
         }
+        #[cfg(target_os = "linux")]
         Command::LxcConfig(args) => lxc_config::show(args, ctx),
+        #[cfg(not(target_os = "linux"))]
+        Command::Bundle(_) => Err(linux_only("bundle create")),
+        #[cfg(not(target_os = "linux"))]
+        Command::Template(_) => Err(linux_only("template create")),
+        #[cfg(not(target_os = "linux"))]
+        Command::LxcConfig(_) => Err(linux_only("lxc-config")),
         Command::Health(args) => health::health(args, ctx),
     }
+}
+
+/// The error of a command this system's build lacks.
+#[cfg(not(target_os = "linux"))]
+fn linux_only(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "'proxcage {command}' is not in this build: building bundles from images, Proxmox templates and LXC configuration need Linux; make bundles with this host's own tools (buildah, podman)"
+    )
 }
 
 /// Prints `text` to stdout as the command's result.
