@@ -60,8 +60,9 @@ pub const NAME: &str = "jail";
 /// `org.freebsd.parentJail`.
 pub const ANNOTATION_PREFIX: &str = "org.freebsd.";
 
-/// The oldest ocijail whose command line this backend is written for (its `features`
-/// command, the `org.freebsd.jail.*` annotations); `proxcage health` warns below it.
+/// The oldest ocijail with everything this backend passes on: the `features` command and
+/// the `org.freebsd.jail.allow.*` annotations came in 0.5.0. `proxcage health` warns
+/// below it.
 const OLDEST: (u32, u32, u32) = (0, 5, 0);
 
 /// `[backends.jail]` in the config file.
@@ -108,7 +109,10 @@ pub fn jail(
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_TIMEOUT),
         )
-        .oldest_version(OLDEST, "upgrade ocijail (pkg upgrade ocijail)")
+        .oldest_version(
+            OLDEST,
+            "upgrade ocijail (pkg upgrade ocijail): older ones lack the features command and the org.freebsd.jail.allow.* annotations",
+        )
         .logs_warnings_as_errors();
     Ok(Jail { delegate })
 }

@@ -434,7 +434,7 @@ fn health_checks_ocijail_and_its_version() {
     assert_eq!(findings[0].severity(), Severity::Warning);
     assert_eq!(
         findings[0].message(),
-        "jail 0.4.1 is older than 0.5.0, the oldest proxcage supports: upgrade ocijail (pkg upgrade ocijail)"
+        "jail 0.4.1 is older than 0.5.0, the oldest proxcage supports: upgrade ocijail (pkg upgrade ocijail): older ones lack the features command and the org.freebsd.jail.allow.* annotations"
     );
 
     fs::remove_file(host.ocijail.binary()).unwrap();
