@@ -3,13 +3,15 @@
 //!
 //! `pct start` hands the CT to systemd, so its init is never a child of containerd's shim
 //! or of conmon, and its output goes nowhere. `create` therefore leaves a small process
-//! behind (its pid is the one in `--pid-file`, and it is reparented to the caller's
-//! subreaper when `create` exits, as runc's init is). Through a socket in the CT's files
-//! directory (bind-mounted at `/.proxcage/run`) it hands the caller's stdio to the CT's
-//! init, or passes the init's pseudo-terminal master on to `--console-socket`; it relays
-//! the signals it receives to the container's process, and exits with that process's exit
-//! status (128 + signal when killed) when it ends. Killing the monitor leaves the
-//! container running.
+//! behind (its pid is the one in `--pid-file` and in `state`, and it is reparented to the
+//! caller's subreaper when `create` exits, as runc's init is). Through a socket in the
+//! CT's files directory (bind-mounted at `/.proxcage/run`) it hands the caller's stdio to
+//! the CT's init, or passes the init's pseudo-terminal master on to `--console-socket`;
+//! then it joins the init's namespaces but the pid namespace, so that `/proc/PID/ns/net`
+//! and the others (CRI's and podman's ways into a container) are the container's. It
+//! relays the signals it receives to the container's process, and exits with that
+//! process's exit status (128 + signal when killed) when it ends. Killing the monitor
+//! leaves the container running.
 //!
 //! The monitor is `proxcage-init` itself, run on the host as `init --monitor ...`: a static
 //! executable of a few KiB with no libc, so one monitor per running container costs a few

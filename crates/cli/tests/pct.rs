@@ -39,7 +39,7 @@ fn become_subreaper() {
 struct Created {
     out: PathBuf,
     err: PathBuf,
-    /// The pid in `--pid-file`: the monitor.
+    /// The pid in `--pid-file` and in `state`: the monitor.
     monitor: i32,
 }
 
@@ -140,12 +140,17 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     assert_eq!(state["status"], "created");
     let vmid = vmid_of(&p, "web-1");
     let pid = state["pid"].as_i64().unwrap();
-    assert_eq!(
-        Some(pid),
-        standin.lxc_pid(vmid),
-        "state reports the CT init's host pid"
-    );
-    assert_ne!(pid, i64::from(ct.monitor), "the pid file holds the monitor");
+    assert_eq!(pid, i64::from(ct.monitor), "state and the pid file agree");
+    let init = standin.lxc_pid(vmid).expect("the CT's init");
+    // Not the pid namespace: the monitor, in the caller's process tree, is not in it.
+    for ns in ["net", "ipc", "uts", "mnt", "user", "cgroup"] {
+        let link = |pid: i64| fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_eq!(
+            link(pid),
+            link(init),
+            "/proc/<state's pid>/ns/{ns} is the container's"
+        );
+    }
     let monitor_parent = fs::read_to_string(format!("/proc/{}/stat", ct.monitor)).unwrap();
     let ppid: u32 = monitor_parent
         .rsplit(')')
@@ -470,8 +475,9 @@ fn hooks_fire_in_order_with_the_state_on_stdin() {
         });
     });
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "hooked"]);
-    let vmid = vmid_of(&p, "hooked");
-    let init = standin.lxc_pid(vmid).unwrap();
+    // Every hook reads the pid `state` shows (the pid file's).
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "hooked"])).unwrap();
+    let shown = state["pid"].as_i64().unwrap();
     p.ok(&["start", "hooked"]);
     wait_until("the process", || {
         fs::read_to_string(&log).unwrap().contains("process")
@@ -509,10 +515,10 @@ fn hooks_fire_in_order_with_the_state_on_stdin() {
             .unwrap_or_else(|e| panic!("{name}: {e}: {line}"))
     };
     for (name, status, pid) in [
-        ("createRuntime", "creating", init),
-        ("createContainer", "creating", init),
-        ("startContainer", "created", init),
-        ("poststart", "running", init),
+        ("createRuntime", "creating", shown),
+        ("createContainer", "creating", shown),
+        ("startContainer", "created", shown),
+        ("poststart", "running", shown),
         ("poststop", "stopped", 0),
     ] {
         let s = state(name);

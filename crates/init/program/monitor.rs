@@ -1,9 +1,11 @@
 //! The monitor: `init --monitor LISTEN_FD STATUS_FD NFDS [CONSOLE_SOCKET]`, run on the
 //! host by the pct backend's `create` and left in the caller's process tree (its pid is the
-//! pid file's). It accepts the CT's init on the listening socket, sends it the stdio fds
-//! 0..NFDS, or passes the terminal master it gets from the init on to the console socket
-//! (runc's protocol); writes `ready` (or `failed: <why>`) to STATUS_FD and closes it; lets
-//! go of the caller's stdio; then passes every signal it gets on to the init (`K<n>`) and
+//! pid file's and `state`'s). It accepts the CT's init on the listening socket, sends it
+//! the stdio fds 0..NFDS, or passes the terminal master it gets from the init on to the
+//! console socket (runc's protocol); joins the init's namespaces but the pid namespace (so
+//! `/proc/PID/ns/{net,ipc,uts,mnt,user,cgroup}` of the pid the caller knows are the
+//! container's); writes `ready` (or `failed: <why>`) to STATUS_FD and closes it; lets go
+//! of the caller's stdio; then passes every signal it gets on to the init (`K<n>`) and
 //! exits with the status the init reports (`E<code>`), or 137 when the init vanished
 //! without one (SIGKILL, `pct stop`). Static and tiny, it costs a few pages of memory and
 //! no CPU while it waits in ppoll.
@@ -16,6 +18,16 @@ use crate::wait::{block_signals, read_signal, wait_readable};
 const SOCK_STREAM: usize = 1;
 const KILLED: i32 = 128 + 9;
 const SIGCHLD: u64 = 1 << (17 - 1);
+const SOL_SOCKET: usize = 1;
+const SO_PEERCRED: usize = 17;
+const PR_SET_DUMPABLE: usize = 4;
+const EINVAL: isize = -22;
+const CLONE_NEWUSER: usize = 0x1000_0000;
+/// The namespaces of the CT's init the monitor joins: mount, cgroup, UTS, IPC, user, net.
+/// Not the pid namespace: a process of it that its caller did not reap (a caller need not
+/// be a subreaper) would keep the CT's init from ever finishing its exit.
+const CT_NAMESPACES: usize =
+    0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | CLONE_NEWUSER | 0x4000_0000;
 
 /// The status fd while `create` waits on it; -1 once reported.
 static mut STATUS: isize = -1;
@@ -99,6 +111,7 @@ pub fn main(argc: usize, argv: *const *const u8) -> ! {
     if n < 1 || packet[0] != b'R' {
         init_said(&packet, n);
     }
+    join_container(conn);
     write_fd(status, &[b"ready"]);
     close(status as isize);
     // SAFETY: single-threaded.
@@ -107,6 +120,46 @@ pub fn main(argc: usize, argv: *const *const u8) -> ! {
         release_stdio(nfds);
     }
     relay(conn)
+}
+
+/// Joins the namespaces of the init at the other end of `conn` (see [`CT_NAMESPACES`]).
+fn join_container(conn: isize) {
+    // Not dumpable: the container's root (whose user namespace the monitor joins) cannot
+    // ptrace it into running code outside the CT.
+    sys::prctl(PR_SET_DUMPABLE, 0, 0);
+    let mut cred = [0i32; 3];
+    let mut len: u32 = 12;
+    // SAFETY: getsockopt into a struct ucred (three ints) with its length.
+    let err = unsafe {
+        sys::call5(
+            sys::GETSOCKOPT,
+            conn as usize,
+            SOL_SOCKET,
+            SO_PEERCRED,
+            cred.as_mut_ptr() as usize,
+            &mut len as *mut u32 as usize,
+        )
+    };
+    if err < 0 || cred[0] <= 0 {
+        failed(&[b"cannot tell the container's init's pid: ", errno_text(err)]);
+    }
+    // SAFETY: pidfd_open takes plain integers.
+    let pidfd = unsafe { sys::call(sys::PIDFD_OPEN, cred[0] as usize, 0, 0) };
+    if pidfd < 0 {
+        failed(&[b"cannot open the container's init: ", errno_text(pidfd)]);
+    }
+    // SAFETY: setns takes plain integers.
+    let mut err = unsafe { sys::call(sys::SETNS, pidfd as usize, CT_NAMESPACES, 0) };
+    if err == EINVAL {
+        // A privileged CT shares the host's user namespace, which cannot be re-entered.
+        let others = CT_NAMESPACES & !CLONE_NEWUSER;
+        // SAFETY: as above.
+        err = unsafe { sys::call(sys::SETNS, pidfd as usize, others, 0) };
+    }
+    if err < 0 {
+        failed(&[b"cannot join the container's namespaces: ", errno_text(err)]);
+    }
+    close(pidfd);
 }
 
 /// Fails with what the init's last packet (or its absence) means.

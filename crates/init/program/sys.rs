@@ -30,6 +30,9 @@ mod nr {
     pub const SETGROUPS: usize = 116;
     pub const SETGID: usize = 106;
     pub const SETUID: usize = 105;
+    pub const GETSOCKOPT: usize = 55;
+    pub const SETNS: usize = 308;
+    pub const PIDFD_OPEN: usize = 434;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -62,6 +65,9 @@ mod nr {
     pub const SETGROUPS: usize = 159;
     pub const SETGID: usize = 144;
     pub const SETUID: usize = 146;
+    pub const GETSOCKOPT: usize = 209;
+    pub const SETNS: usize = 268;
+    pub const PIDFD_OPEN: usize = 434;
 }
 
 pub use nr::*;

@@ -73,7 +73,7 @@ impl Pct {
         }
         let record = Self::new_record(&plan, vmid, &template, &monitor);
         let hooks_started = Instant::now();
-        let state = record.state(id, Status::Creating, monitor.init.unwrap_or(0));
+        let state = record.state(id, Status::Creating, monitor.pid);
         let hooks = plan.translation.runtime_hooks();
         hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
             .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
@@ -242,7 +242,7 @@ impl Pct {
             .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
             .map_err(|message| self.failed(id, message))?;
         timing.waiting = waiting.elapsed();
-        Ok((Booted { pid, init }, undo))
+        Ok((Booted { pid }, undo))
     }
 
     fn new_record(
@@ -286,8 +286,8 @@ impl Pct {
     }
 }
 
-/// The monitor `create` left in the caller's process tree, and the CT's init.
+/// The monitor `create` left in the caller's process tree (in the CT's namespaces but
+/// the pid namespace).
 struct Booted {
     pid: i32,
-    init: Option<i32>,
 }

@@ -15,7 +15,7 @@ impl Pct {
             });
         }
         let run = RunDir::new(&self.files_root.join(id.as_str()));
-        let created = record.state(id, Status::Created, init);
+        let created = record.state(id, Status::Created, Self::shown_pid(&record, init));
         for (i, hook) in record.hooks.start_container.iter().enumerate() {
             let file = run
                 .path()
@@ -37,7 +37,7 @@ impl Pct {
         record.started = true;
         self.save(id, &record)?;
         // A failed poststart hook is logged; the container runs on (runtime-spec).
-        let running = record.state(id, Status::Running, init);
+        let running = record.state(id, Status::Running, created.pid);
         hooks::run_each_on_host(id, "poststart", &record.hooks.poststart, &running);
         Ok(())
     }
@@ -182,10 +182,20 @@ impl Pct {
         let record = self.load(id)?;
         match self.ct_status(id, &record)? {
             (Status::Running, pid) if pid > 0 => {
-                process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
-                    id: id.clone(),
-                    message,
-                })
+                let mut pids = process::pids_in_pid_namespace_of(pid).map_err(|message| {
+                    Error::Conflict {
+                        id: id.clone(),
+                        message,
+                    }
+                })?;
+                // `state`'s pid, the monitor, stands for the container in the caller's
+                // process tree: listed with the processes of the CT's pid namespace.
+                let shown = Self::shown_pid(&record, pid);
+                if shown != pid {
+                    pids.push(shown);
+                    pids.sort_unstable();
+                }
+                Ok(pids)
             }
             _ => Ok(Vec::new()),
         }

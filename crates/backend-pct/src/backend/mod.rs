@@ -222,6 +222,17 @@ fn root_owner(options: &BTreeMap<String, String>, raw: &LxcConfig) -> (u32, u32)
     (mapped("u"), mapped("g"))
 }
 
+/// Whether processes `a` and `b` are in one namespace of `kind` (`net`, `pid`, ...).
+fn same_namespace(a: i32, b: i32, kind: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |pid: i32| {
+        fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    matches!((ns(a), ns(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Where a file of the run directory appears inside the CT.
 fn inside_path(file: &Path) -> String {
     Path::new(CONTROL_SOCKET_PATH)
@@ -423,6 +434,16 @@ impl Pct {
         }
     }
 
+    /// The pid the container shows (`state`, the hooks' state on stdin), the pid file's:
+    /// its monitor while it is there (in the caller's process tree, in the CT's
+    /// namespaces but the pid namespace); else the CT's init.
+    fn shown_pid(record: &CtRecord, init: i32) -> i32 {
+        match record.monitor {
+            Some(monitor) if init > 0 && same_namespace(monitor, init, "net") => monitor,
+            _ => init,
+        }
+    }
+
     fn template_in_use(&self, template: &str, except: &ContainerId) -> bool {
         self.records()
             .iter()
@@ -464,8 +485,8 @@ impl Runtime for Pct {
 
     fn state(&self, id: &ContainerId) -> Result<State> {
         let record = self.load(id)?;
-        let (status, pid) = self.ct_status(id, &record)?;
-        Ok(record.state(id, status, pid))
+        let (status, init) = self.ct_status(id, &record)?;
+        Ok(record.state(id, status, Self::shown_pid(&record, init)))
     }
 
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {

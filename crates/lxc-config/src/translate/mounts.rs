@@ -91,6 +91,15 @@ pub(super) fn mounts(b: &mut Builder<'_>) -> Result<(), TranslateError> {
     if !auto.is_empty() {
         b.push("mounts", "lxc.mount.auto", auto.join(" "))?;
     }
+    // Proxmox mounts /proc, /sys and /dev on every CT (common.conf's lxc.mount.auto and
+    // autodev) whatever the spec says, and LXC cannot make their mount points on a
+    // read-only root: an image FROM scratch has none of them.
+    for dir in ["proc", "sys", "dev"] {
+        b.targets.push(super::MountTarget {
+            path: b.paths.rootfs.join(dir),
+            dir: true,
+        });
+    }
     b.push("mounts", "lxc.autodev", if autodev { "1" } else { "0" })
 }
 
