@@ -1355,3 +1355,42 @@ fn the_keep_list_holds_after_the_drop_list_of_common_conf() {
     standin.pct_ok(&["destroy", vmid]);
     standin.assert_no_ct();
 }
+
+/// A read-only root with none of the mount points (an image FROM scratch: no /proc, /sys,
+/// /dev, nor the mounts' destinations) runs: they are made before the rootfs is packed,
+/// as runc makes them before it makes the root read-only.
+#[test]
+fn a_read_only_root_without_mount_points_runs() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let script = "ls -d /proc/self /sys/kernel /dev/null /scratch; \
+                  if touch /x 2>/dev/null; then echo root-writable; fi";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", script]);
+    let rootfs = bundle.join("rootfs");
+    for entry in fs::read_dir(&rootfs).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.ends_with("bin") {
+            fs::remove_dir_all(&path)
+                .or_else(|_| fs::remove_file(&path))
+                .unwrap();
+        }
+    }
+    edit_config(&bundle, |spec| {
+        assert_eq!(spec["root"]["readonly"], true, "runc's default spec");
+        spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+        ));
+    });
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "scratch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/dev/null\n/proc/self\n/scratch\n/sys/kernel\n"
+    );
+    standin.assert_nothing_left(&p);
+}
