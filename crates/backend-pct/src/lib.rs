@@ -11,6 +11,7 @@ mod backend;
 pub mod error;
 mod health;
 mod hooks;
+mod idmap;
 mod monitor;
 pub mod parse;
 pub mod pct;

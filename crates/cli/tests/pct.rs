@@ -1394,3 +1394,43 @@ fn a_read_only_root_without_mount_points_runs() {
     );
     standin.assert_nothing_left(&p);
 }
+
+/// A read-write bind of a host directory that only the host's root may write to is
+/// writable by the unprivileged CT's root, as it is under runc: it is an idmapped bind,
+/// and what the container writes is the host root's. On a filesystem that takes no
+/// idmapping (ramfs) it stays a plain mount point, and create says it cannot be written.
+#[test]
+fn a_read_write_bind_is_writable_by_the_unprivileged_root() {
+    use std::os::unix::fs::MetadataExt;
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let open = standin.dir.path().join("open");
+    let ramfs = standin.dir.path().join("ramfs");
+    for dir in [&open, &ramfs] {
+        fs::create_dir(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mounted = support::Mounted::new("ramfs", &ramfs);
+    let script = "echo written > /open/out && stat -c '%u %g' /open/out; \
+                  if echo x > /ramfs/out 2>/dev/null; then echo ramfs-writable; fi";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", script]);
+    edit_config(&bundle, |spec| {
+        let mounts = spec["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/open", "type": "bind", "source": open, "options": ["rbind", "rw"]}));
+        mounts.push(serde_json::json!({"destination": "/ramfs", "type": "bind", "source": ramfs, "options": ["rbind", "rw"]}));
+    });
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "binds"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0 0\n", "{stderr}");
+    let written = open.join("out");
+    assert_eq!(fs::read_to_string(&written).unwrap(), "written\n");
+    let meta = fs::metadata(&written).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "the host root's file");
+    assert!(
+        stderr.contains("cannot write to the read-write mount /ramfs"),
+        "create names the mount it cannot make writable: {stderr}"
+    );
+    drop(mounted);
+    standin.assert_nothing_left(&p);
+}

@@ -144,6 +144,31 @@ pub fn busybox_bundle(parent: &Path, name: &str, args: &[&str]) -> PathBuf {
     bundle
 }
 
+/// A filesystem of `fstype` mounted at `dir` (as root) until dropped.
+#[derive(Debug)]
+pub struct Mounted(PathBuf);
+
+impl Mounted {
+    pub fn new(fstype: &str, dir: &Path) -> Mounted {
+        require_root();
+        nix::mount::mount(
+            Some(fstype),
+            dir,
+            Some(fstype),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("mount -t {fstype} {}: {e}", dir.display()));
+        Mounted(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// A number no other call in this test process gets.
 pub fn unique() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -105,9 +105,11 @@ impl Pct {
         if terminal != req.console_socket.is_some() {
             return Err(input(TerminalMismatch { terminal }));
         }
-        let proxmox = split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
-            .map_err(input)?;
+        let mut proxmox =
+            split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
+                .map_err(input)?;
         let owner = root_owner(&proxmox.options, &proxmox.raw);
+        crate::idmap::idmap_rw_binds(id, &mut proxmox, owner)?;
         Ok(Plan {
             bundle,
             translation,
