@@ -1434,3 +1434,44 @@ fn a_read_write_bind_is_writable_by_the_unprivileged_root() {
     drop(mounted);
     standin.assert_nothing_left(&p);
 }
+
+/// The spec's own uid and gid mappings are the CT's: Proxmox writes its default idmap only
+/// when the `.conf` has no `lxc.idmap` of its own (pve-container's update_lxc_config).
+#[test]
+fn the_specs_id_mappings_replace_proxmoxs_default() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map"],
+    );
+    edit_config(&bundle, |spec| {
+        let linux = &mut spec["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        linux["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        linux["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    });
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "mapped"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let maps: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        maps,
+        [["0", "200000", "65536"], ["0", "300000", "65536"]],
+        "the spec's mappings, and no other"
+    );
+    standin.assert_nothing_left(&p);
+}

@@ -23,7 +23,10 @@ pub fn generate(layout: &Layout, vmid: u32, conf: &Conf, warn: Warn) -> Result<S
     let mut out = String::new();
     let mut line = |k: &str, v: &str| out.push_str(&format!("{k} = {v}\n"));
     let ostype = conf.get("ostype").unwrap_or("unmanaged");
-    let unprivileged = conf.flag("unprivileged");
+    // As pve-container's update_lxc_config: a raw lxc.idmap makes the CT unprivileged and
+    // replaces the default idmap.
+    let custom_idmap = conf.lxc.iter().any(|(k, _)| k == "lxc.idmap");
+    let unprivileged = conf.flag("unprivileged") || custom_idmap;
     let arch = conf.get("arch").unwrap_or("amd64");
     line("lxc.arch", arch);
     let common = Path::new(LXC_CONFIG_DIR).join(format!("{ostype}.common.conf"));
@@ -57,7 +60,7 @@ pub fn generate(layout: &Layout, vmid: u32, conf: &Conf, warn: Warn) -> Result<S
         line(key, &value);
     }
     line("lxc.monitor.unshare", "1");
-    if unprivileged {
+    if unprivileged && !custom_idmap {
         line("lxc.idmap", &format!("u 0 {ID_SHIFT} 65536"));
         line("lxc.idmap", &format!("g 0 {ID_SHIFT} 65536"));
     }

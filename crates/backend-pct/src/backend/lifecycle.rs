@@ -182,12 +182,11 @@ impl Pct {
         let record = self.load(id)?;
         match self.ct_status(id, &record)? {
             (Status::Running, pid) if pid > 0 => {
-                let mut pids = process::pids_in_pid_namespace_of(pid).map_err(|message| {
-                    Error::Conflict {
+                let mut pids =
+                    process::pids_in_pid_namespace_of(pid).map_err(|message| Error::Conflict {
                         id: id.clone(),
                         message,
-                    }
-                })?;
+                    })?;
                 // `state`'s pid, the monitor, stands for the container in the caller's
                 // process tree: listed with the processes of the CT's pid namespace.
                 let shown = Self::shown_pid(&record, pid);
