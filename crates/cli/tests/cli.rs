@@ -332,6 +332,101 @@ fn a_missing_backend_binary_names_the_package() {
     nothing_left(&p);
 }
 
+/// proxcage whose `backend` binary is a script that appends each call's arguments to the
+/// returned file (one line a call) and runs the real binary; after a `create` the real
+/// binary made, the shell command `after_create` decides the script's exit.
+fn logging_wrapper(backend: &str, after_create: &str) -> (Proxcage, PathBuf) {
+    require_root();
+    let real = require_tool(backend, backend);
+    let p = Proxcage::with_default(backend);
+    let calls = p.dir.path().join(format!("{backend}.calls"));
+    let wrapper = p.dir.path().join(format!("{backend}-wrapper"));
+    support::install_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"$*\" >> {calls}\n\
+             for a in \"$@\"; do\n  if [ \"$a\" = create ]; then {real} \"$@\" || exit; {after_create}; fi\ndone\n\
+             exec {real} \"$@\"\n",
+            calls = calls.display(),
+            real = real.display(),
+        ),
+    );
+    p.set_binary(backend, &wrapper);
+    (p, calls)
+}
+
+/// The arguments of the `create` call for container `id` that the wrapper logged.
+fn create_call(calls: &Path, id: &str) -> String {
+    let calls = fs::read_to_string(calls).unwrap_or_default();
+    calls
+        .lines()
+        .find(|line| {
+            let args: Vec<&str> = line.split(' ').collect();
+            args.contains(&"create") && args.last() == Some(&id)
+        })
+        .unwrap_or_else(|| panic!("no create of {id} among the calls:\n{calls}"))
+        .to_string()
+}
+
+/// The caller's `--systemd-cgroup` reaches runc (containerd passes it with
+/// SystemdCgroup = true), and only when given.
+#[test]
+fn the_callers_systemd_cgroup_flag_reaches_runc() {
+    let (p, calls) = logging_wrapper("runc", "exit 0");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    // Without systemd on the host, runc may refuse the create: what counts here is what
+    // runc was asked.
+    let _ = p.run(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "sd",
+    ]);
+    let _ = p.run(&["delete", "--force", "sd"]);
+    let with = create_call(&calls, "sd");
+    assert!(with.split(' ').any(|a| a == "--systemd-cgroup"), "{with}");
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "plain"]);
+    p.ok(&["delete", "--force", "plain"]);
+    let without = create_call(&calls, "plain");
+    assert!(!without.contains("--systemd-cgroup"), "{without}");
+    nothing_left(&p);
+}
+
+/// A create that the backend fails after making the container is undone: the error is
+/// the backend's, and neither the record nor the backend's container is left.
+fn a_failed_backend_create_is_undone(backend: &str) {
+    let (p, calls) = logging_wrapper(backend, "echo create failed on purpose >&2; exit 1");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "undone"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("create failed on purpose"),
+        "{}",
+        stderr(&out)
+    );
+    create_call(&calls, "undone");
+    let out = p.run(&["state", "undone"]);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    nothing_left(&p);
+    // And the id is free again.
+    let real = require_tool(backend, backend);
+    p.set_binary(backend, &real);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "undone"]);
+    p.ok(&["delete", "--force", "undone"]);
+    nothing_left(&p);
+}
+
+#[test]
+fn a_failed_runc_create_is_undone() {
+    a_failed_backend_create_is_undone("runc");
+}
+
+#[test]
+fn a_failed_crun_create_is_undone() {
+    a_failed_backend_create_is_undone("crun");
+}
+
 #[test]
 fn runc_flag_spellings_and_version() {
     let p = Proxcage::new(HOST_CONFIG);

@@ -151,17 +151,7 @@ fn killed_setup(backend: &str, before: bool) -> Proxcage {
     let real = require_tool(backend, backend);
     let p = Proxcage::with_default(backend);
     let wrapper = killing_wrapper(p.dir.path(), backend, &real, "create", before);
-    let base = fs::read_to_string(&p.config).unwrap();
-    let binary = format!("binary = \"{}\"\n", wrapper.display());
-    let config = if base.contains(&format!("[backends.{backend}]\n")) {
-        base.replace(
-            &format!("[backends.{backend}]\n"),
-            &format!("[backends.{backend}]\n{binary}"),
-        )
-    } else {
-        format!("{base}\n[backends.{backend}]\n{binary}")
-    };
-    fs::write(&p.config, config).unwrap();
+    p.set_binary(backend, &wrapper);
     p
 }
 
@@ -215,12 +205,7 @@ fn a_create_after_a_killed_create_of_the_same_id_recovers() {
     let p = killed_setup("runc", false);
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     create_killed(&p, &bundle, "again");
-    let real = require_tool("runc", "runc");
-    let config = fs::read_to_string(&p.config).unwrap().replace(
-        &format!("binary = \"{}\"", p.dir.path().join("runc").display()),
-        &format!("binary = \"{}\"", real.display()),
-    );
-    fs::write(&p.config, config).unwrap();
+    p.set_binary("runc", &require_tool("runc", "runc"));
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "again"]);
     assert_eq!(p.status("again"), "created");
     let (code, report) = health(&p, &[]);
