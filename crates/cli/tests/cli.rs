@@ -521,10 +521,12 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
         "is not running",
     ];
     let health_findings = std::sync::Mutex::new(Vec::new());
+    let execs_ran = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for thread in 0..64u64 {
             let p = &p;
             let health_findings = &health_findings;
+            let execs_ran = &execs_ran;
             let runc_bundles = &runc_bundles;
             let crun_bundle = &crun_bundle;
             s.spawn(move || {
@@ -544,7 +546,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         3 => vec!["kill", &id, "KILL"],
                         4 => vec!["delete", "--force", &id],
                         5 => vec!["list", "--format", "json"],
-                        6 => vec!["exec", &id, "true"],
+                        6 => vec!["exec", &id, "echo", "exec-ran"],
                         7 => vec!["health", "--format", "json"],
                         8 => vec!["health", "--format", "json", "--repair"],
                         _ => vec!["state", &id],
@@ -580,6 +582,15 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         continue;
                     }
                     if args[0] == "exec" {
+                        // An exec that succeeded ran its command.
+                        if out.status.success() {
+                            assert_eq!(
+                                String::from_utf8_lossy(&out.stdout),
+                                "exec-ran\n",
+                                "{args:?} succeeded without running: {err}"
+                            );
+                            execs_ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         // An exec that meets a container being killed or deleted fails in
                         // the backend's own words, and they are many (runc: "unable to
                         // start container process: ...", crun: "fail startup", "write to
@@ -602,6 +613,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
             });
         }
     });
+    eprintln!("execs that ran during the race: {}", execs_ran.into_inner());
     for (i, finding) in health_findings.into_inner().unwrap().iter().enumerate() {
         if i < 20 {
             eprintln!("health reported during the race: {finding}");
