@@ -705,3 +705,33 @@ fn pct_delete_of_a_killed_create_destroys_its_ct() {
     found_and_repaired(&p, &[("template-unreferenced", &template)]);
     pct_nothing_left(&p, &standin);
 }
+
+/// A config whose routing names a backend proxcage does not have fails every create:
+/// health says so (not "healthy", exit 1), naming the file and the backend.
+#[test]
+fn a_config_naming_a_backend_proxcage_lacks_is_not_healthy() {
+    for (config, name) in [
+        ("default_backend = \"docker\"\n", "docker"),
+        ("[[route]]\nbackend = \"podman\"\n", "podman"),
+    ] {
+        let p = Proxcage::new(config);
+        let (code, report) = health(&p, &[]);
+        assert_eq!(code, 1, "{report:#}");
+        assert_eq!(report["healthy"], false, "{report:#}");
+        let finding = &report["findings"][0];
+        assert_eq!(finding["kind"], "config-invalid", "{report:#}");
+        assert_eq!(finding["where"], p.config.to_str().unwrap(), "{report:#}");
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("\"{name}\"")) && message.contains("every create fails"),
+            "{message}"
+        );
+        let out = p.run(&["health"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            !text.contains("healthy: no problems found") && text.contains("[config-invalid]"),
+            "{text}"
+        );
+    }
+}
