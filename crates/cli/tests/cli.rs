@@ -308,6 +308,35 @@ fn config_file_errors_name_the_key_and_the_file() {
         err.contains(p.config.to_str().unwrap()) && err.contains("binary_path"),
         "{err}"
     );
+    // toml's snippet as toml prints it, over several lines, pointing at the mistake; the
+    // --log line stays one line.
+    fs::write(
+        &p.config,
+        "default_backend = \"runc\"\n\nbinray = \"/usr/sbin/runc\"\n",
+    )
+    .unwrap();
+    let log = p.dir.path().join("log.json");
+    let out = p.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "list",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("TOML parse error at line 3, column 1\n")
+            && err.contains("\n3 | binray = \"/usr/sbin/runc\"\n")
+            && !err.contains("column 1   |"),
+        "{err}"
+    );
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    let entry: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    assert!(
+        entry["msg"].as_str().unwrap().contains("\n3 | binray"),
+        "{logged}"
+    );
     // An explicitly named config file must exist.
     let out = p.run(&["--config", "/nonexistent/proxcage.toml", "list"]);
     assert!(

@@ -98,7 +98,9 @@ impl Config {
     pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config> {
         let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // toml's message is a snippet over several lines, pointing at the mistake;
+            // the `--log` line escapes the newlines.
+            message: e.to_string().trim_end().to_string(),
         })?;
         config.path = path.to_path_buf();
         config.read = true;
