@@ -72,6 +72,7 @@ pub fn crun(settings: &CrunSettings, root: PathBuf, flags: &CallerFlags) -> Resu
     let binary = process::find_program(
         settings.binary.as_deref().unwrap_or(Path::new("crun")),
         "crun",
+        "[backends.crun] binary",
     )?;
     let mut flags = flags.clone();
     let mut delegate = Delegate::new(NAME, binary, root).timeout(

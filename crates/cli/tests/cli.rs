@@ -354,7 +354,21 @@ fn a_missing_backend_binary_names_the_package() {
     let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "m"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("install the Debian package 'runc'"),
+        stderr(&out).contains("install the Debian package 'runc'")
+            && stderr(&out).contains("or set [backends.runc] binary in the config file"),
+        "{}",
+        stderr(&out)
+    );
+    nothing_left(&p);
+    // The pct backend's tools have keys of their own: `pct`, not `binary`.
+    let p =
+        Proxcage::new("default_backend = \"pct\"\n[backends.pct]\npct = \"/nonexistent/pct\"\n");
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("install the Debian package 'pve-container'")
+            && stderr(&out).contains("or set [backends.pct] pct in the config file")
+            && !stderr(&out).contains("binary"),
         "{}",
         stderr(&out)
     );

@@ -114,13 +114,17 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pct backend with its records under `root`; bind mounts of its containers may take
 /// their sources only where `bind_sources` allows.
 pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> Result<Pct> {
-    let find = |setting: &Option<PathBuf>, name: &str, package: &'static str| {
-        process::find_program(setting.as_deref().unwrap_or(Path::new(name)), package)
+    let find = |setting: &Option<PathBuf>, name: &str, package: &'static str, key: &str| {
+        process::find_program(
+            setting.as_deref().unwrap_or(Path::new(name)),
+            package,
+            &format!("[backends.pct] {key}"),
+        )
     };
     let tools = PctTools {
-        pct: find(&settings.pct, "pct", "pve-container")?,
-        pvesh: find(&settings.pvesh, "pvesh", "pve-manager")?,
-        lxc_info: find(&settings.lxc_info, "lxc-info", "lxc-pve")?,
+        pct: find(&settings.pct, "pct", "pve-container", "pct")?,
+        pvesh: find(&settings.pvesh, "pvesh", "pve-manager", "pvesh")?,
+        lxc_info: find(&settings.lxc_info, "lxc-info", "lxc-pve", "lxc_info")?,
         lxc_path: settings.lxc_path.clone(),
         node: String::new(),
         timeout: Duration::from_secs(settings.timeout_secs.unwrap_or(300)),
