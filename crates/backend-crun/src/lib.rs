@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State,
+    Runtime, State, Status,
 };
-use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use proxcage_delegate::{in_runc_words, CallerFlags, Delegate, DEFAULT_TIMEOUT};
 use proxcage_process as process;
 use serde::Deserialize;
 
@@ -150,6 +150,21 @@ impl Crun {
         }
     }
 
+    /// A refused start in runc's words: crun finds no exec.fifo for a container that was
+    /// started already, and says only that (runc: "cannot start an already running
+    /// container", "cannot start a container that has stopped").
+    fn start_refused_in_runc_words(&self, id: &ContainerId, e: Error) -> Error {
+        let no_fifo = matches!(&e, Error::Backend { message, .. } if message.contains("exec.fifo"));
+        if !no_fifo {
+            return e;
+        }
+        match self.delegate.state(id).map(|state| state.status) {
+            Ok(Status::Running) => in_runc_words(e, "cannot start an already running container"),
+            Ok(Status::Stopped) => in_runc_words(e, "cannot start a container that has stopped"),
+            _ => e,
+        }
+    }
+
     /// crun 1.8.1 has no `features` command (1.8.6 added it): report what crun tells of
     /// itself in `--version` (its spec version) and the hooks every crun runs.
     fn own_features(&self) -> Result<serde_json::Value> {
@@ -196,7 +211,10 @@ impl Runtime for Crun {
         let started =
             self.delegate
                 .captured_watched(["start", id.as_str()], START_LOOK_EVERY, &mut died);
-        self.delegate.about(id, started).map(drop)
+        self.delegate
+            .about(id, started)
+            .map(drop)
+            .map_err(|e| self.start_refused_in_runc_words(id, e))
     }
     fn state(&self, id: &ContainerId) -> Result<State> {
         self.delegate.state(id)

@@ -413,6 +413,35 @@ fn kill_all_reaches_a_background_process(p: &Proxcage) {
     p.ok(&["delete", "kt"]);
 }
 
+/// A second `start` fails in runc's words, whatever the backend (crun's own, which
+/// follow them, are only about its exec.fifo); a `delete` of a running container says to stop it or use `--force`
+/// (runc's own words do not: proxcage adds it).
+fn start_twice_and_delete_running(p: &Proxcage, backend: &str) {
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "twice"]);
+    p.ok(&["start", "twice"]);
+    let out = p.run(&["start", "twice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // runc's words lead (crun's own about its exec.fifo may follow in parentheses).
+    assert!(
+        stderr(&out).contains("cannot start an already running container"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["delete", "twice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+    if backend != "plain" {
+        assert!(
+            stderr(&out).contains("stop it first ('kill'), or use 'delete --force'"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    p.ok(&["delete", "--force", "twice"]);
+    assert_eq!(p.ok(&["list", "-q"]), "");
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod runc {
@@ -441,6 +470,7 @@ per_backend! {
     the_process_starts_with_no_signal_blocked => |p, _| no_blocked_signals(p);
     a_kill_of_a_stopped_container_says_not_running => |p, _| kill_of_a_stopped_container(p);
     kill_all_reaches_a_background_process_ignored_by_the_shell => |p, _| kill_all_reaches_a_background_process(p);
+    start_twice_and_delete_of_a_running_container_say_what_to_do => |p, backend| start_twice_and_delete_running(p, backend);
 }
 
 /// The kill scenarios on the pct backend, against the pct stand-in (test code running

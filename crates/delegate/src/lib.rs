@@ -443,6 +443,7 @@ impl Runtime for Delegate {
         }
         args.push(req.id.as_str());
         self.about(req.id, self.captured(args).map(drop))
+            .map_err(not_stopped_says_what_to_do)
     }
 
     fn run(&self, req: &RunRequest) -> Result<i32> {
@@ -662,30 +663,37 @@ impl BinaryLog {
     }
 }
 
-/// A kill of a stopped container: runc says "container not running", crun "kill
-/// container: No such process". containerd's shim and podman look for runc's words, so a
-/// failure in crun's leads with them and keeps crun's own after.
-fn not_running_in_runc_words(e: Error) -> Error {
-    match e {
-        Error::Backend {
-            backend,
-            command,
-            status,
-            code,
-            kind: ErrorKind::NotRunning,
-            message,
-            source,
-        } if !message.contains("not running") => Error::Backend {
-            backend,
-            command,
-            status,
-            code,
-            kind: ErrorKind::NotRunning,
-            message: format!("container not running ({message})"),
-            source,
-        },
-        other => other,
+/// A failure of the binary told in runc's `words`, which containerd's shim and podman
+/// look for: they lead, the binary's own words follow in parentheses. Other errors, and
+/// messages that hold the words already, stay as they are.
+pub fn in_runc_words(mut e: Error, words: &str) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if !message.contains(words) {
+            *message = format!("{words} ({message})");
+        }
     }
+    e
+}
+
+/// A kill of a stopped container: runc says "container not running", crun "kill
+/// container: No such process".
+fn not_running_in_runc_words(e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotRunning => in_runc_words(e, "container not running"),
+        _ => e,
+    }
+}
+
+/// A delete of a running container, refused (runc: "cannot delete container X that is
+/// not stopped: running"; crun: "the container `X` is not in `created` or `stopped`
+/// state"): the message says what to do.
+fn not_stopped_says_what_to_do(mut e: Error) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if message.contains("not stopped") || message.contains("`stopped` state") {
+            message.push_str(": stop it first ('kill'), or use 'delete --force'");
+        }
+    }
+    e
 }
 
 /// The class of a failure of runc or crun, from its own words: the two share them for the
