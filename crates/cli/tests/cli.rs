@@ -497,6 +497,13 @@ fn runc_flag_spellings_and_version() {
     assert!(lines[0].starts_with("proxcage version "));
     assert!(lines[1].starts_with("commit: "));
     assert_eq!(lines[2], "spec: 1.1.0");
+
+    // No command: the help on stdout, exit 0, as runc does.
+    let mut cmd = std::process::Command::new(support::proxcage_bin());
+    let out = support::run_with_files(&mut cmd, &p.dir.path().join("bare"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage:") && help.contains("create"), "{help}");
 }
 
 #[test]
@@ -891,6 +898,27 @@ fn bundle_create_and_template_create_from_the_command_line() {
         "nfs-templates",
     ]);
     assert!(stderr(&out2).contains("pass --dir"), "{}", stderr(&out2));
+    // A template directory that does not exist (no Proxmox here): say how to name one.
+    let absent = p.dir.path().join("no-vz/template/cache");
+    fs::write(
+        &p.config,
+        format!(
+            "{HOST_CONFIG}\n[backends.pct]\ntemplate_dir = \"{}\"\n",
+            absent.display()
+        ),
+    )
+    .unwrap();
+    let out4 = p.run(&["template", "create", out.to_str().unwrap()]);
+    assert_eq!(out4.status.code(), Some(1));
+    assert!(
+        stderr(&out4).contains(&format!(
+            "the template directory {} does not exist",
+            absent.display()
+        )) && stderr(&out4).contains("pass --dir DIR, or set [backends.pct] template_dir")
+            && !stderr(&out4).contains("cannot inspect"),
+        "{}",
+        stderr(&out4)
+    );
 
     let missing = p.dir.path().join("nothing-here");
     let bad = p.dir.path().join("bad");

@@ -155,14 +155,8 @@ pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> 
             .clone()
             .unwrap_or_else(|| "local-lvm".into()),
         rootfs_size_gib: settings.rootfs_size_gib.unwrap_or(4),
-        template_storage: settings
-            .template_storage
-            .clone()
-            .unwrap_or_else(|| "local".into()),
-        template_dir: settings
-            .template_dir
-            .clone()
-            .unwrap_or_else(|| "/var/lib/vz/template/cache".into()),
+        template_storage: settings.template_storage(),
+        template_dir: settings.template_dir(),
         range: settings.vmid_range.unwrap_or_default(),
         net0: settings.net0.clone(),
         policy,
