@@ -470,6 +470,38 @@ fn a_failed_crun_create_is_undone() {
     a_failed_backend_create_is_undone("crun");
 }
 
+/// A spec that asks for a terminal, run without one: the backend's words, then what to do.
+#[test]
+fn a_terminal_spec_run_without_a_terminal_says_what_to_do() {
+    require_root();
+    for backend in ["runc", "crun"] {
+        require_tool(backend, backend);
+        let p = Proxcage::with_default(backend);
+        let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+        edit_config(&bundle, |spec| spec["process"]["terminal"] = true.into());
+        // Its own session: no controlling terminal to open.
+        let mut cmd = p.cmd();
+        cmd.args(["run", "--bundle", bundle.to_str().unwrap(), "tty"]);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let out = support::run_with_files(&mut cmd, &p.dir.path().join("tty"));
+        assert_eq!(out.status.code(), Some(1), "{backend}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("config.json asks for a terminal (process.terminal is true)")
+                && stderr(&out).contains("set process.terminal to false"),
+            "{backend}: {}",
+            stderr(&out)
+        );
+        nothing_left(&p);
+    }
+}
+
 #[test]
 fn runc_flag_spellings_and_version() {
     let p = Proxcage::new(HOST_CONFIG);

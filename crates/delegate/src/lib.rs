@@ -462,7 +462,18 @@ impl Runtime for Delegate {
         // A detached run returns once the container started; a foreground one lasts as
         // long as the container.
         let timeout = req.detach.then_some(self.timeout);
+        let wants_terminal = req
+            .create
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         self.inherited(args, timeout)
+            .map_err(|e| match wants_terminal {
+                true => no_terminal_says_what_to_do(e),
+                false => e,
+            })
     }
 
     fn list(&self) -> Result<Vec<State>> {
@@ -691,6 +702,20 @@ fn not_stopped_says_what_to_do(mut e: Error) -> Error {
     if let Error::Backend { message, .. } = &mut e {
         if message.contains("not stopped") || message.contains("`stopped` state") {
             message.push_str(": stop it first ('kill'), or use 'delete --force'");
+        }
+    }
+    e
+}
+
+/// A `run` of a spec that asks for a terminal, from a process that has none (runc: "open
+/// /dev/tty: no such device or address", crun: "tcgetattr: Inappropriate ioctl for
+/// device"): the message says what to do.
+fn no_terminal_says_what_to_do(mut e: Error) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if message.contains("/dev/tty") || message.contains("tcgetattr") {
+            message.push_str(
+                ": config.json asks for a terminal (process.terminal is true) and this proxcage has none: run it from a terminal, pass --console-socket, or set process.terminal to false",
+            );
         }
     }
     e
