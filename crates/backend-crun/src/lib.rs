@@ -128,6 +128,20 @@ fn private_cgroup2() -> io::Result<()> {
     }
 }
 
+/// What to do on a host whose cgroup layout crun refuses.
+const HYBRID_FIX: &str = "set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\" in the config file, or route containers to runc";
+
+/// crun's refusal of a hybrid cgroup layout ("cgroups in hybrid mode not supported, drop
+/// all controllers from cgroupv2"), followed by what to do.
+fn hybrid_says_what_to_do(mut e: Error) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if message.contains("hybrid mode not supported") {
+            message.push_str(&format!(": {HYBRID_FIX}"));
+        }
+    }
+    e
+}
+
 /// Whether /sys/fs/cgroup is a cgroup2 mount (the unified layout).
 // f_type is an i64 here and narrower on other architectures: the cast is needed there.
 #[allow(clippy::unnecessary_cast)]
@@ -188,7 +202,7 @@ impl Runtime for Crun {
         NAME
     }
     fn create(&self, req: &CreateRequest) -> Result<()> {
-        self.delegate.create(req)
+        self.delegate.create(req).map_err(hybrid_says_what_to_do)
     }
     fn start(&self, id: &ContainerId) -> Result<()> {
         // crun's start opens the container's exec.fifo for writing, which waits until the
@@ -231,7 +245,7 @@ impl Runtime for Crun {
         self.delegate.delete(req)
     }
     fn run(&self, req: &RunRequest) -> Result<i32> {
-        self.delegate.run(req)
+        self.delegate.run(req).map_err(hybrid_says_what_to_do)
     }
     fn list(&self) -> Result<Vec<State>> {
         self.delegate.list()
@@ -294,7 +308,7 @@ impl proxcage_store::Backend for Crun {
                 proxcage_core::Severity::Error,
                 format!("backend {NAME}"),
                 "/sys/fs/cgroup",
-                "the host's cgroup layout is not unified (/sys/fs/cgroup is not a cgroup2 mount), and crun refuses a hybrid layout: set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\", or route containers to runc",
+                format!("the host's cgroup layout is not unified (/sys/fs/cgroup is not a cgroup2 mount), and crun refuses a hybrid layout: {HYBRID_FIX}"),
             ));
         }
         Ok(findings)

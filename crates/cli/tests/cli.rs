@@ -502,6 +502,36 @@ fn a_terminal_spec_run_without_a_terminal_says_what_to_do() {
     }
 }
 
+/// crun without this host's crun settings: on a hybrid cgroup layout, crun's refusal
+/// says which settings fix it; on a unified one, the create works.
+#[test]
+fn crun_on_a_hybrid_cgroup_host_says_which_settings_to_set() {
+    require_root();
+    require_tool("crun", "crun");
+    let p = Proxcage::new("default_backend = \"crun\"\n");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "hy"]);
+    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .unwrap()
+        .filesystem_type()
+        == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+    if unified {
+        assert!(out.status.success(), "{}", stderr(&out));
+        p.ok(&["delete", "--force", "hy"]);
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cgroups in hybrid mode not supported")
+                && stderr(&out).contains(
+                    "set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\""
+                ),
+            "{}",
+            stderr(&out)
+        );
+    }
+    nothing_left(&p);
+}
+
 #[test]
 fn runc_flag_spellings_and_version() {
     let p = Proxcage::new(HOST_CONFIG);
