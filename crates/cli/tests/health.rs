@@ -246,7 +246,31 @@ fn a_container_gone_from_runc_loses_its_record() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // list still shows it, and says it is gone.
+    let table = p.ok(&["list"]);
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("behind ") && row.split_whitespace().nth(2) == Some("gone"),
+        "{table}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(listed[0]["id"], "behind", "{listed}");
+    assert_eq!(listed[0]["status"], "stopped", "{listed}");
+    assert_eq!(listed[0]["gone"], true, "{listed}");
+    assert_eq!(p.ok(&["list", "-q"]), "behind\n");
     found_and_repaired(&p, &[("container-gone", "container behind")]);
+    no_containers(&p, "runc");
+    // delete forgets such a container too.
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
+    let out = Command::new(require_tool("runc", "runc"))
+        .arg("--root")
+        .arg(p.root.join("backends/runc"))
+        .args(["delete", "--force", "behind"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    p.ok(&["delete", "behind"]);
     no_containers(&p, "runc");
 }
 
