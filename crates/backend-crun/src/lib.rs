@@ -248,7 +248,19 @@ impl Runtime for Crun {
         self.delegate.run(req).map_err(hybrid_says_what_to_do)
     }
     fn list(&self) -> Result<Vec<State>> {
-        self.delegate.list()
+        // crun's list leaves out rootfs, ociVersion and annotations, which its state has:
+        // each row is the container's state, so that `list` and `state` agree.
+        Ok(self
+            .delegate
+            .list()?
+            .into_iter()
+            .map(|row| {
+                ContainerId::new(&row.id)
+                    .ok()
+                    .and_then(|id| self.delegate.state(&id).ok())
+                    .unwrap_or(row)
+            })
+            .collect())
     }
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
         self.delegate.exec(req)

@@ -442,6 +442,51 @@ fn start_twice_and_delete_running(p: &Proxcage, backend: &str) {
     assert_eq!(p.ok(&["list", "-q"]), "");
 }
 
+/// `list --format json` gives each container the state `state` gives (plus its backend),
+/// with an OWNER.
+fn list_agrees_with_state(p: &Proxcage) {
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    support::edit_config(&bundle, |spec| {
+        spec["annotations"] = serde_json::json!({ "org.example.team": "ops" })
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "ls"]);
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "ls"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    let mut row = listed[0].clone();
+    row.as_object_mut().unwrap().remove("backend");
+    for field in [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "annotations",
+    ] {
+        assert_eq!(
+            row[field], state[field],
+            "{field}: list {row} state {state}"
+        );
+    }
+    assert_eq!(row["annotations"]["org.example.team"], "ops", "{row}");
+    assert!(
+        !row["rootfs"].as_str().unwrap_or_default().is_empty(),
+        "{row}"
+    );
+    assert!(
+        !row["owner"].as_str().unwrap_or_default().is_empty(),
+        "{row}"
+    );
+    let table = p.ok(&["list"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let cells: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let owner = header.iter().position(|h| *h == "OWNER").unwrap();
+    assert_eq!(cells.get(owner).copied(), row["owner"].as_str(), "{table}");
+    p.ok(&["delete", "--force", "ls"]);
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod runc {
@@ -471,6 +516,7 @@ per_backend! {
     a_kill_of_a_stopped_container_says_not_running => |p, _| kill_of_a_stopped_container(p);
     kill_all_reaches_a_background_process_ignored_by_the_shell => |p, _| kill_all_reaches_a_background_process(p);
     start_twice_and_delete_of_a_running_container_say_what_to_do => |p, backend| start_twice_and_delete_running(p, backend);
+    list_gives_the_state_that_state_gives => |p, _| list_agrees_with_state(p);
 }
 
 /// The kill scenarios on the pct backend, against the pct stand-in (test code running
@@ -494,5 +540,10 @@ mod pct {
     #[test]
     fn kill_all_reaches_a_background_process_ignored_by_the_shell() {
         on_pct(kill_all_reaches_a_background_process);
+    }
+
+    #[test]
+    fn list_gives_the_state_that_state_gives() {
+        on_pct(list_agrees_with_state);
     }
 }

@@ -83,9 +83,19 @@ impl CtRecord {
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
-            owner: String::new(),
+            owner: owner_name(),
             annotations: self.annotations.clone(),
         }
+    }
+}
+
+/// The OWNER of a CT, as runc names the user whose container it is: CTs are made and
+/// driven by the user proxcage runs as (root: pct needs it).
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => uid.to_string(),
     }
 }
 
