@@ -263,6 +263,9 @@ fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> 
     write().map_err(io_error("cannot write", path))
 }
 
+/// The hostname of runc's default spec.
+const RUNC_DEFAULT_HOSTNAME: &str = "runc";
+
 /// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
 /// hold `_`, `+` and `.`.
 fn hostname_for(id: &ContainerId) -> String {
