@@ -346,6 +346,35 @@ fn pct_exec_running(vmid: u32) -> bool {
 }
 
 /// A created container that is never started goes with `delete` (no --force, as runc).
+/// Once the monitor has reported the process's exit, the container is stopped for every
+/// command: `state` says so and a `delete` without `--force` works at once, while the
+/// CT may still be winding down (containerd deletes right after the exit).
+#[test]
+fn a_container_whose_process_exited_is_stopped_at_once() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "exit 3"]);
+    for round in 0..10 {
+        let id = format!("exited-{round}");
+        let ct = create(&p, &bundle, &id, "");
+        p.ok(&["start", &id]);
+        // The moment the monitor exits, as a shim sees it.
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ct.monitor), None);
+        assert!(
+            matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 3))),
+            "{status:?}"
+        );
+        let out = p.run(&["delete", &id]);
+        assert!(
+            out.status.success(),
+            "round {round}: delete right after the exit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    standin.assert_nothing_left(&p);
+}
+
 /// A hostname of the spec's own (not runc's default) names the CT.
 #[test]
 fn the_specs_own_hostname_names_the_ct() {

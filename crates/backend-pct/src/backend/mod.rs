@@ -424,6 +424,11 @@ impl Pct {
             Status::Created
         };
         match self.tools.init_pid(record.vmid) {
+            // The init exits as soon as it has reported the process's exit: the container
+            // is stopped from then on, while the CT winds down.
+            Ok(Some(pid)) if record.started && !process::is_running(pid) => {
+                Ok((Status::Stopped, 0))
+            }
             Ok(Some(pid)) => Ok((running, pid)),
             // It stopped between the two questions.
             Ok(None) => Ok((Status::Stopped, 0)),
