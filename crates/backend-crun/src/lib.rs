@@ -15,7 +15,7 @@ use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
     Runtime, State, Status,
 };
-use proxcage_delegate::{in_runc_words, CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use proxcage_delegate::{in_runc_words, with_hint, CallerFlags, Delegate, DEFAULT_TIMEOUT};
 use proxcage_process as process;
 use serde::Deserialize;
 
@@ -133,13 +133,8 @@ const HYBRID_FIX: &str = "set [backends.crun] private_cgroup2 = true and cgroup_
 
 /// crun's refusal of a hybrid cgroup layout ("cgroups in hybrid mode not supported, drop
 /// all controllers from cgroupv2"), followed by what to do.
-fn hybrid_says_what_to_do(mut e: Error) -> Error {
-    if let Error::Backend { message, .. } = &mut e {
-        if message.contains("hybrid mode not supported") {
-            message.push_str(&format!(": {HYBRID_FIX}"));
-        }
-    }
-    e
+fn hybrid_says_what_to_do(e: Error) -> Error {
+    with_hint(e, &["hybrid mode not supported"], HYBRID_FIX)
 }
 
 /// Whether /sys/fs/cgroup is a cgroup2 mount (the unified layout).

@@ -233,19 +233,23 @@ fn a_record_removed_by_hand_is_written_again_from_runc() {
     no_containers(&p, "runc");
 }
 
+/// Deletes container `id` behind proxcage's back, with runc itself.
+fn delete_with_runc_itself(p: &Proxcage, id: &str) {
+    let out = Command::new(require_tool("runc", "runc"))
+        .arg("--root")
+        .arg(p.root.join("backends/runc"))
+        .args(["delete", "--force", id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 #[test]
 fn a_container_gone_from_runc_loses_its_record() {
     let p = runc_setup();
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
-    // Deleted behind proxcage's back, with runc itself.
-    let out = Command::new(require_tool("runc", "runc"))
-        .arg("--root")
-        .arg(p.root.join("backends/runc"))
-        .args(["delete", "--force", "behind"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    delete_with_runc_itself(&p, "behind");
     // list still shows it, and says it is gone.
     let table = p.ok(&["list"]);
     let row = table.lines().nth(1).unwrap_or_default();
@@ -263,13 +267,7 @@ fn a_container_gone_from_runc_loses_its_record() {
     no_containers(&p, "runc");
     // delete forgets such a container too.
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
-    let out = Command::new(require_tool("runc", "runc"))
-        .arg("--root")
-        .arg(p.root.join("backends/runc"))
-        .args(["delete", "--force", "behind"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    delete_with_runc_itself(&p, "behind");
     p.ok(&["delete", "behind"]);
     no_containers(&p, "runc");
 }

@@ -695,30 +695,37 @@ fn not_running_in_runc_words(e: Error) -> Error {
     }
 }
 
-/// A delete of a running container, refused (runc: "cannot delete container X that is
-/// not stopped: running"; crun: "the container `X` is not in `created` or `stopped`
-/// state"): the message says what to do.
-fn not_stopped_says_what_to_do(mut e: Error) -> Error {
+/// A failure of the binary whose message holds one of `words`, followed by `what_to_do`.
+pub fn with_hint(mut e: Error, words: &[&str], what_to_do: &str) -> Error {
     if let Error::Backend { message, .. } = &mut e {
-        if message.contains("not stopped") || message.contains("`stopped` state") {
-            message.push_str(": stop it first ('kill'), or use 'delete --force'");
+        if words.iter().any(|w| message.contains(w)) {
+            message.push_str(": ");
+            message.push_str(what_to_do);
         }
     }
     e
 }
 
+/// A delete of a running container, refused (runc: "cannot delete container X that is
+/// not stopped: running"; crun: "the container `X` is not in `created` or `stopped`
+/// state"): the message says what to do.
+fn not_stopped_says_what_to_do(e: Error) -> Error {
+    with_hint(
+        e,
+        &["not stopped", "`stopped` state"],
+        "stop it first ('kill'), or use 'delete --force'",
+    )
+}
+
 /// A `run` of a spec that asks for a terminal, from a process that has none (runc: "open
 /// /dev/tty: no such device or address", crun: "tcgetattr: Inappropriate ioctl for
 /// device"): the message says what to do.
-fn no_terminal_says_what_to_do(mut e: Error) -> Error {
-    if let Error::Backend { message, .. } = &mut e {
-        if message.contains("/dev/tty") || message.contains("tcgetattr") {
-            message.push_str(
-                ": config.json asks for a terminal (process.terminal is true) and this proxcage has none: run it from a terminal, pass --console-socket, or set process.terminal to false",
-            );
-        }
-    }
-    e
+fn no_terminal_says_what_to_do(e: Error) -> Error {
+    with_hint(
+        e,
+        &["/dev/tty", "tcgetattr"],
+        "config.json asks for a terminal (process.terminal is true) and this proxcage has none: run it from a terminal, pass --console-socket, or set process.terminal to false",
+    )
 }
 
 /// The class of a failure of runc or crun, from its own words: the two share them for the
