@@ -583,6 +583,70 @@ impl Pct {
 mod tests {
     use super::*;
 
+    /// A started container whose init has exited while pct still calls the CT running
+    /// (it is winding down): stopped for `state`, and a `delete` without `--force` stops
+    /// what is left of the CT and destroys it.
+    #[test]
+    fn a_container_whose_init_exited_is_stopped_while_its_ct_winds_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            proxcage_test_support::install_script(
+                &path,
+                &format!(
+                    "#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"{name} $*\" >> {}\n{body}",
+                    calls.display()
+                ),
+            );
+            path
+        };
+        // An init that has exited: a child of ours, reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stopped = dir.path().join("stopped");
+        let pct_body = format!(
+            "case $1 in\n\
+             status) echo 'status: running' ;;\n\
+             stop) touch {stopped} ;;\n\
+             destroy) [ -e {stopped} ] || {{ echo 'unable to destroy CT 100 - container is running' >&2; exit 255; }} ;;\n\
+             esac\n",
+            stopped = stopped.display()
+        );
+        let settings = PctSettings {
+            pct: Some(script("pct", &pct_body)),
+            pvesh: Some(script("pvesh", "")),
+            lxc_info: Some(script("lxc-info", &format!("echo {dead}\n"))),
+            files_dir: Some(dir.path().join("files")),
+            template_dir: Some(dir.path().join("templates")),
+            ..PctSettings::default()
+        };
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let backend = pct(&settings, root.clone(), BindSources::default()).unwrap();
+        let id = ContainerId::new("exited").unwrap();
+        let record = serde_json::json!({
+            "vmid": 100, "template": "t.tar.zst", "started": true,
+            "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z",
+        });
+        fs::write(root.join("exited.json"), record.to_string()).unwrap();
+        let state = backend.state(&id).unwrap();
+        assert_eq!((state.status, state.pid), (Status::Stopped, 0));
+        backend
+            .delete(DeleteRequest {
+                id: &id,
+                force: false,
+            })
+            .unwrap();
+        let calls = fs::read_to_string(&calls).unwrap();
+        assert!(
+            calls.contains("pct stop 100\npct destroy 100"),
+            "the CT is stopped, then destroyed: {calls}"
+        );
+        assert!(!root.join("exited.json").exists());
+    }
+
     #[test]
     fn hostnames_are_dns_names() {
         let id = |s: &str| ContainerId::new(s).unwrap();
