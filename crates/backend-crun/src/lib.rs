@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State,
+    Runtime, State, Status,
 };
-use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
+use proxcage_delegate::{in_runc_words, with_hint, CallerFlags, Delegate, DEFAULT_TIMEOUT};
 use proxcage_process as process;
 use serde::Deserialize;
 
@@ -72,6 +72,7 @@ pub fn crun(settings: &CrunSettings, root: PathBuf, flags: &CallerFlags) -> Resu
     let binary = process::find_program(
         settings.binary.as_deref().unwrap_or(Path::new("crun")),
         "crun",
+        "[backends.crun] binary",
     )?;
     let mut flags = flags.clone();
     let mut delegate = Delegate::new(NAME, binary, root).timeout(
@@ -127,6 +128,15 @@ fn private_cgroup2() -> io::Result<()> {
     }
 }
 
+/// What to do on a host whose cgroup layout crun refuses.
+const HYBRID_FIX: &str = "set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\" in the config file, or route containers to runc";
+
+/// crun's refusal of a hybrid cgroup layout ("cgroups in hybrid mode not supported, drop
+/// all controllers from cgroupv2"), followed by what to do.
+fn hybrid_says_what_to_do(e: Error) -> Error {
+    with_hint(e, &["hybrid mode not supported"], HYBRID_FIX)
+}
+
 /// Whether /sys/fs/cgroup is a cgroup2 mount (the unified layout).
 // f_type is an i64 here and narrower on other architectures: the cast is needed there.
 #[allow(clippy::unnecessary_cast)]
@@ -146,6 +156,21 @@ impl Crun {
             message: format!(
                 "{what} needs the container's cgroup, and the crun backend runs with cgroup_manager = \"disabled\" (set [backends.crun] cgroup_manager in the config file on a host where crun can manage cgroups)"
             ),
+        }
+    }
+
+    /// A refused start in runc's words: crun finds no exec.fifo for a container that was
+    /// started already, and says only that (runc: "cannot start an already running
+    /// container", "cannot start a container that has stopped").
+    fn start_refused_in_runc_words(&self, id: &ContainerId, e: Error) -> Error {
+        let no_fifo = matches!(&e, Error::Backend { message, .. } if message.contains("exec.fifo"));
+        if !no_fifo {
+            return e;
+        }
+        match self.delegate.state(id).map(|state| state.status) {
+            Ok(Status::Running) => in_runc_words(e, "cannot start an already running container"),
+            Ok(Status::Stopped) => in_runc_words(e, "cannot start a container that has stopped"),
+            _ => e,
         }
     }
 
@@ -172,7 +197,7 @@ impl Runtime for Crun {
         NAME
     }
     fn create(&self, req: &CreateRequest) -> Result<()> {
-        self.delegate.create(req)
+        self.delegate.create(req).map_err(hybrid_says_what_to_do)
     }
     fn start(&self, id: &ContainerId) -> Result<()> {
         // crun's start opens the container's exec.fifo for writing, which waits until the
@@ -195,7 +220,10 @@ impl Runtime for Crun {
         let started =
             self.delegate
                 .captured_watched(["start", id.as_str()], START_LOOK_EVERY, &mut died);
-        self.delegate.about(id, started).map(drop)
+        self.delegate
+            .about(id, started)
+            .map(drop)
+            .map_err(|e| self.start_refused_in_runc_words(id, e))
     }
     fn state(&self, id: &ContainerId) -> Result<State> {
         self.delegate.state(id)
@@ -212,10 +240,22 @@ impl Runtime for Crun {
         self.delegate.delete(req)
     }
     fn run(&self, req: &RunRequest) -> Result<i32> {
-        self.delegate.run(req)
+        self.delegate.run(req).map_err(hybrid_says_what_to_do)
     }
     fn list(&self) -> Result<Vec<State>> {
-        self.delegate.list()
+        // crun's list leaves out rootfs, ociVersion and annotations, which its state has:
+        // each row is the container's state, so that `list` and `state` agree.
+        Ok(self
+            .delegate
+            .list()?
+            .into_iter()
+            .map(|row| {
+                ContainerId::new(&row.id)
+                    .ok()
+                    .and_then(|id| self.delegate.state(&id).ok())
+                    .unwrap_or(row)
+            })
+            .collect())
     }
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
         self.delegate.exec(req)
@@ -275,7 +315,7 @@ impl proxcage_store::Backend for Crun {
                 proxcage_core::Severity::Error,
                 format!("backend {NAME}"),
                 "/sys/fs/cgroup",
-                "the host's cgroup layout is not unified (/sys/fs/cgroup is not a cgroup2 mount), and crun refuses a hybrid layout: set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\", or route containers to runc",
+                format!("the host's cgroup layout is not unified (/sys/fs/cgroup is not a cgroup2 mount), and crun refuses a hybrid layout: {HYBRID_FIX}"),
             ));
         }
         Ok(findings)

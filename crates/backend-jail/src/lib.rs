@@ -90,15 +90,17 @@ pub fn jail(
     origin: &Path,
 ) -> Result<Jail> {
     let program = settings.binary.as_deref().unwrap_or(Path::new("ocijail"));
-    let binary = process::find_program(program, "ocijail").map_err(|e| match e {
-        Error::ToolNotFound { searched, .. } => JailError::NotInstalled {
-            program: program.to_path_buf(),
-            searched,
-            origin: origin.to_path_buf(),
-        }
-        .into(),
-        other => other,
-    })?;
+    let binary = process::find_program(program, "ocijail", "[backends.jail] binary").map_err(
+        |e| match e {
+            Error::ToolNotFound { searched, .. } => JailError::NotInstalled {
+                program: program.to_path_buf(),
+                searched,
+                origin: origin.to_path_buf(),
+            }
+            .into(),
+            other => other,
+        },
+    )?;
     if flags.rootless.as_deref() == Some("true") {
         return Err(JailError::Rootless.into());
     }

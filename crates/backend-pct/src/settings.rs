@@ -1,8 +1,9 @@
 //! `[backends.pct]` in the config file. Every path and tool is a setting, so the backend
 //! runs against Proxmox itself or against a stand-in in tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use proxcage_core::{Error, Result};
 use serde::Deserialize;
 
 use crate::vmid::VmidRange;
@@ -45,6 +46,56 @@ pub struct PctSettings {
     /// create (e.g. `lxc.no_new_privs`). Default: none; every such key is an error.
     #[serde(default)]
     pub allow_dropped: Vec<String>,
+}
+
+impl PctSettings {
+    /// The storage templates go to.
+    pub fn template_storage(&self) -> String {
+        self.template_storage
+            .clone()
+            .unwrap_or_else(|| "local".into())
+    }
+
+    /// That storage's template directory.
+    pub fn template_dir(&self) -> PathBuf {
+        self.template_dir
+            .clone()
+            .unwrap_or_else(|| "/var/lib/vz/template/cache".into())
+    }
+
+    /// Where `template create` puts a template: `storage` (else the configured one) and
+    /// `dir` (else the configured directory, which belongs to the configured storage
+    /// only). The directory must exist: the error says how to name another.
+    pub fn template_target(
+        &self,
+        storage: Option<&str>,
+        dir: Option<&Path>,
+    ) -> Result<(String, PathBuf)> {
+        let configured = self.template_storage();
+        let storage = storage.map_or_else(|| configured.clone(), str::to_string);
+        let dir = match dir {
+            Some(dir) => dir.to_path_buf(),
+            None if storage == configured => self.template_dir(),
+            None => {
+                return Err(Error::Input(
+                    format!(
+                        "proxcage knows the template directory of storage '{configured}' only ([backends.pct] template_dir): pass --dir for storage '{storage}'"
+                    )
+                    .into(),
+                ))
+            }
+        };
+        if !dir.is_dir() {
+            return Err(Error::Input(
+                format!(
+                    "the template directory {} does not exist (is this a Proxmox host?): pass --dir DIR, or set [backends.pct] template_dir (and template_storage) in the config file",
+                    dir.display()
+                )
+                .into(),
+            ));
+        }
+        Ok((storage, dir))
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub fn runc(settings: &RuncSettings, root: PathBuf, flags: &CallerFlags) -> Resu
     let binary = process::find_program(
         settings.binary.as_deref().unwrap_or(Path::new("runc")),
         "runc",
+        "[backends.runc] binary",
     )?;
     Ok(Delegate::new(NAME, binary, root)
         .timeout(

@@ -26,8 +26,8 @@ pub use argv::parse;
     name = "proxcage",
     about = "OCI container runtime for Proxmox VE hosts, with runc's command line",
     disable_version_flag = true,
-    subcommand_required = false,
-    arg_required_else_help = true
+    // No command: the binary prints the help on stdout and exits 0, as runc does.
+    subcommand_required = false
 )]
 pub struct Cli {
     #[command(flatten)]

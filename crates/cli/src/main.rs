@@ -47,8 +47,9 @@ fn run(args: Vec<std::ffi::OsString>) {
         return;
     }
     let Some(command) = &cli.command else {
+        // runc prints its help and exits 0.
         let _ = <Cli as clap::CommandFactory>::command().print_help();
-        std::process::exit(1);
+        std::process::exit(0);
     };
     let sink: &'static LogSink =
         match LogSink::open(cli.global.log.as_deref(), cli.global.log_format) {

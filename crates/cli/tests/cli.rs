@@ -308,6 +308,35 @@ fn config_file_errors_name_the_key_and_the_file() {
         err.contains(p.config.to_str().unwrap()) && err.contains("binary_path"),
         "{err}"
     );
+    // toml's snippet as toml prints it, over several lines, pointing at the mistake; the
+    // --log line stays one line.
+    fs::write(
+        &p.config,
+        "default_backend = \"runc\"\n\nbinray = \"/usr/sbin/runc\"\n",
+    )
+    .unwrap();
+    let log = p.dir.path().join("log.json");
+    let out = p.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "list",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("TOML parse error at line 3, column 1\n")
+            && err.contains("\n3 | binray = \"/usr/sbin/runc\"\n")
+            && !err.contains("column 1   |"),
+        "{err}"
+    );
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    let entry: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    assert!(
+        entry["msg"].as_str().unwrap().contains("\n3 | binray"),
+        "{logged}"
+    );
     // An explicitly named config file must exist.
     let out = p.run(&["--config", "/nonexistent/proxcage.toml", "list"]);
     assert!(
@@ -325,10 +354,181 @@ fn a_missing_backend_binary_names_the_package() {
     let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "m"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("install the Debian package 'runc'"),
+        stderr(&out).contains("install the Debian package 'runc'")
+            && stderr(&out).contains("or set [backends.runc] binary in the config file"),
         "{}",
         stderr(&out)
     );
+    nothing_left(&p);
+    // The pct backend's tools have keys of their own: `pct`, not `binary`.
+    let p =
+        Proxcage::new("default_backend = \"pct\"\n[backends.pct]\npct = \"/nonexistent/pct\"\n");
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("install the Debian package 'pve-container'")
+            && stderr(&out).contains("or set [backends.pct] pct in the config file")
+            && !stderr(&out).contains("binary"),
+        "{}",
+        stderr(&out)
+    );
+    nothing_left(&p);
+}
+
+/// proxcage whose `backend` binary is a script that appends each call's arguments to the
+/// returned file (one line a call) and runs the real binary; after a `create` the real
+/// binary made, the shell command `after_create` decides the script's exit.
+fn logging_wrapper(backend: &str, after_create: &str) -> (Proxcage, PathBuf) {
+    require_root();
+    let real = require_tool(backend, backend);
+    let p = Proxcage::with_default(backend);
+    let calls = p.dir.path().join(format!("{backend}.calls"));
+    let wrapper = p.dir.path().join(format!("{backend}-wrapper"));
+    support::install_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"$*\" >> {calls}\n\
+             for a in \"$@\"; do\n  if [ \"$a\" = create ]; then {real} \"$@\" || exit; {after_create}; fi\ndone\n\
+             exec {real} \"$@\"\n",
+            calls = calls.display(),
+            real = real.display(),
+        ),
+    );
+    p.set_binary(backend, &wrapper);
+    (p, calls)
+}
+
+/// The arguments of the `create` call for container `id` that the wrapper logged.
+fn create_call(calls: &Path, id: &str) -> String {
+    let calls = fs::read_to_string(calls).unwrap_or_default();
+    calls
+        .lines()
+        .find(|line| {
+            let args: Vec<&str> = line.split(' ').collect();
+            args.contains(&"create") && args.last() == Some(&id)
+        })
+        .unwrap_or_else(|| panic!("no create of {id} among the calls:\n{calls}"))
+        .to_string()
+}
+
+/// The caller's `--systemd-cgroup` reaches runc (containerd passes it with
+/// SystemdCgroup = true), and only when given.
+#[test]
+fn the_callers_systemd_cgroup_flag_reaches_runc() {
+    let (p, calls) = logging_wrapper("runc", "exit 0");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    // Without systemd on the host, runc may refuse the create: what counts here is what
+    // runc was asked.
+    let _ = p.run(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "sd",
+    ]);
+    let _ = p.run(&["delete", "--force", "sd"]);
+    let with = create_call(&calls, "sd");
+    assert!(with.split(' ').any(|a| a == "--systemd-cgroup"), "{with}");
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "plain"]);
+    p.ok(&["delete", "--force", "plain"]);
+    let without = create_call(&calls, "plain");
+    assert!(!without.contains("--systemd-cgroup"), "{without}");
+    nothing_left(&p);
+}
+
+/// A create that the backend fails after making the container is undone: the error is
+/// the backend's, and neither the record nor the backend's container is left.
+fn a_failed_backend_create_is_undone(backend: &str) {
+    let (p, calls) = logging_wrapper(backend, "echo create failed on purpose >&2; exit 1");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "undone"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("create failed on purpose"),
+        "{}",
+        stderr(&out)
+    );
+    create_call(&calls, "undone");
+    let out = p.run(&["state", "undone"]);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    nothing_left(&p);
+    // And the id is free again.
+    let real = require_tool(backend, backend);
+    p.set_binary(backend, &real);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "undone"]);
+    p.ok(&["delete", "--force", "undone"]);
+    nothing_left(&p);
+}
+
+#[test]
+fn a_failed_runc_create_is_undone() {
+    a_failed_backend_create_is_undone("runc");
+}
+
+#[test]
+fn a_failed_crun_create_is_undone() {
+    a_failed_backend_create_is_undone("crun");
+}
+
+/// A spec that asks for a terminal, run without one: the backend's words, then what to do.
+#[test]
+fn a_terminal_spec_run_without_a_terminal_says_what_to_do() {
+    require_root();
+    for backend in ["runc", "crun"] {
+        require_tool(backend, backend);
+        let p = Proxcage::with_default(backend);
+        let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+        edit_config(&bundle, |spec| spec["process"]["terminal"] = true.into());
+        // Its own session: no controlling terminal to open.
+        let mut cmd = p.cmd();
+        cmd.args(["run", "--bundle", bundle.to_str().unwrap(), "tty"]);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let out = support::run_with_files(&mut cmd, &p.dir.path().join("tty"));
+        assert_eq!(out.status.code(), Some(1), "{backend}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("config.json asks for a terminal (process.terminal is true)")
+                && stderr(&out).contains("set process.terminal to false"),
+            "{backend}: {}",
+            stderr(&out)
+        );
+        nothing_left(&p);
+    }
+}
+
+/// crun without this host's crun settings: on a hybrid cgroup layout, crun's refusal
+/// says which settings fix it; on a unified one, the create works.
+#[test]
+fn crun_on_a_hybrid_cgroup_host_says_which_settings_to_set() {
+    require_root();
+    require_tool("crun", "crun");
+    let p = Proxcage::new("default_backend = \"crun\"\n");
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "hy"]);
+    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .unwrap()
+        .filesystem_type()
+        == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+    if unified {
+        assert!(out.status.success(), "{}", stderr(&out));
+        p.ok(&["delete", "--force", "hy"]);
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cgroups in hybrid mode not supported")
+                && stderr(&out).contains(
+                    "set [backends.crun] private_cgroup2 = true and cgroup_manager = \"disabled\""
+                ),
+            "{}",
+            stderr(&out)
+        );
+    }
     nothing_left(&p);
 }
 
@@ -359,6 +559,13 @@ fn runc_flag_spellings_and_version() {
     assert!(lines[0].starts_with("proxcage version "));
     assert!(lines[1].starts_with("commit: "));
     assert_eq!(lines[2], "spec: 1.1.0");
+
+    // No command: the help on stdout, exit 0, as runc does.
+    let mut cmd = std::process::Command::new(support::proxcage_bin());
+    let out = support::run_with_files(&mut cmd, &p.dir.path().join("bare"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage:") && help.contains("create"), "{help}");
 }
 
 #[test]
@@ -426,10 +633,12 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
         "is not running",
     ];
     let health_findings = std::sync::Mutex::new(Vec::new());
+    let execs_ran = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for thread in 0..64u64 {
             let p = &p;
             let health_findings = &health_findings;
+            let execs_ran = &execs_ran;
             let runc_bundles = &runc_bundles;
             let crun_bundle = &crun_bundle;
             s.spawn(move || {
@@ -449,7 +658,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         3 => vec!["kill", &id, "KILL"],
                         4 => vec!["delete", "--force", &id],
                         5 => vec!["list", "--format", "json"],
-                        6 => vec!["exec", &id, "true"],
+                        6 => vec!["exec", &id, "echo", "exec-ran"],
                         7 => vec!["health", "--format", "json"],
                         8 => vec!["health", "--format", "json", "--repair"],
                         _ => vec!["state", &id],
@@ -485,6 +694,15 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
                         continue;
                     }
                     if args[0] == "exec" {
+                        // An exec that succeeded ran its command.
+                        if out.status.success() {
+                            assert_eq!(
+                                String::from_utf8_lossy(&out.stdout),
+                                "exec-ran\n",
+                                "{args:?} succeeded without running: {err}"
+                            );
+                            execs_ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         // An exec that meets a container being killed or deleted fails in
                         // the backend's own words, and they are many (runc: "unable to
                         // start container process: ...", crun: "fail startup", "write to
@@ -507,6 +725,7 @@ fn racing_lifecycles_on_shared_ids_keep_the_store_consistent() {
             });
         }
     });
+    eprintln!("execs that ran during the race: {}", execs_ran.into_inner());
     for (i, finding) in health_findings.into_inner().unwrap().iter().enumerate() {
         if i < 20 {
             eprintln!("health reported during the race: {finding}");
@@ -741,6 +960,27 @@ fn bundle_create_and_template_create_from_the_command_line() {
         "nfs-templates",
     ]);
     assert!(stderr(&out2).contains("pass --dir"), "{}", stderr(&out2));
+    // A template directory that does not exist (no Proxmox here): say how to name one.
+    let absent = p.dir.path().join("no-vz/template/cache");
+    fs::write(
+        &p.config,
+        format!(
+            "{HOST_CONFIG}\n[backends.pct]\ntemplate_dir = \"{}\"\n",
+            absent.display()
+        ),
+    )
+    .unwrap();
+    let out4 = p.run(&["template", "create", out.to_str().unwrap()]);
+    assert_eq!(out4.status.code(), Some(1));
+    assert!(
+        stderr(&out4).contains(&format!(
+            "the template directory {} does not exist",
+            absent.display()
+        )) && stderr(&out4).contains("pass --dir DIR, or set [backends.pct] template_dir")
+            && !stderr(&out4).contains("cannot inspect"),
+        "{}",
+        stderr(&out4)
+    );
 
     let missing = p.dir.path().join("nothing-here");
     let bad = p.dir.path().join("bad");

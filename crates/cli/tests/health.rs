@@ -151,17 +151,7 @@ fn killed_setup(backend: &str, before: bool) -> Proxcage {
     let real = require_tool(backend, backend);
     let p = Proxcage::with_default(backend);
     let wrapper = killing_wrapper(p.dir.path(), backend, &real, "create", before);
-    let base = fs::read_to_string(&p.config).unwrap();
-    let binary = format!("binary = \"{}\"\n", wrapper.display());
-    let config = if base.contains(&format!("[backends.{backend}]\n")) {
-        base.replace(
-            &format!("[backends.{backend}]\n"),
-            &format!("[backends.{backend}]\n{binary}"),
-        )
-    } else {
-        format!("{base}\n[backends.{backend}]\n{binary}")
-    };
-    fs::write(&p.config, config).unwrap();
+    p.set_binary(backend, &wrapper);
     p
 }
 
@@ -215,12 +205,7 @@ fn a_create_after_a_killed_create_of_the_same_id_recovers() {
     let p = killed_setup("runc", false);
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     create_killed(&p, &bundle, "again");
-    let real = require_tool("runc", "runc");
-    let config = fs::read_to_string(&p.config).unwrap().replace(
-        &format!("binary = \"{}\"", p.dir.path().join("runc").display()),
-        &format!("binary = \"{}\"", real.display()),
-    );
-    fs::write(&p.config, config).unwrap();
+    p.set_binary("runc", &require_tool("runc", "runc"));
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "again"]);
     assert_eq!(p.status("again"), "created");
     let (code, report) = health(&p, &[]);
@@ -248,20 +233,42 @@ fn a_record_removed_by_hand_is_written_again_from_runc() {
     no_containers(&p, "runc");
 }
 
+/// Deletes container `id` behind proxcage's back, with runc itself.
+fn delete_with_runc_itself(p: &Proxcage, id: &str) {
+    let out = Command::new(require_tool("runc", "runc"))
+        .arg("--root")
+        .arg(p.root.join("backends/runc"))
+        .args(["delete", "--force", id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 #[test]
 fn a_container_gone_from_runc_loses_its_record() {
     let p = runc_setup();
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
-    // Deleted behind proxcage's back, with runc itself.
-    let out = Command::new(require_tool("runc", "runc"))
-        .arg("--root")
-        .arg(p.root.join("backends/runc"))
-        .args(["delete", "--force", "behind"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    delete_with_runc_itself(&p, "behind");
+    // list still shows it, and says it is gone.
+    let table = p.ok(&["list"]);
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("behind ") && row.split_whitespace().nth(2) == Some("gone"),
+        "{table}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(listed[0]["id"], "behind", "{listed}");
+    assert_eq!(listed[0]["status"], "stopped", "{listed}");
+    assert_eq!(listed[0]["gone"], true, "{listed}");
+    assert_eq!(p.ok(&["list", "-q"]), "behind\n");
     found_and_repaired(&p, &[("container-gone", "container behind")]);
+    no_containers(&p, "runc");
+    // delete forgets such a container too.
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "behind"]);
+    delete_with_runc_itself(&p, "behind");
+    p.ok(&["delete", "behind"]);
     no_containers(&p, "runc");
 }
 
@@ -719,4 +726,34 @@ fn pct_delete_of_a_killed_create_destroys_its_ct() {
     let template = template_object(&standin);
     found_and_repaired(&p, &[("template-unreferenced", &template)]);
     pct_nothing_left(&p, &standin);
+}
+
+/// A config whose routing names a backend proxcage does not have fails every create:
+/// health says so (not "healthy", exit 1), naming the file and the backend.
+#[test]
+fn a_config_naming_a_backend_proxcage_lacks_is_not_healthy() {
+    for (config, name) in [
+        ("default_backend = \"docker\"\n", "docker"),
+        ("[[route]]\nbackend = \"podman\"\n", "podman"),
+    ] {
+        let p = Proxcage::new(config);
+        let (code, report) = health(&p, &[]);
+        assert_eq!(code, 1, "{report:#}");
+        assert_eq!(report["healthy"], false, "{report:#}");
+        let finding = &report["findings"][0];
+        assert_eq!(finding["kind"], "config-invalid", "{report:#}");
+        assert_eq!(finding["where"], p.config.to_str().unwrap(), "{report:#}");
+        let message = finding["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("\"{name}\"")) && message.contains("every create fails"),
+            "{message}"
+        );
+        let out = p.run(&["health"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            !text.contains("healthy: no problems found") && text.contains("[config-invalid]"),
+            "{text}"
+        );
+    }
 }

@@ -347,6 +347,146 @@ fn kill_all(p: &Proxcage) {
     p.ok(&["delete", "ka"]);
 }
 
+/// The pids of container `id` whose command line is `argv`, waiting up to 10 s for one.
+fn pids_running(p: &Proxcage, id: &str, argv: &[&str]) -> Vec<i64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids: Vec<i64> = serde_json::from_str(&p.ok(&["ps", "--format", "json", id])).unwrap();
+        let matching: Vec<i64> = pids
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.split(|&b| b == 0)
+                        .filter(|a| !a.is_empty())
+                        .eq(argv.iter().map(|a| a.as_bytes()))
+                })
+            })
+            .collect();
+        if !matching.is_empty() || Instant::now() > deadline {
+            return matching;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` ignores SIGTERM (its SigIgn mask in /proc).
+fn ignores_sigterm(pid: i64) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+}
+
+/// `kill --all TERM` reaches a background process, not only the container's main one:
+/// the shell ignores SIGTERM, so only a signal to every process ends the sleep (and with
+/// it the shell's wait).
+fn kill_all_reaches_a_background_process(p: &Proxcage) {
+    let shell = ["sh", "-c", "sleep 1000 & trap '' TERM; wait"];
+    let bundle = busybox_bundle(p.dir.path(), "b", &shell);
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "kt",
+    ]);
+    let sleep = pids_running(p, "kt", &["sleep", "1000"]);
+    assert_eq!(sleep.len(), 1, "one sleep in the container: {sleep:?}");
+    let shells = pids_running(p, "kt", &shell);
+    assert_eq!(shells.len(), 1, "one shell in the container: {shells:?}");
+    // The shell must ignore the signal before it comes: a shell it killed would end the
+    // container, and the sleep with it, whichever processes were signalled.
+    assert!(
+        support::image::wait_until(Duration::from_secs(10), || ignores_sigterm(shells[0])),
+        "the shell never set its trap"
+    );
+    p.ok(&["kill", "--all", "kt", "TERM"]);
+    assert!(
+        support::image::wait_until(Duration::from_secs(10), || support::process_gone(sleep[0])),
+        "the background sleep {} survived kill --all TERM",
+        sleep[0]
+    );
+    // The shell's wait returns with the sleep gone: the container stops.
+    wait_for_status(p, "kt", "stopped");
+    p.ok(&["delete", "kt"]);
+}
+
+/// A second `start` fails in runc's words, whatever the backend (crun's own, which
+/// follow them, are only about its exec.fifo); a `delete` of a running container says to stop it or use `--force`
+/// (runc's own words do not: proxcage adds it).
+fn start_twice_and_delete_running(p: &Proxcage, backend: &str) {
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "twice"]);
+    p.ok(&["start", "twice"]);
+    let out = p.run(&["start", "twice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // runc's words lead (crun's own about its exec.fifo may follow in parentheses).
+    assert!(
+        stderr(&out).contains("cannot start an already running container"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["delete", "twice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+    if backend != "plain" {
+        assert!(
+            stderr(&out).contains("stop it first ('kill'), or use 'delete --force'"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    p.ok(&["delete", "--force", "twice"]);
+    assert_eq!(p.ok(&["list", "-q"]), "");
+}
+
+/// `list --format json` gives each container the state `state` gives (plus its backend),
+/// with an OWNER.
+fn list_agrees_with_state(p: &Proxcage) {
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    support::edit_config(&bundle, |spec| {
+        spec["annotations"] = serde_json::json!({ "org.example.team": "ops" })
+    });
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "ls"]);
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "ls"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    let mut row = listed[0].clone();
+    row.as_object_mut().unwrap().remove("backend");
+    for field in [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "annotations",
+    ] {
+        assert_eq!(
+            row[field], state[field],
+            "{field}: list {row} state {state}"
+        );
+    }
+    assert_eq!(row["annotations"]["org.example.team"], "ops", "{row}");
+    assert!(
+        !row["rootfs"].as_str().unwrap_or_default().is_empty(),
+        "{row}"
+    );
+    assert!(
+        !row["owner"].as_str().unwrap_or_default().is_empty(),
+        "{row}"
+    );
+    let table = p.ok(&["list"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let cells: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let owner = header.iter().position(|h| *h == "OWNER").unwrap();
+    assert_eq!(cells.get(owner).copied(), row["owner"].as_str(), "{table}");
+    p.ok(&["delete", "--force", "ls"]);
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod runc {
@@ -374,4 +514,36 @@ per_backend! {
     kill_all_reaches_every_process => |p, _| kill_all(p);
     the_process_starts_with_no_signal_blocked => |p, _| no_blocked_signals(p);
     a_kill_of_a_stopped_container_says_not_running => |p, _| kill_of_a_stopped_container(p);
+    kill_all_reaches_a_background_process_ignored_by_the_shell => |p, _| kill_all_reaches_a_background_process(p);
+    start_twice_and_delete_of_a_running_container_say_what_to_do => |p, backend| start_twice_and_delete_running(p, backend);
+    list_gives_the_state_that_state_gives => |p, _| list_agrees_with_state(p);
+}
+
+/// The kill scenarios on the pct backend, against the pct stand-in (test code running
+/// real LXC, not Proxmox).
+mod pct {
+    use super::*;
+    use support::pct::{proxcage_for, PctStandin};
+
+    fn on_pct(scenario: fn(&Proxcage)) {
+        let standin = PctStandin::new();
+        let p = proxcage_for(&standin);
+        scenario(&p);
+        standin.assert_nothing_left(&p);
+    }
+
+    #[test]
+    fn a_kill_of_a_stopped_container_says_not_running() {
+        on_pct(kill_of_a_stopped_container);
+    }
+
+    #[test]
+    fn kill_all_reaches_a_background_process_ignored_by_the_shell() {
+        on_pct(kill_all_reaches_a_background_process);
+    }
+
+    #[test]
+    fn list_gives_the_state_that_state_gives() {
+        on_pct(list_agrees_with_state);
+    }
 }

@@ -168,14 +168,16 @@ fn a_busybox_bundle_becomes_a_running_ct_and_goes_away() {
     );
     assert_eq!(ct.stdout(), "", "nothing ran before start");
 
-    // runc's default spec: hostname "runc", a read-only root.
+    // runc's default spec: a read-only root, and hostname "runc", which every such CT
+    // would share in Proxmox: the CT is named after the container id instead.
     let conf = fs::read_to_string(standin.conf_path(vmid)).unwrap();
     assert!(conf.contains(",ro=1"), "{conf}");
+    assert!(!conf.contains("hostname: runc"), "{conf}");
     for want in [
         "ostype: unmanaged",
         "unprivileged: 1",
         "tags: proxcage",
-        "hostname: runc",
+        "hostname: web-1",
         "lxc.init.cmd: /.proxcage/init",
     ] {
         assert!(conf.contains(want), "{want:?} missing from\n{conf}");
@@ -349,6 +351,49 @@ fn pct_exec_running(vmid: u32) -> bool {
 }
 
 /// A created container that is never started goes with `delete` (no --force, as runc).
+/// Once the monitor has reported the process's exit, the container is stopped for every
+/// command: `state` says so and a `delete` without `--force` works at once, while the
+/// CT may still be winding down (containerd deletes right after the exit).
+#[test]
+fn a_container_whose_process_exited_is_stopped_at_once() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "exit 3"]);
+    for round in 0..10 {
+        let id = format!("exited-{round}");
+        let ct = create(&p, &bundle, &id, "");
+        p.ok(&["start", &id]);
+        // The moment the monitor exits, as a shim sees it.
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ct.monitor), None);
+        assert!(
+            matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 3))),
+            "{status:?}"
+        );
+        let out = p.run(&["delete", &id]);
+        assert!(
+            out.status.success(),
+            "round {round}: delete right after the exit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    standin.assert_nothing_left(&p);
+}
+
+/// A hostname of the spec's own (not runc's default) names the CT.
+#[test]
+fn the_specs_own_hostname_names_the_ct() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    edit_config(&bundle, |spec| spec["hostname"] = "db-primary".into());
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "named"]);
+    let conf = fs::read_to_string(standin.conf_path(vmid_of(&p, "named"))).unwrap();
+    assert!(conf.contains("hostname: db-primary\n"), "{conf}");
+    p.ok(&["delete", "named"]);
+    standin.assert_nothing_left(&p);
+}
+
 #[test]
 fn a_created_container_is_deleted_without_force() {
     become_subreaper();

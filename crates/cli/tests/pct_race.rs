@@ -24,9 +24,10 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
         "not running",
         "cannot start a container that is",
     ];
+    let execs_ran = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for thread in 0..16u64 {
-            let (p, bundle) = (&p, &bundle);
+            let (p, bundle, execs_ran) = (&p, &bundle, &execs_ran);
             s.spawn(move || {
                 let mut rng = support::RaceRng::new(seed, thread);
                 let mut next = |n| rng.below(n);
@@ -37,7 +38,7 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
                         2 => vec!["start", &id],
                         3 => vec!["kill", &id, "KILL"],
                         4 => vec!["delete", "--force", &id],
-                        5 => vec!["exec", &id, "true"],
+                        5 => vec!["exec", &id, "echo", "exec-ran"],
                         6 => vec!["health", "--format", "json"],
                         7 => vec!["health", "--format", "json", "--repair"],
                         _ => vec!["list", "--format", "json"],
@@ -49,6 +50,15 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
                         continue;
                     }
                     support::assert_no_race_damage(&args, &err);
+                    // An exec that succeeded ran its command.
+                    if args[0] == "exec" && out.status.success() {
+                        assert_eq!(
+                            String::from_utf8_lossy(&out.stdout),
+                            "exec-ran\n",
+                            "{args:?} succeeded without running: {err}"
+                        );
+                        execs_ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if args[0] == "health" {
                         // Every check runs (no exit 2) and the report is valid JSON,
                         // whatever others are doing.
@@ -81,6 +91,7 @@ fn racing_lifecycles_on_the_pct_backend_leave_nothing() {
             });
         }
     });
+    eprintln!("execs that ran during the race: {}", execs_ran.into_inner());
     for i in 0..4 {
         p.ok(&["delete", "--force", &format!("prace-{i}")]);
     }

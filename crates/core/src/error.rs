@@ -58,10 +58,12 @@ pub enum Error {
     #[error("the lock on {} is stale: {detail}; 'proxcage health --repair' (with the same --root) releases it", path.display())]
     StaleLock { path: PathBuf, detail: String },
 
-    #[error("{program} was not found (looked in {searched}): install the Debian package '{package}' or set the backend's binary in the config file")]
+    #[error("{program} was not found (looked in {searched}): install the Debian package '{package}' or set {setting} in the config file")]
     ToolNotFound {
         program: String,
         package: &'static str,
+        /// The config key that names the program, as `[backends.pct] pct`.
+        setting: String,
         searched: String,
     },
 

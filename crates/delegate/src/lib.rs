@@ -443,6 +443,7 @@ impl Runtime for Delegate {
         }
         args.push(req.id.as_str());
         self.about(req.id, self.captured(args).map(drop))
+            .map_err(not_stopped_says_what_to_do)
     }
 
     fn run(&self, req: &RunRequest) -> Result<i32> {
@@ -461,7 +462,18 @@ impl Runtime for Delegate {
         // A detached run returns once the container started; a foreground one lasts as
         // long as the container.
         let timeout = req.detach.then_some(self.timeout);
+        let wants_terminal = req
+            .create
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         self.inherited(args, timeout)
+            .map_err(|e| match wants_terminal {
+                true => no_terminal_says_what_to_do(e),
+                false => e,
+            })
     }
 
     fn list(&self) -> Result<Vec<State>> {
@@ -662,30 +674,58 @@ impl BinaryLog {
     }
 }
 
-/// A kill of a stopped container: runc says "container not running", crun "kill
-/// container: No such process". containerd's shim and podman look for runc's words, so a
-/// failure in crun's leads with them and keeps crun's own after.
-fn not_running_in_runc_words(e: Error) -> Error {
-    match e {
-        Error::Backend {
-            backend,
-            command,
-            status,
-            code,
-            kind: ErrorKind::NotRunning,
-            message,
-            source,
-        } if !message.contains("not running") => Error::Backend {
-            backend,
-            command,
-            status,
-            code,
-            kind: ErrorKind::NotRunning,
-            message: format!("container not running ({message})"),
-            source,
-        },
-        other => other,
+/// A failure of the binary told in runc's `words`, which containerd's shim and podman
+/// look for: they lead, the binary's own words follow in parentheses. Other errors, and
+/// messages that hold the words already, stay as they are.
+pub fn in_runc_words(mut e: Error, words: &str) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if !message.contains(words) {
+            *message = format!("{words} ({message})");
+        }
     }
+    e
+}
+
+/// A kill of a stopped container: runc says "container not running", crun "kill
+/// container: No such process".
+fn not_running_in_runc_words(e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotRunning => in_runc_words(e, "container not running"),
+        _ => e,
+    }
+}
+
+/// A failure of the binary whose message holds one of `words`, followed by `what_to_do`.
+pub fn with_hint(mut e: Error, words: &[&str], what_to_do: &str) -> Error {
+    if let Error::Backend { message, .. } = &mut e {
+        if words.iter().any(|w| message.contains(w)) {
+            message.push_str(": ");
+            message.push_str(what_to_do);
+        }
+    }
+    e
+}
+
+/// A delete of a running container, refused (runc: "cannot delete container X that is
+/// not stopped: running"; crun: "the container `X` is not in `created` or `stopped`
+/// state"): the message says what to do.
+fn not_stopped_says_what_to_do(e: Error) -> Error {
+    with_hint(
+        e,
+        &["not stopped", "`stopped` state"],
+        "stop it first ('kill'), or use 'delete --force'",
+    )
+}
+
+/// A `run` of a spec that asks for a terminal, from a process that has none (runc: "open
+/// /dev/tty: no such device or address", crun: "tcgetattr: Inappropriate ioctl for
+/// device"): the message says what to do.
+fn no_terminal_says_what_to_do(e: Error) -> Error {
+    with_hint(
+        e,
+        &["/dev/tty", "tcgetattr"],
+        "config.json asks for a terminal (process.terminal is true) and this proxcage has none: run it from a terminal, pass --console-socket, or set process.terminal to false",
+    )
 }
 
 /// The class of a failure of runc or crun, from its own words: the two share them for the

@@ -50,6 +50,9 @@ pub struct Config {
     /// Where the settings came from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Whether `path` was read; false: the built-in defaults, the default file missing.
+    #[serde(skip)]
+    read: bool,
 }
 
 fn default_backend() -> String {
@@ -64,6 +67,7 @@ impl Default for Config {
             backends: BTreeMap::new(),
             security: SecurityPolicy::default(),
             path: PathBuf::from(DEFAULT_PATH),
+            read: false,
         }
     }
 }
@@ -94,9 +98,12 @@ impl Config {
     pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config> {
         let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // toml's message is a snippet over several lines, pointing at the mistake;
+            // the `--log` line escapes the newlines.
+            message: e.to_string().trim_end().to_string(),
         })?;
         config.path = path.to_path_buf();
+        config.read = true;
         for (name, table) in &config.backends {
             registry
                 .check_settings(name, table)
@@ -106,6 +113,19 @@ impl Config {
                 })?;
         }
         Ok(config)
+    }
+
+    /// Where the settings came from, for the operator: the file, or the built-in
+    /// defaults when the default file does not exist.
+    pub fn origin(&self) -> String {
+        if self.read {
+            self.path.display().to_string()
+        } else {
+            format!(
+                "the built-in defaults ({} does not exist)",
+                self.path.display()
+            )
+        }
     }
 
     /// The settings of backend `name` from its `[backends.NAME]` table (defaults when the
@@ -205,6 +225,15 @@ timeout_secs = 60
         assert!(
             err.contains("kata") && err.contains("runc, crun, pct, jail"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_origin_is_the_file_read_or_the_built_in_defaults() {
+        assert_eq!(parse("", "/c.toml").unwrap().origin(), "/c.toml");
+        assert_eq!(
+            Config::default().origin(),
+            "the built-in defaults (/etc/proxcage/config.toml does not exist)"
         );
     }
 

@@ -113,6 +113,16 @@ impl Engine {
     fn check(&self, backends: &[String]) -> (Vec<Finding>, Vec<String>) {
         let mut findings = Vec::new();
         let mut errors = Vec::new();
+        // A config whose routing names a backend proxcage lacks fails every create.
+        if let Err(e) = self.config.router(&self.registry) {
+            findings.push(Finding::new(
+                "config-invalid",
+                Severity::Error,
+                "the config file",
+                self.config.origin(),
+                format!("{e}: every create fails until the config file is fixed"),
+            ));
+        }
         match check_store(&self.store, &self.registry.names()) {
             Ok(found) => findings.extend(found),
             Err(e) => errors.push(format!("the store: {e}")),
@@ -125,7 +135,7 @@ impl Engine {
                         "backend-unavailable",
                         Severity::Error,
                         format!("backend {name}"),
-                        self.config.path.display(),
+                        self.config.origin(),
                         e.to_string(),
                     ));
                     continue;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use proxcage_core::{
     ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, ExecRequest, KillRequest, Result,
-    RunRequest, Runtime, State,
+    RunRequest, Runtime, State, Status,
 };
 use proxcage_store::{health, Backend, Phase, Record};
 use serde::Serialize;
@@ -20,6 +20,21 @@ pub struct Listed {
     #[serde(flatten)]
     pub state: State,
     pub backend: String,
+    /// Recorded, but its backend no longer has it (deleted behind proxcage's back): its
+    /// state is the record's, `stopped`; `delete` forgets it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
+}
+
+impl Listed {
+    /// The status to show: the state's, or `gone`.
+    pub fn status(&self) -> &'static str {
+        if self.gone {
+            "gone"
+        } else {
+            self.state.status.as_str()
+        }
+    }
 }
 
 impl Engine {
@@ -74,20 +89,19 @@ impl Engine {
                 Some(state) => Some(state.clone()),
                 None => backend.as_ref().and_then(|b| b.state(record.id()).ok()),
             };
-            let state = match (state, record.phase()) {
-                (Some(state), _) => state,
-                (None, Phase::Creating) => creating_state(record),
+            let (state, gone) = match (state, record.phase()) {
+                (Some(state), _) => (state, false),
+                (None, Phase::Creating) => (creating_state(record), false),
                 (None, Phase::Created) => {
-                    tracing::debug!(
-                        "container {} is recorded but its backend no longer has it",
-                        record.id()
-                    );
-                    continue;
+                    let mut state = creating_state(record);
+                    state.status = Status::Stopped;
+                    (state, true)
                 }
             };
             rows.push(Listed {
                 state,
                 backend: record.backend().to_string(),
+                gone,
             });
         }
         Ok(rows)

@@ -37,11 +37,13 @@ pub struct Output {
 }
 
 /// Finds `program` (a name to look up in `PATH`, or a path) and checks it is executable.
-/// `package` names the Debian package that provides it, for the error.
-pub fn find_program(program: &Path, package: &'static str) -> Result<PathBuf> {
+/// `package` names the Debian package that provides it and `setting` the config key that
+/// names it (`[backends.pct] pct`), for the error.
+pub fn find_program(program: &Path, package: &'static str, setting: &str) -> Result<PathBuf> {
     let not_found = |searched: String| Error::ToolNotFound {
         program: program.display().to_string(),
         package,
+        setting: setting.to_string(),
         searched,
     };
     if program.components().count() > 1 {
@@ -1025,13 +1027,18 @@ mod tests {
 
     #[test]
     fn missing_tool_names_the_package() {
-        let err = find_program(Path::new("no-such-tool-proxcage"), "no-such-package").unwrap_err();
+        let err = find_program(
+            Path::new("no-such-tool-proxcage"),
+            "no-such-package",
+            "[backends.x] tool",
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("install the Debian package 'no-such-package'"),
             "{err}"
         );
-        assert!(find_program(Path::new("sh"), "dash").is_ok());
+        assert!(find_program(Path::new("sh"), "dash", "[backends.x] sh").is_ok());
     }
 
     #[test]

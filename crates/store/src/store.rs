@@ -696,6 +696,85 @@ mod tests {
         assert_eq!(store.records().unwrap().len(), 1);
     }
 
+    /// How many of this process's open files are the directory `path`.
+    fn opened(path: &Path) -> usize {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| fs::read_link(e.path()).is_ok_and(|target| target == path))
+            .count()
+    }
+
+    #[test]
+    fn a_lock_waited_for_on_a_directory_moved_aside_and_replaced_is_not_taken() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let held = store.lock_new(&id("moved")).unwrap();
+        held.write(&Record::creating(id("moved"), "old", "/b"))
+            .unwrap();
+        let dir = store.container_dir(&id("moved"));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| store.lock_existing(&id("moved")));
+            // The waiter has opened the directory (a second open file names it) and waits
+            // for the lock the test holds.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while opened(&dir) < 2 {
+                assert!(
+                    Instant::now() < deadline,
+                    "lock_existing never opened {dir:?}"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // As a repair does: the directory moves aside (still linked, so only its
+            // inode tells it apart) and a new one with a new record takes its place.
+            fs::rename(&dir, tmp.path().join("aside")).unwrap();
+            fs::create_dir(&dir).unwrap();
+            let new = Record::creating(id("moved"), "new", "/b");
+            fs::write(dir.join(RECORD), serde_json::to_vec(&new).unwrap()).unwrap();
+            drop(held);
+            match waiter.join().unwrap().unwrap() {
+                None => {}
+                Some(lock) => assert_eq!(
+                    lock.record().unwrap().unwrap().backend(),
+                    "new",
+                    "the lock is on the directory moved aside"
+                ),
+            }
+        });
+    }
+
+    #[test]
+    fn a_reader_that_opened_the_record_never_sees_a_write_in_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let lock = store.lock_new(&id("r")).unwrap();
+        let first = Record::creating(id("r"), "first", "/b");
+        lock.write(&first).unwrap();
+        let path = store.container_dir(&id("r")).join(RECORD);
+        for durable in [true, false] {
+            let before = lock.record().unwrap().unwrap();
+            let mut reader = File::open(&path).unwrap();
+            let mut next = before.clone();
+            next.mark_created();
+            next.set_backend_data(
+                serde_json::json!({ "pad": "x".repeat(200_000), "durable": durable }),
+            );
+            if durable {
+                lock.write(&next).unwrap();
+            } else {
+                lock.write_provisional(&next).unwrap();
+            }
+            // The reader still reads the whole record it opened: each write is a new file
+            // renamed into place, never a change to the file a reader holds.
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            let seen: Record = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("a reader saw a torn record ({e})"));
+            assert_eq!(seen, before, "a reader saw the record change under it");
+            assert_eq!(store.read(&id("r")).unwrap().unwrap(), next);
+        }
+    }
+
     #[test]
     fn parallel_writers_never_lose_or_tear_a_record() {
         let tmp = tempfile::tempdir().unwrap();

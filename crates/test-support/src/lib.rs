@@ -294,6 +294,22 @@ impl Proxcage {
         ))
     }
 
+    /// Makes `binary` (a wrapper around the real one, say) the binary of `backend`.
+    pub fn set_binary(&self, backend: &str, binary: &Path) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let table = format!("[backends.{backend}]");
+        let line = format!("binary = \"{}\"", binary.display());
+        match lines.iter().position(|l| *l == table) {
+            Some(i) if lines.get(i + 1).is_some_and(|l| l.starts_with("binary = ")) => {
+                lines[i + 1] = line;
+            }
+            Some(i) => lines.insert(i + 1, line),
+            None => lines.extend([String::new(), table, line]),
+        }
+        fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
     /// Plain runc with its own root, driven by the same test code: proves a test right.
     pub fn plain_runc() -> Self {
         let mut p = Proxcage::new("");

@@ -191,6 +191,11 @@ impl Pct {
         options
             .entry("unprivileged".into())
             .or_insert_with(|| "1".into());
+        // runc's default spec (what `proxcage spec` writes) names every container "runc",
+        // which is no name to find a CT by in Proxmox: such a CT is named after its id.
+        if options.get("hostname").map(String::as_str) == Some(RUNC_DEFAULT_HOSTNAME) {
+            options.remove("hostname");
+        }
         options
             .entry("hostname".into())
             .or_insert_with(|| hostname_for(id));

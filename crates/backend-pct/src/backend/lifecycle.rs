@@ -92,11 +92,7 @@ impl Pct {
         }
         // Execs entering the CT finish entering it; later ones find the record gone.
         let destroying = attach::destroying(&self.root, record.vmid, id)?;
-        match self.tools.destroy(record.vmid) {
-            Ok(()) => {}
-            Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.destroy_ct(record.vmid)?;
         let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
         if !self.template_in_use(&record.template, id) {
             let _ = fs::remove_file(self.template_dir.join(&record.template));
@@ -110,6 +106,28 @@ impl Pct {
         let stopped = record.state(id, Status::Stopped, 0);
         hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
         Ok(())
+    }
+
+    /// Destroys CT `vmid`, gone already or not. A CT whose container has stopped may still
+    /// be winding down, which pct calls running: it is stopped first.
+    fn destroy_ct(&self, vmid: Vmid) -> Result<()> {
+        let gone = |e: &crate::CallError| matches!(e.pct(), Some(PctError::NoSuchCt { .. }));
+        match self.tools.destroy(vmid) {
+            Ok(()) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) if matches!(e.pct(), Some(PctError::Running { .. })) => {
+                match self.tools.stop(vmid) {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                match self.tools.destroy(vmid) {
+                    Err(e) if !gone(&e) => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// create and start; then, unless detached, wait for the monitor (this process's

@@ -83,9 +83,19 @@ impl CtRecord {
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
-            owner: String::new(),
+            owner: owner_name(),
             annotations: self.annotations.clone(),
         }
+    }
+}
+
+/// The OWNER of a CT, as runc names the user whose container it is: CTs are made and
+/// driven by the user proxcage runs as (root: pct needs it).
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => uid.to_string(),
     }
 }
 
@@ -114,13 +124,17 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pct backend with its records under `root`; bind mounts of its containers may take
 /// their sources only where `bind_sources` allows.
 pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> Result<Pct> {
-    let find = |setting: &Option<PathBuf>, name: &str, package: &'static str| {
-        process::find_program(setting.as_deref().unwrap_or(Path::new(name)), package)
+    let find = |setting: &Option<PathBuf>, name: &str, package: &'static str, key: &str| {
+        process::find_program(
+            setting.as_deref().unwrap_or(Path::new(name)),
+            package,
+            &format!("[backends.pct] {key}"),
+        )
     };
     let tools = PctTools {
-        pct: find(&settings.pct, "pct", "pve-container")?,
-        pvesh: find(&settings.pvesh, "pvesh", "pve-manager")?,
-        lxc_info: find(&settings.lxc_info, "lxc-info", "lxc-pve")?,
+        pct: find(&settings.pct, "pct", "pve-container", "pct")?,
+        pvesh: find(&settings.pvesh, "pvesh", "pve-manager", "pvesh")?,
+        lxc_info: find(&settings.lxc_info, "lxc-info", "lxc-pve", "lxc_info")?,
         lxc_path: settings.lxc_path.clone(),
         node: String::new(),
         timeout: Duration::from_secs(settings.timeout_secs.unwrap_or(300)),
@@ -151,14 +165,8 @@ pub fn pct(settings: &PctSettings, root: PathBuf, bind_sources: BindSources) -> 
             .clone()
             .unwrap_or_else(|| "local-lvm".into()),
         rootfs_size_gib: settings.rootfs_size_gib.unwrap_or(4),
-        template_storage: settings
-            .template_storage
-            .clone()
-            .unwrap_or_else(|| "local".into()),
-        template_dir: settings
-            .template_dir
-            .clone()
-            .unwrap_or_else(|| "/var/lib/vz/template/cache".into()),
+        template_storage: settings.template_storage(),
+        template_dir: settings.template_dir(),
         range: settings.vmid_range.unwrap_or_default(),
         net0: settings.net0.clone(),
         policy,
@@ -265,6 +273,9 @@ fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> 
     };
     write().map_err(io_error("cannot write", path))
 }
+
+/// The hostname of runc's default spec.
+const RUNC_DEFAULT_HOSTNAME: &str = "runc";
 
 /// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
 /// hold `_`, `+` and `.`.
@@ -424,6 +435,11 @@ impl Pct {
             Status::Created
         };
         match self.tools.init_pid(record.vmid) {
+            // The init exits as soon as it has reported the process's exit: the container
+            // is stopped from then on, while the CT winds down.
+            Ok(Some(pid)) if record.started && !process::is_running(pid) => {
+                Ok((Status::Stopped, 0))
+            }
             Ok(Some(pid)) => Ok((running, pid)),
             // It stopped between the two questions.
             Ok(None) => Ok((Status::Stopped, 0)),
@@ -587,6 +603,70 @@ impl Pct {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A started container whose init has exited while pct still calls the CT running
+    /// (it is winding down): stopped for `state`, and a `delete` without `--force` stops
+    /// what is left of the CT and destroys it.
+    #[test]
+    fn a_container_whose_init_exited_is_stopped_while_its_ct_winds_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            proxcage_test_support::install_script(
+                &path,
+                &format!(
+                    "#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"{name} $*\" >> {}\n{body}",
+                    calls.display()
+                ),
+            );
+            path
+        };
+        // An init that has exited: a child of ours, reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stopped = dir.path().join("stopped");
+        let pct_body = format!(
+            "case $1 in\n\
+             status) echo 'status: running' ;;\n\
+             stop) touch {stopped} ;;\n\
+             destroy) [ -e {stopped} ] || {{ echo 'unable to destroy CT 100 - container is running' >&2; exit 255; }} ;;\n\
+             esac\n",
+            stopped = stopped.display()
+        );
+        let settings = PctSettings {
+            pct: Some(script("pct", &pct_body)),
+            pvesh: Some(script("pvesh", "")),
+            lxc_info: Some(script("lxc-info", &format!("echo {dead}\n"))),
+            files_dir: Some(dir.path().join("files")),
+            template_dir: Some(dir.path().join("templates")),
+            ..PctSettings::default()
+        };
+        let root = dir.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let backend = pct(&settings, root.clone(), BindSources::default()).unwrap();
+        let id = ContainerId::new("exited").unwrap();
+        let record = serde_json::json!({
+            "vmid": 100, "template": "t.tar.zst", "started": true,
+            "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z",
+        });
+        fs::write(root.join("exited.json"), record.to_string()).unwrap();
+        let state = backend.state(&id).unwrap();
+        assert_eq!((state.status, state.pid), (Status::Stopped, 0));
+        backend
+            .delete(DeleteRequest {
+                id: &id,
+                force: false,
+            })
+            .unwrap();
+        let calls = fs::read_to_string(&calls).unwrap();
+        assert!(
+            calls.contains("pct stop 100\npct destroy 100"),
+            "the CT is stopped, then destroyed: {calls}"
+        );
+        assert!(!root.join("exited.json").exists());
+    }
 
     #[test]
     fn hostnames_are_dns_names() {

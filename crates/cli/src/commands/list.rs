@@ -37,11 +37,12 @@ fn table(rows: &[Listed]) -> String {
     ]
     .map(String::from);
     let mut lines: Vec<[String; 7]> = vec![header];
-    for Listed { state: s, backend } in rows {
+    for row in rows {
+        let (s, backend) = (&row.state, &row.backend);
         lines.push([
             s.id.clone(),
             s.pid.to_string(),
-            s.status.to_string(),
+            row.status().to_string(),
             s.bundle.display().to_string(),
             s.created.clone(),
             s.owner.clone(),
