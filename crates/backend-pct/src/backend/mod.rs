@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State, Status,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, Event, EventsRequest,
+    ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime, State, Status,
+    UpdateRequest,
 };
 use proxcage_lxc_config::init::INIT_PATH;
 use proxcage_lxc_config::oci_spec::runtime::Process;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 mod create;
 mod exec;
 mod lifecycle;
+mod resources;
 
 use crate::alloc::allocate;
 use crate::attach;
@@ -257,6 +259,17 @@ fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> 
 
 /// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
 /// hold `_`, `+` and `.`.
+/// Replaces the CT's `.conf` with `pve` (the caller holds pct's config lock).
+fn write_conf(conf: &Path, pve: &PveConfig) -> Result<()> {
+    let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
+    fs::write(&tmp, pve.render())
+        .and_then(|()| fs::rename(&tmp, conf))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("cannot write", conf, e)
+        })
+}
+
 fn hostname_for(id: &ContainerId) -> String {
     let mut name: String = id
         .as_str()
@@ -382,13 +395,7 @@ impl Pct {
         for entry in raw.entries() {
             pve.push_raw(entry).map_err(input)?;
         }
-        let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
-        fs::write(&tmp, pve.render())
-            .and_then(|()| fs::rename(&tmp, &conf))
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                Error::io("cannot write", &conf, e)
-            })
+        write_conf(&conf, &pve)
     }
 
     fn ct_status(&self, id: &ContainerId, record: &CtRecord) -> Result<(Status, i32)> {
@@ -509,6 +516,26 @@ impl Runtime for Pct {
             "ociVersionMin": "1.0.0",
             "ociVersionMax": proxcage_core::OCI_VERSION,
         }))
+    }
+
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        self.update_ct(req)
+    }
+
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        self.events_ct(req, receiver)
+    }
+
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        Err(self.refuse_checkpoint(req))
+    }
+
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        Err(self.refuse_restore(req))
     }
 }
 
