@@ -4,13 +4,13 @@
 //! event; crun with cgroup_manager = "disabled" refusing what needs a cgroup.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use proxcage_test_support as support;
 use support::pct::{proxcage_for, PctStandin};
-use support::{busybox_bundle, require_root, require_tool, Proxcage};
+use support::{busybox_bundle, cgroup_file, require_root, require_tool, Proxcage};
 
 const SLEEPER: &[&str] = &["sh", "-c", "while :; do sleep 1; done"];
 /// Holds 48 MiB (dd's buffer, filled from /dev/zero) for 6 seconds: dd blocks writing to
@@ -22,29 +22,7 @@ fn pid_of(p: &Proxcage, id: &str) -> i64 {
     state["pid"].as_i64().unwrap()
 }
 
-/// A cgroup file of `pid` (v1 controller directory, or the cgroup2 one); LXC's inner
-/// `ns` cgroup counts as its parent.
-fn cgroup_file(pid: i64, controller: &str, file: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, names, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        let path = path.strip_suffix("/ns").unwrap_or(path).trim_start_matches('/');
-        if names.split(',').any(|n| n == controller) {
-            let mount = std::fs::read_to_string("/proc/self/mounts").unwrap();
-            let point = mount
-                .lines()
-                .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                .find(|f| f[2] == "cgroup" && f[3].split(',').any(|o| o == controller))
-                .map(|f| f[1].to_string())
-                .unwrap();
-            return PathBuf::from(point).join(path).join(file);
-        }
-    }
-    panic!("{pid} has no {controller} cgroup: {text}");
-}
-
-fn read(path: &PathBuf) -> String {
+fn read(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()
@@ -54,12 +32,18 @@ fn read(path: &PathBuf) -> String {
 fn stats(p: &Proxcage, id: &str) -> serde_json::Value {
     let line = p.ok(&["events", "--stats", id]);
     let event: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    assert_eq!((event["type"].as_str(), event["id"].as_str()), (Some("stats"), Some(id)), "{line}");
+    assert_eq!(
+        (event["type"].as_str(), event["id"].as_str()),
+        (Some("stats"), Some(id)),
+        "{line}"
+    );
     event["data"].clone()
 }
 
 fn memory_usage(p: &Proxcage, id: &str) -> u64 {
-    stats(p, id)["memory"]["usage"]["usage"].as_u64().unwrap_or(0)
+    stats(p, id)["memory"]["usage"]["usage"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// `events --stats` follows an allocation of 48 MiB inside the container.
@@ -72,16 +56,25 @@ fn stats_follow_an_allocation(p: &Proxcage, id: &str) {
         if now >= before + (40 << 20) {
             break;
         }
-        assert!(Instant::now() < deadline, "memory usage stayed at {now} (before: {before})");
+        assert!(
+            Instant::now() < deadline,
+            "memory usage stayed at {now} (before: {before})"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let data = stats(p, id);
     assert!(data["pids"]["current"].as_u64().unwrap() >= 3, "{data}");
-    assert!(data["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{data}");
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{data}"
+    );
     // And goes back down when the allocation is freed.
     let deadline = Instant::now() + Duration::from_secs(30);
     while memory_usage(p, id) > before + (20 << 20) {
-        assert!(Instant::now() < deadline, "memory usage did not go back down");
+        assert!(
+            Instant::now() < deadline,
+            "memory usage did not go back down"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -105,10 +98,24 @@ fn an_oom_kill_is_an_event(p: &Proxcage, id: &str) {
         }
     });
     // The stream is running once its first stats event arrives.
-    let first = rx.recv_timeout(Duration::from_secs(20)).expect("no first event");
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no first event");
     assert!(first.contains(r#""type":"stats""#), "{first}");
-    let hog = p.run(&["exec", id, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
-    assert_ne!(hog.status.code(), Some(0), "a 64 MiB dd under 32 MiB was not killed");
+    let hog = p.run(&[
+        "exec",
+        id,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_ne!(
+        hog.status.code(),
+        Some(0),
+        "a 64 MiB dd under 32 MiB was not killed"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     let oom = loop {
@@ -138,11 +145,29 @@ fn runc_update_changes_the_cgroup_and_events_follow_it() {
     run_sleeper(&p, "u1");
     let pid = pid_of(&p, "u1");
     p.ok(&[
-        "update", "--memory", "256m", "--memory-swap", "512m", "--cpu-quota", "50000",
-        "--cpu-period", "100000", "--cpu-share", "512", "--pids-limit", "50", "u1",
+        "update",
+        "--memory",
+        "256m",
+        "--memory-swap",
+        "512m",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--cpu-share",
+        "512",
+        "--pids-limit",
+        "50",
+        "u1",
     ]);
-    assert_eq!(read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")), "268435456");
-    assert_eq!(read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")), "536870912");
+    assert_eq!(
+        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
+        "268435456"
+    );
+    assert_eq!(
+        read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")),
+        "536870912"
+    );
     assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.shares")), "512");
     assert_eq!(read(&cgroup_file(pid, "pids", "pids.max")), "50");
@@ -160,7 +185,10 @@ fn runc_update_changes_the_cgroup_and_events_follow_it() {
         .write_all(br#"{"memory":{"limit":201326592,"swap":201326592},"cpu":{"quota":25000,"period":100000}}"#)
         .unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")), "201326592");
+    assert_eq!(
+        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
+        "201326592"
+    );
     assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "25000");
     assert_eq!(stats(&p, "u1")["memory"]["usage"]["limit"], 201_326_592);
 
@@ -176,12 +204,16 @@ fn crun_without_cgroups_refuses_update_and_events_and_says_why() {
     require_tool("crun", "crun");
     let p = Proxcage::with_default("crun");
     run_sleeper(&p, "u2");
-    for args in [&["update", "--memory", "256m", "u2"][..], &["events", "--stats", "u2"]] {
+    for args in [
+        &["update", "--memory", "256m", "u2"][..],
+        &["events", "--stats", "u2"],
+    ] {
         let out = p.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
-            err.contains("needs the container's cgroup") && err.contains("cgroup_manager = \"disabled\""),
+            err.contains("needs the container's cgroup")
+                && err.contains("cgroup_manager = \"disabled\""),
             "{args:?}: {err}"
         );
     }
@@ -194,31 +226,63 @@ fn pct_update_is_pct_set_live_plus_the_cgroup_and_events_read_the_ct() {
     let standin = PctStandin::new();
     let p = proxcage_for(&standin);
     run_sleeper(&p, "u3");
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(p.root.join("backends/pct/u3.json")).unwrap(),
-    )
-    .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.root.join("backends/pct/u3.json")).unwrap())
+            .unwrap();
     let vmid = record["vmid"].as_u64().unwrap().to_string();
     let pid = pid_of(&p, "u3");
     p.ok(&[
-        "update", "--memory", "256m", "--memory-swap", "384m", "--cpu-quota", "50000",
-        "--cpu-period", "100000", "--cpu-share", "1024", "--pids-limit", "40", "u3",
+        "update",
+        "--memory",
+        "256m",
+        "--memory-swap",
+        "384m",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--cpu-share",
+        "1024",
+        "--pids-limit",
+        "40",
+        "u3",
     ]);
     let config = standin.pct_ok(&["config", &vmid]);
-    for line in ["memory: 256", "swap: 128", "cpulimit: 0.5", "cpuunits: 39", "lxc.cgroup2.pids.max: 40"] {
-        assert!(config.lines().any(|l| l == line), "{line:?} missing in pct config:\n{config}");
+    for line in [
+        "memory: 256",
+        "swap: 128",
+        "cpulimit: 0.5",
+        "cpuunits: 39",
+        "lxc.cgroup2.pids.max: 40",
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "{line:?} missing in pct config:\n{config}"
+        );
     }
     // Applied live, by the stand-in's pct set (memory, cpu) and by proxcage (pids).
-    assert_eq!(read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")), "268435456");
-    assert_eq!(read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")), "402653184");
+    assert_eq!(
+        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
+        "268435456"
+    );
+    assert_eq!(
+        read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")),
+        "402653184"
+    );
     assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&cgroup_file(pid, "pids", "pids.max")), "40");
     assert_eq!(stats(&p, "u3")["pids"]["limit"], 40);
     // What a CT cannot have is refused by name, and nothing changes.
     let out = p.run(&["update", "--memory", "-1", "u3"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("memory limit -1"), "{err}");
-    assert!(standin.pct_ok(&["config", &vmid]).lines().any(|l| l == "memory: 256"));
+    assert!(
+        !out.status.success() && err.contains("memory limit -1"),
+        "{err}"
+    );
+    assert!(standin
+        .pct_ok(&["config", &vmid])
+        .lines()
+        .any(|l| l == "memory: 256"));
 
     stats_follow_an_allocation(&p, "u3");
     p.ok(&["update", "--memory", "32m", "--memory-swap", "32m", "u3"]);
@@ -226,7 +290,10 @@ fn pct_update_is_pct_set_live_plus_the_cgroup_and_events_read_the_ct() {
 
     let out = p.run(&["checkpoint", "--image-path", "/tmp/x", "u3"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("Proxmox CTs are not checkpointed"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("Proxmox CTs are not checkpointed"),
+        "{err}"
+    );
     p.ok(&["delete", "--force", "u3"]);
     standin.assert_nothing_left(&p);
 }
