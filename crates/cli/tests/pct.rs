@@ -1349,3 +1349,18 @@ fn the_keep_list_holds_after_the_drop_list_of_common_conf() {
     standin.pct_ok(&["destroy", vmid]);
     standin.assert_no_ct();
 }
+
+/// podman and containerd name containers with 64 hex digits: the monitor's socket in the
+/// container's files directory is then longer than a socket address may be, and must
+/// still be made.
+#[test]
+fn a_container_with_a_64_character_id_runs() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let id = "f5c3e479506d607da0c8fca732b8f7b4a0c2b7f4aa955ea96b08e914bcb9ee3f";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["run", "-d", "--bundle", bundle.to_str().unwrap(), id]);
+    assert_eq!(p.status(id), "running");
+    p.ok(&["delete", "--force", id]);
+    standin.assert_nothing_left(&p);
+}
