@@ -297,3 +297,41 @@ fn pct_update_is_pct_set_live_plus_the_cgroup_and_events_read_the_ct() {
     p.ok(&["delete", "--force", "u3"]);
     standin.assert_nothing_left(&p);
 }
+
+/// `checkpoint` reaches runc and crun as the caller wrote it: their own answer comes back
+/// (runc needs `criu`; Debian's crun 1.8.1 is built without CRIU support).
+#[test]
+fn checkpoint_is_passed_to_runc_and_crun() {
+    require_root();
+    for backend in ["runc", "crun"] {
+        require_tool(backend, backend);
+        let p = Proxcage::with_default(backend);
+        let id = format!("cp-{backend}");
+        run_sleeper(&p, &id);
+        let images = p.dir.path().join("images");
+        let out = p.run(&[
+            "checkpoint",
+            "--image-path",
+            images.to_str().unwrap(),
+            "--leave-running",
+            &id,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let images = format!(
+            "checkpoint --image-path={} --leave-running {id}",
+            images.display()
+        );
+        match backend {
+            // Where criu is installed the checkpoint is made; else runc says it needs it.
+            "runc" => assert!(
+                out.status.success() || (err.contains(&images) && err.contains("\"criu\"")),
+                "{err}"
+            ),
+            _ => assert!(
+                err.contains(&images) && err.ends_with("unknown command checkpoint\n"),
+                "{err}"
+            ),
+        }
+        p.ok(&["delete", "--force", &id]);
+    }
+}

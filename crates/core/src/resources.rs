@@ -218,13 +218,19 @@ mod tests {
         stats.memory.usage.usage = 4096;
         stats.pids.current = 2;
         let text = serde_json::to_string(&Event::stats(&id, &stats)).unwrap();
-        assert!(text.starts_with(r#"{"type":"stats","id":"c1","data":{"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"type":"stats","id":"c1","data":{"#),
+            "{text}"
+        );
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             back["data"]["memory"]["usage"],
             serde_json::json!({"limit": 0, "usage": 4096, "failcnt": 0})
         );
         assert_eq!(back["data"]["pids"], serde_json::json!({"current": 2}));
-        assert_eq!(back["data"]["cpu"]["usage"], serde_json::json!({"kernel": 0, "user": 0}));
+        assert_eq!(
+            back["data"]["cpu"]["usage"],
+            serde_json::json!({"kernel": 0, "user": 0})
+        );
     }
 }
