@@ -335,3 +335,35 @@ fn checkpoint_is_passed_to_runc_and_crun() {
         p.ok(&["delete", "--force", &id]);
     }
 }
+
+/// What `update` reads from others: a resources file that is not LinuxResources JSON, one
+/// that never ends, a size runc would not read. Refused before any backend is asked.
+#[test]
+fn bad_resources_are_refused_naming_the_input() {
+    require_root();
+    let p = Proxcage::with_default("runc");
+    let bad = p.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"memory":{"limit":"lots"}}"#).unwrap();
+    let out = p.run(&["update", "-r", bad.to_str().unwrap(), "c1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the resources file {} is not LinuxResources JSON: invalid type",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let out = p.run(&["update", "-r", "/dev/zero", "c1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the resources file /dev/zero is larger than 1048576 bytes"),
+        "{err}"
+    );
+    let out = p.run(&["update", "--memory", "12q", "c1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid size \"12q\": unknown unit \"q\""),
+        "{err}"
+    );
+}

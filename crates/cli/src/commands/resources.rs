@@ -27,19 +27,33 @@ pub fn update(args: &Update, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The most a resources document may hold: a LinuxResources of every field is a few KiB.
+const RESOURCES_LIMIT: u64 = 1 << 20;
+
 /// LinuxResources JSON from a file, or from stdin for `-` (containerd's shim).
 fn read_resources(path: &std::path::Path) -> anyhow::Result<LinuxResources> {
-    let mut text = String::new();
-    let what = if path == std::path::Path::new("-") {
-        std::io::stdin().read_to_string(&mut text)?;
-        "the resources on stdin".to_string()
+    let (what, reader): (String, Box<dyn Read>) = if path == std::path::Path::new("-") {
+        ("the resources on stdin".into(), Box::new(std::io::stdin()))
     } else {
-        text = std::fs::read_to_string(path).map_err(|e| {
+        let file = std::fs::File::open(path).map_err(|e| {
             anyhow::anyhow!("cannot read the resources file {}: {e}", path.display())
         })?;
-        format!("the resources file {}", path.display())
+        (
+            format!("the resources file {}", path.display()),
+            Box::new(file),
+        )
     };
-    serde_json::from_str(&text)
+    let mut text = Vec::new();
+    reader
+        .take(RESOURCES_LIMIT + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read {what}: {e}"))?;
+    if text.len() as u64 > RESOURCES_LIMIT {
+        anyhow::bail!(
+            "{what} is larger than {RESOURCES_LIMIT} bytes: not a LinuxResources document"
+        );
+    }
+    serde_json::from_slice(&text)
         .map_err(|e| anyhow::anyhow!("{what} is not LinuxResources JSON: {e}"))
 }
 
