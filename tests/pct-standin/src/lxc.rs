@@ -345,43 +345,6 @@ pub fn remove_all_cgroups(layout: &Layout, vmids: &[u32]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The LXC config of a privileged CT with every generated part, against the golden
-    /// file (the root directory written as `$ROOT`).
-    #[test]
-    fn generated_config_matches_the_golden_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::at(dir.path().to_path_buf(), "pve".into()).unwrap();
-        let raw = "#description\n\
-            arch: amd64\n\
-            cores: 2\n\
-            cpulimit: 1.5\n\
-            cpuunits: 20000\n\
-            entrypoint: /bin/sh /start.sh\n\
-            features: nesting=1\n\
-            hostname: golden\n\
-            memory: 256\n\
-            mp0: /srv/data,mp=/data,ro=1\n\
-            mp1: local-lvm:vm-101-disk-1,mp=/vol,size=1G\n\
-            net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,mtu=1400\n\
-            ostype: unmanaged\n\
-            rootfs: local-lvm:vm-101-disk-0,size=4G\n\
-            swap: 0\n\
-            lxc.init.cmd: /bin/sleep 1000\n\
-            lxc.mount.entry: tmpfs tmp tmpfs size=1m 0 0\n";
-        let conf = Conf::parse(101, raw, Warn::Silent);
-        let text = generate(&layout, 101, &conf, Warn::Silent).unwrap();
-        let text = text.replace(&dir.path().display().to_string(), "$ROOT");
-        let prefix = layout.cgroup_prefix();
-        let text = text.replace(&prefix, "$CGROUP");
-        let golden = include_str!("../golden/privileged-101.config");
-        assert_eq!(text, golden, "generated:\n{text}");
-    }
-}
-
 /// Applies `memory`, `swap`, `cpulimit` and `cpuunits` of `conf` to the running container
 /// `vmid`, as pve-container's `vmconfig_hotplug_pending` does: through the container's
 /// cgroups (v1 files on a host whose memory controller is v1, else cgroup2's).
@@ -453,4 +416,41 @@ pub fn hotplug(layout: &Layout, vmid: u32, conf: &Conf, keys: &[&str]) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The LXC config of a privileged CT with every generated part, against the golden
+    /// file (the root directory written as `$ROOT`).
+    #[test]
+    fn generated_config_matches_the_golden_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path().to_path_buf(), "pve".into()).unwrap();
+        let raw = "#description\n\
+            arch: amd64\n\
+            cores: 2\n\
+            cpulimit: 1.5\n\
+            cpuunits: 20000\n\
+            entrypoint: /bin/sh /start.sh\n\
+            features: nesting=1\n\
+            hostname: golden\n\
+            memory: 256\n\
+            mp0: /srv/data,mp=/data,ro=1\n\
+            mp1: local-lvm:vm-101-disk-1,mp=/vol,size=1G\n\
+            net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,mtu=1400\n\
+            ostype: unmanaged\n\
+            rootfs: local-lvm:vm-101-disk-0,size=4G\n\
+            swap: 0\n\
+            lxc.init.cmd: /bin/sleep 1000\n\
+            lxc.mount.entry: tmpfs tmp tmpfs size=1m 0 0\n";
+        let conf = Conf::parse(101, raw, Warn::Silent);
+        let text = generate(&layout, 101, &conf, Warn::Silent).unwrap();
+        let text = text.replace(&dir.path().display().to_string(), "$ROOT");
+        let prefix = layout.cgroup_prefix();
+        let text = text.replace(&prefix, "$CGROUP");
+        let golden = include_str!("../golden/privileged-101.config");
+        assert_eq!(text, golden, "generated:\n{text}");
+    }
 }
