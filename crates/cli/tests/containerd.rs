@@ -492,10 +492,13 @@ fn task_update(ctd: Containerd, standin: Option<&PctStandin>) {
             row.split_whitespace().nth(1).unwrap().parse().unwrap()
         }
     };
-    let read =
-        |controller, file| fs::read_to_string(support::cgroup_file(pid, controller, file)).unwrap();
-    assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "268435456");
-    assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000");
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+        ],
+    );
     let ran = run(
         ctd.ctr().args(["task", "kill", "-s", "SIGKILL", id]),
         COMMAND_TIMEOUT,

@@ -317,14 +317,14 @@ fn update(pm: Podman) {
     )
     .ok();
     let pid: i64 = ran.stdout.trim().parse().unwrap();
-    let read =
-        |controller, file| fs::read_to_string(support::cgroup_file(pid, controller, file)).unwrap();
-    assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "268435456");
-    assert_eq!(
-        read("memory", "memory.memsw.limit_in_bytes").trim(),
-        "536870912"
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("memory", "memory.memsw.limit_in_bytes", "536870912"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+        ],
     );
-    assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000");
     run(
         pm.podman().args(["rm", "--force", "--time", "0", name]),
         COMMAND_TIMEOUT,

@@ -4,13 +4,12 @@
 //! event; crun with cgroup_manager = "disabled" refusing what needs a cgroup.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use proxcage_test_support as support;
 use support::pct::{proxcage_for, PctStandin};
-use support::{busybox_bundle, cgroup_file, require_root, require_tool, Proxcage};
+use support::{assert_cgroup, busybox_bundle, require_root, require_tool, Proxcage};
 
 const SLEEPER: &[&str] = &["sh", "-c", "while :; do sleep 1; done"];
 /// Holds 48 MiB (dd's buffer, filled from /dev/zero) for 6 seconds: dd blocks writing to
@@ -20,13 +19,6 @@ const HOG: &str = "dd if=/dev/zero bs=48M count=1 | sleep 6";
 fn pid_of(p: &Proxcage, id: &str) -> i64 {
     let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", id])).unwrap();
     state["pid"].as_i64().unwrap()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
 }
 
 fn stats(p: &Proxcage, id: &str) -> serde_json::Value {
@@ -160,17 +152,16 @@ fn runc_update_changes_the_cgroup_and_events_follow_it() {
         "50",
         "u1",
     ]);
-    assert_eq!(
-        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
-        "268435456"
+    assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("memory", "memory.memsw.limit_in_bytes", "536870912"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+            ("cpu", "cpu.shares", "512"),
+            ("pids", "pids.max", "50"),
+        ],
     );
-    assert_eq!(
-        read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")),
-        "536870912"
-    );
-    assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "50000");
-    assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.shares")), "512");
-    assert_eq!(read(&cgroup_file(pid, "pids", "pids.max")), "50");
     // containerd's shim: LinuxResources JSON on stdin.
     let mut child = p
         .cmd()
@@ -185,11 +176,13 @@ fn runc_update_changes_the_cgroup_and_events_follow_it() {
         .write_all(br#"{"memory":{"limit":201326592,"swap":201326592},"cpu":{"quota":25000,"period":100000}}"#)
         .unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(
-        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
-        "201326592"
+    assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "201326592"),
+            ("cpu", "cpu.cfs_quota_us", "25000"),
+        ],
     );
-    assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "25000");
     assert_eq!(stats(&p, "u1")["memory"]["usage"]["limit"], 201_326_592);
 
     stats_follow_an_allocation(&p, "u1");
@@ -261,16 +254,15 @@ fn pct_update_is_pct_set_live_plus_the_cgroup_and_events_read_the_ct() {
         );
     }
     // Applied live, by the stand-in's pct set (memory, cpu) and by proxcage (pids).
-    assert_eq!(
-        read(&cgroup_file(pid, "memory", "memory.limit_in_bytes")),
-        "268435456"
+    assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("memory", "memory.memsw.limit_in_bytes", "402653184"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+            ("pids", "pids.max", "40"),
+        ],
     );
-    assert_eq!(
-        read(&cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes")),
-        "402653184"
-    );
-    assert_eq!(read(&cgroup_file(pid, "cpu", "cpu.cfs_quota_us")), "50000");
-    assert_eq!(read(&cgroup_file(pid, "pids", "pids.max")), "40");
     assert_eq!(stats(&p, "u3")["pids"]["limit"], 40);
     // What a CT cannot have is refused by name, and nothing changes.
     let out = p.run(&["update", "--memory", "-1", "u3"]);

@@ -405,3 +405,24 @@ pub fn cgroup_file(pid: i64, controller: &str, file: &str) -> PathBuf {
     }
     panic!("{pid} has no {controller} cgroup: {text}");
 }
+
+/// The trimmed content of `pid`'s cgroup file (see [`cgroup_file`]).
+pub fn cgroup_value(pid: i64, controller: &str, file: &str) -> String {
+    let path = cgroup_file(pid, controller, file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// Asserts `pid`'s cgroup files hold the values: `(controller, file, value)`.
+#[track_caller]
+pub fn assert_cgroup(pid: i64, want: &[(&str, &str, &str)]) {
+    for (controller, file, value) in want {
+        assert_eq!(
+            cgroup_value(pid, controller, file),
+            *value,
+            "{controller} {file} of {pid}"
+        );
+    }
+}

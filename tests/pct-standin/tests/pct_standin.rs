@@ -936,16 +936,15 @@ fn set_hotplugs_resources_into_a_running_ct_and_queues_the_rest() {
     let conf = fs::read_to_string(pct.conf_path(id.parse().unwrap())).unwrap();
     assert!(conf.contains("\n[pve:pending]\ncores: 2\n"), "{conf}");
     let pid = pct.lxc_pid(id.parse().unwrap()).unwrap();
-    let read = |controller, file| {
-        fs::read_to_string(support::cgroup_file(pid, controller, file))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    assert_eq!(read("memory", "memory.limit_in_bytes"), "134217728");
-    assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), "201326592");
-    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(read("cpu", "cpu.shares"), "200");
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "134217728"),
+            ("memory", "memory.memsw.limit_in_bytes", "201326592"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+            ("cpu", "cpu.shares", "200"),
+        ],
+    );
     pct.pct_ok(&["stop", &id]);
     pct.pct_ok(&["start", &id]);
     let conf = fs::read_to_string(pct.conf_path(id.parse().unwrap())).unwrap();

@@ -259,17 +259,6 @@ fn write_owned(path: &Path, bytes: &[u8], (uid, gid): (u32, u32)) -> Result<()> 
 
 /// A DNS name for the CT from the container id: pct's hostname is a DNS name, ids may
 /// hold `_`, `+` and `.`.
-/// Replaces the CT's `.conf` with `pve` (the caller holds pct's config lock).
-fn write_conf(conf: &Path, pve: &PveConfig) -> Result<()> {
-    let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
-    fs::write(&tmp, pve.render())
-        .and_then(|()| fs::rename(&tmp, conf))
-        .map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io("cannot write", conf, e)
-        })
-}
-
 fn hostname_for(id: &ContainerId) -> String {
     let mut name: String = id
         .as_str()
@@ -387,15 +376,28 @@ impl Pct {
         if raw.entries().is_empty() {
             return Ok(());
         }
+        self.edit_conf(vmid, |pve| {
+            raw.entries()
+                .iter()
+                .try_for_each(|entry| pve.push_raw(entry).map_err(input))
+        })
+    }
+
+    /// Changes the CT's `.conf` under pct's config lock.
+    fn edit_conf(&self, vmid: Vmid, edit: impl FnOnce(&mut PveConfig) -> Result<()>) -> Result<()> {
         let lock = self.lock_dir.join(format!("pve-config-{vmid}.lock"));
         let _held = Self::flock(&lock, Duration::from_secs(10))?;
         let conf = self.pve_dir.join("lxc").join(format!("{vmid}.conf"));
         let text = fs::read_to_string(&conf).map_err(io_error("cannot read", &conf))?;
         let mut pve = PveConfig::parse(&text).map_err(input)?;
-        for entry in raw.entries() {
-            pve.push_raw(entry).map_err(input)?;
-        }
-        write_conf(&conf, &pve)
+        edit(&mut pve)?;
+        let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
+        fs::write(&tmp, pve.render())
+            .and_then(|()| fs::rename(&tmp, &conf))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                Error::io("cannot write", &conf, e)
+            })
     }
 
     fn ct_status(&self, id: &ContainerId, record: &CtRecord) -> Result<(Status, i32)> {

@@ -8,17 +8,15 @@
 //! cannot have (unlimited memory or swap, realtime CPU time, a CFS period other than
 //! Proxmox's) is refused, naming it, before anything changes.
 
-use std::time::Duration;
-
 use proxcage_core::{
     CheckpointRequest, ContainerId, Error, Event, EventsRequest, Flow, RestoreRequest, Result,
     Status, UpdateRequest,
 };
-use proxcage_lxc_config::oci_spec::runtime::LinuxResources;
-use proxcage_lxc_config::{Entry, PveConfig};
+use proxcage_lxc_config::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
+use proxcage_lxc_config::Entry;
 use proxcage_process::cgroup::{self, Cgroups};
 
-use super::{input, io_error, Pct};
+use super::{input, Pct};
 
 const MIB: i64 = 1 << 20;
 /// Proxmox writes `cpulimit` as `cpu.max = <cpulimit * 100000> 100000`.
@@ -40,6 +38,12 @@ pub(super) struct UpdatePlan {
     pub cgroup: Vec<CgroupWrite>,
 }
 
+impl UpdatePlan {
+    fn option(&mut self, key: &str, value: impl ToString) {
+        self.pct_options.push((key.into(), value.to_string()));
+    }
+}
+
 fn refuse(what: &str, why: &str) -> String {
     format!("{what}: {why}")
 }
@@ -51,102 +55,11 @@ pub(super) fn plan(
     memory_mib: i64,
 ) -> std::result::Result<UpdatePlan, String> {
     let mut plan = UpdatePlan::default();
-    let mut option = |k: &str, v: String| plan.pct_options.push((k.into(), v));
     if let Some(m) = resources.memory() {
-        let limit = match m.limit() {
-            Some(l) if l < 0 => {
-                return Err(refuse(
-                    "memory limit -1 (unlimited)",
-                    "a Proxmox CT always has a memory size; give one in bytes",
-                ))
-            }
-            Some(l) if l > 0 && l / MIB < 16 => {
-                return Err(refuse(
-                    &format!("memory limit {l}"),
-                    "Proxmox's minimum is 16 MiB",
-                ))
-            }
-            Some(l) if l > 0 => {
-                option("memory", (l / MIB).to_string());
-                l / MIB
-            }
-            _ => memory_mib,
-        };
-        match m.swap() {
-            Some(s) if s < 0 => {
-                return Err(refuse(
-                    "memory+swap -1 (unlimited swap)",
-                    "a Proxmox CT's swap has a size (pct set --swap); give memory+swap in bytes",
-                ))
-            }
-            Some(s) if s > 0 && s / MIB < limit => {
-                return Err(refuse(
-                    &format!("memory+swap {s}"),
-                    &format!("less than the memory limit ({limit} MiB)"),
-                ))
-            }
-            Some(s) if s > 0 => option("swap", (s / MIB - limit).to_string()),
-            _ => {}
-        }
-        if let Some(r) = m.reservation().filter(|r| *r != 0) {
-            let v = if r < 0 {
-                "max".to_string()
-            } else {
-                r.to_string()
-            };
-            let v1 = if r < 0 {
-                "-1".to_string()
-            } else {
-                r.to_string()
-            };
-            plan.cgroup.push(CgroupWrite {
-                controller: "memory",
-                v1: ("memory.soft_limit_in_bytes", v1),
-                v2: ("memory.low", v),
-            });
-        }
+        plan_memory(m, memory_mib, &mut plan)?;
     }
     if let Some(c) = resources.cpu() {
-        if c.realtime_runtime().is_some_and(|v| v != 0)
-            || c.realtime_period().is_some_and(|v| v != 0)
-        {
-            return Err(refuse(
-                "cpu realtime runtime/period",
-                "Proxmox CTs get no realtime CPU time",
-            ));
-        }
-        match (c.quota(), c.period()) {
-            (Some(q), period) if q != 0 => {
-                let period = period.filter(|p| *p != 0).unwrap_or(PVE_CPU_PERIOD);
-                let limit = if q < 0 { 0.0 } else { q as f64 / period as f64 };
-                if limit > 8192.0 {
-                    return Err(refuse(
-                        &format!("cpu quota {q} per period {period}"),
-                        "more than Proxmox's cpulimit maximum of 8192 CPUs",
-                    ));
-                }
-                option("cpulimit", format_cpulimit(limit));
-            }
-            (_, Some(p)) if p != 0 && p != PVE_CPU_PERIOD => {
-                return Err(refuse(
-                    &format!("cpu period {p} without a quota"),
-                    "Proxmox's CPU limit has a fixed period of 100000us; give --cpu-quota with it",
-                ));
-            }
-            _ => {}
-        }
-        if let Some(shares) = c.shares().filter(|s| *s != 0) {
-            option("cpuunits", shares_to_weight(shares).to_string());
-        }
-        for (value, file) in [(c.cpus(), "cpuset.cpus"), (c.mems(), "cpuset.mems")] {
-            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                plan.cgroup.push(CgroupWrite {
-                    controller: "cpuset",
-                    v1: (file, v.into()),
-                    v2: (file, v.into()),
-                });
-            }
-        }
+        plan_cpu(c, &mut plan)?;
     }
     if let Some(p) = resources.pids().map(|p| p.limit()).filter(|l| *l != 0) {
         let v = if p < 0 {
@@ -160,12 +73,8 @@ pub(super) fn plan(
             v2: ("pids.max", v),
         });
     }
-    if let Some(w) = resources
-        .block_io()
-        .as_ref()
-        .and_then(|b| b.weight())
-        .filter(|w| *w != 0)
-    {
+    let weight = resources.block_io().as_ref().and_then(|b| b.weight());
+    if let Some(w) = weight.filter(|w| *w != 0) {
         if !(10..=1000).contains(&w) {
             return Err(refuse(
                 &format!("blkio weight {w}"),
@@ -180,9 +89,111 @@ pub(super) fn plan(
         });
     }
     if resources.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err(refuse("unified cgroup2 keys", "Proxmox has no such option, and proxcage writes only the resources runc's update names"));
+        return Err(refuse(
+            "unified cgroup2 keys",
+            "Proxmox has no such option, and proxcage writes only the resources runc's update names",
+        ));
     }
     Ok(plan)
+}
+
+/// Memory and swap become `memory` and `swap` (MiB); the reservation goes to the cgroup.
+fn plan_memory(
+    m: &LinuxMemory,
+    memory_mib: i64,
+    plan: &mut UpdatePlan,
+) -> std::result::Result<(), String> {
+    let limit = match m.limit() {
+        Some(l) if l < 0 => {
+            return Err(refuse(
+                "memory limit -1 (unlimited)",
+                "a Proxmox CT always has a memory size; give one in bytes",
+            ))
+        }
+        Some(l) if l > 0 && l / MIB < 16 => {
+            return Err(refuse(
+                &format!("memory limit {l}"),
+                "Proxmox's minimum is 16 MiB",
+            ))
+        }
+        Some(l) if l > 0 => {
+            plan.option("memory", l / MIB);
+            l / MIB
+        }
+        _ => memory_mib,
+    };
+    match m.swap() {
+        Some(s) if s < 0 => {
+            return Err(refuse(
+                "memory+swap -1 (unlimited swap)",
+                "a Proxmox CT's swap has a size (pct set --swap); give memory+swap in bytes",
+            ))
+        }
+        Some(s) if s > 0 && s / MIB < limit => {
+            return Err(refuse(
+                &format!("memory+swap {s}"),
+                &format!("less than the memory limit ({limit} MiB)"),
+            ))
+        }
+        Some(s) if s > 0 => plan.option("swap", s / MIB - limit),
+        _ => {}
+    }
+    if let Some(r) = m.reservation().filter(|r| *r != 0) {
+        let (v1, v2) = if r < 0 {
+            ("-1".to_string(), "max".to_string())
+        } else {
+            (r.to_string(), r.to_string())
+        };
+        plan.cgroup.push(CgroupWrite {
+            controller: "memory",
+            v1: ("memory.soft_limit_in_bytes", v1),
+            v2: ("memory.low", v2),
+        });
+    }
+    Ok(())
+}
+
+/// Quota and period become `cpulimit`, shares `cpuunits`; the cpusets go to the cgroup.
+fn plan_cpu(c: &LinuxCpu, plan: &mut UpdatePlan) -> std::result::Result<(), String> {
+    if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
+        return Err(refuse(
+            "cpu realtime runtime/period",
+            "Proxmox CTs get no realtime CPU time",
+        ));
+    }
+    match (c.quota(), c.period()) {
+        (Some(q), period) if q != 0 => {
+            let period = period.filter(|p| *p != 0).unwrap_or(PVE_CPU_PERIOD);
+            let limit = if q < 0 { 0.0 } else { q as f64 / period as f64 };
+            if limit > 8192.0 {
+                return Err(refuse(
+                    &format!("cpu quota {q} per period {period}"),
+                    "more than Proxmox's cpulimit maximum of 8192 CPUs",
+                ));
+            }
+            plan.option("cpulimit", format_cpulimit(limit));
+        }
+        (_, Some(p)) if p != 0 && p != PVE_CPU_PERIOD => {
+            return Err(refuse(
+                &format!("cpu period {p} without a quota"),
+                "Proxmox's CPU limit has a fixed period of 100000us; give --cpu-quota with it",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(shares) = c.shares().filter(|s| *s != 0) {
+        plan.option("cpuunits", shares_to_weight(shares));
+    }
+    for (value, file) in [(c.cpus(), "cpuset.cpus"), (c.mems(), "cpuset.mems")] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            plan.cgroup.push(CgroupWrite {
+                controller: "cpuset",
+                v1: (file, v.into()),
+                v2: (file, v.into()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// runc's conversion of cgroup v1 shares to a cgroup2 weight, which is what Proxmox's
@@ -258,20 +269,16 @@ impl Pct {
         }
     }
 
-    /// Sets raw keys in the CT's `.conf` under pct's config lock, replacing earlier ones.
+    /// Sets raw keys in the CT's `.conf`, replacing earlier ones.
     fn record_raw_keys(&self, vmid: crate::vmid::Vmid, entries: &[Entry]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let lock = self.lock_dir.join(format!("pve-config-{vmid}.lock"));
-        let _held = Self::flock(&lock, Duration::from_secs(10))?;
-        let conf = self.pve_dir.join("lxc").join(format!("{vmid}.conf"));
-        let text = std::fs::read_to_string(&conf).map_err(io_error("cannot read", &conf))?;
-        let mut pve = PveConfig::parse(&text).map_err(input)?;
-        for entry in entries {
-            pve.set_raw(entry).map_err(input)?;
-        }
-        super::write_conf(&conf, &pve)
+        self.edit_conf(vmid, |pve| {
+            entries
+                .iter()
+                .try_for_each(|entry| pve.set_raw(entry).map_err(input))
+        })
     }
 
     /// The CT's cgroups (LXC's inner `ns` cgroup left out), read each time from its init.
