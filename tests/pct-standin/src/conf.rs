@@ -119,6 +119,11 @@ impl Conf {
         (pending, rest)
     }
 
+    /// The keys of `[pve:pending]`.
+    pub fn pending(&self) -> BTreeMap<String, String> {
+        self.split_pending().0
+    }
+
     /// Puts `key` into `[pve:pending]`: what `pct set` cannot apply to a running CT.
     pub fn set_pending(&mut self, key: &str, value: &str) {
         let (mut pending, rest) = self.split_pending();

@@ -694,7 +694,7 @@ fn list(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 }
 
 fn config(layout: &Layout, args: &[String]) -> Result<(), Failure> {
-    let (vmid, _) = simple(
+    let (vmid, p) = simple(
         args,
         "pct config <vmid> [OPTIONS]",
         &[
@@ -705,6 +705,10 @@ fn config(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     )?;
     let conf = conf::load(layout, vmid, Warn::Stderr)?;
     let mut keys = conf.keys.clone();
+    // Pending values are shown as the config unless --current asks for the running one.
+    if p.opts.get("current").map(String::as_str) != Some("1") {
+        keys.extend(conf.pending());
+    }
     if !conf.description.is_empty() {
         keys.insert("description".into(), conf::encode_text(&conf.description));
     }

@@ -920,18 +920,24 @@ fn set_hotplugs_resources_into_a_running_ct_and_queues_the_rest() {
         "--cores",
         "2",
     ]);
-    let config = pct.pct_ok(&["config", &id]);
-    for line in [
-        "memory: 128",
-        "swap: 64",
-        "cpulimit: 0.5",
-        "cpuunits: 200",
-        "cores: 1",
+    // pct config shows the pending value; --current the one the CT runs with.
+    for (args, cores) in [
+        (&["config", &id][..], "cores: 2"),
+        (&["config", &id, "--current", "1"], "cores: 1"),
     ] {
-        assert!(
-            config.lines().any(|l| l == line),
-            "{line:?} not in\n{config}"
-        );
+        let config = pct.pct_ok(args);
+        for line in [
+            "memory: 128",
+            "swap: 64",
+            "cpulimit: 0.5",
+            "cpuunits: 200",
+            cores,
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line:?} not in\n{config}"
+            );
+        }
     }
     let conf = fs::read_to_string(pct.conf_path(id.parse().unwrap())).unwrap();
     assert!(conf.contains("\n[pve:pending]\ncores: 2\n"), "{conf}");
