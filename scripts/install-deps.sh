@@ -15,6 +15,7 @@ packages=(
     umoci skopeo tar        # OCI images for the containerd and podman tests
     zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
+    golang-go golang-github-containerd-containerd-dev  # tests/containerd-update (the task Update ctr lacks)
     procps util-linux iproute2
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh

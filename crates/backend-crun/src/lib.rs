@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State, Status,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, Event, EventsRequest,
+    ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime, State, Status,
+    UpdateRequest,
 };
 use proxcage_delegate::{in_runc_words, with_hint, CallerFlags, Delegate, DEFAULT_TIMEOUT};
 use proxcage_process as process;
+use proxcage_process::cgroup::{self, Cgroups};
 use serde::Deserialize;
 
 /// The backend's name in routes, records and the config file.
@@ -287,6 +289,43 @@ impl Runtime for Crun {
     }
     fn features(&self) -> Result<serde_json::Value> {
         self.delegate.features().or_else(|_| self.own_features())
+    }
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        if !self.cgroups {
+            return Err(self.no_cgroup(&req.id, "update"));
+        }
+        self.delegate.update(req)
+    }
+    /// crun 1.8.1 has no `events` command: the stats are read from the container's
+    /// cgroups, as runc reads them.
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        if !self.cgroups {
+            return Err(self.no_cgroup(&req.id, "events"));
+        }
+        let mut find = || -> Result<Option<Cgroups>> {
+            let state = self.delegate.state(&req.id)?;
+            if state.status == Status::Stopped || state.pid <= 0 {
+                return Ok(None);
+            }
+            Cgroups::of_pid(state.pid).map(Some).map_err(|e| {
+                Error::io(
+                    "cannot read the cgroups of",
+                    format!("/proc/{}/cgroup", state.pid),
+                    e,
+                )
+            })
+        };
+        cgroup::watch(req, &mut find, receiver)
+    }
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        self.delegate.checkpoint(req)
+    }
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        self.delegate.restore(req)
     }
 }
 

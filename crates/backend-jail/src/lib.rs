@@ -11,7 +11,7 @@
 //!   refused (ocijail makes jails as root). A command that exits 0 succeeded, whatever
 //!   ocijail logged (an ignored `org.freebsd.jail.allow.*` annotation is such a line).
 //! - What ocijail lacks is refused with an error that names the backend ([`JailError`]):
-//!   `pause`, `resume`, `ps`, a `run` in the foreground (`run --detach` is `create` then
+//!   `pause`, `resume`, `ps`, `update`, `events`, `checkpoint`, `restore`, a `run` in the foreground (`run --detach` is `create` then
 //!   `start`), `exec` without `--process`, and the flags of `create` and `exec` that it
 //!   has not. `--no-pivot` and `--no-new-keyring` need nothing: a jail has neither a
 //!   pivot_root nor a keyring.
@@ -42,8 +42,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, Event, EventsRequest,
+    ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime, State,
+    UpdateRequest,
 };
 use proxcage_delegate::{CallerFlags, Delegate, DEFAULT_TIMEOUT};
 use proxcage_process as process;
@@ -206,6 +207,26 @@ impl Runtime for Jail {
 
     fn features(&self) -> Result<serde_json::Value> {
         self.delegate.features()
+    }
+
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        Err(refuse::resources(&req.id, "update"))
+    }
+
+    fn events(
+        &self,
+        req: &EventsRequest,
+        _receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        Err(refuse::resources(&req.id, "events"))
+    }
+
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        Err(refuse::checkpoint(&req.id, "checkpoint"))
+    }
+
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        Err(refuse::checkpoint(&req.id, "restore"))
     }
 }
 

@@ -126,3 +126,23 @@ pub(crate) fn freeze(id: &ContainerId, what: &'static str) -> Error {
         "stop the container with kill instead",
     )
 }
+
+/// `update` and `events`: what runc reads and writes in cgroups, which FreeBSD has not.
+pub(crate) fn resources(id: &ContainerId, what: &'static str) -> Error {
+    lacks(
+        id,
+        what,
+        "has no update or events command (FreeBSD has no cgroups)",
+        "limit and watch the jail with rctl(8) on the host (rctl -a jail:<jid>:memoryuse:deny=256m, rctl -u jail:<jid>)",
+    )
+}
+
+/// `checkpoint` and `restore`.
+pub(crate) fn checkpoint(id: &ContainerId, what: &'static str) -> Error {
+    lacks(
+        id,
+        what,
+        "has no checkpoint or restore command (FreeBSD has no CRIU)",
+        "route a container that must be checkpointed to the runc backend on a Linux host",
+    )
+}

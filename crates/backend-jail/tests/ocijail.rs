@@ -266,11 +266,34 @@ fn what_ocijail_lacks_is_refused_naming_the_backend_before_ocijail_is_asked() {
         keep: false,
         no_subreaper: false,
     };
+    let update = proxcage_core::UpdateRequest::new(c.clone(), Default::default());
+    let events = proxcage_core::EventsRequest {
+        id: c.clone(),
+        interval: std::time::Duration::from_secs(5),
+        stats_only: true,
+    };
+    let checkpoint = proxcage_core::CheckpointRequest {
+        id: c.clone(),
+        criu_args: Vec::new(),
+    };
     let refusals = [
         (
             "pause",
             backend.pause(&c).unwrap_err(),
             "has no pause or resume command",
+        ),
+        ("update", backend.update(&update).unwrap_err(), "rctl(8)"),
+        (
+            "events",
+            backend
+                .events(&events, &mut |_| Ok(proxcage_core::Flow::Continue))
+                .unwrap_err(),
+            "has no update or events command",
+        ),
+        (
+            "checkpoint",
+            backend.checkpoint(&checkpoint).unwrap_err(),
+            "has no checkpoint or restore command",
         ),
         (
             "resume",

@@ -90,11 +90,22 @@ fn own(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
 }
 
 /// A unix socket of `kind` listening at `path` (replacing whatever was there), which only
-/// `owner` may connect to.
+/// `owner` may connect to. It is bound through `/proc/self/fd/<its directory>/`: a socket
+/// address holds at most 107 bytes, and the files directory of a container with a
+/// 64-character id (podman's, containerd's) under a long files root is longer.
 pub(crate) fn listen_at(path: &Path, kind: SockType, owner: (u32, u32)) -> io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::other(format!(
+            "{} is no socket path",
+            path.display()
+        )));
+    };
+    let dir = File::open(dir)?;
+    let mut short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    short.push(name);
     let listener = socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None)?;
-    bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
+    bind(listener.as_raw_fd(), &UnixAddr::new(&short)?)?;
     let ready = || -> io::Result<()> {
         listen(&listener, Backlog::new(1)?)?;
         own(path, owner)

@@ -174,6 +174,17 @@ impl PctTools {
             .map(drop)
     }
 
+    /// `pct set <vmid> --opt value ...`: on a running CT, `memory`, `swap`, `cpulimit` and
+    /// `cpuunits` apply at once (hotplug).
+    pub fn set(&self, vmid: Vmid, options: &[(String, String)]) -> CallResult<()> {
+        let mut args: Vec<OsString> = vec!["set".into(), vmid.to_string().into()];
+        for (k, v) in options {
+            args.push(format!("--{k}").into());
+            args.push(v.into());
+        }
+        self.run(&self.pct, args, Some(vmid)).map(drop)
+    }
+
     pub fn status(&self, vmid: Vmid) -> CallResult<CtStatus> {
         let out = self.pct(&["status", &vmid.to_string()], Some(vmid))?;
         parse::status(&out).map_err(|e| self.unreadable("pct status", e))

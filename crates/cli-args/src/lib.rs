@@ -108,6 +108,14 @@ pub enum Command {
     Resume(Id),
     /// Print what this runtime supports, as runtime-spec features JSON
     Features,
+    /// Change a running container's resources (flags, or LinuxResources JSON with -r)
+    Update(Box<Update>),
+    /// Print a container's stats (--stats), or stream stats and OOM events as JSON lines
+    Events(Events),
+    /// Checkpoint a running container with CRIU (runc and crun backends)
+    Checkpoint(Box<Checkpoint>),
+    /// Restore a container from a checkpoint (runc and crun backends)
+    Restore(Box<Restore>),
     /// Write a default config.json into a bundle
     Spec(Spec),
     /// Build OCI bundles from images, rootfs directories and tarballs
@@ -384,4 +392,225 @@ pub struct Spec {
     /// A spec for a rootless container
     #[arg(long)]
     pub rootless: bool,
+}
+
+/// A memory size as runc reads it: bytes, or a number with a binary suffix (`512m`,
+/// `1.5G`, `64KiB`); `-1` is unlimited.
+pub fn memory_size(text: &str) -> Result<i64, String> {
+    if text.trim() == "-1" {
+        return Ok(-1);
+    }
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let number: f64 = number.parse().map_err(|_| {
+        format!("invalid size {text:?}: expected bytes or a number with k, m, g, t or p")
+    })?;
+    let shift = match suffix.trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(format!("invalid size {text:?}: unknown unit {suffix:?}")),
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    if !(0.0..=i64::MAX as f64).contains(&bytes) {
+        return Err(format!("invalid size {text:?}: out of range"));
+    }
+    Ok(bytes as i64)
+}
+
+/// A duration as Go writes it (runc's `--interval`): `5s`, `500ms`, `1m30s`, `1.5h`.
+pub fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {text:?}: expected e.g. 5s, 500ms or 1m30s");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0.0f64;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    if total <= 0.0 || total > 1e9 {
+        return Err(format!("invalid duration {text:?}: must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[derive(Debug, Args)]
+pub struct Update {
+    /// File with the LinuxResources JSON to apply, or - for stdin; all other flags are
+    /// then ignored
+    #[arg(short, long, value_name = "FILE|-")]
+    pub resources: Option<PathBuf>,
+    /// Block IO weight, 10 to 1000
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period in microseconds
+    #[arg(long, value_name = "USECS")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1: no limit)
+    #[arg(long, value_name = "USECS", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_share: Option<u64>,
+    /// Realtime period in microseconds
+    #[arg(long, value_name = "USECS")]
+    pub cpu_rt_period: Option<u64>,
+    /// Realtime runtime in microseconds per period
+    #[arg(long, value_name = "USECS", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may use (0-3, 0,1)
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use
+    #[arg(long, value_name = "NODES")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit: bytes or 512m, 2g ...
+    #[arg(long, value_name = "SIZE", value_parser = memory_size, allow_hyphen_values = true)]
+    pub memory: Option<i64>,
+    /// Memory soft limit
+    #[arg(long, value_name = "SIZE", value_parser = memory_size, allow_hyphen_values = true)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit; -1: unlimited swap
+    #[arg(long, value_name = "SIZE", value_parser = memory_size, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// Kernel memory limit (deprecated; cgroup v1 only)
+    #[arg(long, value_name = "SIZE", value_parser = memory_size, allow_hyphen_values = true)]
+    pub kernel_memory: Option<i64>,
+    /// Kernel TCP buffer memory limit (deprecated; cgroup v1 only)
+    #[arg(long, value_name = "SIZE", value_parser = memory_size, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<i64>,
+    /// Maximum number of processes (0: unchanged, -1: no limit)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT/CAT L3 cache schema
+    #[arg(long, value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema
+    #[arg(long, value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Events {
+    /// Time between stats events (Go duration: 5s, 500ms, 1m)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = go_duration)]
+    pub interval: std::time::Duration,
+    /// Print the container's stats once, then exit
+    #[arg(long)]
+    pub stats: bool,
+    pub id: String,
+}
+
+/// The CRIU options `checkpoint` and `restore` share.
+#[derive(Debug, Args)]
+pub struct Criu {
+    /// Directory of the CRIU image files
+    #[arg(long, value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and logs
+    #[arg(long, value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Use userfaultfd to load memory pages lazily
+    #[arg(long)]
+    pub lazy_pages: bool,
+    /// cgroups mode: soft, full or strict
+    #[arg(long, value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create this namespace, but do not restore its properties
+    #[arg(long, value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images
+    #[arg(long)]
+    pub auto_dedup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: Criu,
+    /// Directory of the images of a previous pre-dump
+    #[arg(long, value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// CRIU writes \0 to this fd once lazy pages are ready
+    #[arg(long, value_name = "FD", allow_hyphen_values = true)]
+    pub status_fd: Option<i32>,
+    /// ADDRESS:PORT of a CRIU page server
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub page_server: Option<String>,
+    /// Dump the memory only and leave the container running
+    #[arg(long)]
+    pub pre_dump: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Restore {
+    #[command(flatten)]
+    pub criu: Criu,
+    /// Bundle directory (holds config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the container is restored
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the container's init pid here
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not make the runtime a child subreaper
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Do not use pivot_root to jail the process
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// LSM profile for the restored process, TYPE:NAME
+    #[arg(long, value_name = "TYPE:NAME")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context for the restore
+    #[arg(long, value_name = "CONTEXT")]
+    pub lsm_mount_context: Option<String>,
+    pub id: String,
 }

@@ -416,6 +416,102 @@ fn detached_exec_kill_delete(ctd: Containerd, signal: Signal, standin: Option<&P
     ctd.assert_nothing_left();
 }
 
+/// tests/containerd-update (the task service's Update, which `ctr` 1.6 has no command
+/// for), built once from Debian's Go packages.
+fn containerd_update_tool() -> &'static Path {
+    static TOOL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TOOL.get_or_init(|| {
+        let go = support::require_tool("go", "golang-go");
+        let gopath = Path::new("/usr/share/gocode");
+        assert!(
+            gopath.join("src/github.com/containerd/containerd/client.go").exists(),
+            "the containerd client's Go source is missing: install the Debian package golang-github-containerd-containerd-dev"
+        );
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/containerd-update");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("containerd-update");
+        let ran = run(
+            Command::new(go)
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(".")
+                .current_dir(&src)
+                .env("GO111MODULE", "off")
+                .env("GOPATH", gopath)
+                .env("GOCACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("gocache")),
+            Duration::from_secs(600),
+        );
+        assert_eq!(ran.code, 0, "go build of tests/containerd-update\n{ran}");
+        out
+    })
+}
+
+/// The task service's Update (what CRI's UpdateContainerResources calls) on a running
+/// task: the shim hands the resources to the runtime's `update --resources -`, and the
+/// container's cgroup has the new limits. With `standin`, `pct config` shows them too.
+fn task_update(ctd: Containerd, standin: Option<&PctStandin>) {
+    let tool = containerd_update_tool();
+    let id = "updated";
+    let ran = run(
+        &mut ctd.ctr_run(&["-d"], id, &["sleep", "1000"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr run -d\n{}", ctd.explain(&ran));
+    let ran = run(
+        Command::new(tool)
+            .arg(&ctd.socket)
+            .arg(&ctd.namespace)
+            .args([id, "268435456", "50000", "100000"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "task Update\n{}", ctd.explain(&ran));
+    let pid = match standin {
+        Some(standin) => {
+            let cts = standin.pct_ok(&["list"]);
+            let vmid = cts
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no CT in pct list:\n{cts}"));
+            let config = standin.pct_ok(&["config", vmid]);
+            for line in ["memory: 256", "cpulimit: 0.5"] {
+                assert!(
+                    config.lines().any(|l| l == line),
+                    "{line:?} not in\n{config}"
+                );
+            }
+            standin.lxc_pid(vmid.parse().unwrap()).unwrap()
+        }
+        None => {
+            let ran = run(ctd.ctr().args(["task", "ls"]), COMMAND_TIMEOUT).ok();
+            let row = ran
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(id))
+                .unwrap()
+                .to_string();
+            row.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+    };
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+        ],
+    );
+    let ran = run(
+        ctd.ctr().args(["task", "kill", "-s", "SIGKILL", id]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "ctr task kill\n{}", ctd.explain(&ran));
+    assert!(wait_until(Duration::from_secs(10), || {
+        ctd.task_status(id).as_deref() == Some("STOPPED")
+    }));
+    run(ctd.ctr().args(["task", "delete", id]), COMMAND_TIMEOUT).ok();
+    run(ctd.ctr().args(["container", "rm", id]), COMMAND_TIMEOUT).ok();
+    ctd.assert_nothing_left();
+}
+
 /// `ctr run -t` from a terminal: the container's stdio is a terminal of its own.
 fn tty(ctd: Containerd) {
     let script = "tty; test -t 0 && echo stdin-is-a-tty; exit 4";
@@ -522,6 +618,23 @@ fn containerd_detached_exec_kill_delete_with_pct() {
         Signal::SIGTERM,
         Some(&standin),
     );
+    standin.assert_no_ct();
+}
+
+#[test]
+fn containerd_task_update_with_runc() {
+    task_update(Containerd::start(&runc()), None);
+}
+
+#[test]
+fn containerd_task_update_with_proxcage() {
+    task_update(Containerd::start(&support::proxcage_bin()), None);
+}
+
+#[test]
+fn containerd_task_update_with_pct() {
+    let standin = PctStandin::new();
+    task_update(Containerd::start_pct(&standin), Some(&standin));
     standin.assert_no_ct();
 }
 

@@ -1520,3 +1520,18 @@ fn the_specs_id_mappings_replace_proxmoxs_default() {
     );
     standin.assert_nothing_left(&p);
 }
+
+/// podman and containerd name containers with 64 hex digits: the monitor's socket in the
+/// container's files directory is then longer than a socket address may be, and must
+/// still be made.
+#[test]
+fn a_container_with_a_64_character_id_runs() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let id = "f5c3e479506d607da0c8fca732b8f7b4a0c2b7f4aa955ea96b08e914bcb9ee3f";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["run", "-d", "--bundle", bundle.to_str().unwrap(), id]);
+    assert_eq!(p.status(id), "running");
+    p.ok(&["delete", "--force", id]);
+    standin.assert_nothing_left(&p);
+}

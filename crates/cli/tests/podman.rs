@@ -285,7 +285,65 @@ fn detached_exec_stop_rm(pm: Podman) {
     pm.assert_nothing_left();
 }
 
+/// `podman update` of a running container: podman hands the runtime the container's new
+/// resources (`update --resources`), and its cgroup has them.
+fn update(pm: Podman) {
+    let name = "updated";
+    let ran = run(
+        &mut pm.podman_run(&["-d", "--name", name], &["sleep", "1000"]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run -d\n{ran}");
+    let ran = run(
+        pm.podman().args([
+            "update",
+            "--memory",
+            "256m",
+            "--memory-swap",
+            "512m",
+            "--cpu-quota",
+            "50000",
+            "--cpu-period",
+            "100000",
+            name,
+        ]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman update\n{ran}");
+    let ran = run(
+        pm.podman()
+            .args(["inspect", "--format", "{{.State.Pid}}", name]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    let pid: i64 = ran.stdout.trim().parse().unwrap();
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "268435456"),
+            ("memory", "memory.memsw.limit_in_bytes", "536870912"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+        ],
+    );
+    run(
+        pm.podman().args(["rm", "--force", "--time", "0", name]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    pm.assert_nothing_left();
+}
+
 // ---- tests ----------------------------------------------------------------------------
+
+#[test]
+fn podman_update_with_runc() {
+    update(Podman::new(&runc()));
+}
+
+#[test]
+fn podman_update_with_proxcage() {
+    update(Podman::new(&support::proxcage_bin()));
+}
 
 #[test]
 fn podman_run_rm_with_runc() {

@@ -19,6 +19,7 @@
 pub mod error;
 pub mod finding;
 pub mod id;
+pub mod resources;
 pub mod runtime;
 pub mod signal;
 pub mod state;
@@ -26,6 +27,9 @@ pub mod state;
 pub use error::{Error, ErrorKind, Result};
 pub use finding::{Finding, Severity};
 pub use id::ContainerId;
+pub use resources::{
+    CheckpointRequest, Event, EventsRequest, Flow, RestoreRequest, Stats, UpdateRequest,
+};
 pub use runtime::{CreateRequest, DeleteRequest, ExecRequest, KillRequest, RunRequest, Runtime};
 pub use signal::Signal;
 pub use state::{State, Status};

@@ -11,6 +11,9 @@ use oci_spec::runtime::Spec;
 
 use crate::error::Result;
 use crate::id::ContainerId;
+use crate::resources::{
+    CheckpointRequest, Event, EventsRequest, Flow, RestoreRequest, UpdateRequest,
+};
 use crate::signal::Signal;
 use crate::state::State;
 
@@ -156,4 +159,16 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     fn resume(&self, id: &ContainerId) -> Result<()>;
     /// What the backend supports, as runtime-spec's features document.
     fn features(&self) -> Result<serde_json::Value>;
+    /// Changes a running container's resources; what the backend cannot change is an
+    /// error that names it, and then nothing was changed.
+    fn update(&self, req: &UpdateRequest) -> Result<()>;
+    /// Hands the container's events to `receiver` until it says [`Flow::Stop`], the
+    /// container stops, or (with `stats_only`) after the one stats event.
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()>;
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()>;
+    fn restore(&self, req: &RestoreRequest) -> Result<i32>;
 }

@@ -28,10 +28,12 @@ use std::process::Command;
 use std::time::Duration;
 
 mod health;
+mod resources;
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, ExecRequest, KillRequest, Result,
-    RunRequest, Runtime, State,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, Event,
+    EventsRequest, ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime,
+    State, UpdateRequest,
 };
 use proxcage_process::{self as process, Output};
 
@@ -568,6 +570,26 @@ impl Runtime for Delegate {
         let out = self.captured(["features"])?;
         self.parse("features", &out)
     }
+
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        self.update_resources(req)
+    }
+
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        self.binary_events(req, receiver)
+    }
+
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        self.binary_checkpoint(req)
+    }
+
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        self.binary_restore(req)
+    }
 }
 
 impl proxcage_store::Backend for Delegate {
@@ -592,17 +614,18 @@ impl proxcage_store::Backend for Delegate {
     }
 }
 
-/// The file the binary logs to (as JSON lines). On Linux an in-memory file, reached
-/// through `/proc/<our pid>/fd/N`: our descriptor stays close-on-exec, so nothing of it
-/// leaks into the container. Elsewhere (FreeBSD has no such path) a file of our own in
-/// the backend's root, removed when done.
-struct BinaryLog {
+/// A file handed to the binary by its path: the log it writes (JSON lines), the
+/// resources it reads. On Linux an in-memory file, reached through
+/// `/proc/<our pid>/fd/N`: our descriptor stays close-on-exec, so nothing of it leaks into
+/// the container. Elsewhere (FreeBSD has no such path) a file of our own in the backend's
+/// root, removed when done.
+struct ScratchFile {
     file: File,
     path: PathBuf,
     remove: bool,
 }
 
-impl Drop for BinaryLog {
+impl Drop for ScratchFile {
     fn drop(&mut self) {
         if self.remove {
             let _ = std::fs::remove_file(&self.path);
@@ -610,13 +633,14 @@ impl Drop for BinaryLog {
     }
 }
 
-impl BinaryLog {
+impl ScratchFile {
     #[cfg(not(target_os = "linux"))]
-    fn new(dir: &Path) -> Result<Self> {
+    fn new(dir: &Path, name: &std::ffi::CStr) -> Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!(".proxcage-log.{}.{n}", std::process::id()));
+        let name = name.to_string_lossy();
+        let path = dir.join(format!(".{name}.{}.{n}", std::process::id()));
         std::fs::create_dir_all(dir)
             .and_then(|()| {
                 File::options()
@@ -627,29 +651,26 @@ impl BinaryLog {
                     .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
                     .open(&path)
             })
-            .map(|file| BinaryLog {
+            .map(|file| ScratchFile {
                 file,
                 path: path.clone(),
                 remove: true,
             })
-            .map_err(|e| Error::io("cannot create the backend log", &path, e))
+            .map_err(|e| Error::io("cannot create", &path, e))
     }
 
     #[cfg(target_os = "linux")]
-    fn new(_dir: &Path) -> Result<Self> {
+    fn new(_dir: &Path, name: &std::ffi::CStr) -> Result<Self> {
         use std::os::fd::AsRawFd;
-        let fd = nix::sys::memfd::memfd_create(
-            c"proxcage-backend-log",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )
-        .map_err(|e| Error::io("cannot create the backend log", "memfd", e.into()))?;
+        let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| Error::io("cannot create an in-memory file", "memfd", e.into()))?;
         let file = File::from(fd);
         let path = PathBuf::from(format!(
             "/proc/{}/fd/{}",
             std::process::id(),
             file.as_raw_fd()
         ));
-        Ok(BinaryLog {
+        Ok(ScratchFile {
             file,
             path,
             remove: false,
@@ -659,10 +680,23 @@ impl BinaryLog {
     fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The file the binary logs to.
+struct BinaryLog(ScratchFile);
+
+impl BinaryLog {
+    fn new(dir: &Path) -> Result<Self> {
+        ScratchFile::new(dir, c"proxcage-backend-log").map(BinaryLog)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
 
     /// The message of the last `"level":"error"` line (runc and crun both write them).
     fn last_error(&self) -> Option<String> {
-        let mut file = &self.file;
+        let mut file = &self.0.file;
         let mut text = String::new();
         file.rewind().ok()?;
         file.read_to_string(&mut text).ok()?;

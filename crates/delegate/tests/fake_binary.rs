@@ -31,6 +31,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
+[ "$1" = update ] && [ "$2" = --resources ] && cat "$3" > "$d/resources"
 if [ -f "$d/fail.$1" ]; then
     printf '{"level":"error","msg":"%s","time":"t"}\n' "$(cat "$d/fail.$1")" >> "$log"
     exit 1
@@ -514,4 +515,58 @@ fn health_finds_containers_without_a_record_and_repairs_them() {
     let record: Record = store.read(&id("known-to-fake")).unwrap().unwrap();
     assert_eq!(record.backend(), "fake");
     assert_eq!(record.bundle(), Path::new("/b"));
+}
+
+#[test]
+fn update_hands_the_resources_as_a_file_and_the_rdt_schemata_apart() {
+    let fake = Fake::new();
+    let json = r#"{"memory":{"limit":268435456},"cpu":{"quota":50000,"period":100000}}"#;
+    let mut req = proxcage_core::UpdateRequest::new(id("c1"), serde_json::from_str(json).unwrap());
+    req.l3_cache_schema = Some("L3:0=f".into());
+    fake.delegate().update(&req).unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0][0..2], strings(&["update", "--resources"]));
+    assert!(calls[0][2].starts_with("/proc/"), "{calls:?}");
+    assert_eq!(calls[0][3], "c1");
+    assert_eq!(
+        calls[1],
+        strings(&["update", "--l3-cache-schema=L3:0=f", "c1"])
+    );
+    let given: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fake.path("resources")).unwrap()).unwrap();
+    assert_eq!(
+        given,
+        serde_json::from_str::<serde_json::Value>(json).unwrap()
+    );
+}
+
+#[test]
+fn events_lines_reach_the_receiver_until_it_stops() {
+    let fake = Fake::new();
+    fake.set(
+        "out.events",
+        "{\"type\":\"stats\",\"id\":\"c1\",\"data\":{\"pids\":{\"current\":1}}}\n{\"type\":\"oom\",\"id\":\"c1\"}\n{\"type\":\"stats\",\"id\":\"c1\"}\n",
+    );
+    let req = proxcage_core::EventsRequest {
+        id: id("c1"),
+        interval: std::time::Duration::from_secs(2),
+        stats_only: false,
+    };
+    let mut seen = Vec::new();
+    fake.delegate()
+        .events(&req, &mut |event| {
+            seen.push(event.kind.clone());
+            Ok(if event.kind == "oom" {
+                proxcage_core::Flow::Stop
+            } else {
+                proxcage_core::Flow::Continue
+            })
+        })
+        .unwrap();
+    assert_eq!(seen, ["stats", "oom"]);
+    assert_eq!(
+        fake.last_call(),
+        strings(&["events", "--interval=2000ms", "c1"])
+    );
 }

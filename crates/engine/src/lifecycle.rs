@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, ExecRequest, KillRequest, Result,
-    RunRequest, Runtime, State, Status,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, ErrorKind, Event,
+    EventsRequest, ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime,
+    State, Status, UpdateRequest,
 };
 use proxcage_store::{health, Backend, Phase, Record};
 use serde::Serialize;
@@ -237,5 +238,35 @@ impl Runtime for Engine {
 
     fn features(&self) -> Result<serde_json::Value> {
         self.engine_features()
+    }
+
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        self.on_locked(&req.id, |backend| backend.update(req))
+    }
+
+    /// Without the lock: a stream lasts as long as the container, and a delete must not
+    /// wait for it.
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        let (_, backend) = self.recorded_backend(&req.id)?;
+        backend.events(req, receiver)
+    }
+
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        self.on_locked(&req.id, |backend| backend.checkpoint(req))
+    }
+
+    /// A restore goes to the backend that ran the container: its record stays after a
+    /// checkpoint, until `delete`. One in the foreground lasts as long as the container,
+    /// so it takes the lock only when detached, as `exec` takes none.
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        if req.detach {
+            return self.on_locked(&req.id, |backend| backend.restore(req));
+        }
+        let (_, backend) = self.recorded_backend(&req.id)?;
+        backend.restore(req)
     }
 }

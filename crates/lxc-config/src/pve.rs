@@ -200,6 +200,16 @@ impl PveConfig {
         Ok(())
     }
 
+    /// Sets a raw `lxc.*` key of the live config: its earlier lines go, the new one is
+    /// appended (a later line wins in LXC, so there is one).
+    pub fn set_raw(&mut self, entry: &Entry) -> Result<(), PveError> {
+        check_value(entry.key(), entry.value())?;
+        self.live
+            .lines
+            .retain(|l| !matches!(l, Line::Pair(k, _) if k == entry.key()));
+        self.push_raw(entry)
+    }
+
     /// The description: the `#` lines of the live config, joined with newlines.
     pub fn description(&self) -> String {
         let lines: Vec<&str> = self

@@ -24,6 +24,7 @@ use wait_timeout::ChildExt;
 
 use proxcage_core::{ContainerId, Error, Result, Signal};
 
+pub mod cgroup;
 mod pending;
 
 use pending::Pending;

@@ -421,3 +421,49 @@ pub fn install_script(path: &Path, text: &str) {
         }
     }
 }
+
+/// The file `file` of `pid`'s v1 `controller` cgroup (this host's layout); LXC's inner
+/// `ns` cgroup counts as its parent, where limits are set.
+pub fn cgroup_file(pid: i64, controller: &str, file: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, names, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let path = path
+            .strip_suffix("/ns")
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        if names.split(',').any(|n| n == controller) {
+            let mount = std::fs::read_to_string("/proc/self/mounts").unwrap();
+            let point = mount
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f[2] == "cgroup" && f[3].split(',').any(|o| o == controller))
+                .map(|f| f[1].to_string())
+                .unwrap();
+            return PathBuf::from(point).join(path).join(file);
+        }
+    }
+    panic!("{pid} has no {controller} cgroup: {text}");
+}
+
+/// The trimmed content of `pid`'s cgroup file (see [`cgroup_file`]).
+pub fn cgroup_value(pid: i64, controller: &str, file: &str) -> String {
+    let path = cgroup_file(pid, controller, file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// Asserts `pid`'s cgroup files hold the values: `(controller, file, value)`.
+#[track_caller]
+pub fn assert_cgroup(pid: i64, want: &[(&str, &str, &str)]) {
+    for (controller, file, value) in want {
+        assert_eq!(
+            cgroup_value(pid, controller, file),
+            *value,
+            "{controller} {file} of {pid}"
+        );
+    }
+}

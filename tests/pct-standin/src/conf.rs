@@ -100,6 +100,53 @@ impl Conf {
         conf
     }
 
+    /// Splits the `[pve:pending]` section off the other sections: its keys, the rest.
+    fn split_pending(&self) -> (BTreeMap<String, String>, String) {
+        let mut pending = BTreeMap::new();
+        let mut rest = String::new();
+        let mut inside = false;
+        for line in self.sections.lines() {
+            if line.starts_with('[') {
+                inside = line == "[pve:pending]";
+            }
+            if !inside {
+                rest.push_str(line);
+                rest.push('\n');
+            } else if let Some((k, v)) = line.split_once(':') {
+                pending.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        (pending, rest)
+    }
+
+    /// The keys of `[pve:pending]`.
+    pub fn pending(&self) -> BTreeMap<String, String> {
+        self.split_pending().0
+    }
+
+    /// Puts `key` into `[pve:pending]`: what `pct set` cannot apply to a running CT.
+    pub fn set_pending(&mut self, key: &str, value: &str) {
+        let (mut pending, rest) = self.split_pending();
+        pending.insert(key.into(), value.into());
+        let mut text = String::from("[pve:pending]\n");
+        for (k, v) in &pending {
+            text.push_str(&format!("{k}: {v}\n"));
+        }
+        if !rest.is_empty() {
+            text.push('\n');
+        }
+        self.sections = text + rest.trim_start_matches('\n');
+    }
+
+    /// Moves the pending keys into the live config (at `pct start`); whether there were any.
+    pub fn apply_pending(&mut self) -> bool {
+        let (pending, rest) = self.split_pending();
+        let any = !pending.is_empty();
+        self.keys.extend(pending);
+        self.sections = rest.trim_start_matches('\n').to_string();
+        any
+    }
+
     /// The file text, as pct writes it.
     pub fn render(&self) -> String {
         let mut raw = String::new();

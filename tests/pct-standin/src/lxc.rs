@@ -348,6 +348,79 @@ pub fn remove_all_cgroups(layout: &Layout, vmids: &[u32]) {
     }
 }
 
+/// Applies `memory`, `swap`, `cpulimit` and `cpuunits` of `conf` to the running container
+/// `vmid`, as pve-container's `vmconfig_hotplug_pending` does: through the container's
+/// cgroups (v1 files on a host whose memory controller is v1, else cgroup2's).
+pub fn hotplug(layout: &Layout, vmid: u32, conf: &Conf, keys: &[&str]) -> Result<(), Failure> {
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+    let set = |key: &str, value: &str| -> Result<(), Failure> {
+        let ran = tool(layout, "lxc-cgroup", vmid, &[key, value], 30)?;
+        if !ran.status.success() {
+            return Err(Failure::new(format!(
+                "unable to hotplug {key}: {}",
+                ran.stderr.trim()
+            )));
+        }
+        Ok(())
+    };
+    let mib = |key: &str, default: u64| -> u64 {
+        conf.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    if keys.iter().any(|k| *k == "memory" || *k == "swap") {
+        let (memory, swap) = (mib("memory", 512) << 20, mib("swap", 512) << 20);
+        if v1 {
+            // memory.limit_in_bytes may never exceed memsw: raise memsw first when
+            // growing, lower memory first when shrinking.
+            let both = (memory + swap).to_string();
+            if set("memory.memsw.limit_in_bytes", &both).is_err() {
+                set("memory.limit_in_bytes", &memory.to_string())?;
+                set("memory.memsw.limit_in_bytes", &both)?;
+            } else {
+                set("memory.limit_in_bytes", &memory.to_string())?;
+            }
+        } else {
+            set("memory.max", &memory.to_string())?;
+            set("memory.swap.max", &swap.to_string())?;
+        }
+    }
+    if keys.contains(&"cpulimit") {
+        let limit: f64 = conf
+            .get("cpulimit")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0.0);
+        let quota = (limit * 100_000.0) as i64;
+        if v1 {
+            set("cpu.cfs_period_us", "100000")?;
+            set(
+                "cpu.cfs_quota_us",
+                &if quota > 0 {
+                    quota.to_string()
+                } else {
+                    "-1".into()
+                },
+            )?;
+        } else {
+            let q = if quota > 0 {
+                quota.to_string()
+            } else {
+                "max".into()
+            };
+            set("cpu.max", &format!("{q} 100000"))?;
+        }
+    }
+    if keys.contains(&"cpuunits") {
+        let units = mib("cpuunits", 100);
+        if v1 {
+            set("cpu.shares", &units.to_string())?;
+        } else {
+            set("cpu.weight", &units.clamp(1, 10_000).to_string())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

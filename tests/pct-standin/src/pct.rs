@@ -442,12 +442,15 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
         return Err(Failure::new(format!("CT {vmid} already running")));
     }
     let _lock = config_lock(layout, vmid)?;
-    let conf = conf::load(layout, vmid, warn)?;
+    let mut conf = conf::load(layout, vmid, warn)?;
     if !skiplock {
         conf.check_lock()?;
     }
     if lxc::running(layout, vmid) {
         return Err(Failure::new(format!("CT {vmid} already running")));
+    }
+    if conf.apply_pending() {
+        conf::write(layout, vmid, &conf)?;
     }
     let config = lxc::generate(layout, vmid, &conf, warn)?;
     let dir = layout.ct_dir(vmid);
@@ -691,7 +694,7 @@ fn list(layout: &Layout, args: &[String]) -> Result<(), Failure> {
 }
 
 fn config(layout: &Layout, args: &[String]) -> Result<(), Failure> {
-    let (vmid, _) = simple(
+    let (vmid, p) = simple(
         args,
         "pct config <vmid> [OPTIONS]",
         &[
@@ -702,6 +705,10 @@ fn config(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     )?;
     let conf = conf::load(layout, vmid, Warn::Stderr)?;
     let mut keys = conf.keys.clone();
+    // Pending values are shown as the config unless --current asks for the running one.
+    if p.opts.get("current").map(String::as_str) != Some("1") {
+        keys.extend(conf.pending());
+    }
     if !conf.description.is_empty() {
         keys.insert("description".into(), conf::encode_text(&conf.description));
     }
@@ -777,7 +784,9 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     let _lock = config_lock(layout, vmid)?;
     let mut conf = conf::load(layout, vmid, Warn::Stderr)?;
     conf.check_lock()?;
+    let running = lxc::running(layout, vmid);
     let mut made = Vec::new();
+    let mut hotplugged: Vec<&str> = Vec::new();
     let result = (|| -> Result<(), Failure> {
         for key in &delete {
             if !conf.keys.contains_key(key) && (key != "description" || conf.description.is_empty())
@@ -819,6 +828,13 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
                     conf.description = value.lines().map(|l| format!("{l}\n")).collect();
                     continue;
                 }
+                k @ ("memory" | "swap" | "cpulimit" | "cpuunits") if running => {
+                    hotplugged.push(k);
+                }
+                k if running && !hotplugs(k, &conf) => {
+                    conf.set_pending(k, value);
+                    continue;
+                }
                 k if k == "rootfs" || k.starts_with("mp") => {
                     conf.check_protection(&format!("can't update CT {vmid} drive '{k}'"))?;
                     let fmt = if k == "rootfs" { Fmt::Rootfs } else { Fmt::Mp };
@@ -849,6 +865,9 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
             }
             conf.keys.insert(key.clone(), value.clone());
         }
+        if !hotplugged.is_empty() {
+            lxc::hotplug(layout, vmid, &conf, &hotplugged)?;
+        }
         conf::write(layout, vmid, &conf)
     })();
     if result.is_err() {
@@ -857,6 +876,17 @@ fn set(layout: &Layout, args: &[String]) -> Result<(), Failure> {
         }
     }
     result
+}
+
+/// What `pct set` changes on a running CT at once (reference/pct.md): the resources
+/// (handled by the caller), `netN`, and a new `mpN` or `devN`; the rest waits in
+/// `[pve:pending]` for the next start.
+fn hotplugs(key: &str, conf: &Conf) -> bool {
+    let numbered = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    numbered("net") || ((numbered("mp") || numbered("dev")) && !conf.keys.contains_key(key))
 }
 
 // ---------------------------------------------------------------- exec / unlock / mount

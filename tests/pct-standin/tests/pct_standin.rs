@@ -881,3 +881,83 @@ fn cleanup_stops_and_destroys_everything() {
     assert_eq!(fs::read_dir(pct.lxcpath()).unwrap().count(), 0);
     assert_eq!(pct.leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// `pct set` on a running CT (reference/pct.md): memory, swap, cpulimit and cpuunits are
+/// applied to the running container at once; other options wait in `[pve:pending]` and
+/// take effect at the next start.
+#[test]
+fn set_hotplugs_resources_into_a_running_ct_and_queues_the_rest() {
+    let pct = PctStandin::new();
+    let template = pct.busybox_template("busybox.tar.zst", |_| {});
+    let id = nextid(&pct).to_string();
+    pct.pct_ok(&[
+        "create",
+        &id,
+        &template,
+        "--rootfs",
+        "local-lvm:1",
+        "--ostype",
+        "unmanaged",
+        "--entrypoint",
+        "/bin/sleep 1000",
+        "--memory",
+        "256",
+        "--cores",
+        "1",
+    ]);
+    pct.pct_ok(&["start", &id]);
+    pct.pct_ok(&[
+        "set",
+        &id,
+        "--memory",
+        "128",
+        "--swap",
+        "64",
+        "--cpulimit",
+        "0.5",
+        "--cpuunits",
+        "200",
+        "--cores",
+        "2",
+    ]);
+    // pct config shows the pending value; --current the one the CT runs with.
+    for (args, cores) in [
+        (&["config", &id][..], "cores: 2"),
+        (&["config", &id, "--current", "1"], "cores: 1"),
+    ] {
+        let config = pct.pct_ok(args);
+        for line in [
+            "memory: 128",
+            "swap: 64",
+            "cpulimit: 0.5",
+            "cpuunits: 200",
+            cores,
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line:?} not in\n{config}"
+            );
+        }
+    }
+    let conf = fs::read_to_string(pct.conf_path(id.parse().unwrap())).unwrap();
+    assert!(conf.contains("\n[pve:pending]\ncores: 2\n"), "{conf}");
+    let pid = pct.lxc_pid(id.parse().unwrap()).unwrap();
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", "134217728"),
+            ("memory", "memory.memsw.limit_in_bytes", "201326592"),
+            ("cpu", "cpu.cfs_quota_us", "50000"),
+            ("cpu", "cpu.shares", "200"),
+        ],
+    );
+    pct.pct_ok(&["stop", &id]);
+    pct.pct_ok(&["start", &id]);
+    let conf = fs::read_to_string(pct.conf_path(id.parse().unwrap())).unwrap();
+    assert!(
+        conf.contains("cores: 2\n") && !conf.contains("[pve:pending]"),
+        "{conf}"
+    );
+    pct.pct_ok(&["stop", &id]);
+    pct.pct_ok(&["destroy", &id, "--purge", "1"]);
+}

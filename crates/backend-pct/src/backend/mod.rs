@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use proxcage_core::{
-    ContainerId, CreateRequest, DeleteRequest, Error, ExecRequest, KillRequest, Result, RunRequest,
-    Runtime, State, Status,
+    CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, Event, EventsRequest,
+    ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime, State, Status,
+    UpdateRequest,
 };
 use proxcage_lxc_config::init::INIT_PATH;
 use proxcage_lxc_config::oci_spec::runtime::Process;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 mod create;
 mod exec;
 mod lifecycle;
+mod resources;
 
 use crate::alloc::allocate;
 use crate::attach;
@@ -396,14 +398,21 @@ impl Pct {
         if raw.entries().is_empty() {
             return Ok(());
         }
+        self.edit_conf(vmid, |pve| {
+            raw.entries()
+                .iter()
+                .try_for_each(|entry| pve.push_raw(entry).map_err(input))
+        })
+    }
+
+    /// Changes the CT's `.conf` under pct's config lock.
+    fn edit_conf(&self, vmid: Vmid, edit: impl FnOnce(&mut PveConfig) -> Result<()>) -> Result<()> {
         let lock = self.lock_dir.join(format!("pve-config-{vmid}.lock"));
         let _held = Self::flock(&lock, Duration::from_secs(10))?;
         let conf = self.pve_dir.join("lxc").join(format!("{vmid}.conf"));
         let text = fs::read_to_string(&conf).map_err(io_error("cannot read", &conf))?;
         let mut pve = PveConfig::parse(&text).map_err(input)?;
-        for entry in raw.entries() {
-            pve.push_raw(entry).map_err(input)?;
-        }
+        edit(&mut pve)?;
         let tmp = conf.with_extension(format!("conf.tmp.{}", std::process::id()));
         fs::write(&tmp, pve.render())
             .and_then(|()| fs::rename(&tmp, &conf))
@@ -546,6 +555,26 @@ impl Runtime for Pct {
             "ociVersionMin": "1.0.0",
             "ociVersionMax": proxcage_core::OCI_VERSION,
         }))
+    }
+
+    fn update(&self, req: &UpdateRequest) -> Result<()> {
+        self.update_ct(req)
+    }
+
+    fn events(
+        &self,
+        req: &EventsRequest,
+        receiver: &mut dyn FnMut(Event) -> Result<Flow>,
+    ) -> Result<()> {
+        self.events_ct(req, receiver)
+    }
+
+    fn checkpoint(&self, req: &CheckpointRequest) -> Result<()> {
+        Err(self.refuse_checkpoint(req))
+    }
+
+    fn restore(&self, req: &RestoreRequest) -> Result<i32> {
+        Err(self.refuse_restore(req))
     }
 }
 

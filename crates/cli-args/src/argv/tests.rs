@@ -570,3 +570,97 @@ proptest::proptest! {
         let _ = parse(&line);
     }
 }
+
+#[test]
+fn update_reads_runcs_flags_sizes_and_the_resources_file() {
+    let cli = parse([
+        "proxcage",
+        "update",
+        "--memory",
+        "512m",
+        "--memory-swap=-1",
+        "--cpu-quota",
+        "-1",
+        "--cpu-period=100000",
+        "--cpu-share",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "64",
+        "--blkio-weight",
+        "300",
+        "c1",
+    ])
+    .unwrap();
+    let Some(crate::Command::Update(u)) = cli.command else {
+        panic!("not an update");
+    };
+    assert_eq!(u.memory, Some(512 << 20));
+    assert_eq!((u.memory_swap, u.cpu_quota), (Some(-1), Some(-1)));
+    assert_eq!(
+        (u.cpu_period, u.cpu_share, u.pids_limit),
+        (Some(100_000), Some(512), Some(64))
+    );
+    assert_eq!(
+        (u.cpuset_cpus.as_deref(), u.blkio_weight),
+        (Some("0"), Some(300))
+    );
+    // containerd's shim: the JSON on stdin.
+    let cli = parse(["proxcage", "--root", "/r", "update", "--resources=-", "c1"]).unwrap();
+    let Some(crate::Command::Update(u)) = cli.command else {
+        panic!("not an update");
+    };
+    assert_eq!(u.resources.as_deref(), Some(std::path::Path::new("-")));
+    assert!(parse(["proxcage", "update", "--memory", "12q", "c1"]).is_err());
+}
+
+#[test]
+fn sizes_and_durations_read_as_runc_reads_them() {
+    assert_eq!(crate::memory_size("1.5G"), Ok(3 << 29));
+    assert_eq!(crate::memory_size("64KiB"), Ok(64 << 10));
+    assert_eq!(crate::memory_size("4096"), Ok(4096));
+    assert!(crate::memory_size("-2").is_err());
+    let d = |s| crate::go_duration(s).unwrap().as_millis();
+    assert_eq!(
+        (d("5s"), d("500ms"), d("1m30s"), d("1.5s")),
+        (5000, 500, 90_000, 1500)
+    );
+    assert!(crate::go_duration("5").is_err() && crate::go_duration("0s").is_err());
+}
+
+#[test]
+fn events_checkpoint_and_restore_parse() {
+    let cli = parse(["proxcage", "events", "--stats", "--interval", "1s", "c1"]).unwrap();
+    let Some(crate::Command::Events(e)) = cli.command else {
+        panic!("not events");
+    };
+    assert!(e.stats && e.interval.as_secs() == 1 && e.id == "c1");
+    let cli = parse([
+        "proxcage",
+        "checkpoint",
+        "--image-path",
+        "/img",
+        "--leave-running",
+        "c1",
+    ])
+    .unwrap();
+    let Some(crate::Command::Checkpoint(c)) = cli.command else {
+        panic!("not a checkpoint");
+    };
+    assert!(c.leave_running && c.criu.image_path.is_some());
+    let cli = parse([
+        "proxcage",
+        "restore",
+        "-d",
+        "-b",
+        "/b",
+        "--image-path=/img",
+        "c1",
+    ])
+    .unwrap();
+    let Some(crate::Command::Restore(r)) = cli.command else {
+        panic!("not a restore");
+    };
+    assert!(r.detach && r.bundle == std::path::Path::new("/b"));
+}

@@ -9,6 +9,7 @@ mod list;
 #[cfg(target_os = "linux")]
 mod lxc_config;
 mod ps;
+mod resources;
 mod simple;
 mod spec;
 #[cfg(target_os = "linux")]
@@ -37,6 +38,10 @@ pub fn dispatch(command: &Command, ctx: &Ctx<'_>) -> anyhow::Result<i32> {
         Command::Exec(args) => exec::exec(args, ctx),
         Command::Ps(args) => ps::ps(args, ctx),
         Command::Features => simple::features(ctx),
+        Command::Update(args) => resources::update(args, ctx),
+        Command::Events(args) => resources::events(args, ctx),
+        Command::Checkpoint(args) => resources::checkpoint(args, ctx),
+        Command::Restore(args) => resources::restore(args, ctx),
         Command::Spec(args) => spec::spec(args),
         #[cfg(target_os = "linux")]
         Command::Bundle(crate::args::BundleCommand::Create(args)) => bundle::create(args),
