@@ -12,6 +12,7 @@ pub mod error;
 mod health;
 mod hooks;
 mod monitor;
+mod network;
 pub mod parse;
 pub mod pct;
 mod policy;

@@ -37,6 +37,7 @@ struct Plan {
     /// The host uid and gid of the CT's root.
     owner: (u32, u32),
     files_dir: PathBuf,
+    network: Network,
 }
 
 /// Where a create's time went, for `--debug`.
@@ -93,6 +94,7 @@ impl Pct {
     /// caller loaded (and routed by): config.json is not read again.
     fn plan(&self, req: &CreateRequest) -> Result<Plan> {
         let id = req.id();
+        let network = network::plan(&req.spec).map_err(input)?;
         let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
         self.bind_sources.check(id, &bundle)?;
         let files_dir = self.files_root.join(id.as_str());
@@ -105,8 +107,20 @@ impl Pct {
         if terminal != req.console_socket.is_some() {
             return Err(input(TerminalMismatch { terminal }));
         }
-        let proxmox = split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
-            .map_err(input)?;
+        let mut proxmox =
+            split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
+                .map_err(input)?;
+        if network == Network::Own && self.net0.is_some() {
+            // Proxmox's net0 is the CT's network: its own `lxc.net.0.*` keys, not the
+            // translation's empty namespace.
+            proxmox.raw = proxmox
+                .raw
+                .entries()
+                .iter()
+                .filter(|e| !e.key().starts_with("lxc.net."))
+                .cloned()
+                .collect();
+        }
         let owner = root_owner(&proxmox.options, &proxmox.raw);
         Ok(Plan {
             bundle,
@@ -114,6 +128,7 @@ impl Pct {
             proxmox,
             owner,
             files_dir,
+            network,
         })
     }
 
@@ -199,7 +214,7 @@ impl Pct {
         options.insert("rootfs".into(), rootfs);
         options.insert("tags".into(), "proxcage".into());
         options.insert("description".into(), format!("proxcage container {id}"));
-        if let Some(net0) = &self.net0 {
+        if let (Some(net0), Network::Own) = (&self.net0, &plan.network) {
             options.insert("net0".into(), net0.clone());
         }
         options.into_iter().collect()

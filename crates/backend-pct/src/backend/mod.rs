@@ -40,6 +40,7 @@ use crate::attach;
 use crate::error::PctError;
 use crate::hooks::{self, LaterHooks};
 use crate::monitor::{self, Launch, RunDir};
+use crate::network::{self, Network};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
 use crate::policy::BindSources;
