@@ -2,8 +2,11 @@
 //!
 //! Proxmox drops every `lxc.namespace.*` key: a CT always has its own mount, pid, ipc
 //! and uts namespaces and cannot join another's. Its network is its own (loopback up,
-//! plus `net0` when configured), or the host's when the spec lists no network namespace
-//! (`lxc.net.0.type = none`, which Proxmox passes through).
+//! plus `net0` when configured), the host's when the spec lists no network namespace
+//! (`lxc.net.0.type = none`, which Proxmox passes through), or a sandbox's: a network
+//! namespace given by path (CRI's `io.kubernetes.cri.container-type=sandbox`, podman's
+//! default network) is the one CNI made for the pod, whose interfaces move into the
+//! CT's own namespace (see `crate::sandbox`).
 
 use std::path::PathBuf;
 
@@ -16,7 +19,13 @@ pub(crate) enum Network {
     Own,
     /// The host's network namespace.
     Host,
+    /// The network namespace at `path` (the config.json field `field`) is a pod's, made
+    /// by its client: its interfaces move into the CT's own.
+    Sandbox { path: PathBuf, field: String },
 }
+
+/// The annotation CRI marks its containers with: `sandbox` or `container`.
+const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// A namespace the spec asks for that a CT cannot have. Each names the field of
 /// `config.json`; none can be accepted by `allow_dropped`, since running without the
@@ -29,12 +38,36 @@ pub(crate) enum NamespaceError {
         ns: String,
         path: PathBuf,
     },
+    #[error("{field}.path: this CRI container joins its pod's network namespace {path}: containers of a pod running on a pct pod's CT are not supported yet; run the pod on runc or crun")]
+    Member { field: String, path: PathBuf },
     #[error("linux.namespaces: no {ns} namespace is listed, which means the host's; a Proxmox CT always has its own {ns} namespace: list {{\"type\": \"{ns}\"}}, or route the container to runc or crun")]
     Host { ns: String },
 }
 
-/// The CT's network for `spec`, or the namespace it cannot have.
-pub(crate) fn plan(spec: &Spec) -> Result<Network, NamespaceError> {
+/// The CT's network for `spec`, or the namespace it cannot have. For a sandbox, the
+/// network namespace's path is taken out of `spec`: the CT gets a namespace of its own.
+pub(crate) fn plan(spec: &mut Spec) -> Result<Network, NamespaceError> {
+    let network = check(spec)?;
+    if let Network::Sandbox { .. } = network {
+        if let Some(linux) = spec.linux_mut() {
+            let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+            for ns in &mut namespaces {
+                if ns.typ() == LinuxNamespaceType::Network {
+                    ns.set_path(None);
+                }
+            }
+            linux.set_namespaces(Some(namespaces));
+        }
+    }
+    Ok(network)
+}
+
+fn check(spec: &Spec) -> Result<Network, NamespaceError> {
+    let member = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(CRI_CONTAINER_TYPE))
+        .is_some_and(|t| t == "container");
     let namespaces = spec
         .linux()
         .as_ref()
@@ -53,15 +86,29 @@ pub(crate) fn plan(spec: &Spec) -> Result<Network, NamespaceError> {
     }
     let mut network = Network::Host;
     for (i, ns) in namespaces.iter().enumerate() {
-        if ns.typ() == LinuxNamespaceType::Network {
-            network = Network::Own;
-        }
-        if let Some(path) = ns.path() {
-            return Err(NamespaceError::Join {
-                field: format!("linux.namespaces[{i}]"),
-                ns: ns.typ().to_string(),
-                path: path.clone(),
-            });
+        let field = format!("linux.namespaces[{i}]");
+        match (ns.typ(), ns.path()) {
+            (LinuxNamespaceType::Network, None) => network = Network::Own,
+            (LinuxNamespaceType::Network, Some(path)) if member => {
+                return Err(NamespaceError::Member {
+                    field,
+                    path: path.clone(),
+                })
+            }
+            (LinuxNamespaceType::Network, Some(path)) => {
+                network = Network::Sandbox {
+                    path: path.clone(),
+                    field: format!("{field}.path"),
+                }
+            }
+            (_, None) => {}
+            (typ, Some(path)) => {
+                return Err(NamespaceError::Join {
+                    field,
+                    ns: typ.to_string(),
+                    path: path.clone(),
+                })
+            }
         }
     }
     Ok(network)
@@ -104,9 +151,47 @@ mod tests {
             (Uts, None),
             (Mount, None),
         ]);
-        assert_eq!(plan(&own).unwrap(), Network::Own);
+        assert_eq!(plan(&mut own.clone()).unwrap(), Network::Own);
         let host = spec(&[(Pid, None), (Ipc, None), (Uts, None), (Mount, None)]);
-        assert_eq!(plan(&host).unwrap(), Network::Host);
+        assert_eq!(plan(&mut host.clone()).unwrap(), Network::Host);
+    }
+
+    /// A network namespace by path is a sandbox's: the CT gets a namespace of its own
+    /// (the path leaves the spec); a CRI app container's is its pod's, refused.
+    #[test]
+    fn a_network_namespace_by_path_is_a_sandboxs() {
+        let mut sandbox = spec(&[
+            (Pid, None),
+            (Net, Some("/run/netns/cni-1")),
+            (Ipc, None),
+            (Uts, None),
+        ]);
+        assert_eq!(
+            plan(&mut sandbox).unwrap(),
+            Network::Sandbox {
+                path: "/run/netns/cni-1".into(),
+                field: "linux.namespaces[1].path".into()
+            }
+        );
+        assert_eq!(
+            plan(&mut sandbox).unwrap(),
+            Network::Own,
+            "the path is gone"
+        );
+        let mut member = spec(&[
+            (Pid, None),
+            (Net, Some("/proc/42/ns/net")),
+            (Ipc, None),
+            (Uts, None),
+        ]);
+        member.set_annotations(Some(
+            [(CRI_CONTAINER_TYPE.to_string(), "container".to_string())].into(),
+        ));
+        let err = plan(&mut member).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.namespaces[1].path: this CRI container joins its pod's"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -117,14 +202,14 @@ mod tests {
             (Ipc, Some("/proc/42/ns/ipc")),
             (Uts, None),
         ]);
-        let err = plan(&joined).unwrap_err().to_string();
+        let err = plan(&mut joined.clone()).unwrap_err().to_string();
         assert!(
             err.starts_with("linux.namespaces[2].path: a Proxmox CT cannot join the ipc namespace /proc/42/ns/ipc"),
             "{err}"
         );
         assert!(!err.contains("allow_dropped"), "{err}");
         let host_pid = spec(&[(Net, None), (Ipc, None), (Uts, None)]);
-        let err = plan(&host_pid).unwrap_err().to_string();
+        let err = plan(&mut host_pid.clone()).unwrap_err().to_string();
         assert!(
             err.starts_with("linux.namespaces: no pid namespace is listed"),
             "{err}"

@@ -117,3 +117,209 @@ fn namespaces_a_ct_cannot_have_are_refused_by_field() {
     );
     standin.assert_nothing_left(&p);
 }
+
+/// A network namespace made the way CNI's bridge plugin makes a pod's: a veth pair whose
+/// host end has the gateway address, the other end `eth0` in the namespace with an
+/// address, an MTU, a MAC and a default route. Removed on drop.
+struct CniLikeNetns {
+    name: String,
+    host_end: String,
+    subnet: u8,
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (package iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl CniLikeNetns {
+    fn new() -> Self {
+        support::require_tool("ip", "iproute2");
+        let n = (std::process::id() as usize * 7 + support::unique()) % 200;
+        let name = format!("pxc-test-{}-{}", std::process::id(), support::unique());
+        let host_end = format!("pxv{}h{n}", std::process::id() % 10000);
+        let subnet = 20 + n as u8;
+        let net = CniLikeNetns {
+            name,
+            host_end,
+            subnet,
+        };
+        let (ns, host) = (net.name.as_str(), net.host_end.as_str());
+        ip(&["netns", "add", ns]);
+        ip(&[
+            "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ]);
+        ip(&["addr", "add", &format!("10.213.{subnet}.1/24"), "dev", host]);
+        ip(&["link", "set", host, "up"]);
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "set",
+            "eth0",
+            "mtu",
+            "1400",
+            "address",
+            "02:42:0a:d5:00:02",
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("10.213.{subnet}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&[
+            "-n",
+            ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.213.{subnet}.1"),
+        ]);
+        net
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for CniLikeNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_end])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A sandbox (a container whose network namespace is a path, as podman's default network
+/// and CRI's RunPodSandbox give) becomes a CT of its own whose network is the one the
+/// client made: its eth0 with address, route, MTU and MAC, reached from the host, and
+/// back in the client's namespace, configured, once the container has ended.
+#[test]
+fn a_sandboxs_interfaces_move_into_the_ct_and_back() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let net = CniLikeNetns::new();
+    let script = "ip -o addr show dev eth0; ip route; cat /sys/class/net/eth0/mtu \
+        /sys/class/net/eth0/address; ip -o link show lo; hostname";
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", script]);
+    edit_config(&bundle, |spec| {
+        spec["hostname"] = serde_json::json!("pod-one");
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(net.path());
+            }
+        }
+    });
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = stdout(&out);
+    let subnet = net.subnet;
+    assert!(
+        seen.contains(&format!("inet 10.213.{subnet}.2/24")),
+        "the CT has the sandbox's address:\n{seen}"
+    );
+    assert!(
+        seen.contains(&format!("default via 10.213.{subnet}.1 dev eth0")),
+        "and its default route:\n{seen}"
+    );
+    assert!(
+        seen.contains("\n1400\n02:42:0a:d5:00:02\n"),
+        "MTU and MAC:\n{seen}"
+    );
+    assert!(seen.contains(",UP"), "the loopback is up:\n{seen}");
+    assert!(seen.ends_with("pod-one\n"), "the pod's hostname:\n{seen}");
+    let back = ip(&["-n", &net.name, "-o", "addr", "show", "dev", "eth0"]);
+    assert!(
+        back.contains(&format!("inet 10.213.{subnet}.2/24")),
+        "eth0 is back in the client's namespace with its address: {back}"
+    );
+    let route = ip(&["-n", &net.name, "route"]);
+    assert!(
+        route.contains(&format!("default via 10.213.{subnet}.1 dev eth0")),
+        "{route}"
+    );
+    standin.assert_nothing_left(&p);
+}
+
+/// The sandbox is reached from the host at its address; killed, its monitor ends only
+/// once eth0 is back in the client's namespace (a client's CNI DEL right after the exit
+/// finds it), and the delete after that finds nothing more to do.
+#[test]
+fn a_killed_sandbox_hands_its_interfaces_back_before_its_monitor_exits() {
+    use std::io::Read;
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let net = CniLikeNetns::new();
+    let bundle = busybox_bundle(
+        p.dir.path(),
+        "b",
+        &["sh", "-c", "while :; do echo hello | nc -l -p 8080; done"],
+    );
+    edit_config(&bundle, |spec| {
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(net.path());
+            }
+        }
+    });
+    let run = p
+        .cmd()
+        .args([
+            "run",
+            "--keep",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "served",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let address = format!("10.213.{}.2:8080", net.subnet);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let said = loop {
+        let attempt = std::net::TcpStream::connect_timeout(
+            &address.parse().unwrap(),
+            std::time::Duration::from_secs(1),
+        )
+        .and_then(|mut s| {
+            let mut text = String::new();
+            s.read_to_string(&mut text).map(|_| text)
+        });
+        match attempt {
+            Ok(text) if !text.is_empty() => break text,
+            _ if std::time::Instant::now() > deadline => panic!("{address} not reached"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    };
+    assert_eq!(said, "hello\n", "the CT answered at the sandbox's address");
+    p.ok(&["kill", "served", "KILL"]);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let back = ip(&["-n", &net.name, "-o", "addr", "show", "dev", "eth0"]);
+    assert!(
+        back.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
+        "eth0 is back when the monitor has exited: {back}"
+    );
+    p.ok(&["delete", "served"]);
+    standin.assert_nothing_left(&p);
+}

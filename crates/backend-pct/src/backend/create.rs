@@ -38,6 +38,8 @@ struct Plan {
     owner: (u32, u32),
     files_dir: PathBuf,
     network: Network,
+    /// A sandbox's network namespace, open, with its path.
+    sandbox: Option<(File, PathBuf)>,
 }
 
 /// Where a create's time went, for `--debug`.
@@ -94,8 +96,15 @@ impl Pct {
     /// caller loaded (and routed by): config.json is not read again.
     fn plan(&self, req: &CreateRequest) -> Result<Plan> {
         let id = req.id();
-        let network = network::plan(&req.spec).map_err(input)?;
-        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
+        let mut spec = (*req.spec).clone();
+        let network = network::plan(&mut spec).map_err(input)?;
+        let sandbox = match &network {
+            Network::Sandbox { path, field } => {
+                Some((self.sandbox_netns(path, field)?, path.clone()))
+            }
+            _ => None,
+        };
+        let bundle = Bundle::from_spec(&req.bundle, spec).map_err(input)?;
         self.bind_sources.check(id, &bundle)?;
         let files_dir = self.files_root.join(id.as_str());
         let translation = from_oci(
@@ -129,7 +138,27 @@ impl Pct {
             owner,
             files_dir,
             network,
+            sandbox,
         })
+    }
+
+    /// The sandbox's network namespace, open; one that is already the network of
+    /// another pct container of this root is that pod's, refused.
+    fn sandbox_netns(&self, path: &Path, field: &str) -> Result<File> {
+        let netns = sandbox::open(path, field).map_err(input)?;
+        let this = sandbox::identity(path);
+        for (owner, record) in self.records() {
+            if let Some(theirs) = &record.sandbox_netns {
+                if this.is_some() && sandbox::identity(theirs) == this {
+                    return Err(input(sandbox::SandboxError::Taken {
+                        field: field.into(),
+                        path: path.into(),
+                        owner: owner.to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(netns)
     }
 
     /// The init and the process file, bind-mounted into the CT.
@@ -232,12 +261,20 @@ impl Pct {
     ) -> Result<(Booted, Undo<impl FnOnce() + '_>)> {
         let id = req.id();
         let run = RunDir::new(&plan.files_dir);
+        let hold = match plan.sandbox {
+            Some(_) => Some(
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| self.failed(id, format!("cannot make the hold pipe: {e}")))?,
+            ),
+            None => None,
+        };
         let mut monitor = monitor::spawn(&Launch {
             init: &plan.files_dir.join("init"),
             run: &run,
             owner: plan.owner,
             nfds: 3 + req.preserve_fds,
             console_socket: req.console_socket.as_deref(),
+            hold: hold.as_ref().map(|(read, _)| read.as_fd()),
         })
         .map_err(|e| self.failed(id, format!("cannot start the monitor: {e}")))?;
         let pid = monitor.pid;
@@ -257,7 +294,13 @@ impl Pct {
             .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
             .map_err(|message| self.failed(id, message))?;
         timing.waiting = waiting.elapsed();
-        Ok((Booted { pid, init }, undo))
+        let keeper = match (&plan.sandbox, hold, init) {
+            (Some((netns, path)), Some((_, write)), Some(init)) => {
+                Some(sandbox::join(netns, path, vmid, init, write).map_err(input)?)
+            }
+            _ => None,
+        };
+        Ok((Booted { pid, init, keeper }, undo))
     }
 
     fn new_record(
@@ -277,6 +320,8 @@ impl Pct {
             annotations: plan.bundle.annotations(),
             monitor: Some(monitor.pid),
             owner: Some(plan.owner),
+            sandbox_netns: plan.sandbox.as_ref().map(|(_, path)| path.clone()),
+            keeper: monitor.keeper,
             hooks: LaterHooks {
                 start_container: hooks.start_container.clone(),
                 poststart: hooks.poststart.clone(),
@@ -301,8 +346,10 @@ impl Pct {
     }
 }
 
-/// The monitor `create` left in the caller's process tree, and the CT's init.
+/// The monitor `create` left in the caller's process tree, the CT's init, and a
+/// sandbox's network keeper.
 struct Booted {
     pid: i32,
     init: Option<i32>,
+    keeper: Option<i32>,
 }

@@ -90,6 +90,15 @@ impl Pct {
             Err(Error::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
+        // The client's CNI DEL, after the delete, must find the sandbox's interfaces back
+        // in its namespace.
+        if let Some(keeper) = record.keeper {
+            if !sandbox::wait_keeper(keeper, Duration::from_secs(30)) {
+                tracing::warn!(
+                    "container {id}: its network keeper {keeper} did not finish in 30 s"
+                );
+            }
+        }
         // Execs entering the CT finish entering it; later ones find the record gone.
         let destroying = attach::destroying(&self.root, record.vmid, id)?;
         match self.tools.destroy(record.vmid) {
