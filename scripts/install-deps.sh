@@ -15,6 +15,7 @@ packages=(
     umoci skopeo tar        # OCI images for the containerd and podman tests
     zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
+    containernetworking-plugins iptables  # podman's CNI networks in the network tests
     procps util-linux iproute2
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh

@@ -19,6 +19,7 @@ pub mod pct;
 mod policy;
 mod sandbox;
 mod settings;
+mod staging;
 mod tty;
 pub mod vmid;
 

@@ -94,7 +94,22 @@ fn own(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
 pub(crate) fn listen_at(path: &Path, kind: SockType, owner: (u32, u32)) -> io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
     let listener = socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None)?;
-    bind(listener.as_raw_fd(), &UnixAddr::new(path)?)?;
+    // A socket address holds at most 107 bytes, and `<files_dir>/<64-hex id>/run/control`
+    // can be longer: the socket is bound through the directory's fd instead.
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => (dir, name),
+        _ => {
+            return Err(io::Error::other(format!(
+                "{} is not a socket path",
+                path.display()
+            )))
+        }
+    };
+    let dir = File::open(dir)?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    bind(listener.as_raw_fd(), &UnixAddr::new(&short)?)?;
     let ready = || -> io::Result<()> {
         listen(&listener, Backlog::new(1)?)?;
         own(path, owner)

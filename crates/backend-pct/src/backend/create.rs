@@ -40,6 +40,8 @@ struct Plan {
     network: Network,
     /// A sandbox's network namespace, open, with its path.
     sandbox: Option<(File, PathBuf)>,
+    /// Bind sources the CT's root cannot reach, staged under `files_dir`.
+    stages: Vec<staging::Stage>,
 }
 
 /// Where a create's time went, for `--debug`.
@@ -131,6 +133,12 @@ impl Pct {
                 .collect();
         }
         let owner = root_owner(&proxmox.options, &proxmox.raw);
+        let stages = staging::plan(
+            &mut proxmox.raw,
+            &files_dir,
+            owner,
+            &self.policy.rootfs_mount,
+        );
         Ok(Plan {
             bundle,
             translation,
@@ -139,6 +147,7 @@ impl Pct {
             files_dir,
             network,
             sandbox,
+            stages,
         })
     }
 
@@ -165,12 +174,14 @@ impl Pct {
     fn write_files(&self, plan: &Plan) -> Result<Undo<impl FnOnce()>> {
         let dir = plan.files_dir.clone();
         let undo = Undo::new(move || {
-            let _ = fs::remove_dir_all(&dir);
+            let _ = staging::remove_files_dir(&dir);
         });
         plan.translation.prepare().map_err(io_error(
             "cannot write the container's files to",
             &plan.files_dir,
         ))?;
+        staging::mount_all(&plan.stages, &plan.files_dir)
+            .map_err(io_error("cannot stage a bind source in", &plan.files_dir))?;
         // The process file holds the environment: for the CT's root only.
         let process_file = plan.files_dir.join("process");
         let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;

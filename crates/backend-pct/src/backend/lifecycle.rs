@@ -110,7 +110,7 @@ impl Pct {
         if !self.template_in_use(&record.template, id) {
             let _ = fs::remove_file(self.template_dir.join(&record.template));
         }
-        let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
+        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
         fs::remove_file(self.record_path(id))
             .map_err(io_error("cannot remove", &self.record_path(id)))?;
         drop(held);

@@ -46,6 +46,7 @@ use crate::pct::PctTools;
 use crate::policy::BindSources;
 use crate::sandbox;
 use crate::settings::PctSettings;
+use crate::staging;
 use crate::tty::{self, MasterSocket};
 use crate::vmid::Vmid;
 use crate::NAME;

@@ -301,7 +301,7 @@ pub(crate) fn left_by(pct: &Pct, record: &Record) -> Result<Leftovers> {
 }
 
 fn remove_missing_ok(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
+    match crate::staging::remove_files_dir(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("cannot remove", path, e)),
