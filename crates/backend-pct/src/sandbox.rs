@@ -109,11 +109,15 @@ pub(crate) fn join(
     }
     // SAFETY: pidfd_open returned a new fd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    move_interfaces(sandbox.as_fd(), ct.as_fd()).map_err(|source| SandboxError::Move {
-        path: path.into(),
-        vmid,
-        source,
-    })?;
+    if let Err(source) = move_interfaces(sandbox.as_fd(), ct.as_fd()) {
+        // What moved before the failure goes back, not down with the CT.
+        let _ = move_interfaces(ct.as_fd(), sandbox.as_fd());
+        return Err(SandboxError::Move {
+            path: path.into(),
+            vmid,
+            source,
+        });
+    }
     match spawn_keeper(&ct, sandbox, &pidfd, &hold) {
         Ok(pid) => Ok(pid),
         Err(e) => {

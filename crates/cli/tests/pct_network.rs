@@ -118,6 +118,51 @@ fn namespaces_a_ct_cannot_have_are_refused_by_field() {
     standin.assert_nothing_left(&p);
 }
 
+/// A network namespace path that is no namespace, or that a CT's user namespace owns
+/// (a pod member joining a pct sandbox's CT), is refused before anything is made; the
+/// CT whose namespace it was keeps running, untouched.
+#[test]
+fn a_network_path_that_is_not_a_clients_namespace_is_refused() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let with_netns = |name: &str, path: &str| {
+        let bundle = busybox_bundle(p.dir.path(), name, &["true"]);
+        edit_config(&bundle, |spec| {
+            for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "network" {
+                    ns["path"] = serde_json::json!(path);
+                }
+            }
+        });
+        p.run(&["create", "--bundle", bundle.to_str().unwrap(), name])
+    };
+    let out = with_netns("file", "/etc/hostname");
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot open the network namespace /etc/hostname"),
+        "{err}"
+    );
+
+    let pod = busybox_bundle(p.dir.path(), "pod", &["sleep", "1000"]);
+    let out = p.run(&["run", "--detach", "--bundle", pod.to_str().unwrap(), "pod"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "pod"])).unwrap();
+    let theirs = format!("/proc/{}/ns/net", state["pid"]);
+    let out = with_netns("member", &theirs);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "the network namespace {theirs} belongs to another container"
+        )),
+        "{err}"
+    );
+    assert_eq!(p.status("pod"), "running");
+    p.ok(&["delete", "--force", "pod"]);
+    standin.assert_nothing_left(&p);
+}
+
 /// A network namespace made the way CNI's bridge plugin makes a pod's: a veth pair whose
 /// host end has the gateway address, the other end `eth0` in the namespace with an
 /// address, an MTU, a MAC and a default route. Removed on drop.
