@@ -19,6 +19,17 @@ fn without_namespace(bundle: &std::path::Path, typ: &str) {
     });
 }
 
+/// Makes the bundle's network namespace the one at `path`.
+fn with_network_path(bundle: &std::path::Path, path: &str) {
+    edit_config(bundle, |spec| {
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(path);
+            }
+        }
+    });
+}
+
 #[test]
 fn a_network_namespace_of_its_own_has_the_loopback_up() {
     let standin = PctStandin::new();
@@ -127,13 +138,7 @@ fn a_network_path_that_is_not_a_clients_namespace_is_refused() {
     let p = proxcage_for(&standin);
     let with_netns = |name: &str, path: &str| {
         let bundle = busybox_bundle(p.dir.path(), name, &["true"]);
-        edit_config(&bundle, |spec| {
-            for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "network" {
-                    ns["path"] = serde_json::json!(path);
-                }
-            }
-        });
+        with_network_path(&bundle, path);
         p.run(&["create", "--bundle", bundle.to_str().unwrap(), name])
     };
     let out = with_netns("file", "/etc/hostname");
@@ -266,13 +271,9 @@ fn a_sandboxs_interfaces_move_into_the_ct_and_back() {
     let script = "ip -o addr show dev eth0; ip route; cat /sys/class/net/eth0/mtu \
         /sys/class/net/eth0/address; ip -o link show lo; hostname";
     let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", script]);
+    with_network_path(&bundle, &net.path());
     edit_config(&bundle, |spec| {
-        spec["hostname"] = serde_json::json!("pod-one");
-        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(net.path());
-            }
-        }
+        spec["hostname"] = serde_json::json!("pod-one")
     });
     let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "sandbox"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -319,13 +320,7 @@ fn a_killed_sandbox_hands_its_interfaces_back_before_its_monitor_exits() {
         "b",
         &["sh", "-c", "while :; do echo hello | nc -l -p 8080; done"],
     );
-    edit_config(&bundle, |spec| {
-        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(net.path());
-            }
-        }
-    });
+    with_network_path(&bundle, &net.path());
     let run = p
         .cmd()
         .args([

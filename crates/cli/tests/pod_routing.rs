@@ -19,19 +19,6 @@ fn cri_bundle(p: &Proxcage, name: &str, kind: &str, sandbox: &str) -> std::path:
     bundle
 }
 
-fn backend_of(p: &Proxcage, id: &str) -> String {
-    let list: serde_json::Value =
-        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("{id} is not listed: {list}"))["backend"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_pods_containers_follow_its_sandbox() {
     support::require_root();
@@ -48,12 +35,12 @@ fn a_pods_containers_follow_its_sandbox() {
     };
     let out = create("pod1", "sandbox", "pod1");
     assert!(out.status.success(), "{}", support::pct::stderr(&out));
-    assert_eq!(backend_of(&p, "pod1"), "runc");
+    assert_eq!(p.backend_of("pod1"), "runc");
 
     let out = create("app1", "container", "pod1");
     assert!(out.status.success(), "{}", support::pct::stderr(&out));
     assert_eq!(
-        backend_of(&p, "app1"),
+        p.backend_of("app1"),
         "runc",
         "the member follows its sandbox"
     );
@@ -73,7 +60,7 @@ fn a_pods_containers_follow_its_sandbox() {
     let out = create("stray", "container", "elsewhere");
     assert!(out.status.success(), "{}", support::pct::stderr(&out));
     assert_eq!(
-        backend_of(&p, "stray"),
+        p.backend_of("stray"),
         "crun",
         "a container of a sandbox proxcage does not have is routed by the rules"
     );
