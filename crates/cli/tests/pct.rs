@@ -1349,3 +1349,17 @@ fn the_keep_list_holds_after_the_drop_list_of_common_conf() {
     standin.pct_ok(&["destroy", vmid]);
     standin.assert_no_ct();
 }
+
+/// `process.oomScoreAdj` (which Kubernetes sets on every container) is dropped by
+/// Proxmox as a raw key, and applied from the host instead: the process has it.
+#[test]
+fn oom_score_adj_is_applied_from_the_host() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["cat", "/proc/self/oom_score_adj"]);
+    edit_config(&bundle, |spec| spec["process"]["oomScoreAdj"] = 100.into());
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "oom"]);
+    assert!(out.status.success(), "{}", support::pct::stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "100\n");
+    standin.assert_nothing_left(&p);
+}

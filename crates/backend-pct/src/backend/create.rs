@@ -42,6 +42,22 @@ struct Plan {
     sandbox: Option<(File, PathBuf)>,
     /// Bind sources the CT's root cannot reach, staged under `files_dir`.
     stages: Vec<staging::Stage>,
+    /// `process.oomScoreAdj`, written from the host (see [`applied_from_the_host`]).
+    oom_score_adj: Option<String>,
+}
+
+/// What Proxmox drops but the host can apply: `lxc.proc.oom_score_adj`
+/// (`process.oomScoreAdj`) is taken out of `config` and returned, to be written into the
+/// CT's init before `start`, so that the process it starts inherits it.
+fn applied_from_the_host(config: &LxcConfig) -> (LxcConfig, Option<String>) {
+    let oom = config.get("lxc.proc.oom_score_adj").map(str::to_string);
+    let rest = config
+        .entries()
+        .iter()
+        .filter(|e| e.key() != "lxc.proc.oom_score_adj")
+        .cloned()
+        .collect();
+    (rest, oom)
 }
 
 /// Where a create's time went, for `--debug`.
@@ -118,9 +134,9 @@ impl Pct {
         if terminal != req.console_socket.is_some() {
             return Err(input(TerminalMismatch { terminal }));
         }
+        let (config, oom_score_adj) = applied_from_the_host(translation.config());
         let mut proxmox =
-            split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
-                .map_err(input)?;
+            split_for_proxmox(&without_proxmox_keys(&config), &self.policy).map_err(input)?;
         if network == Network::Own && self.net0.is_some() {
             // Proxmox's net0 is the CT's network: its own `lxc.net.0.*` keys, not the
             // translation's empty namespace.
@@ -148,6 +164,7 @@ impl Pct {
             network,
             sandbox,
             stages,
+            oom_score_adj,
         })
     }
 
@@ -305,6 +322,15 @@ impl Pct {
             .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
             .map_err(|message| self.failed(id, message))?;
         timing.waiting = waiting.elapsed();
+        if let (Some(adj), Some(init)) = (&plan.oom_score_adj, init) {
+            let path = format!("/proc/{init}/oom_score_adj");
+            fs::write(&path, adj).map_err(|e| {
+                self.failed(
+                    id,
+                    format!("cannot set process.oomScoreAdj {adj} on the CT's init ({path}): {e}"),
+                )
+            })?;
+        }
         let keeper = match (&plan.sandbox, hold, init) {
             (Some((netns, path)), Some((_, write)), Some(init)) => {
                 Some(sandbox::join(netns, path, vmid, init, write).map_err(input)?)
