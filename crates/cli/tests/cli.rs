@@ -764,8 +764,8 @@ fn a_jail_route_sends_containers_to_ocijail() {
     let bundle = bundle.to_str().unwrap();
     p.ok(&["create", "--bundle", bundle, "jail-1"]);
     p.ok(&["create", "--bundle", bundle, "other"]);
-    assert_eq!(backend_of(&p, "jail-1"), "jail", "the rule");
-    assert_eq!(backend_of(&p, "other"), "runc", "the default");
+    assert_eq!(p.backend_of("jail-1"), "jail", "the rule");
+    assert_eq!(p.backend_of("other"), "runc", "the default");
     assert_eq!(p.status("jail-1"), "created");
     p.ok(&["start", "jail-1"]);
     assert_eq!(p.status("jail-1"), "running");
