@@ -34,6 +34,8 @@ pub(crate) enum SandboxError {
     },
     #[error("{field}: the network namespace {path} belongs to another container (its owner is not the host's user namespace): joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
     Member { field: String, path: PathBuf },
+    #[error("{field}: {path} is a running process's network namespace (another container's, as `--network container:NAME` gives), not one a client made for a pod: its interfaces are not the pod's to move; joining another container's network is not supported on pct; run the container on runc or crun")]
+    Process { field: String, path: PathBuf },
     #[error("{field}: the network namespace {path} is already the network of the pct container {owner}: joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
     Taken {
         field: String,
@@ -63,8 +65,17 @@ pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
 
 /// Opens the sandbox's network namespace at `path` (`field` names it in config.json)
 /// and checks that the host's user namespace owns it: one a container's user namespace
-/// owns (another CT's, a pod member's path) is refused.
+/// owns (another CT's, a pod member's path), or a process's (`/proc/PID/ns/net`), is
+/// refused.
 pub(crate) fn open(path: &Path, field: &str) -> Result<File, SandboxError> {
+    // CNI and netavark bind-mount the namespaces they make (/run/netns/...); a path under
+    // /proc is some process's, whose interfaces would be taken from it.
+    if path.starts_with("/proc") {
+        return Err(SandboxError::Process {
+            field: field.into(),
+            path: path.into(),
+        });
+    }
     let open_err = |source| SandboxError::Open {
         field: field.into(),
         path: path.into(),

@@ -159,7 +159,30 @@ fn a_network_path_that_is_not_a_clients_namespace_is_refused() {
     assert!(!out.status.success());
     assert!(
         err.contains(&format!(
-            "the network namespace {theirs} belongs to another container"
+            "{theirs} is a running process's network namespace"
+        )),
+        "{err}"
+    );
+    // The same namespace through a path that is not under /proc: its owner is the CT's
+    // user namespace.
+    let held = p.dir.path().join("held-netns");
+    fs::write(&held, "").unwrap();
+    nix::mount::mount(
+        Some(theirs.as_str()),
+        &held,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let out = with_netns("member2", held.to_str().unwrap());
+    nix::mount::umount2(&held, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "the network namespace {} belongs to another container",
+            held.display()
         )),
         "{err}"
     );
