@@ -386,3 +386,45 @@ fn a_killed_sandbox_hands_its_interfaces_back_before_its_monitor_exits() {
     p.ok(&["delete", "served"]);
     standin.assert_nothing_left(&p);
 }
+
+/// A running sandbox whose network keeper was killed is reported by `health`: its
+/// interfaces will die with the CT instead of going back.
+#[test]
+fn health_reports_a_sandbox_whose_keeper_is_gone() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let net = CniLikeNetns::new();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    with_network_path(&bundle, &net.path());
+    let out = p.run(&[
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "pod",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let healthy = stdout(&p.run(&["health", "--format", "json"]));
+    assert!(!healthy.contains("pod-network-keeper-gone"), "{healthy}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(p.root.join("backends/pct/pod.json")).unwrap()).unwrap();
+    let keeper = record["keeper"]
+        .as_i64()
+        .expect("the record names the keeper") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(keeper),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(support::image::wait_until(
+        std::time::Duration::from_secs(10),
+        || support::process_gone(keeper.into())
+    ));
+    let report = stdout(&p.run(&["health", "--format", "json"]));
+    assert!(
+        report.contains("pod-network-keeper-gone") && report.contains("container pod"),
+        "{report}"
+    );
+    p.ok(&["delete", "--force", "pod"]);
+    standin.assert_nothing_left(&p);
+}
