@@ -16,6 +16,7 @@ packages=(
     zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
     golang-go golang-github-containerd-containerd-dev  # tests/containerd-update (the task Update ctr lacks)
+    containernetworking-plugins iptables  # podman's CNI networks in the network tests
     procps util-linux iproute2
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh

@@ -13,10 +13,14 @@ mod health;
 mod hooks;
 mod idmap;
 mod monitor;
+mod netlink;
+mod network;
 pub mod parse;
 pub mod pct;
 mod policy;
+mod sandbox;
 mod settings;
+mod staging;
 mod tty;
 pub mod vmid;
 

@@ -81,6 +81,8 @@ pub(crate) struct Launch<'a> {
     /// Stdio plus `--preserve-fds`.
     pub(crate) nfds: u32,
     pub(crate) console_socket: Option<&'a Path>,
+    /// The read end of the network keeper's hold pipe (see `sandbox`), for a sandbox.
+    pub(crate) hold: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// Gives `path` to `owner` (the CT's root, who opens it from inside), for it alone.
@@ -139,7 +141,12 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
     cmd.arg("--monitor")
         .arg(listener.as_raw_fd().to_string())
         .arg(status_write.as_raw_fd().to_string())
-        .arg(launch.nfds.to_string());
+        .arg(launch.nfds.to_string())
+        .arg(
+            launch
+                .hold
+                .map_or("-".into(), |fd| fd.as_raw_fd().to_string()),
+        );
     if let Some(path) = launch.console_socket {
         cmd.arg(path);
         // With a terminal the caller reads create's own output to its end: the monitor
@@ -148,14 +155,15 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
     }
-    let inherit = [listener.as_raw_fd(), status_write.as_raw_fd()];
+    let mut inherit = vec![listener.as_raw_fd(), status_write.as_raw_fd()];
+    inherit.extend(launch.hold.map(|fd| fd.as_raw_fd()));
     // SAFETY: between fork and exec only async-signal-safe calls: setsid and fcntl.
     unsafe {
         cmd.pre_exec(move || {
             // Out of the caller's process group: a ^C meant for `create` is not the
             // container's.
             nix::unistd::setsid()?;
-            for fd in inherit {
+            for &fd in &inherit {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());
                 }

@@ -12,19 +12,6 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn backend_of(p: &Proxcage, id: &str) -> String {
-    let list: serde_json::Value =
-        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not listed: {list}"))["backend"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn nothing_left(p: &Proxcage) {
     assert_eq!(p.ok(&["list", "-q"]), "");
     let containers = p.root.join("containers");
@@ -65,16 +52,16 @@ fn annotation_beats_rule_beats_default() {
     p.ok(&["create", "--bundle", plain, "light-2"]);
     p.ok(&["create", "--bundle", plain, "other"]);
     assert_eq!(
-        backend_of(&p, "light-1"),
+        p.backend_of("light-1"),
         "runc",
         "the annotation wins over the rule"
     );
     assert_eq!(
-        backend_of(&p, "light-2"),
+        p.backend_of("light-2"),
         "crun",
         "the rule wins over the default"
     );
-    assert_eq!(backend_of(&p, "other"), "runc", "the default");
+    assert_eq!(p.backend_of("other"), "runc", "the default");
     for id in ["light-1", "light-2", "other"] {
         assert_eq!(p.status(id), "created");
         p.ok(&["delete", id]);
@@ -92,7 +79,7 @@ fn later_commands_follow_the_recorded_backend() {
     // The operator changes the default: the existing container stays with crun.
     fs::write(&p.config, HOST_CONFIG).unwrap();
     assert_eq!(p.status("rec"), "created");
-    assert_eq!(backend_of(&p, "rec"), "crun");
+    assert_eq!(p.backend_of("rec"), "crun");
     p.ok(&["start", "rec"]);
     p.ok(&["delete", "--force", "rec"]);
     nothing_left(&p);
@@ -1017,8 +1004,8 @@ fn a_jail_route_sends_containers_to_ocijail() {
     let bundle = bundle.to_str().unwrap();
     p.ok(&["create", "--bundle", bundle, "jail-1"]);
     p.ok(&["create", "--bundle", bundle, "other"]);
-    assert_eq!(backend_of(&p, "jail-1"), "jail", "the rule");
-    assert_eq!(backend_of(&p, "other"), "runc", "the default");
+    assert_eq!(p.backend_of("jail-1"), "jail", "the rule");
+    assert_eq!(p.backend_of("other"), "runc", "the default");
     assert_eq!(p.status("jail-1"), "created");
     p.ok(&["start", "jail-1"]);
     assert_eq!(p.status("jail-1"), "running");

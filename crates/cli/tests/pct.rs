@@ -1535,3 +1535,17 @@ fn a_container_with_a_64_character_id_runs() {
     p.ok(&["delete", "--force", id]);
     standin.assert_nothing_left(&p);
 }
+
+/// `process.oomScoreAdj` (which Kubernetes sets on every container) is dropped by
+/// Proxmox as a raw key, and applied from the host instead: the process has it.
+#[test]
+fn oom_score_adj_is_applied_from_the_host() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["cat", "/proc/self/oom_score_adj"]);
+    edit_config(&bundle, |spec| spec["process"]["oomScoreAdj"] = 100.into());
+    let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "oom"]);
+    assert!(out.status.success(), "{}", support::pct::stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "100\n");
+    standin.assert_nothing_left(&p);
+}

@@ -31,18 +31,39 @@ struct Podman {
     proxcage_config: PathBuf,
     /// Environment the runtime needs besides its config (the pct stand-in's root).
     runtime_env: Vec<(String, PathBuf)>,
+    /// The CNI network of this podman, when it has one (else `netns = "none"`).
+    network: Option<CniNetwork>,
 }
 
 impl Podman {
     /// podman with the busybox image loaded, running containers with `runtime`.
     fn new(runtime: &Path) -> Self {
-        Podman::new_with(runtime, support::HOST_CONFIG, Vec::new())
+        Podman::new_with(runtime, support::HOST_CONFIG, Vec::new(), false)
     }
 
     /// podman running proxcage routed to the pct backend on `standin`.
     fn new_pct(standin: &PctStandin) -> Self {
         let env = vec![("PCT_STANDIN_ROOT".to_string(), standin.root.clone())];
-        Podman::new_with(&support::proxcage_bin(), &standin.proxcage_config(), env)
+        Podman::new_with(
+            &support::proxcage_bin(),
+            &standin.proxcage_config(),
+            env,
+            false,
+        )
+    }
+
+    /// As [`Podman::new`] or [`Podman::new_pct`], with a CNI network of the test's own as
+    /// podman's default network.
+    fn networked(runtime: &Path, standin: Option<&PctStandin>) -> Self {
+        match standin {
+            Some(standin) => Podman::new_with(
+                &support::proxcage_bin(),
+                &standin.proxcage_config(),
+                vec![("PCT_STANDIN_ROOT".to_string(), standin.root.clone())],
+                true,
+            ),
+            None => Podman::new_with(runtime, support::HOST_CONFIG, Vec::new(), true),
+        }
     }
 
     /// As [`Podman::new`], with proxcage's config file text and the environment the
@@ -51,6 +72,7 @@ impl Podman {
         runtime: &Path,
         proxcage_config_text: &str,
         runtime_env: Vec<(String, PathBuf)>,
+        networked: bool,
     ) -> Self {
         support::require_root();
         let podman = support::require_tool("podman", "podman");
@@ -67,6 +89,17 @@ impl Podman {
             .tempdir()
             .unwrap();
         let d = dir.path();
+        let network = networked.then(|| CniNetwork::new(&d.join("cni")));
+        let network_conf = match &network {
+            Some(net) => format!(
+                "[network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{}\"\ndefault_network = \"{}\"\n",
+                net.dir.display(),
+                net.name
+            ),
+            None => String::new(),
+        };
+        let netns = if networked { "bridge" } else { "none" };
+        let proxcage_config = d.join("proxcage.toml");
         // Without CAP_SYS_RESOURCE podman's default nofile limit (1048576) cannot be set, so
         // runc fails with "error setting rlimit type 7": ask for limits the host allows.
         // `runtime_supports_json` names proxcage so it is called exactly as runc is, with
@@ -76,7 +109,7 @@ impl Podman {
             format!(
                 r#"[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
+netns = "{netns}"
 
 [engine]
 cgroup_manager = "cgroupfs"
@@ -85,7 +118,8 @@ events_logfile_path = "{d}/events.log"
 tmp_dir = "{d}/libpod-tmp"
 lock_type = "file"
 runtime_supports_json = ["crun", "runc", "proxcage"]
-"#,
+
+{network_conf}"#,
                 d = d.display()
             ),
         )
@@ -98,9 +132,16 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
             ),
         )
         .unwrap();
-        let proxcage_config = d.join("proxcage.toml");
-        fs::write(&proxcage_config, proxcage_config_text).unwrap();
-        let sandbox = MountSandbox::new(&d.join("sandbox"));
+        // podman runs the runtime's start, kill and delete with an environment of its own
+        // (PATH and XDG_RUNTIME_DIR): proxcage finds this test's config at its default
+        // path, /etc/proxcage/config.toml, in the sandbox's /etc, and the stand-in its
+        // root through wrappers that set PCT_STANDIN_ROOT.
+        let config_text = wrap_standin(d, proxcage_config_text, &runtime_env);
+        fs::write(&proxcage_config, &config_text).unwrap();
+        let sandbox = MountSandbox::with_etc(
+            &d.join("sandbox"),
+            &[("proxcage/config.toml", config_text.as_str())],
+        );
         let pm = Podman {
             dir,
             sandbox: Some(sandbox),
@@ -109,6 +150,7 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
             cgroup_parent,
             proxcage_config,
             runtime_env,
+            network,
         };
         let image = busybox_image();
         run(
@@ -119,6 +161,13 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
         )
         .ok();
         pm
+    }
+
+    /// Whether the runtime is proxcage on the pct stand-in.
+    fn on_pct(&self) -> bool {
+        self.runtime_env
+            .iter()
+            .any(|(k, _)| k == "PCT_STANDIN_ROOT")
     }
 
     /// `podman --runtime <runtime>` in the sandbox, with this test's configuration.
@@ -214,6 +263,180 @@ impl Drop for Podman {
     }
 }
 
+/// A CNI network of the test's own (bridge, host-local subnet, portmap, firewall), as
+/// podman's default one is but with a bridge name, subnet and IPAM state no other test
+/// shares. The bridge goes on drop; what CNI DEL must remove is checked by
+/// [`CniNetwork::assert_clean`].
+struct CniNetwork {
+    dir: PathBuf,
+    name: String,
+    bridge: String,
+    /// `10.215.N.`: the subnet is `10.215.N.0/24`.
+    prefix: String,
+    /// A host port for `-p` no other test uses.
+    host_port: u16,
+}
+
+impl CniNetwork {
+    fn new(dir: &Path) -> Self {
+        support::require_tool("ip", "iproute2");
+        support::require_tool("iptables-save", "iptables");
+        if !Path::new("/usr/lib/cni/bridge").exists() {
+            panic!("the CNI plugins are missing: install the Debian package 'containernetworking-plugins'");
+        }
+        let n = support::unique();
+        let pid = std::process::id() as usize;
+        let slot = (pid * 13 + n) % 250 + 1;
+        let net = CniNetwork {
+            dir: dir.to_path_buf(),
+            name: format!("pxc-{pid}-{n}"),
+            bridge: format!("pxcbr{}x{n}", pid % 100_000),
+            prefix: format!("10.215.{slot}."),
+            host_port: 20_000 + ((pid * 31 + n) % 20_000) as u16,
+        };
+        fs::create_dir_all(dir).unwrap();
+        let conflist = serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": net.name,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": net.bridge,
+                    "isGateway": true,
+                    "ipMasq": true,
+                    "hairpinMode": true,
+                    "ipam": {
+                        "type": "host-local",
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "ranges": [[{
+                            "subnet": format!("{}0/24", net.prefix),
+                            "gateway": format!("{}1", net.prefix),
+                        }]],
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": true}},
+                {"type": "firewall"},
+                {"type": "tuning"},
+            ],
+        });
+        fs::write(
+            dir.join(format!("{}.conflist", net.name)),
+            serde_json::to_vec_pretty(&conflist).unwrap(),
+        )
+        .unwrap();
+        net
+    }
+
+    /// iptables rules (nat and filter) that name this network's subnet.
+    fn rules(&self) -> Vec<String> {
+        let out = Command::new("iptables-save")
+            .output()
+            .expect("iptables-save");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&self.prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Interfaces still enslaved to the bridge (the host ends of containers' veths).
+    fn ports(&self) -> String {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "master", &self.bridge])
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Fails unless CNI DEL removed everything CNI ADD made for the test's containers:
+    /// NAT and filter rules, the host ends of veths, the network namespaces podman made.
+    #[track_caller]
+    fn assert_clean(&self, pm: &Podman) {
+        let clean = wait_until(Duration::from_secs(10), || {
+            self.rules().is_empty() && self.ports().is_empty()
+        });
+        assert!(
+            clean,
+            "CNI left rules {:?} and interfaces {:?}",
+            self.rules(),
+            self.ports()
+        );
+        let sandbox = pm.sandbox.as_ref().unwrap();
+        let ls = support::require_tool("ls", "coreutils");
+        let ran = run_captured(
+            sandbox.command(&ls).args(["-A", "/run/netns"]),
+            COMMAND_TIMEOUT,
+        )
+        .expect("ls /run/netns");
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            "",
+            "network namespaces left in podman's /run/netns"
+        );
+    }
+}
+
+impl Drop for CniNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+/// Reads what a TCP server at `address` says, retrying until it answers (60 s).
+fn fetch(address: &str) -> String {
+    use std::io::Read;
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).and_then(
+            |mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).map(|_| text)
+            },
+        );
+        match got {
+            Ok(text) if !text.is_empty() => return text,
+            _ if std::time::Instant::now() > deadline => panic!("nothing answered at {address}"),
+            _ => thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// `config` with the stand-in's pct and pvesh replaced by wrappers (in `dir/bin`) that
+/// set `PCT_STANDIN_ROOT` from `env`; `config` as it is without a stand-in.
+fn wrap_standin(dir: &Path, config: &str, env: &[(String, PathBuf)]) -> String {
+    let Some((_, root)) = env.iter().find(|(k, _)| k == "PCT_STANDIN_ROOT") else {
+        return config.to_string();
+    };
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let standin = support::pct::standin_bin();
+    let mut config = config.to_string();
+    for tool in ["pct", "pvesh"] {
+        let wrapper = bin.join(tool);
+        support::install_script(
+            &wrapper,
+            &format!(
+                "#!/bin/bash\nexport PCT_STANDIN_ROOT={}\nexec -a {tool} {} \"$@\"\n",
+                root.display(),
+                standin.display()
+            ),
+        );
+        let line = |path: &Path| format!("{tool} = \"{}\"", path.display());
+        let configured = config
+            .lines()
+            .find(|l| l.starts_with(&format!("{tool} = ")))
+            .map(str::to_string);
+        if let Some(configured) = configured {
+            config = config.replace(&configured, &line(&wrapper));
+        }
+    }
+    config
+}
+
 fn runc() -> PathBuf {
     support::require_tool("runc", "runc")
 }
@@ -255,6 +478,7 @@ fn detached_exec_stop_rm(pm: Podman) {
         COMMAND_TIMEOUT,
     );
     assert_eq!((ran.code, ran.stdout.as_str()), (0, "hi\n"), "exec\n{ran}");
+
     let ran = run(
         pm.podman().args(["exec", name, "sh", "-c", "exit 5"]),
         COMMAND_TIMEOUT,
@@ -333,6 +557,102 @@ fn update(pm: Podman) {
     pm.assert_nothing_left();
 }
 
+/// podman's default network (a CNI bridge): the container has the IP podman reports, a
+/// `-p` port is reached from the host on 127.0.0.1 and the container's IP is reached
+/// directly; after `rm` (and after a `--rm` run) CNI DEL leaves no rule, veth or netns.
+fn default_network_and_published_port(pm: Podman) {
+    let net = pm.network.as_ref().unwrap();
+    let ran = run(
+        &mut pm.podman_run(
+            &["--rm"],
+            &["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+        ),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run --rm ip addr\n{ran}");
+    assert!(
+        ran.stdout.contains(&format!("inet {}", net.prefix)),
+        "eth0 has an address of the network\n{ran}"
+    );
+    let port = format!("{}:80", net.host_port);
+    let serve = "while true; do echo hello | nc -l -p 80; done";
+    let ran = run(
+        &mut pm.podman_run(&["-d", "--name", "web", "-p", &port], &["sh", "-c", serve]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run -d -p\n{ran}");
+    let ran = run(
+        pm.podman().args([
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            "web",
+        ]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    let ip = ran.stdout.trim().to_string();
+    assert!(ip.starts_with(&net.prefix), "podman reports {ip:?}");
+    let ran = run(
+        pm.podman().args([
+            "exec", "web", "ip", "-o", "-4", "addr", "show", "dev", "eth0",
+        ]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    assert!(
+        ran.stdout.contains(&format!("inet {ip}/24")),
+        "the container has the IP podman reports ({ip})\n{ran}"
+    );
+
+    if pm.on_pct() {
+        // Inside a CT, proxcage-init is PID 1 and the process its child.
+        let ran = run(
+            pm.podman().args(["exec", "web", "cat", "/proc/1/cmdline"]),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        assert!(
+            ran.stdout.starts_with("/.proxcage/init"),
+            "the container runs in a CT\n{ran}"
+        );
+    }
+    assert_eq!(fetch(&format!("127.0.0.1:{}", net.host_port)), "hello\n");
+    assert_eq!(fetch(&format!("{ip}:80")), "hello\n");
+    run(
+        pm.podman().args(["rm", "--force", "--time", "0", "web"]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    pm.assert_nothing_left();
+    net.assert_clean(&pm);
+}
+
+/// `--network host`: the container is in the host's network namespace.
+fn host_network(pm: Podman) {
+    let ran = run(
+        &mut pm.podman_run(
+            &["--rm", "--network", "host"],
+            &["readlink", "/proc/self/ns/net"],
+        ),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run --network host\n{ran}");
+    let host = fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(ran.stdout.trim(), host.to_str().unwrap(), "{ran}");
+    if pm.on_pct() {
+        let ran = run(
+            &mut pm.podman_run(&["--rm", "--network", "host"], &["cat", "/proc/1/cmdline"]),
+            COMMAND_TIMEOUT,
+        );
+        assert!(
+            ran.stdout.starts_with("/.proxcage/init"),
+            "the container runs in a CT\n{ran}"
+        );
+    }
+    pm.assert_nothing_left();
+}
+
 // ---- tests ----------------------------------------------------------------------------
 
 #[test]
@@ -378,5 +698,30 @@ fn podman_detached_exec_stop_rm_with_proxcage() {
 fn podman_detached_exec_stop_rm_with_pct() {
     let standin = PctStandin::new();
     detached_exec_stop_rm(Podman::new_pct(&standin));
+    standin.assert_no_ct();
+}
+
+#[test]
+fn podman_default_network_and_published_port_with_runc() {
+    default_network_and_published_port(Podman::networked(&runc(), None));
+}
+
+/// A container on podman's default network becomes a CT holding the CNI interfaces.
+#[test]
+fn podman_default_network_and_published_port_with_pct() {
+    let standin = PctStandin::new();
+    default_network_and_published_port(Podman::networked(&runc(), Some(&standin)));
+    standin.assert_no_ct();
+}
+
+#[test]
+fn podman_host_network_with_runc() {
+    host_network(Podman::networked(&runc(), None));
+}
+
+#[test]
+fn podman_host_network_with_pct() {
+    let standin = PctStandin::new();
+    host_network(Podman::networked(&runc(), Some(&standin)));
     standin.assert_no_ct();
 }

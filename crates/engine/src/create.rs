@@ -101,7 +101,8 @@ impl Engine {
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let (backend_name, reason) = router.choose(id, &annotations)?;
+        let chosen = router.choose(id, &annotations)?;
+        let (backend_name, reason) = self.follow_sandbox(id, &annotations, chosen)?;
         tracing::debug!("container {id}: backend {backend_name} ({reason})");
         self.config.security.check(
             id,

@@ -42,6 +42,7 @@ mod engine;
 mod health;
 mod interrupt;
 mod lifecycle;
+mod pod;
 mod registry;
 mod router;
 mod security;

@@ -31,6 +31,8 @@ pub enum Reason {
     /// The 1-based position of the rule in the config file.
     Rule(usize),
     Default,
+    /// A container of a pod follows its sandbox (the sandbox's id).
+    Pod(String),
 }
 
 impl fmt::Display for Reason {
@@ -39,6 +41,7 @@ impl fmt::Display for Reason {
             Reason::Annotation => write!(f, "annotation {BACKEND_ANNOTATION}"),
             Reason::Rule(n) => write!(f, "[[route]] rule {n}"),
             Reason::Default => f.write_str("default_backend"),
+            Reason::Pod(sandbox) => write!(f, "the backend of its pod's sandbox {sandbox}"),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The monitor: `init --monitor LISTEN_FD STATUS_FD NFDS [CONSOLE_SOCKET]`, run on the
+//! The monitor: `init --monitor LISTEN_FD STATUS_FD NFDS HOLD_FD [CONSOLE_SOCKET]`, run on the
 //! host by the pct backend's `create` and left in the caller's process tree (its pid is the
 //! pid file's and `state`'s). It accepts the CT's init on the listening socket, sends it
 //! the stdio fds 0..NFDS, or passes the terminal master it gets from the init on to the
@@ -7,7 +7,10 @@
 //! container's); writes `ready` (or `failed: <why>`) to STATUS_FD and closes it; lets go
 //! of the caller's stdio; then passes every signal it gets on to the init (`K<n>`) and
 //! exits with the status the init reports (`E<code>`), or 137 when the init vanished
-//! without one (SIGKILL, `pct stop`). Static and tiny, it costs a few pages of memory and
+//! without one (SIGKILL, `pct stop`). HOLD_FD (`-` for none) is the read end of a pipe
+//! whose write end the pct backend's network keeper holds: before it exits the monitor
+//! reads it to its end, so that a pod's interfaces are back in the client's network
+//! namespace before the client hears that the container ended. Static and tiny, it costs a few pages of memory and
 //! no CPU while it waits in ppoll.
 
 use crate::channel::{recv, send, send_number, SockaddrUn, MAX_FDS};
@@ -31,6 +34,9 @@ const CT_NAMESPACES: usize =
 
 /// The status fd while `create` waits on it; -1 once reported.
 static mut STATUS: isize = -1;
+
+/// The hold fd, or -1.
+static mut HOLD: isize = -1;
 
 /// `failed: <what>` to `create`, once.
 pub fn report_failure(what: &[&[u8]]) {
@@ -61,7 +67,7 @@ pub fn main(argc: usize, argv: *const *const u8) -> ! {
     // SAFETY: argv holds argc NUL-terminated strings.
     let arg =
         |i: usize| unsafe { sys::c_str(*argv.add(i)) };
-    if argc < 5 {
+    if argc < 6 {
         exit(2);
     }
     let status = number(arg(3));
@@ -72,9 +78,13 @@ pub fn main(argc: usize, argv: *const *const u8) -> ! {
     if !(3..=MAX_FDS).contains(&nfds) {
         failed(&[b"bad monitor arguments"]);
     }
-    let console = if argc > 5 {
-        // SAFETY: argv[5] exists.
-        Some(unsafe { *argv.add(5) })
+    if arg(5) != b"-" {
+        // SAFETY: single-threaded.
+        unsafe { HOLD = number(arg(5)) as isize };
+    }
+    let console = if argc > 6 {
+        // SAFETY: argv[6] exists.
+        Some(unsafe { *argv.add(6) })
     } else {
         None
     };
@@ -261,13 +271,30 @@ fn relay(conn: isize) -> ! {
                 close(*fd as isize);
             }
             if got <= 0 {
-                exit(KILLED);
+                exit_after_hold(KILLED);
             }
             if packet[0] == b'E' {
                 let code =
                     parse_number(&packet[1..got as usize], 10).unwrap_or(KILLED as usize);
-                exit(code as i32);
+                exit_after_hold(code as i32);
             }
         }
     }
+}
+
+/// Exits with `code` once the hold pipe (if any) has reached its end.
+fn exit_after_hold(code: i32) -> ! {
+    // SAFETY: single-threaded.
+    let hold = unsafe { HOLD };
+    if hold >= 0 {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reading into a local buffer.
+            let n = unsafe { sys::call(sys::READ, hold as usize, buf.as_mut_ptr() as usize, buf.len()) };
+            if n == 0 || (n < 0 && n != -4) {
+                break;
+            }
+        }
+    }
+    exit(code)
 }

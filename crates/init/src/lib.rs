@@ -14,7 +14,7 @@
 //!   stdio (or sends it a pseudo-terminal), waits on the exec FIFO until `start`, and then
 //!   stays PID 1: it runs the process as its child, passes signals on, reaps orphans and
 //!   reports the exit status.
-//! - **On the host** (`init --monitor LISTEN_FD STATUS_FD NFDS [CONSOLE_SOCKET]`): the
+//! - **On the host** (`init --monitor LISTEN_FD STATUS_FD NFDS HOLD_FD [CONSOLE_SOCKET]`): the
 //!   process left in the caller's process tree by `create`, which accepts the CT's init,
 //!   hands it the caller's stdio, and exits with the status the init reports.
 //!

@@ -71,6 +71,10 @@ pub enum PveError {
     },
     #[error("{key}: Proxmox does not pass this key through to LXC ({reason}); list it in [backends.pct] allow_dropped to run without it, route the container to runc or crun, or change the bundle")]
     Dropped { key: String, reason: String },
+    /// Running without the namespace is never what the caller meant, so no
+    /// `allow_dropped` can accept it.
+    #[error("{key}: Proxmox drops every lxc.namespace.* key, so a CT cannot join or share the namespace {value}; a CT always has its own mount, pid, ipc and uts namespaces: route the container to runc or crun")]
+    Namespace { key: String, value: String },
     #[error("cannot write {key}: {value:?}: {reason}")]
     InvalidValue {
         key: String,

@@ -324,6 +324,8 @@ pub fn split_for_proxmox(
         policy,
         rootfs: config.get("lxc.rootfs.path").map(str::to_string),
         proxmox_idmap: idmaps == ["u 0 100000 65536", "g 0 100000 65536"],
+        host_network: config.get("lxc.net.0.type") == Some("none"),
+        auto_mounts_seen: false,
         mp: 0,
         out: ProxmoxConfig::default(),
     };
@@ -332,6 +334,9 @@ pub fn split_for_proxmox(
     }
     for e in config.entries() {
         split.entry(e)?;
+    }
+    if split.host_network && !split.auto_mounts_seen {
+        split.auto_mounts_in_host_network("")?;
     }
     Ok(split.out)
 }
@@ -343,6 +348,10 @@ struct Split<'a> {
     rootfs: Option<String>,
     /// The idmap is Proxmox's own for unprivileged CTs, which it writes itself.
     proxmox_idmap: bool,
+    /// The CT runs in the host's network namespace (`lxc.net.0.type = none`).
+    host_network: bool,
+    /// An `lxc.mount.auto` key was split.
+    auto_mounts_seen: bool,
     /// The next free `mpN`.
     mp: usize,
     out: ProxmoxConfig,
@@ -402,8 +411,13 @@ impl Split<'_> {
                     self.drop(e, "Proxmox creates the standard namespaces only")?;
                 }
             }
-            "lxc.net.0.type" if value == "empty" => {}
-            "lxc.net.0.type" => self.drop(e, "a CT's network comes from netN")?,
+            k if k.starts_with("lxc.namespace.share.") => {
+                return Err(PveError::Namespace {
+                    key: key.into(),
+                    value: value.into(),
+                })
+            }
+            "lxc.mount.auto" if self.host_network => self.auto_mounts_in_host_network(value)?,
             "lxc.idmap" if self.proxmox_idmap => {}
             "lxc.cgroup2.memory.max" if value != "max" => {
                 let m = mib(value).unwrap_or(0).max(16);
@@ -426,6 +440,26 @@ impl Split<'_> {
             _ => self.drop(e, "it is not on Proxmox's raw-key allow-list")?,
         }
         Ok(())
+    }
+
+    /// The automatic mounts of a CT in the host's network namespace. The kernel lets only
+    /// the owner of a network namespace mount sysfs, and the host's is not the CT's: the
+    /// `sys` mount Proxmox and LXC's `common.conf` ask for would fail the start. So the
+    /// list is cleared and written again without `sys`, and `/sys` is the host's, bound
+    /// recursively (as runc does in a user namespace without a network namespace).
+    fn auto_mounts_in_host_network(&mut self, value: &str) -> Result<(), PveError> {
+        self.auto_mounts_seen = true;
+        self.raw("lxc.mount.auto", "")?;
+        let (sys, rest): (Vec<&str>, Vec<&str>) =
+            value.split_whitespace().partition(|f| f.starts_with("sys"));
+        if !rest.is_empty() {
+            self.raw("lxc.mount.auto", &rest.join(" "))?;
+        }
+        let ro = if sys.contains(&"sys:ro") { ",ro" } else { "" };
+        self.raw(
+            "lxc.mount.entry",
+            &format!("/sys sys none rbind{ro},create=dir 0 0"),
+        )
     }
 
     /// A plain bind mount of a host path becomes `mpN` (mounted by Proxmox as host root);
@@ -555,6 +589,7 @@ mod tests {
         assert_eq!(
             split.raw.render(),
             concat!(
+                "lxc.net.0.type = empty\n",
                 "lxc.init.cmd = /.proxcage/init\n",
                 "lxc.mount.entry = /usr/lib/x86_64-linux-gnu/lxc/rootfs/proc/sys proc/sys none bind,ro,optional 0 0\n",
                 "lxc.mount.entry = tmpfs tmp tmpfs size=1m,create=dir 0 0\n",
@@ -594,7 +629,6 @@ mod tests {
         for key in [
             "lxc.namespace.share.net = /x",
             "lxc.sysctl.net.ipv4.ip_forward = 1",
-            "lxc.net.0.type = none",
         ] {
             let lxc = LxcConfig::parse(key).unwrap();
             assert!(
@@ -602,6 +636,46 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn a_shared_namespace_is_refused_whatever_allow_dropped_says() {
+        let lxc = LxcConfig::parse("lxc.namespace.share.ipc = /proc/42/ns/ipc\n").unwrap();
+        let policy = ProxmoxPolicy {
+            allow_dropped: vec!["lxc.".into()],
+            ..ProxmoxPolicy::default()
+        };
+        let err = split_for_proxmox(&lxc, &policy).unwrap_err().to_string();
+        assert!(err.contains("/proc/42/ns/ipc"), "{err}");
+        assert!(!err.contains("allow_dropped"), "{err}");
+    }
+
+    /// The host's network: `lxc.net.0.type = none` goes through, and sysfs (which only
+    /// the network namespace's owner may mount) becomes the host's /sys, bound.
+    #[test]
+    fn the_host_network_binds_sys_instead_of_mounting_it() {
+        let lxc = LxcConfig::parse(concat!(
+            "lxc.net.0.type = none\n",
+            "lxc.mount.auto = proc:rw sys:ro cgroup:rw:force\n",
+        ))
+        .unwrap();
+        let split = split_for_proxmox(&lxc, &ProxmoxPolicy::default()).unwrap();
+        assert_eq!(
+            split.raw.render(),
+            concat!(
+                "lxc.net.0.type = none\n",
+                "lxc.mount.auto =\n",
+                "lxc.mount.auto = proc:rw cgroup:rw:force\n",
+                "lxc.mount.entry = /sys sys none rbind,ro,create=dir 0 0\n",
+            )
+        );
+        let bare = LxcConfig::parse("lxc.net.0.type = none\n").unwrap();
+        let split = split_for_proxmox(&bare, &ProxmoxPolicy::default()).unwrap();
+        assert!(
+            split.raw.render().contains("lxc.mount.auto =\n"),
+            "Proxmox's sys:mixed is cleared: {}",
+            split.raw.render()
+        );
     }
 
     proptest! {

@@ -195,6 +195,29 @@ impl MountSandbox {
     /// Sets the namespace up; `dir` (empty, on a filesystem overlayfs accepts as upper
     /// layer) receives the writes to `/var/lib`.
     pub fn new(dir: &Path) -> Self {
+        MountSandbox::with_etc(dir, &[])
+    }
+
+    /// As [`MountSandbox::new`]; with `etc_files` (paths relative to `/etc`, contents),
+    /// `/etc` is an overlay too, with those files in it: a runtime's fixed config path
+    /// (`/etc/proxcage/config.toml`) then means this test's config, for every process an
+    /// engine starts, whatever environment it passes.
+    pub fn with_etc(dir: &Path, etc_files: &[(&str, &str)]) -> Self {
+        let etc_overlay = (!etc_files.is_empty()).then(|| {
+            let (upper, work) = (dir.join("etc-upper"), dir.join("etc-work"));
+            for (path, text) in etc_files {
+                let file = upper.join(path);
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                fs::write(&file, text).unwrap();
+            }
+            fs::create_dir_all(&work).unwrap();
+            CString::new(format!(
+                "lowerdir=/etc,upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ))
+            .unwrap()
+        });
         let nsenter = crate::require_tool("nsenter", "util-linux");
         let sleep = crate::require_tool("sleep", "coreutils");
         let (upper, work) = (dir.join("var-lib-upper"), dir.join("var-lib-work"));
@@ -247,6 +270,15 @@ impl MountSandbox {
                     0,
                     overlay.as_ptr().cast(),
                 ))?;
+                if let Some(etc) = &etc_overlay {
+                    check(libc::mount(
+                        c"overlay".as_ptr(),
+                        c"/etc".as_ptr(),
+                        c"overlay".as_ptr(),
+                        0,
+                        etc.as_ptr().cast(),
+                    ))?;
+                }
                 // The namespace must not outlive a test process that dies without unwinding.
                 check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))
             });

@@ -334,6 +334,20 @@ impl Proxcage {
         run_with_files(self.cmd().args(args), &self.dir.path().join("out"))
     }
 
+    /// The backend `list` shows for container `id`.
+    pub fn backend_of(&self, id: &str) -> String {
+        let list: serde_json::Value =
+            serde_json::from_str(&self.ok(&["list", "--format", "json"])).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {list}"))["backend"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Runs `proxcage <args>`, fails the test unless it exits 0, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);

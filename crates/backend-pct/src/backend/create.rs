@@ -37,6 +37,27 @@ struct Plan {
     /// The host uid and gid of the CT's root.
     owner: (u32, u32),
     files_dir: PathBuf,
+    network: Network,
+    /// A sandbox's network namespace, open, with its path.
+    sandbox: Option<(File, PathBuf)>,
+    /// Bind sources the CT's root cannot reach, staged under `files_dir`.
+    stages: Vec<staging::Stage>,
+    /// `process.oomScoreAdj`, written from the host (see [`applied_from_the_host`]).
+    oom_score_adj: Option<String>,
+}
+
+/// What Proxmox drops but the host can apply: `lxc.proc.oom_score_adj`
+/// (`process.oomScoreAdj`) is taken out of `config` and returned, to be written into the
+/// CT's init before `start`, so that the process it starts inherits it.
+fn applied_from_the_host(config: &LxcConfig) -> (LxcConfig, Option<String>) {
+    let oom = config.get("lxc.proc.oom_score_adj").map(str::to_string);
+    let rest = config
+        .entries()
+        .iter()
+        .filter(|e| e.key() != "lxc.proc.oom_score_adj")
+        .cloned()
+        .collect();
+    (rest, oom)
 }
 
 /// Where a create's time went, for `--debug`.
@@ -93,7 +114,15 @@ impl Pct {
     /// caller loaded (and routed by): config.json is not read again.
     fn plan(&self, req: &CreateRequest) -> Result<Plan> {
         let id = req.id();
-        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
+        let mut spec = (*req.spec).clone();
+        let network = network::plan(&mut spec).map_err(input)?;
+        let sandbox = match &network {
+            Network::Sandbox { path, field } => {
+                Some((self.sandbox_netns(path, field)?, path.clone()))
+            }
+            _ => None,
+        };
+        let bundle = Bundle::from_spec(&req.bundle, spec).map_err(input)?;
         self.bind_sources.check(id, &bundle)?;
         let files_dir = self.files_root.join(id.as_str());
         let translation = from_oci(
@@ -105,30 +134,72 @@ impl Pct {
         if terminal != req.console_socket.is_some() {
             return Err(input(TerminalMismatch { terminal }));
         }
+        let (config, oom_score_adj) = applied_from_the_host(translation.config());
         let mut proxmox =
-            split_for_proxmox(&without_proxmox_keys(translation.config()), &self.policy)
-                .map_err(input)?;
+            split_for_proxmox(&without_proxmox_keys(&config), &self.policy).map_err(input)?;
+        if network == Network::Own && self.net0.is_some() {
+            // Proxmox's net0 is the CT's network: its own `lxc.net.0.*` keys, not the
+            // translation's empty namespace.
+            proxmox.raw = proxmox
+                .raw
+                .entries()
+                .iter()
+                .filter(|e| !e.key().starts_with("lxc.net."))
+                .cloned()
+                .collect();
+        }
         let owner = root_owner(&proxmox.options, &proxmox.raw);
         crate::idmap::idmap_rw_binds(id, &mut proxmox, owner)?;
+        let stages = staging::plan(
+            &mut proxmox.raw,
+            &files_dir,
+            owner,
+            &self.policy.rootfs_mount,
+        );
         Ok(Plan {
             bundle,
             translation,
             proxmox,
             owner,
             files_dir,
+            network,
+            sandbox,
+            stages,
+            oom_score_adj,
         })
+    }
+
+    /// The sandbox's network namespace, open; one that is already the network of
+    /// another pct container of this root is that pod's, refused.
+    fn sandbox_netns(&self, path: &Path, field: &str) -> Result<File> {
+        let netns = sandbox::open(path, field).map_err(input)?;
+        let this = sandbox::identity(path);
+        for (owner, record) in self.records() {
+            if let Some(theirs) = &record.sandbox_netns {
+                if this.is_some() && sandbox::identity(theirs) == this {
+                    return Err(input(sandbox::SandboxError::Taken {
+                        field: field.into(),
+                        path: path.into(),
+                        owner: owner.to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(netns)
     }
 
     /// The init and the process file, bind-mounted into the CT.
     fn write_files(&self, plan: &Plan) -> Result<Undo<impl FnOnce()>> {
         let dir = plan.files_dir.clone();
         let undo = Undo::new(move || {
-            let _ = fs::remove_dir_all(&dir);
+            let _ = staging::remove_files_dir(&dir);
         });
         plan.translation.prepare().map_err(io_error(
             "cannot write the container's files to",
             &plan.files_dir,
         ))?;
+        staging::mount_all(&plan.stages, &plan.files_dir)
+            .map_err(io_error("cannot stage a bind source in", &plan.files_dir))?;
         // The process file holds the environment: for the CT's root only.
         let process_file = plan.files_dir.join("process");
         let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
@@ -206,7 +277,7 @@ impl Pct {
         options.insert("rootfs".into(), rootfs);
         options.insert("tags".into(), "proxcage".into());
         options.insert("description".into(), format!("proxcage container {id}"));
-        if let Some(net0) = &self.net0 {
+        if let (Some(net0), Network::Own) = (&self.net0, &plan.network) {
             options.insert("net0".into(), net0.clone());
         }
         options.into_iter().collect()
@@ -224,12 +295,20 @@ impl Pct {
     ) -> Result<(Booted, Undo<impl FnOnce() + '_>)> {
         let id = req.id();
         let run = RunDir::new(&plan.files_dir);
+        let hold = match plan.sandbox {
+            Some(_) => Some(
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| self.failed(id, format!("cannot make the hold pipe: {e}")))?,
+            ),
+            None => None,
+        };
         let mut monitor = monitor::spawn(&Launch {
             init: &plan.files_dir.join("init"),
             run: &run,
             owner: plan.owner,
             nfds: 3 + req.preserve_fds,
             console_socket: req.console_socket.as_deref(),
+            hold: hold.as_ref().map(|(read, _)| read.as_fd()),
         })
         .map_err(|e| self.failed(id, format!("cannot start the monitor: {e}")))?;
         let pid = monitor.pid;
@@ -249,7 +328,22 @@ impl Pct {
             .wait_ready(INIT_TIMEOUT, || init.is_none_or(monitor::gone))
             .map_err(|message| self.failed(id, message))?;
         timing.waiting = waiting.elapsed();
-        Ok((Booted { pid }, undo))
+        if let (Some(adj), Some(init)) = (&plan.oom_score_adj, init) {
+            let path = format!("/proc/{init}/oom_score_adj");
+            fs::write(&path, adj).map_err(|e| {
+                self.failed(
+                    id,
+                    format!("cannot set process.oomScoreAdj {adj} on the CT's init ({path}): {e}"),
+                )
+            })?;
+        }
+        let keeper = match (&plan.sandbox, hold, init) {
+            (Some((netns, path)), Some((_, write)), Some(init)) => {
+                Some(sandbox::join(netns, path, vmid, init, write).map_err(input)?)
+            }
+            _ => None,
+        };
+        Ok((Booted { pid, keeper }, undo))
     }
 
     fn new_record(
@@ -269,6 +363,8 @@ impl Pct {
             annotations: plan.bundle.annotations(),
             monitor: Some(monitor.pid),
             owner: Some(plan.owner),
+            sandbox_netns: plan.sandbox.as_ref().map(|(_, path)| path.clone()),
+            keeper: monitor.keeper,
             hooks: LaterHooks {
                 start_container: hooks.start_container.clone(),
                 poststart: hooks.poststart.clone(),
@@ -294,7 +390,8 @@ impl Pct {
 }
 
 /// The monitor `create` left in the caller's process tree (in the CT's namespaces but
-/// the pid namespace).
+/// the pid namespace), and a sandbox's network keeper.
 struct Booted {
     pid: i32,
+    keeper: Option<i32>,
 }

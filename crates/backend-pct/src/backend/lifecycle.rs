@@ -90,6 +90,15 @@ impl Pct {
             Err(Error::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
+        // The client's CNI DEL, after the delete, must find the sandbox's interfaces back
+        // in its namespace.
+        if let Some(keeper) = record.keeper {
+            if !sandbox::wait_keeper(keeper, Duration::from_secs(30)) {
+                tracing::warn!(
+                    "container {id}: its network keeper {keeper} did not finish in 30 s"
+                );
+            }
+        }
         // Execs entering the CT finish entering it; later ones find the record gone.
         let destroying = attach::destroying(&self.root, record.vmid, id)?;
         self.destroy_ct(record.vmid)?;
@@ -97,7 +106,7 @@ impl Pct {
         if !self.template_in_use(&record.template, id) {
             let _ = fs::remove_file(self.template_dir.join(&record.template));
         }
-        let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
+        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
         fs::remove_file(self.record_path(id))
             .map_err(io_error("cannot remove", &self.record_path(id)))?;
         drop(held);

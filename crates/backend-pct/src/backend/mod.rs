@@ -42,14 +42,18 @@ use crate::attach;
 use crate::error::PctError;
 use crate::hooks::{self, LaterHooks};
 use crate::monitor::{self, Launch, RunDir};
+use crate::network::{self, Network};
 use crate::parse::CtStatus;
 use crate::pct::PctTools;
 use crate::policy::BindSources;
+use crate::sandbox;
 use crate::settings::PctSettings;
+use crate::staging;
 use crate::tty::{self, MasterSocket};
 use crate::vmid::Vmid;
 use crate::NAME;
 use nix::sys::socket::SockType;
+use std::os::fd::AsFd;
 
 /// What the backend remembers of a container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -69,6 +73,12 @@ struct CtRecord {
     /// The host uid and gid of the CT's root.
     #[serde(default)]
     owner: Option<(u32, u32)>,
+    /// A sandbox's network namespace (its client's path), whose interfaces the CT holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sandbox_netns: Option<PathBuf>,
+    /// The sandbox's network keeper (see `crate::sandbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keeper: Option<i32>,
     /// startContainer, poststart and poststop, from the bundle at create.
     #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
     hooks: LaterHooks,

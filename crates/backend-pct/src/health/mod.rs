@@ -12,6 +12,7 @@
 mod cts;
 mod host;
 mod leftovers;
+mod pods;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -40,6 +41,10 @@ struct RecordView {
     created: String,
     #[serde(default)]
     monitor: Option<i32>,
+    #[serde(default)]
+    keeper: Option<i32>,
+    #[serde(default)]
+    sandbox_netns: Option<PathBuf>,
 }
 
 /// The backend's records under its root, and the ones that do not parse.
@@ -206,6 +211,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     }
     findings.extend(leftovers::monitors_still_there(pct, monitors)?);
     findings.extend(cts::gone(pct, store, &records, &on_node));
+    findings.extend(pods::keepers_gone(&records, &on_node));
     Ok(findings)
 }
 
@@ -301,7 +307,7 @@ pub(crate) fn left_by(pct: &Pct, record: &Record) -> Result<Leftovers> {
 }
 
 fn remove_missing_ok(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
+    match crate::staging::remove_files_dir(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("cannot remove", path, e)),

@@ -118,8 +118,9 @@ fn write_clone_and_share(b: &mut Builder<'_>, listed: &Listed) -> Result<(), Tra
         )?;
     }
     if listed.clone.contains(&LinuxNamespaceType::Network) {
-        // A new network namespace with only the loopback, as runc gives.
+        // A new network namespace with only the loopback, up, as runc gives.
         b.push("linux.namespaces", "lxc.net.0.type", "empty")?;
+        b.push("linux.namespaces", "lxc.net.0.flags", "up")?;
     }
     Ok(())
 }
