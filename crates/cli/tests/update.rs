@@ -223,7 +223,10 @@ fn pct_update_is_pct_set_live_plus_the_cgroup_and_events_read_the_ct() {
         serde_json::from_slice(&std::fs::read(p.root.join("backends/pct/u3.json")).unwrap())
             .unwrap();
     let vmid = record["vmid"].as_u64().unwrap().to_string();
-    let pid = pid_of(&p, "u3");
+    // The CT's init (state's pid is the monitor beside the CT, in the caller's cgroup).
+    let pid = standin
+        .lxc_pid(vmid.parse().unwrap())
+        .expect("the CT's init runs");
     p.ok(&[
         "update",
         "--memory",

@@ -102,12 +102,14 @@ pct_bind_sources = ["{allowed}"]
     }
 }
 
+/// A read-only bind stays a Proxmox mount point (`--mpN`), where pct's command line shows
+/// its source; a read-write one becomes an idmapped raw entry.
 fn write_config(bundle: &Path, source: &Path) {
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs"},
         "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["/bin/sh"]},
-        "mounts": [{"destination": "/data", "type": "bind", "source": source, "options": ["rbind"]}],
+        "mounts": [{"destination": "/data", "type": "bind", "source": source, "options": ["rbind", "ro"]}],
         "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]},
     });
     fs::write(bundle.join("config.json"), config.to_string()).unwrap();
