@@ -11,6 +11,7 @@ mod backend;
 pub mod error;
 mod health;
 mod hooks;
+mod identity;
 mod idmap;
 mod monitor;
 mod netlink;

@@ -185,6 +185,12 @@ impl PctTools {
         self.run(&self.pct, args, Some(vmid)).map(drop)
     }
 
+    /// `pct unlock <vmid>`: clears a lock a killed pct command left.
+    pub fn unlock(&self, vmid: Vmid) -> CallResult<()> {
+        self.pct(&["unlock", &vmid.to_string()], Some(vmid))
+            .map(drop)
+    }
+
     pub fn status(&self, vmid: Vmid) -> CallResult<CtStatus> {
         let out = self.pct(&["status", &vmid.to_string()], Some(vmid))?;
         parse::status(&out).map_err(|e| self.unreadable("pct status", e))

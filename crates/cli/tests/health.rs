@@ -757,3 +757,261 @@ fn a_config_naming_a_backend_proxcage_lacks_is_not_healthy() {
         );
     }
 }
+
+// ------------------------------------------------- pct: a CT is proven before it is touched
+
+/// `p`'s `tool` replaced by `wrapper_body` (a shell script's lines after `#!/bin/sh`, with
+/// `$REAL` the real tool) for the duration of `f`.
+fn with_wrapped(p: &Proxcage, standin: &PctStandin, tool: &str, body: &str, f: impl FnOnce()) {
+    let plain = fs::read_to_string(&p.config).unwrap();
+    let wrapper = p.dir.path().join(format!("wrapped-{tool}"));
+    executable(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nREAL={}\n{body}\n",
+            standin.bin_dir.join(tool).display()
+        ),
+    );
+    let config = plain.replace(
+        &format!("{tool} = \"{}/{tool}\"", standin.bin_dir.display()),
+        &format!("{tool} = \"{}\"", wrapper.display()),
+    );
+    fs::write(&p.config, config).unwrap();
+    f();
+    fs::write(&p.config, plain).unwrap();
+}
+
+/// A pct that SIGKILLs its caller (proxcage) right after a `pct destroy` that succeeded.
+const KILL_AFTER_DESTROY: &str = "\"$REAL\" \"$@\"\nrc=$?\n\
+    [ \"$1\" = destroy ] && [ $rc = 0 ] && kill -9 $PPID\nexit $rc";
+
+fn killed(out: std::process::Output) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "proxcage was not killed: {out:?}"
+    );
+}
+
+fn pct_vmid_of(p: &Proxcage, id: &str) -> u64 {
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(p.root.join("backends/pct").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    record["vmid"].as_u64().unwrap()
+}
+
+/// Issue 22 item 1: a delete killed right after `pct destroy` leaves the record of `a`;
+/// the next create (here of this root, and of another root with the same container id)
+/// gets the freed VMID. Nothing done through `a` may reach that CT: state, kill, exec
+/// refuse with the record called stale, list does not show `a` with its pid, and
+/// `delete --force a` and health's repair forget `a` and leave the CT running.
+#[test]
+fn pct_a_stale_record_never_touches_the_ct_that_got_its_vmid() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let other = proxcage_for(&standin);
+    // Another root of the node with files of its own.
+    let config = fs::read_to_string(&other.config).unwrap().replace(
+        &format!(
+            "files_dir = \"{}\"",
+            standin.dir.path().join("files").display()
+        ),
+        &format!(
+            "files_dir = \"{}\"",
+            other.dir.path().join("files").display()
+        ),
+    );
+    fs::write(&other.config, config).unwrap();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let bundle = bundle.to_str().unwrap();
+    for id in ["a", "c"] {
+        p.ok(&["create", "--bundle", bundle, id]);
+    }
+    let (vmid_a, vmid_c) = (pct_vmid_of(&p, "a"), pct_vmid_of(&p, "c"));
+    with_wrapped(&p, &standin, "pct", KILL_AFTER_DESTROY, || {
+        killed(p.run(&["delete", "--force", "a"]));
+        killed(p.run(&["delete", "--force", "c"]));
+    });
+    // VMID of a: this root's b; VMID of c: the other root's container c.
+    p.ok(&["create", "--bundle", bundle, "b"]);
+    // The same bundle: one template (roots sharing templates is item 3, not this test's).
+    other.ok(&["create", "--bundle", bundle, "c"]);
+    assert_eq!(pct_vmid_of(&p, "b"), vmid_a);
+    assert_eq!(pct_vmid_of(&other, "c"), vmid_c);
+    let pid_b = standin.lxc_pid(vmid_a as u32).expect("b runs");
+    let pid_c = standin.lxc_pid(vmid_c as u32).expect("the other c runs");
+
+    for id in ["a", "c"] {
+        for args in [
+            vec!["state", id],
+            vec!["kill", id, "KILL"],
+            vec!["exec", id, "true"],
+        ] {
+            let out = p.run(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} succeeded");
+            assert!(err.contains("delete --force"), "{args:?}: {err}");
+        }
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&p.ok(&["list", "--format", "json"])).unwrap();
+    for entry in &listed {
+        let pid = entry["pid"].as_i64().unwrap_or(0);
+        assert!(
+            entry["id"] == "b" || (pid != pid_b && pid != pid_c),
+            "a stale record shows a live CT's pid: {listed:?}"
+        );
+    }
+
+    // health: both stale records, repaired by forgetting them.
+    found_and_repaired(
+        &p,
+        &[
+            ("record-stale", "container a"),
+            ("record-stale", "container c"),
+        ],
+    );
+    assert_eq!(standin.lxc_pid(vmid_a as u32), Some(pid_b), "b was touched");
+    assert_eq!(standin.lxc_pid(vmid_c as u32), Some(pid_c), "c was touched");
+    p.ok(&["delete", "--force", "b"]);
+    other.ok(&["delete", "--force", "c"]);
+    pct_nothing_left(&p, &standin);
+}
+
+/// Issue 22 item 1: `delete --force` of a stale record forgets it and leaves the CT that
+/// has the VMID now alone.
+#[test]
+fn pct_delete_of_a_stale_record_leaves_the_new_ct_alone() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let bundle = bundle.to_str().unwrap();
+    p.ok(&["create", "--bundle", bundle, "a"]);
+    let vmid = pct_vmid_of(&p, "a");
+    with_wrapped(&p, &standin, "pct", KILL_AFTER_DESTROY, || {
+        killed(p.run(&["delete", "--force", "a"]));
+    });
+    p.ok(&["create", "--bundle", bundle, "b"]);
+    assert_eq!(pct_vmid_of(&p, "b"), vmid);
+    let pid_b = standin.lxc_pid(vmid as u32).expect("b runs");
+    p.ok(&["delete", "--force", "a"]);
+    assert_eq!(
+        standin.lxc_pid(vmid as u32),
+        Some(pid_b),
+        "b's CT was touched"
+    );
+    let (code, report) = health(&p, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    p.ok(&["delete", "--force", "b"]);
+    pct_nothing_left(&p, &standin);
+}
+
+/// Issue 22 item 10: pct destroy killed half-way (with proxcage) leaves the CT `lock:
+/// destroyed`; health finds it and finishes the delete, and so does `delete --force`.
+#[test]
+fn pct_a_half_destroyed_ct_is_found_and_finished() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let bundle = bundle.to_str().unwrap();
+    for id in ["x", "y"] {
+        p.ok(&["create", "--bundle", bundle, id]);
+    }
+    let dies = "if [ \"$1\" = destroy ]; then PCT_STANDIN_DESTROY_DIES=1 \"$REAL\" \"$@\"; \
+                kill -9 $PPID; fi\nexec \"$REAL\" \"$@\"";
+    with_wrapped(&p, &standin, "pct", dies, || {
+        killed(p.run(&["delete", "--force", "x"]));
+        killed(p.run(&["delete", "--force", "y"]));
+    });
+    let listed = standin.pct_ok(&["list"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("destroyed")).count(),
+        2,
+        "{listed}"
+    );
+    p.ok(&["delete", "--force", "y"]);
+    found_and_repaired(&p, &[("ct-destroy-interrupted", "container x")]);
+    pct_nothing_left(&p, &standin);
+}
+
+/// Issue 22 item 2: a truncated backend record. `delete --force` works (the CT is found by
+/// its description); `health` reports only the damaged record (no monitor, template or
+/// record of the running container is touched) and writes it again from the CT.
+#[test]
+fn pct_a_truncated_backend_record_is_rebuilt_from_the_ct_or_deleted() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    let bundle = bundle.to_str().unwrap();
+    for id in ["kept", "dropped"] {
+        p.ok(&["create", "--bundle", bundle, id]);
+        p.ok(&["start", id]);
+    }
+    let vmid = pct_vmid_of(&p, "kept");
+    let before: serde_json::Value = serde_json::from_str(&p.ok(&["state", "kept"])).unwrap();
+    let pid = before["pid"].as_i64();
+    assert!(standin.lxc_pid(vmid as u32).is_some(), "kept runs");
+    let truncate = |id: &str| {
+        let path = p.root.join("backends/pct").join(format!("{id}.json"));
+        let text = fs::read(&path).unwrap();
+        fs::write(&path, &text[..text.len() / 2]).unwrap();
+    };
+    truncate("dropped");
+    truncate("kept");
+    let dropped_vmid = 100 + 101 - vmid;
+    p.ok(&["delete", "--force", "dropped"]);
+    assert!(
+        !standin
+            .pct_ok(&["list"])
+            .contains(&dropped_vmid.to_string()),
+        "the CT of the deleted container is gone"
+    );
+    let monitors = monitors_of(&p);
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    found_and_repaired(&p, &[("backend-record-corrupt", "container kept")]);
+    assert_eq!(monitors_of(&p), monitors, "the monitor was left alone");
+    let state: serde_json::Value = serde_json::from_str(&p.ok(&["state", "kept"])).unwrap();
+    assert_eq!(state["status"], "running");
+    assert_eq!(
+        state["pid"].as_i64(),
+        pid,
+        "the same pid as before the damage"
+    );
+    p.ok(&["delete", "--force", "kept"]);
+    pct_nothing_left(&p, &standin);
+}
+
+/// Issue 22 item 9: a pack killed by SIGKILL leaves its temp file in the template
+/// directory; health finds it (and not the temp file of a pack still running) and removes it.
+#[test]
+fn pct_temp_files_of_killed_packs_are_found_and_removed() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let dir = standin.template_dir();
+    let dead = ".proxcage-AbC123.tar.zst.tmp";
+    fs::write(dir.join(dead), vec![0u8; 4096]).unwrap();
+    // A pack in progress holds the lock on its temp file.
+    let live = dir.join(".proxcage-XyZ789.tar.zst.tmp");
+    fs::write(&live, b"").unwrap();
+    require_tool("flock", "util-linux");
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&live)
+        .args(["sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxcage_oci::template::is_abandoned_pack(&dir, ".proxcage-XyZ789.tar.zst.tmp") {
+        assert!(Instant::now() < deadline, "flock did not take the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    found_and_repaired(&p, &[("temp-file", &format!("template pack {dead}"))]);
+    assert!(!dir.join(dead).exists());
+    assert!(live.exists(), "the running pack's file was removed");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    fs::remove_file(&live).unwrap();
+    pct_nothing_left(&p, &standin);
+}

@@ -1547,5 +1547,132 @@ fn oom_score_adj_is_applied_from_the_host() {
     let out = p.run(&["run", "--bundle", bundle.to_str().unwrap(), "oom"]);
     assert!(out.status.success(), "{}", support::pct::stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "100\n");
+}
+
+/// Issue 22 item 7: `exec --process` naming a FIFO or `/dev/zero` fails at once (before
+/// the exec holds the attach lock, so nothing is left waiting), and a delete right after
+/// it works.
+#[test]
+fn an_exec_process_file_that_is_a_fifo_or_a_device_fails_at_once() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", bundle.to_str().unwrap(), "x"]);
+    p.ok(&["start", "x"]);
+    let fifo = p.dir.path().join("process.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for (file, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        let mut cmd = p.cmd();
+        cmd.args(["exec", "--process"]).arg(file).arg("x");
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("exec --process {} still runs after 20 s", file.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "exec --process {}", file.display());
+        assert!(err.contains(what), "{err}");
+    }
+    let started = Instant::now();
+    p.ok(&["delete", "--force", "x"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the delete waited {:?} for a lock",
+        started.elapsed()
+    );
+    standin.assert_nothing_left(&p);
+}
+
+/// Issue 22 item 5: an allowed bind source swapped for a link to `/etc` after the check
+/// (by a container whose root owns the directory above it) never exposes `/etc`. A loop
+/// swaps the source between its directory and the link while 6 creates run; no CT ever
+/// sees the host's `/etc`, and the creates are refused, naming the writable directory (or
+/// the link, when the check met it).
+#[test]
+fn a_bind_source_swapped_for_a_link_after_the_check_never_exposes_the_host() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let allowed = p.dir.path().join("allowed");
+    let shared = allowed.join("shared");
+    fs::create_dir_all(shared.join("data.dir")).unwrap();
+    fs::write(shared.join("data.dir/marker"), "data\n").unwrap();
+    std::os::unix::fs::symlink("/etc", shared.join("data.link")).unwrap();
+    fs::rename(shared.join("data.dir"), shared.join("data")).unwrap();
+    // A container's root (uid 100000) owns it: one with it mounted could do the swap.
+    std::os::unix::fs::chown(&shared, Some(100_000), Some(100_000)).unwrap();
+    let mut config = fs::read_to_string(&p.config).unwrap();
+    config.push_str(&format!(
+        "\n[security]\npct_bind_sources = [\"{}\"]\n",
+        allowed.display()
+    ));
+    fs::write(&p.config, config).unwrap();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    edit_config(&bundle, |c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/d", "type": "bind",
+            "source": shared.join("data"), "options": ["rbind", "ro"],
+        }));
+    });
+    let stop = AtomicBool::new(false);
+    let (mut refused, mut exposed, mut other) = (0, Vec::new(), Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // data is the directory or the link, swapped by renames.
+            let (data, dir, link) = (
+                shared.join("data"),
+                shared.join("data.dir"),
+                shared.join("data.link"),
+            );
+            while !stop.load(Ordering::Relaxed) {
+                let _ = fs::rename(&data, &dir);
+                let _ = fs::rename(&link, &data);
+                std::thread::sleep(Duration::from_millis(3));
+                let _ = fs::rename(&data, &link);
+                let _ = fs::rename(&dir, &data);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
+        for i in 0..6 {
+            let id = format!("swap-{i}");
+            let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if !out.status.success() {
+                // Caught as the link it was at the check, or for the directory above it.
+                if err.contains("which others than root may write")
+                    || err.contains("(really /etc) in")
+                {
+                    refused += 1;
+                } else {
+                    other.push(err);
+                }
+                continue;
+            }
+            let seen = p.run(&["exec", &id, "ls", "/d"]);
+            let listing = String::from_utf8_lossy(&seen.stdout).into_owned();
+            if listing.contains("passwd") {
+                exposed.push(id.clone());
+            }
+            p.ok(&["delete", "--force", &id]);
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    std::os::unix::fs::chown(&shared, Some(0), Some(0)).unwrap();
+    assert_eq!(exposed, Vec::<String>::new(), "CTs saw the host's /etc");
+    assert_eq!(other, Vec::<String>::new(), "creates failed otherwise");
+    assert_eq!(refused, 6, "every create is refused up front");
     standin.assert_nothing_left(&p);
 }

@@ -179,3 +179,28 @@ fn a_config_json_rewritten_after_the_load_changes_nothing() {
     assert!(err.to_string().contains("mounts[0].source /etc"), "{err}");
     host.assert_nothing_left(&engine);
 }
+
+/// Issue 22 item 6: an overlay whose options name host directories became a raw
+/// `lxc.mount.entry` past the policy; it is refused before pct runs.
+#[test]
+fn an_overlay_naming_host_directories_is_under_the_policy() {
+    let host = Host::new();
+    let engine = host.engine();
+    let dir = host.bundle("b", &host.path("allowed/data"));
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+    config["mounts"] = serde_json::json!([{
+        "destination": "/o", "type": "overlay", "source": "overlay",
+        "options": ["lowerdir=/etc:/root"],
+    }]);
+    fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let bundle = Bundle::load(&dir).unwrap();
+    let err = engine.create(&bundle.create_request(id("o1"))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("mounts[0].options lowerdir= /etc"),
+        "{err}"
+    );
+    assert_eq!(host.pct_calls(), "", "pct was called for a refused bundle");
+    host.assert_nothing_left(&engine);
+}

@@ -197,8 +197,38 @@ pub(crate) fn begin_pack(
         .tempfile_in(dest_dir)
         .map_err(io_error("create a temporary file in", dest_dir))?;
     let path = tmp.path().to_path_buf();
+    // Held while the file is written (by this open file description, so it goes with the
+    // process): a temp file someone can lock is one whose packer died.
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(tmp.as_file()),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        return Err(io_error("lock", &path)(std::io::Error::last_os_error()));
+    }
     let file = tmp.as_file().try_clone().map_err(io_error("open", &path))?;
     Ok((tmp, path, file))
+}
+
+/// Whether `name` in a template directory is the temp file of a pack whose process
+/// died (proxcage's packs hold a lock on their temp file while they write it).
+pub fn is_abandoned_pack(dir: &Path, name: &str) -> bool {
+    if !(name.starts_with(".proxcage-") && name.ends_with(".tar.zst.tmp")) {
+        return false;
+    }
+    let Ok(file) = File::open(dir.join(name)) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; the lock goes with `file`.
+    unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        ) == 0
+    }
 }
 
 pub(crate) fn io_error<'a>(

@@ -120,7 +120,7 @@ files_dir = "{files}"
         if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
             let left: Vec<_> = entries
                 .map(|e| e.unwrap().file_name())
-                .filter(|n| n != "vmid.lock" && n != "attach.lock")
+                .filter(|n| n != "vmid.lock" && n != "attach.lock" && n != "root-token")
                 .collect();
             assert!(left.is_empty(), "backend records left: {left:?}");
         }

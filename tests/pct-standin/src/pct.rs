@@ -630,6 +630,14 @@ fn remove_ct(layout: &Layout, vmid: u32, conf: &Conf) {
         };
         storage::free(layout, &volume);
     }
+    // pve-container's destroy writes a config of nothing but `lock: destroyed` once the
+    // volumes are freed, and removes it last ("else we can have reuse race").
+    let mut zombie = Conf::default();
+    zombie.keys.insert("lock".into(), "destroyed".into());
+    let _ = conf::write(layout, vmid, &zombie);
+    if std::env::var_os("PCT_STANDIN_DESTROY_DIES").is_some() {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
     let _ = fs::remove_file(layout.conf_path(vmid));
     let _ = fs::remove_dir_all(layout.ct_dir(vmid));
     lxc::remove_cgroups(layout, vmid);

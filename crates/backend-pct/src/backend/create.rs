@@ -44,6 +44,8 @@ struct Plan {
     stages: Vec<staging::Stage>,
     /// `process.oomScoreAdj`, written from the host (see [`applied_from_the_host`]).
     oom_score_adj: Option<String>,
+    /// This root's token, for the CT's description.
+    root_token: String,
 }
 
 /// What Proxmox drops but the host can apply: `lxc.proc.oom_score_adj`
@@ -156,7 +158,9 @@ impl Pct {
             owner,
             &self.policy.rootfs_mount,
         );
+        let root_token = identity::root_token(&self.root)?;
         Ok(Plan {
+            root_token,
             bundle,
             translation,
             proxmox,
@@ -239,7 +243,7 @@ impl Pct {
         template: &proxcage_oci::template::Template,
     ) -> Result<(Vmid, Undo<impl FnOnce() + '_>)> {
         let volume = format!("{}:vztmpl/{}", self.template_storage, template.file_name());
-        let options = self.ct_options(id, plan);
+        let options = self.ct_options(id, plan, &template.file_name());
         let vmid = allocate(
             self.range,
             |want| self.tools.next_id(want),
@@ -256,7 +260,7 @@ impl Pct {
     }
 
     /// `pct create`'s options: those of the translation, and proxcage's own.
-    fn ct_options(&self, id: &ContainerId, plan: &Plan) -> Vec<(String, String)> {
+    fn ct_options(&self, id: &ContainerId, plan: &Plan, template: &str) -> Vec<(String, String)> {
         let mut options: BTreeMap<String, String> = plan.proxmox.options.clone();
         options.insert("ostype".into(), "unmanaged".into());
         options
@@ -276,7 +280,10 @@ impl Pct {
         }
         options.insert("rootfs".into(), rootfs);
         options.insert("tags".into(), "proxcage".into());
-        options.insert("description".into(), format!("proxcage container {id}"));
+        options.insert(
+            "description".into(),
+            identity::description(id, &plan.root_token, template),
+        );
         if let (Some(net0), Network::Own) = (&self.net0, &plan.network) {
             options.insert("net0".into(), net0.clone());
         }
@@ -370,6 +377,7 @@ impl Pct {
                 poststart: hooks.poststart.clone(),
                 poststop: hooks.poststop.clone(),
             },
+            destroying: false,
         }
     }
 

@@ -69,26 +69,24 @@ impl Pct {
         process::signal_each(req.id, &pids, req.signal)
     }
 
+    /// Stops and destroys the CT, then forgets the container. The record is marked
+    /// `destroying` before `pct destroy`, and removed before the template and files go:
+    /// an interruption leaves either a CT that is still the container's, or a record
+    /// that says its VMID may be free (which only a delete acts on, to finish). A VMID
+    /// that holds another CT by now is left alone.
     pub(super) fn delete_ct(&self, req: DeleteRequest<'_>) -> Result<()> {
         let id = req.id;
-        let record = self.load(id)?;
-        match self.ct_status(id, &record) {
-            Ok((Status::Running, _)) if !req.force => {
-                return Err(Error::Conflict {
-                    id: id.clone(),
-                    message: "cannot delete a running container: stop it first, or use --force"
-                        .into(),
-                })
-            }
-            Ok((Status::Running | Status::Created, _)) => match self.tools.stop(record.vmid) {
-                Ok(()) => {}
-                Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => {}
-                Err(e) => return Err(e.into()),
-            },
-            Ok(_) => {}
-            // The CT is gone already (destroyed by hand): forget the rest.
-            Err(Error::Conflict { .. }) => {}
-            Err(e) => return Err(e),
+        let mut record = match self.load(id) {
+            Err(Error::CorruptRecord { .. }) => return self.delete_unreadable(id, req.force),
+            loaded => loaded?,
+        };
+        let proof = self.prove(id, record.vmid)?;
+        if proof == Proof::Ours {
+            self.stop_for_delete(id, &record, req.force)?;
+        }
+        if !record.destroying {
+            record.destroying = true;
+            self.save(id, &record)?;
         }
         // The client's CNI DEL, after the delete, must find the sandbox's interfaces back
         // in its namespace.
@@ -101,25 +99,52 @@ impl Pct {
         }
         // Execs entering the CT finish entering it; later ones find the record gone.
         let destroying = attach::destroying(&self.root, record.vmid, id)?;
-        self.destroy_ct(record.vmid)?;
-        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
-        if !self.template_in_use(&record.template, id) {
-            let _ = fs::remove_file(self.template_dir.join(&record.template));
+        match &proof {
+            Proof::Ours => self.destroy_ct(record.vmid)?,
+            Proof::Destroyed => {
+                self.tools.unlock(record.vmid).map_err(Error::from)?;
+                self.destroy_ct(record.vmid)?;
+            }
+            Proof::Gone => {}
+            Proof::Other(what) => tracing::warn!(
+                "container {id}: its CT {} is gone and VMID {} now holds {what}: left alone",
+                record.vmid,
+                record.vmid
+            ),
         }
-        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
         fs::remove_file(self.record_path(id))
             .map_err(io_error("cannot remove", &self.record_path(id)))?;
-        drop(held);
         drop(destroying);
+        self.forget_template(id, &record.template);
+        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
         // A failed poststop hook is logged; the delete stands (runtime-spec).
         let stopped = record.state(id, Status::Stopped, 0);
         hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
         Ok(())
     }
 
+    /// Stops the container's CT for its delete: a running container only with `force`
+    /// (or when an earlier delete got past that question already).
+    fn stop_for_delete(&self, id: &ContainerId, record: &CtRecord, force: bool) -> Result<()> {
+        match self.status_of(id, record) {
+            Ok((Status::Running, _)) if !force && !record.destroying => Err(Error::Conflict {
+                id: id.clone(),
+                message: "cannot delete a running container: stop it first, or use --force".into(),
+            }),
+            Ok((Status::Running | Status::Created, _)) => match self.tools.stop(record.vmid) {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(e.pct(), Some(PctError::NotRunning { .. })) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            // Stopped, or gone meanwhile.
+            Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Destroys CT `vmid`, gone already or not. A CT whose container has stopped may still
     /// be winding down, which pct calls running: it is stopped first.
-    fn destroy_ct(&self, vmid: Vmid) -> Result<()> {
+    pub(super) fn destroy_ct(&self, vmid: Vmid) -> Result<()> {
         let gone = |e: &crate::CallError| matches!(e.pct(), Some(PctError::NoSuchCt { .. }));
         match self.tools.destroy(vmid) {
             Ok(()) => Ok(()),
@@ -136,6 +161,20 @@ impl Pct {
                 }
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the container's template unless another container uses it. Under the
+    /// backend's lock, so no create is about to use it; when that lock is not had, the
+    /// template stays for `health` (template-unreferenced) to find.
+    pub(super) fn forget_template(&self, id: &ContainerId, template: &str) {
+        match Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300)) {
+            Ok(_held) => {
+                if !self.template_in_use(template, id) {
+                    let _ = fs::remove_file(self.template_dir.join(template));
+                }
+            }
+            Err(e) => tracing::warn!("container {id}: template {template} left: {e}"),
         }
     }
 

@@ -32,6 +32,7 @@ use proxcage_oci::Bundle;
 use proxcage_process as process;
 use serde::{Deserialize, Serialize};
 
+mod corrupt;
 mod create;
 mod exec;
 mod lifecycle;
@@ -41,6 +42,7 @@ use crate::alloc::allocate;
 use crate::attach;
 use crate::error::PctError;
 use crate::hooks::{self, LaterHooks};
+use crate::identity::{self, Proof};
 use crate::monitor::{self, Launch, RunDir};
 use crate::network::{self, Network};
 use crate::parse::CtStatus;
@@ -82,6 +84,10 @@ struct CtRecord {
     /// startContainer, poststart and poststop, from the bundle at create.
     #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
     hooks: LaterHooks,
+    /// Set by `delete` before it destroys the CT: from then on the VMID may be free, or
+    /// another CT's, and only a delete may act on the record (to finish).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    destroying: bool,
 }
 
 impl CtRecord {
@@ -325,6 +331,7 @@ impl Pct {
             // A delete may have destroyed the CT before the lock was ours.
             let record = self.load(id)?;
             if record.vmid == vmid {
+                self.proven(id, &record)?;
                 return Ok((record, held));
             }
             vmid = record.vmid;
@@ -432,7 +439,40 @@ impl Pct {
             })
     }
 
+    /// What the record's VMID holds now: the CT this root made for `id`, or not.
+    fn prove(&self, id: &ContainerId, vmid: Vmid) -> Result<Proof> {
+        let seen = identity::read(&self.tools, &self.pve_dir, vmid)?;
+        let token = identity::read_token(&self.root)?;
+        Ok(identity::judge(seen.as_ref(), id, token.as_deref()))
+    }
+
+    /// Fails unless the record's VMID still holds the CT this root made for `id`: a stale
+    /// record is reported, and the CT that has the VMID now is left alone.
+    fn proven(&self, id: &ContainerId, record: &CtRecord) -> Result<()> {
+        let vmid = record.vmid;
+        let message = if record.destroying {
+            format!("a delete of it stopped after it began destroying its CT {vmid}: run 'delete --force {id}' to finish it")
+        } else {
+            match self.prove(id, vmid)? {
+                Proof::Ours => return Ok(()),
+                Proof::Gone => format!("its CT {vmid} no longer exists on this node"),
+                Proof::Destroyed => format!("its CT {vmid} was left half-destroyed by pct (lock: destroyed): run 'delete --force {id}' to finish it"),
+                Proof::Other(what) => format!("its record is stale: VMID {vmid} now holds {what}, which proxcage leaves alone; 'delete --force {id}' forgets the container"),
+            }
+        };
+        Err(Error::Conflict {
+            id: id.clone(),
+            message,
+        })
+    }
+
     fn ct_status(&self, id: &ContainerId, record: &CtRecord) -> Result<(Status, i32)> {
+        self.proven(id, record)?;
+        self.status_of(id, record)
+    }
+
+    /// The status of a CT proven to be the container's.
+    fn status_of(&self, id: &ContainerId, record: &CtRecord) -> Result<(Status, i32)> {
         let status = match self.tools.status(record.vmid) {
             Ok(status) => status,
             Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => {
@@ -669,6 +709,7 @@ mod tests {
         let pct_body = format!(
             "case $1 in\n\
              status) echo 'status: running' ;;\n\
+             config) echo 'description: proxcage%20container%20exited'; echo 'tags: proxcage' ;;\n\
              stop) touch {stopped} ;;\n\
              destroy) [ -e {stopped} ] || {{ echo 'unable to destroy CT 100 - container is running' >&2; exit 255; }} ;;\n\
              esac\n",

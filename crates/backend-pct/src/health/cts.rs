@@ -12,6 +12,7 @@ use proxcage_store::{health, Phase, Record, StateStore};
 use super::{confirmed, remove_missing_ok, repair_if, Fresh, RecordView};
 use crate::backend::Pct;
 use crate::error::PctError;
+use crate::identity;
 use crate::parse::ListEntry;
 use crate::vmid::Vmid;
 
@@ -21,6 +22,8 @@ pub(super) struct Unrecorded {
     pub(super) tagged: bool,
     /// The container id in a `proxcage container <id>` description.
     pub(super) owner: Option<ContainerId>,
+    /// Made by another proxcage root (its description names another root's token).
+    pub(super) foreign: bool,
 }
 
 /// The CTs of `cts` that no backend record names, with their tags and descriptions.
@@ -37,80 +40,20 @@ pub(super) fn unrecorded(
     Ok(out)
 }
 
-/// Reads the CT's tags and description from its `.conf` (one file read, where `pct
-/// config` costs a Perl start-up per CT on Proxmox), or from `pct config` when the file
-/// cannot be read. `None` when the CT is gone by now (destroyed since `pct list`).
+/// What the CT says of who made it. `None` when the CT is gone by now (destroyed since
+/// `pct list`).
 fn inspect(pct: &Pct, entry: ListEntry) -> Result<Option<Unrecorded>> {
-    let conf = pct
-        .pve_dir()
-        .join("lxc")
-        .join(format!("{}.conf", entry.vmid));
-    let (tags, description) = match fs::read_to_string(&conf) {
-        Ok(text) => tags_and_description(&text),
-        Err(_) => {
-            let config = match pct.tools().config(entry.vmid) {
-                Ok(config) => config,
-                Err(e) if matches!(e.pct(), Some(PctError::NoSuchCt { .. })) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let get = |key: &str| {
-                config
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
-            (get("tags"), percent_decode(&get("description")))
-        }
+    let Some(seen) = identity::read(pct.tools(), pct.pve_dir(), entry.vmid)? else {
+        return Ok(None);
     };
-    let tagged = tags.split([';', ',', ' ']).any(|t| t.trim() == "proxcage");
-    let owner = description
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("proxcage container "))
-        .and_then(|id| ContainerId::new(id.trim()).ok());
+    let token = identity::read_token(pct.root())?;
+    let foreign = seen.root.is_some() && seen.root != token;
     Ok(Some(Unrecorded {
         entry,
-        tagged,
-        owner,
+        tagged: seen.tagged,
+        owner: seen.owner,
+        foreign,
     }))
-}
-
-/// The `tags` and the description (`#` lines) of a CT's `.conf`; the live config ends at
-/// the first snapshot section.
-fn tags_and_description(conf: &str) -> (String, String) {
-    let mut tags = String::new();
-    let mut description = String::new();
-    for line in conf.lines().take_while(|l| !l.starts_with('[')) {
-        if let Some(comment) = line.strip_prefix('#') {
-            description.push_str(&percent_decode(comment));
-            description.push('\n');
-        } else if let Some(value) = line.strip_prefix("tags:") {
-            tags = value.trim().to_string();
-        }
-    }
-    (tags, description)
-}
-
-/// pct prints the description url-encoded.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(b) = hex {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A `pct create` whose proxcage was killed runs on and tags its CT only at its end:
@@ -136,6 +79,10 @@ pub(super) fn unrecorded_findings(
     let (mut findings, mut owned) = (Vec::new(), Vec::new());
     for u in unrecorded {
         let vmid = u.entry.vmid;
+        if u.foreign {
+            // Another root's: that root's health judges it.
+            continue;
+        }
         if u.tagged {
             if u.owner.as_ref().is_some_and(|id| interrupted.contains(id)) {
                 continue;
@@ -155,6 +102,8 @@ pub(super) fn unrecorded_findings(
                 Some(owner) => owned.push((owner.clone(), vmid, finding)),
                 None => findings.push(finding),
             }
+        } else if let Some(finding) = super::stale::destroyed_unrecorded(&u.entry) {
+            findings.push(finding);
         } else if u.entry.lock == "create" && !pct_config_locked(pct, vmid) {
             findings.push(Finding::new(
                 "ct-half-created",
@@ -234,7 +183,7 @@ fn pct_config_locked(pct: &Pct, vmid: Vmid) -> bool {
     )
 }
 
-fn delete_forced(pct: &Pct, id: &ContainerId) -> Result<()> {
+pub(super) fn delete_forced(pct: &Pct, id: &ContainerId) -> Result<()> {
     match pct.delete(DeleteRequest { id, force: true }) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -253,7 +202,7 @@ pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
     let tools = pct.tools();
     let cts = tools.list().map_err(Error::from)?;
     for u in unrecorded(pct, &cts, &records)? {
-        if !(u.tagged && u.owner.as_ref() == Some(id)) {
+        if !(u.tagged && !u.foreign && u.owner.as_ref() == Some(id)) {
             continue;
         }
         let vmid = u.entry.vmid;
@@ -272,25 +221,4 @@ pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
         }
     }
     remove_missing_ok(&pct.files_root().join(id.as_str()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn descriptions_and_tags() {
-        assert_eq!(
-            percent_decode("proxcage%20container%20web-1%0A"),
-            "proxcage container web-1\n"
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-        let (tags, description) = tags_and_description(
-            "#proxcage container web-1\ntags: proxcage\n[snap]\ntags: other\n",
-        );
-        assert_eq!(
-            (tags.as_str(), description.as_str()),
-            ("proxcage", "proxcage container web-1\n")
-        );
-    }
 }

@@ -10,27 +10,67 @@ use std::time::Duration;
 
 use proxcage_core::{ContainerId, Error, Finding, Result, Severity};
 
-use super::{backend_records, RecordView};
+use proxcage_core::{DeleteRequest, Runtime};
+use proxcage_store::StateStore;
+
+use super::{backend_records, repair_if, Fresh, RecordView};
 use crate::backend::Pct;
 use crate::parse::ListEntry;
 use crate::vmid::Vmid;
 
-pub(super) fn corrupt_records(corrupt: Vec<(PathBuf, String)>) -> Vec<Finding> {
-    corrupt
-        .into_iter()
-        .map(|(path, e)| {
-            Finding::new(
-                "backend-record-corrupt",
-                Severity::Error,
-                format!(
-                    "container {}",
-                    path.file_stem().unwrap_or_default().to_string_lossy()
-                ),
-                path.display(),
-                format!("the pct backend's record (the CT's VMID) does not parse: {e}; find the CT tagged proxcage whose description names the container, then 'pct destroy <vmid> --force 1 --purge 1' and remove this file"),
-            )
-        })
-        .collect()
+/// Backend records that do not parse. The repair writes the record again from the CT
+/// this root made for the container (its description names both), with proxcage's record
+/// for the bundle; without proxcage's record it deletes the container (its CT only if
+/// proven the container's).
+pub(super) fn corrupt_records(
+    pct: &Pct,
+    store: &StateStore,
+    corrupt: Vec<(PathBuf, String)>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (path, e) in corrupt {
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let finding = Finding::new(
+            "backend-record-corrupt",
+            Severity::Error,
+            format!("container {name}"),
+            path.display(),
+            format!("the pct backend's record (the CT's VMID) does not parse: {e}; until it is written again, no template is judged unreferenced"),
+        );
+        let Ok(id) = ContainerId::new(&name) else {
+            findings.push(finding);
+            continue;
+        };
+        let (pct, store) = (pct.clone(), store.clone());
+        let holds = |f: &Fresh| f.vmid.is_none();
+        findings.push(finding.with_repair(
+            "write the record again from the CT whose description names the container",
+            move || {
+                repair_if(&pct, &store, &id, holds, |lock| {
+                    let Some(core) = lock.record()? else {
+                        pct.delete(DeleteRequest { id: &id, force: true })?;
+                        return Ok(format!("deleted container {id}, which proxcage had no record of"));
+                    };
+                    let monitor = monitor_processes(pct.files_root())
+                        .into_iter()
+                        .find(|(_, of)| *of == id.as_str())
+                        .map(|(pid, _)| pid);
+                    match pct.rebuild_record(&id, core.bundle(), core.created(), monitor)? {
+                        Some(vmid) => Ok(format!("wrote the record of container {id} again from CT {vmid}")),
+                        None => Err(Error::Conflict {
+                            id: id.clone(),
+                            message: format!("no single CT of the node has a description naming it and this root: 'proxcage delete --force {id}' removes it"),
+                        }),
+                    }
+                })
+            },
+        ));
+    }
+    findings
 }
 
 /// Whether `name` is a template the pct backend packs: `proxcage-<sha256>.tar.zst`.
@@ -104,6 +144,10 @@ pub(super) fn monitors(
     let mut findings = Vec::new();
     for (pid, id) in monitor_processes(pct.files_root()) {
         let record = ContainerId::new(&id).ok().and_then(|id| records.get(&id));
+        if record.is_none() && pct.root().join(format!("{id}.json")).exists() {
+            // Its record does not parse (backend-record-corrupt): its monitor may be needed.
+            continue;
+        }
         let running = record
             .and_then(|r| on_node.get(&r.vmid))
             .is_some_and(|entry| entry.status == "running");
@@ -182,6 +226,25 @@ fn monitor_processes(files_root: &Path) -> Vec<(i32, String)> {
 }
 
 /// `<id>.json.tmp.<pid>` files of record writes whose process is gone.
+/// Temp files of template packs whose process died (a SIGKILL while packing), in the
+/// template directory.
+pub(super) fn abandoned_packs(pct: &Pct) -> Vec<PathBuf> {
+    let dir = pct.template_dir();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            proxcage_oci::template::is_abandoned_pack(dir, &name)
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
 pub(super) fn temp_files(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();

@@ -13,6 +13,7 @@ mod cts;
 mod host;
 mod leftovers;
 mod pods;
+mod stale;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -45,6 +46,8 @@ struct RecordView {
     keeper: Option<i32>,
     #[serde(default)]
     sandbox_netns: Option<PathBuf>,
+    #[serde(default)]
+    destroying: bool,
 }
 
 /// The backend's records under its root, and the ones that do not parse.
@@ -177,9 +180,23 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     };
     let busy = root.exists() && backend_lock.is_none();
     let (records, corrupt) = backend_records(&root);
-    findings.extend(leftovers::corrupt_records(corrupt));
+    let any_corrupt = !corrupt.is_empty();
+    // Their CTs are the repair's (backend-record-corrupt), not unrecorded ones.
+    let unreadable: BTreeSet<String> = corrupt
+        .iter()
+        .filter_map(|(path, _)| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    findings.extend(leftovers::corrupt_records(pct, store, corrupt));
     for tmp in leftovers::temp_files(&root) {
         findings.push(temp_file_finding(tmp, format!("backend {NAME}")));
+    }
+    for tmp in leftovers::abandoned_packs(pct) {
+        let name = tmp
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        findings.push(temp_file_finding(tmp, format!("template pack {name}")));
     }
     let unrecorded = cts::unrecorded(pct, &cts, &records)?;
     let interrupted: BTreeSet<ContainerId> = records_of(store, NAME)?
@@ -193,7 +210,9 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         let (found, by_owner) = cts::unrecorded_findings(pct, store, &unrecorded, &interrupted);
         findings.extend(found);
         owned = by_owner;
-        findings.extend(leftovers::unreferenced_templates(pct, &records));
+        if !any_corrupt {
+            findings.extend(leftovers::unreferenced_templates(pct, &records));
+        }
         monitors = leftovers::monitors(pct, &records, &on_node);
     }
     // What follows is judged again under each container's lock, so only now, without the
@@ -203,6 +222,9 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     // A delete of the owner may have destroyed the CT and removed its record between
     // `pct list` and the read of the records: look again under the owner's lock.
     for (owner, vmid, finding) in owned {
+        if unreadable.contains(owner.as_str()) {
+            continue;
+        }
         if confirmed(pct, store, &owner, |f| {
             f.vmid != Some(vmid) && f.on_node.contains(&vmid)
         }) {
@@ -212,6 +234,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     findings.extend(leftovers::monitors_still_there(pct, monitors)?);
     findings.extend(cts::gone(pct, store, &records, &on_node));
     findings.extend(pods::keepers_gone(&records, &on_node));
+    findings.extend(stale::findings(pct, store, &records, &on_node));
     Ok(findings)
 }
 
@@ -219,15 +242,24 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
 /// node is vouched for (a record can be written back from the backend's); one whose CT
 /// is gone is [`cts::gone`]'s.
 pub(crate) fn held(pct: &Pct) -> Result<Vec<Held>> {
-    let (records, _) = backend_records(pct.root());
+    let (records, corrupt) = backend_records(pct.root());
+    let mut held: Vec<Held> = corrupt
+        .iter()
+        .filter_map(|(path, _)| {
+            let id = ContainerId::new(path.file_stem()?.to_str()?).ok()?;
+            Some(unreadable(id, path))
+        })
+        .collect();
     if records.is_empty() {
-        return Ok(Vec::new());
+        return Ok(held);
     }
     let on_node = node_vmids(pct)?;
-    Ok(records
-        .into_iter()
-        .map(|(id, view)| one(pct, id, &view, on_node.contains(&view.vmid)))
-        .collect())
+    held.extend(
+        records
+            .into_iter()
+            .map(|(id, view)| one(pct, id, &view, on_node.contains(&view.vmid))),
+    );
+    Ok(held)
 }
 
 /// What the backend holds of `id` right now.
@@ -237,26 +269,41 @@ pub(crate) fn holds(pct: &Pct, id: &ContainerId) -> Result<Option<Held>> {
         return Ok(None);
     }
     let Ok(view) = read_view(&path) else {
-        // A damaged record is reported on its own (`backend-record-corrupt`); the backend
-        // still holds something for the id.
-        return Ok(Some(Held {
-            id: id.clone(),
-            location: path.display().to_string(),
-            what: "its backend record does not parse".into(),
-            record: None,
-        }));
+        return Ok(Some(unreadable(id.clone(), &path)));
     };
     let on = node_vmids(pct)?.contains(&view.vmid);
     Ok(Some(one(pct, id.clone(), &view, on)))
 }
 
+/// What the backend holds of `id`: a record that vouches for the container only when its
+/// VMID still holds the CT made for it (a stale record is `stale`'s finding).
+/// A damaged record is reported on its own (`backend-record-corrupt`); the backend still
+/// holds something for the id.
+fn unreadable(id: ContainerId, path: &Path) -> Held {
+    Held {
+        id,
+        location: path.display().to_string(),
+        what: "its backend record does not parse".into(),
+        record: None,
+    }
+}
+
 fn one(pct: &Pct, id: ContainerId, view: &RecordView, on_node: bool) -> Held {
     let location = pct.root().join(format!("{id}.json")).display().to_string();
-    if !on_node {
+    let not_vouched = if !on_node {
+        Some(format!("its CT {} is gone", view.vmid))
+    } else if view.destroying {
+        Some(format!("a delete of its CT {} stopped midway", view.vmid))
+    } else if stale::proof(pct, &id, view) != Some(crate::identity::Proof::Ours) {
+        Some(format!("VMID {} holds another CT", view.vmid))
+    } else {
+        None
+    };
+    if let Some(what) = not_vouched {
         return Held {
             id,
             location,
-            what: format!("its CT {} is gone", view.vmid),
+            what,
             record: None,
         };
     }
@@ -287,7 +334,7 @@ pub(crate) fn left_by(pct: &Pct, record: &Record) -> Result<Leftovers> {
     let unrecorded = cts::unrecorded(pct, &cts, &records)?;
     for u in unrecorded
         .iter()
-        .filter(|u| u.tagged && u.owner.as_ref() == Some(id))
+        .filter(|u| u.tagged && !u.foreign && u.owner.as_ref() == Some(id))
     {
         left.items
             .push(format!("CT {} (made, never recorded)", u.entry.vmid));
