@@ -76,14 +76,24 @@ pub(crate) fn root_token(root: &Path) -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| Error::io("cannot read", urandom, e))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Written whole to a file of this process, then linked into place: creates that race
+    // for the first token never see one half-written, and the first link wins.
     let path = root.join(TOKEN_FILE);
-    let made = fs::OpenOptions::new()
+    let tmp = root.join(format!("{TOKEN_FILE}.tmp.{}", std::process::id()));
+    let written = fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o644)
-        .open(&path)
+        .open(&tmp)
         .and_then(|mut f| f.write_all(token.as_bytes()).and_then(|()| f.sync_all()));
-    match made {
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("cannot write", &tmp, e));
+    }
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
         Ok(()) => Ok(token),
         // Another process of this root made it first: its token is the root's.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -98,7 +108,8 @@ pub(crate) fn read_token(root: &Path) -> Result<Option<String>> {
     let path = root.join(TOKEN_FILE);
     match fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
-        // Made by a process killed before it wrote the token: no CT carries it yet.
+        // Not one this proxcage writes (its token is linked into place whole): no CT can
+        // carry an empty token, so it is made anew.
         Ok(_) => {
             let _ = fs::remove_file(&path);
             Ok(None)
