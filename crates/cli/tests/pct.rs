@@ -1676,3 +1676,26 @@ fn a_bind_source_swapped_for_a_link_after_the_check_never_exposes_the_host() {
     assert_eq!(refused, 6, "every create is refused up front");
     standin.assert_nothing_left(&p);
 }
+
+/// `root.path: "/"` would pack the whole host into a template: refused at once, by name,
+/// with no template, CT or record made.
+#[test]
+fn the_hosts_root_as_root_path_is_refused_before_anything_is_packed() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["true"]);
+    edit_config(&bundle, |spec| spec["root"]["path"] = "/".into());
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "host"]);
+    let err = support::pct::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("root.path / in config.json is the host's root directory"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(standin.template_dir()).unwrap().count(),
+        0,
+        "a template was packed"
+    );
+    standin.assert_nothing_left(&p);
+}

@@ -125,6 +125,15 @@ impl Pct {
             _ => None,
         };
         let bundle = Bundle::from_spec(&req.bundle, spec).map_err(input)?;
+        if bundle
+            .rootfs()
+            .canonicalize()
+            .is_ok_and(|p| p == Path::new("/"))
+        {
+            return Err(input(HostRoot {
+                path: bundle.rootfs().display().to_string(),
+            }));
+        }
         self.bind_sources.check(id, &bundle)?;
         let files_dir = self.files_root.join(id.as_str());
         let translation = from_oci(

@@ -215,6 +215,13 @@ pub fn without_proxmox_keys(config: &LxcConfig) -> LxcConfig {
     out
 }
 
+/// A root filesystem that is the host's own root: the template would be the whole host.
+#[derive(Debug, thiserror::Error)]
+#[error("root.path {path} in config.json is the host's root directory: the pct backend packs the root filesystem into a template, and would pack the whole host; give the container a root filesystem of its own")]
+struct HostRoot {
+    path: String,
+}
+
 /// `process.terminal` and `--console-socket` must come together, as runc requires.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", if *.terminal {
