@@ -996,10 +996,12 @@ fn pct_temp_files_of_killed_packs_are_found_and_removed() {
     let live = dir.join(".proxcage-XyZ789.tar.zst.tmp");
     fs::write(&live, b"").unwrap();
     require_tool("flock", "util-linux");
+    // Its own process group: flock's child, the sleep, goes with it at the end.
     let mut holder = Command::new("flock")
         .arg("-x")
         .arg(&live)
         .args(["sleep", "1000"])
+        .process_group(0)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1010,7 +1012,10 @@ fn pct_temp_files_of_killed_packs_are_found_and_removed() {
     found_and_repaired(&p, &[("temp-file", &format!("template pack {dead}"))]);
     assert!(!dir.join(dead).exists());
     assert!(live.exists(), "the running pack's file was removed");
-    holder.kill().unwrap();
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     holder.wait().unwrap();
     fs::remove_file(&live).unwrap();
     pct_nothing_left(&p, &standin);
