@@ -408,6 +408,57 @@ fn a_created_container_is_deleted_without_force() {
     standin.assert_nothing_left(&p);
 }
 
+/// `start` records that it started the process before it lets it run: when the record
+/// cannot be written (a read-only state root), the process stays held and the container
+/// stays `created`, and a later `start` runs it once.
+#[test]
+fn a_start_that_cannot_record_itself_does_not_release_the_process() {
+    become_subreaper();
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sh", "-c", "echo ran"]);
+    let ct = create(&p, &bundle, "ro-state", "");
+    let records = p.root.join("backends/pct");
+    let read_only = ReadOnly::new(&records);
+    let out = p.cmd().args(["start", "ro-state"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start with a read-only state root");
+    assert!(
+        err.contains(&records.display().to_string()) && err.contains("Read-only file system"),
+        "the error names the record and the problem: {err}"
+    );
+    assert_eq!(p.status("ro-state"), "created");
+    // The init would have run `echo` at once had it been released.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ct.stdout(), "", "the process ran although start failed");
+    drop(read_only);
+    p.ok(&["start", "ro-state"]);
+    assert_eq!(ct.wait(), 0);
+    assert_eq!(ct.stdout(), "ran\n");
+    p.ok(&["delete", "ro-state"]);
+    standin.assert_nothing_left(&p);
+}
+
+/// A read-only bind mount of a directory over itself, undone when dropped.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn new(dir: &Path) -> ReadOnly {
+        use nix::mount::{mount, MsFlags};
+        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        let guard = ReadOnly(dir.to_path_buf());
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, dir, None::<&str>, flags, None::<&str>).unwrap();
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// What LXC under pct cannot do is refused with an error naming it, before anything is
 /// touched; a running CT is deleted only with --force.
 #[test]

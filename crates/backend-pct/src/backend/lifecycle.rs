@@ -32,10 +32,20 @@ impl Pct {
             let _ = fs::remove_file(&file);
             ran.map_err(|message| self.failed(id, message))?;
         }
-        monitor::release(&run.exec_fifo(), INIT_TIMEOUT, || monitor::gone(init))
-            .map_err(|message| self.failed(id, message))?;
+        // Recorded before the release: a process that runs while its record says
+        // `created` would be started a second time by the next `start`, which then waits
+        // for an init that is no longer reading the exec FIFO.
         record.started = true;
         self.save(id, &record)?;
+        if let Err(message) =
+            monitor::release(&run.exec_fifo(), INIT_TIMEOUT, || monitor::gone(init))
+        {
+            record.started = false;
+            if let Err(e) = self.save(id, &record) {
+                tracing::warn!("container {id}: cannot record that start failed: {e}");
+            }
+            return Err(self.failed(id, message));
+        }
         // A failed poststart hook is logged; the container runs on (runtime-spec).
         let running = record.state(id, Status::Running, created.pid);
         hooks::run_each_on_host(id, "poststart", &record.hooks.poststart, &running);
