@@ -112,14 +112,7 @@ pub(crate) fn join(
     hold: OwnedFd,
 ) -> Result<i32, SandboxError> {
     let keeper_err = |source| SandboxError::Keeper { vmid, source };
-    let ct = File::open(format!("/proc/{init}/ns/net")).map_err(keeper_err)?;
-    // SAFETY: pidfd_open with a pid and no flags; the result is a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) };
-    if pidfd < 0 {
-        return Err(keeper_err(io::Error::last_os_error()));
-    }
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let (ct, pidfd) = ct_of(init).map_err(keeper_err)?;
     if let Err(source) = move_interfaces(sandbox.as_fd(), ct.as_fd()) {
         // What moved before the failure goes back, not down with the CT.
         let _ = move_interfaces(ct.as_fd(), sandbox.as_fd());
@@ -129,7 +122,7 @@ pub(crate) fn join(
             source,
         });
     }
-    match spawn_keeper(&ct, sandbox, &pidfd, &hold) {
+    match spawn_keeper(&ct, sandbox, &pidfd, Some(&hold)) {
         Ok(pid) => Ok(pid),
         Err(e) => {
             let _ = move_interfaces(ct.as_fd(), sandbox.as_fd());
@@ -138,10 +131,77 @@ pub(crate) fn join(
     }
 }
 
+/// The network namespace of the CT whose init is `init`, and a pidfd of that init.
+fn ct_of(init: i32) -> io::Result<(File, OwnedFd)> {
+    let ct = File::open(format!("/proc/{init}/ns/net"))?;
+    // SAFETY: pidfd_open with a pid and no flags; the result is a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    Ok((ct, unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) }))
+}
+
+/// A keeper in place of one that is gone, for the running sandbox CT whose init is
+/// `init`: the interfaces are in the CT already, so it only holds the CT's network
+/// namespace and moves them back to `path` when the init ends. The monitor reads its hold
+/// pipe only once the process has exited, so a keeper holding a write end of it again
+/// (opened through the monitor's `/proc/PID/fd`) is waited for like the first one.
+pub(crate) fn replace_keeper(
+    path: &Path,
+    vmid: crate::Vmid,
+    init: i32,
+    monitor: Option<i32>,
+) -> Result<i32, SandboxError> {
+    let sandbox = open(path, "the sandbox's network namespace")?;
+    let keeper_err = |source| SandboxError::Keeper { vmid, source };
+    let (ct, pidfd) = ct_of(init).map_err(keeper_err)?;
+    let hold = match monitor {
+        Some(monitor) => hold_of(monitor).map_err(keeper_err)?,
+        None => None,
+    };
+    spawn_keeper(&ct, &sandbox, &pidfd, hold.as_ref()).map_err(keeper_err)
+}
+
+/// A write end of the hold pipe of `monitor` (`init --monitor LISTEN STATUS NFDS HOLD
+/// ...`); `None` when it has none or is no longer that monitor.
+fn hold_of(monitor: i32) -> io::Result<Option<OwnedFd>> {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{monitor}/cmdline")) else {
+        return Ok(None);
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let Some(at) = args.iter().position(|a| *a == b"--monitor") else {
+        return Ok(None);
+    };
+    let Some(hold) = args
+        .get(at + 4)
+        .and_then(|a| std::str::from_utf8(a).ok()?.parse::<RawFd>().ok())
+    else {
+        return Ok(None);
+    };
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let pipe = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/{monitor}/fd/{hold}"))?;
+    if !pipe.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::other(format!(
+            "fd {hold} of the monitor {monitor} is not its hold pipe"
+        )));
+    }
+    Ok(Some(pipe.into()))
+}
+
 /// Forks the keeper. Only a single-threaded process may fork and go on running Rust
 /// code in the child (another thread may hold the allocator's lock): with more threads
 /// the keeper is refused.
-fn spawn_keeper(ct: &File, sandbox: &File, pidfd: &OwnedFd, hold: &OwnedFd) -> io::Result<i32> {
+fn spawn_keeper(
+    ct: &File,
+    sandbox: &File,
+    pidfd: &OwnedFd,
+    hold: Option<&OwnedFd>,
+) -> io::Result<i32> {
     let threads = std::fs::read_dir("/proc/self/task")?.count();
     if threads != 1 {
         return Err(io::Error::other(format!(
@@ -152,7 +212,7 @@ fn spawn_keeper(ct: &File, sandbox: &File, pidfd: &OwnedFd, hold: &OwnedFd) -> i
         ct.as_raw_fd(),
         sandbox.as_raw_fd(),
         pidfd.as_raw_fd(),
-        hold.as_raw_fd(),
+        hold.map_or(-1, |hold| hold.as_raw_fd()),
     ];
     // SAFETY: the process is single-threaded (checked above), so the child may run any
     // code; it never returns from `keeper`.

@@ -388,29 +388,37 @@ fn a_killed_sandbox_hands_its_interfaces_back_before_its_monitor_exits() {
 }
 
 /// A running sandbox whose network keeper was killed is reported by `health`: its
-/// interfaces will die with the CT instead of going back.
+/// interfaces would die with the CT instead of going back. The repair leaves a new
+/// keeper, which the monitor waits for: killed, the container ends with eth0 back.
 #[test]
-fn health_reports_a_sandbox_whose_keeper_is_gone() {
+fn health_reports_and_replaces_a_sandboxs_keeper_that_is_gone() {
     let standin = PctStandin::new();
     let p = proxcage_for(&standin);
     let net = CniLikeNetns::new();
     let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
     with_network_path(&bundle, &net.path());
-    let out = p.run(&[
-        "run",
-        "--detach",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "pod",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let run = p
+        .cmd()
+        .args(["run", "--keep", "--bundle", bundle.to_str().unwrap(), "pod"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let record_path = p.root.join("backends/pct/pod.json");
+    let keeper_of = || -> Option<i32> {
+        let record: serde_json::Value =
+            serde_json::from_slice(&fs::read(&record_path).ok()?).ok()?;
+        Some(record["keeper"].as_i64()? as i32)
+    };
+    assert!(
+        support::image::wait_until(std::time::Duration::from_secs(60), || {
+            keeper_of().is_some() && p.status("pod") == "running"
+        }),
+        "the sandbox did not start"
+    );
     let healthy = stdout(&p.run(&["health", "--format", "json"]));
     assert!(!healthy.contains("pod-network-keeper-gone"), "{healthy}");
-    let record: serde_json::Value =
-        serde_json::from_slice(&fs::read(p.root.join("backends/pct/pod.json")).unwrap()).unwrap();
-    let keeper = record["keeper"]
-        .as_i64()
-        .expect("the record names the keeper") as i32;
+    let keeper = keeper_of().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(keeper),
         nix::sys::signal::Signal::SIGKILL,
@@ -425,6 +433,24 @@ fn health_reports_a_sandbox_whose_keeper_is_gone() {
         report.contains("pod-network-keeper-gone") && report.contains("container pod"),
         "{report}"
     );
-    p.ok(&["delete", "--force", "pod"]);
+    let repaired = p.run(&["health", "--repair"]);
+    assert!(
+        stdout(&repaired).contains("new network keeper"),
+        "{}{}",
+        stdout(&repaired),
+        stderr(&repaired)
+    );
+    let after = stdout(&p.run(&["health", "--format", "json"]));
+    assert!(!after.contains("pod-network-keeper-gone"), "{after}");
+    assert_ne!(keeper_of(), Some(keeper), "the record names the new keeper");
+    p.ok(&["kill", "pod", "KILL"]);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let back = ip(&["-n", &net.name, "-o", "addr", "show", "dev", "eth0"]);
+    assert!(
+        back.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
+        "eth0 is back when the monitor has exited: {back}"
+    );
+    p.ok(&["delete", "pod"]);
     standin.assert_nothing_left(&p);
 }

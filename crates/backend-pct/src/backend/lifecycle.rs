@@ -52,6 +52,33 @@ impl Pct {
         Ok(())
     }
 
+    /// A new network keeper for the running sandbox `id` whose keeper is gone (the repair
+    /// of health's `pod-network-keeper-gone`); returns its pid.
+    pub(crate) fn replace_keeper(&self, id: &ContainerId) -> Result<i32> {
+        let mut record = self.load(id)?;
+        self.proven(id, &record)?;
+        let conflict = |message: String| Error::Conflict {
+            id: id.clone(),
+            message,
+        };
+        let Some(path) = record.sandbox_netns.clone() else {
+            return Err(conflict("it is not a pod sandbox".into()));
+        };
+        if let Some(keeper) = record.keeper {
+            if !sandbox::wait_keeper(keeper, Duration::ZERO) {
+                return Err(conflict(format!("its network keeper {keeper} still runs")));
+            }
+        }
+        let Some(init) = self.tools.init_pid(record.vmid).map_err(Error::from)? else {
+            return Err(conflict(format!("its CT {} is not running", record.vmid)));
+        };
+        let keeper =
+            sandbox::replace_keeper(&path, record.vmid, init, record.monitor).map_err(input)?;
+        record.keeper = Some(keeper);
+        self.save(id, &record)?;
+        Ok(keeper)
+    }
+
     pub(super) fn kill_ct(&self, req: KillRequest<'_>) -> Result<()> {
         let record = self.load(req.id)?;
         let (status, pid) = self.ct_status(req.id, &record)?;

@@ -233,7 +233,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     }
     findings.extend(leftovers::monitors_still_there(pct, monitors)?);
     findings.extend(cts::gone(pct, store, &records, &on_node));
-    findings.extend(pods::keepers_gone(&records, &on_node));
+    findings.extend(pods::keepers_gone(pct, store, &records, &on_node));
     findings.extend(stale::findings(pct, store, &records, &on_node));
     Ok(findings)
 }
