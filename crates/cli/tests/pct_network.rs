@@ -454,3 +454,44 @@ fn health_reports_and_replaces_a_sandboxs_keeper_that_is_gone() {
     p.ok(&["delete", "pod"]);
     standin.assert_nothing_left(&p);
 }
+
+/// A sandbox's create killed after its interfaces moved into the CT (here by its own
+/// createRuntime hook, before any record of the CT is written): recovering the
+/// interrupted create destroys the CT, and eth0 is back in the client's namespace with
+/// its address, for the client's CNI DEL; nothing is left.
+#[test]
+fn a_sandbox_create_killed_midway_hands_its_interfaces_back_when_recovered() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let net = CniLikeNetns::new();
+    let bundle = busybox_bundle(p.dir.path(), "b", &["sleep", "1000"]);
+    with_network_path(&bundle, &net.path());
+    edit_config(&bundle, |spec| {
+        spec["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]}]
+        })
+    });
+    let out = p.run(&["create", "--bundle", bundle.to_str().unwrap(), "pod"]);
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the create was killed: {}",
+        stderr(&out)
+    );
+    let in_ct = ip(&["-n", &net.name, "-o", "link"]);
+    assert!(!in_ct.contains("eth0"), "eth0 was in the CT: {in_ct}");
+    let repaired = p.run(&["health", "--repair"]);
+    let said = format!("{}{}", stdout(&repaired), stderr(&repaired));
+    assert!(said.contains("create-interrupted"), "{said}");
+    let subnet = net.subnet;
+    let back = || {
+        ip(&["-n", &net.name, "-o", "addr", "show"]).contains(&format!("inet 10.213.{subnet}.2/24"))
+    };
+    assert!(
+        support::image::wait_until(std::time::Duration::from_secs(20), back),
+        "eth0 is back in the client's namespace"
+    );
+    let report = p.run(&["health"]);
+    assert!(report.status.success(), "{}", stdout(&report));
+    standin.assert_nothing_left(&p);
+}
