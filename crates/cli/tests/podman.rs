@@ -16,6 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use proxcage_process::run_captured;
+use support::cni::CniNetwork;
 use support::image::{
     busybox_image, mounts_under, run, wait_until, MountSandbox, COMMAND_TIMEOUT, IMAGE_REF,
 };
@@ -263,127 +264,6 @@ impl Drop for Podman {
     }
 }
 
-/// A CNI network of the test's own (bridge, host-local subnet, portmap, firewall), as
-/// podman's default one is but with a bridge name, subnet and IPAM state no other test
-/// shares. The bridge goes on drop; what CNI DEL must remove is checked by
-/// [`CniNetwork::assert_clean`].
-struct CniNetwork {
-    dir: PathBuf,
-    name: String,
-    bridge: String,
-    /// `10.215.N.`: the subnet is `10.215.N.0/24`.
-    prefix: String,
-    /// A host port for `-p` no other test uses.
-    host_port: u16,
-}
-
-impl CniNetwork {
-    fn new(dir: &Path) -> Self {
-        support::require_tool("ip", "iproute2");
-        support::require_tool("iptables-save", "iptables");
-        if !Path::new("/usr/lib/cni/bridge").exists() {
-            panic!("the CNI plugins are missing: install the Debian package 'containernetworking-plugins'");
-        }
-        let n = support::unique();
-        let pid = std::process::id() as usize;
-        let slot = (pid * 13 + n) % 250 + 1;
-        let net = CniNetwork {
-            dir: dir.to_path_buf(),
-            name: format!("pxc-{pid}-{n}"),
-            bridge: format!("pxcbr{}x{n}", pid % 100_000),
-            prefix: format!("10.215.{slot}."),
-            host_port: 20_000 + ((pid * 31 + n) % 20_000) as u16,
-        };
-        fs::create_dir_all(dir).unwrap();
-        let conflist = serde_json::json!({
-            "cniVersion": "0.4.0",
-            "name": net.name,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": net.bridge,
-                    "isGateway": true,
-                    "ipMasq": true,
-                    "hairpinMode": true,
-                    "ipam": {
-                        "type": "host-local",
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                        "ranges": [[{
-                            "subnet": format!("{}0/24", net.prefix),
-                            "gateway": format!("{}1", net.prefix),
-                        }]],
-                    },
-                },
-                {"type": "portmap", "capabilities": {"portMappings": true}},
-                {"type": "firewall"},
-                {"type": "tuning"},
-            ],
-        });
-        fs::write(
-            dir.join(format!("{}.conflist", net.name)),
-            serde_json::to_vec_pretty(&conflist).unwrap(),
-        )
-        .unwrap();
-        net
-    }
-
-    /// iptables rules (nat and filter) that name this network's subnet.
-    fn rules(&self) -> Vec<String> {
-        let out = Command::new("iptables-save")
-            .output()
-            .expect("iptables-save");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains(&self.prefix))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Interfaces still enslaved to the bridge (the host ends of containers' veths).
-    fn ports(&self) -> String {
-        let out = Command::new("ip")
-            .args(["-o", "link", "show", "master", &self.bridge])
-            .output()
-            .expect("ip");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Fails unless CNI DEL removed everything CNI ADD made for the test's containers:
-    /// NAT and filter rules, the host ends of veths, the network namespaces podman made.
-    #[track_caller]
-    fn assert_clean(&self, pm: &Podman) {
-        let clean = wait_until(Duration::from_secs(10), || {
-            self.rules().is_empty() && self.ports().is_empty()
-        });
-        assert!(
-            clean,
-            "CNI left rules {:?} and interfaces {:?}",
-            self.rules(),
-            self.ports()
-        );
-        let sandbox = pm.sandbox.as_ref().unwrap();
-        let ls = support::require_tool("ls", "coreutils");
-        let ran = run_captured(
-            sandbox.command(&ls).args(["-A", "/run/netns"]),
-            COMMAND_TIMEOUT,
-        )
-        .expect("ls /run/netns");
-        assert_eq!(
-            String::from_utf8_lossy(&ran.stdout),
-            "",
-            "network namespaces left in podman's /run/netns"
-        );
-    }
-}
-
-impl Drop for CniNetwork {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-    }
-}
-
 /// Reads what a TCP server at `address` says, retrying until it answers (60 s).
 fn fetch(address: &str) -> String {
     use std::io::Read;
@@ -625,7 +505,7 @@ fn default_network_and_published_port(pm: Podman) {
     )
     .ok();
     pm.assert_nothing_left();
-    net.assert_clean(&pm);
+    net.assert_clean(pm.sandbox.as_ref().unwrap());
 }
 
 /// `--network host`: the container is in the host's network namespace.

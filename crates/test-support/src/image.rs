@@ -36,89 +36,96 @@ pub struct BusyboxImage {
 }
 
 static IMAGE: OnceLock<BusyboxImage> = OnceLock::new();
+static PAUSE: OnceLock<BusyboxImage> = OnceLock::new();
+
+/// The name of [`pause_image`] after importing its archive.
+pub const PAUSE_REF: &str = "localhost/proxcage-e2e/pause:latest";
 
 /// The busybox image (support's busybox rootfs, `sh` as its command, tagged [`IMAGE_REF`]),
 /// built on first use and removed when the test process exits.
 pub fn busybox_image() -> &'static BusyboxImage {
-    IMAGE.get_or_init(|| {
-        let umoci = crate::require_tool("umoci", "umoci");
-        let tar = crate::require_tool("tar", "tar");
-        // Removed by the TempDir if building fails, by `remove_busybox_image` at exit if not.
-        let tmp = tempfile::Builder::new()
-            .prefix("proxcage-e2e-image-")
-            .tempdir()
-            .unwrap();
-        let dir = tmp.path().to_path_buf();
-
-        let rootfs = dir.join("rootfs");
-        crate::busybox_rootfs(&rootfs);
-        let layout = dir.join("oci");
-        let build = format!("{}:build", layout.display());
-        let umoci_cmd = || Command::new(&umoci);
-        run(
-            umoci_cmd().arg("init").arg("--layout").arg(&layout),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        run(
-            umoci_cmd().args(["new", "--image", &build]),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        run(
-            umoci_cmd()
-                .args(["insert", "--image", &build])
-                .arg(&rootfs)
-                .arg("/"),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        run(
-            umoci_cmd()
-                .args([
-                    "config",
-                    "--image",
-                    &build,
-                    "--tag",
-                    IMAGE_REF,
-                    "--config.cmd",
-                    "sh",
-                ])
-                .args(["--config.env", "PATH=/bin"]),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        run(umoci_cmd().args(["rm", "--image", &build]), COMMAND_TIMEOUT).ok();
-        run(
-            umoci_cmd().arg("gc").arg("--layout").arg(&layout),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        fs::remove_dir_all(&rootfs).unwrap();
-        let archive = dir.join("busybox-oci.tar");
-        run(
-            Command::new(tar)
-                .arg("-C")
-                .arg(&layout)
-                .arg("-cf")
-                .arg(&archive)
-                .arg("."),
-            COMMAND_TIMEOUT,
-        )
-        .ok();
-        // SAFETY: registering a plain `extern "C" fn` that only touches a static.
-        unsafe { libc::atexit(remove_busybox_image) };
-        let _ = tmp.keep();
-        BusyboxImage {
-            dir,
-            layout,
-            archive,
-        }
-    })
+    IMAGE.get_or_init(|| build_busybox_image(IMAGE_REF, &["sh"]))
 }
 
-extern "C" fn remove_busybox_image() {
-    if let Some(image) = IMAGE.get() {
+/// A pod sandbox ("pause") image made here, as no registry can be reached: the busybox
+/// image with `sleep infinity` as its command, tagged [`PAUSE_REF`]; removed at exit.
+pub fn pause_image() -> &'static BusyboxImage {
+    PAUSE.get_or_init(|| build_busybox_image(PAUSE_REF, &["sleep", "infinity"]))
+}
+
+/// An image of support's busybox rootfs with `cmd` as its command, tagged `tag`.
+fn build_busybox_image(tag: &str, cmd: &[&str]) -> BusyboxImage {
+    let umoci = crate::require_tool("umoci", "umoci");
+    let tar = crate::require_tool("tar", "tar");
+    // Removed by the TempDir if building fails, by `remove_images` at exit if not.
+    let tmp = tempfile::Builder::new()
+        .prefix("proxcage-e2e-image-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+
+    let rootfs = dir.join("rootfs");
+    crate::busybox_rootfs(&rootfs);
+    let layout = dir.join("oci");
+    let build = format!("{}:build", layout.display());
+    let umoci_cmd = || Command::new(&umoci);
+    run(
+        umoci_cmd().arg("init").arg("--layout").arg(&layout),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    run(
+        umoci_cmd().args(["new", "--image", &build]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    run(
+        umoci_cmd()
+            .args(["insert", "--image", &build])
+            .arg(&rootfs)
+            .arg("/"),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    let mut config = umoci_cmd();
+    config.args(["config", "--image", &build, "--tag", tag]);
+    for arg in cmd {
+        config.args(["--config.cmd", arg]);
+    }
+    run(config.args(["--config.env", "PATH=/bin"]), COMMAND_TIMEOUT).ok();
+    run(umoci_cmd().args(["rm", "--image", &build]), COMMAND_TIMEOUT).ok();
+    run(
+        umoci_cmd().arg("gc").arg("--layout").arg(&layout),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    fs::remove_dir_all(&rootfs).unwrap();
+    let archive = dir.join("busybox-oci.tar");
+    run(
+        Command::new(tar)
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(&archive)
+            .arg("."),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registering a plain `extern "C" fn` that only touches statics.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(remove_images);
+    });
+    let _ = tmp.keep();
+    BusyboxImage {
+        dir,
+        layout,
+        archive,
+    }
+}
+
+extern "C" fn remove_images() {
+    for image in [IMAGE.get(), PAUSE.get()].into_iter().flatten() {
         let _ = fs::remove_dir_all(&image.dir);
     }
 }

@@ -5,6 +5,10 @@
 //! Tests that need root or a tool fail with a message naming what to install; they never
 //! pass silently.
 
+pub mod cni;
+pub mod containerd;
+#[cfg(feature = "cri")]
+pub mod cri;
 pub mod image;
 pub mod lxc;
 pub mod ocijail;
@@ -255,6 +259,14 @@ cgroup_manager = "disabled"
 private_cgroup2 = true
 "#;
 
+/// [`HOST_CONFIG`] with `default_backend = backend`.
+pub fn host_config_routing_to(backend: &str) -> String {
+    HOST_CONFIG.replace(
+        "default_backend = \"runc\"",
+        &format!("default_backend = \"{backend}\""),
+    )
+}
+
 /// A private proxcage root and config file, removed (with every container left in it)
 /// when dropped.
 #[derive(Debug)]
@@ -288,10 +300,7 @@ impl Proxcage {
 
     /// proxcage with `default_backend = backend` and this host's backend settings.
     pub fn with_default(backend: &str) -> Self {
-        Proxcage::new(&HOST_CONFIG.replace(
-            "default_backend = \"runc\"",
-            &format!("default_backend = \"{backend}\""),
-        ))
+        Proxcage::new(&host_config_routing_to(backend))
     }
 
     /// Makes `binary` (a wrapper around the real one, say) the binary of `backend`.
