@@ -16,7 +16,8 @@ packages=(
     zstd xz-utils bzip2     # template compressions the pct stand-in unpacks
     containerd podman uidmap
     golang-go golang-github-containerd-containerd-dev  # tests/containerd-update (the task Update ctr lacks)
-    containernetworking-plugins iptables  # podman's CNI networks in the network tests
+    containernetworking-plugins iptables  # the CNI networks of the podman and CRI tests
+    protobuf-compiler       # protoc, for the CRI client (k8s-cri) of the CRI tests
     procps util-linux iproute2
     valgrind python3        # scripts/valgrind.sh: memcheck of every proxcage command
     hyperfine               # benches/compare-runtimes.sh

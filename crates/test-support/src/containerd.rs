@@ -7,6 +7,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -103,6 +104,10 @@ impl Containerd {
             .tempdir()
             .unwrap();
         let d = dir.path();
+        // containerd makes its state 0711 so that a container's root, an unprivileged
+        // CT's root (uid 100000) on pct too, reaches what is bound in from it (the pod's
+        // /dev/shm): the test's copy of it is the same.
+        fs::set_permissions(d, fs::Permissions::from_mode(0o711)).unwrap();
         let socket = d.join("containerd.sock");
         let config = d.join("config.toml");
         fs::write(&config, config_text(d, runtime, cri.as_ref())).unwrap();
