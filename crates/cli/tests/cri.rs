@@ -173,6 +173,7 @@ fn cri_two_pods_with_proxcage_routed_to_runc() {
 
 #[test]
 fn cri_two_pods_with_proxcage_routed_to_crun() {
+    support::require_tool("crun", "crun");
     let config = support::host_config_routing_to("crun");
     two_pods(Cri::start(&support::proxcage_bin(), &config), None);
 }

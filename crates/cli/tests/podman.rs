@@ -18,7 +18,8 @@ use std::time::Duration;
 use proxcage_process::run_captured;
 use support::cni::CniNetwork;
 use support::image::{
-    busybox_image, mounts_under, run, wait_until, MountSandbox, COMMAND_TIMEOUT, IMAGE_REF,
+    busybox_image, leftovers, report_leftovers, run, wait_until, MountSandbox, COMMAND_TIMEOUT,
+    IMAGE_REF,
 };
 use support::pct::PctStandin;
 
@@ -232,35 +233,14 @@ runtime_supports_json = ["crun", "runc", "proxcage"]
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let mut problems = Vec::new();
         // Whatever a failed test left.
         let _ = run_captured(
             self.podman()
                 .args(["rm", "--force", "--all", "--time", "0"]),
             COMMAND_TIMEOUT,
         );
-        if let Some(sandbox) = self.sandbox.take() {
-            problems.extend(
-                sandbox
-                    .sweep(&self.cgroup_parent)
-                    .into_iter()
-                    .map(|p| format!("left running: {p}")),
-            );
-        }
-        problems.extend(
-            mounts_under(self.dir.path())
-                .into_iter()
-                .map(|m| format!("left mounted: {m}")),
-        );
-        if problems.is_empty() {
-            return;
-        }
-        let report = problems.join("\n");
-        if thread::panicking() {
-            eprintln!("cleaning up after the failed test:\n{report}");
-        } else {
-            panic!("the test left things behind:\n{report}");
-        }
+        let problems = leftovers(self.sandbox.take(), &self.cgroup_parent, self.dir.path());
+        report_leftovers(&problems, "");
     }
 }
 

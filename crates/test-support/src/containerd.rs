@@ -13,7 +13,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -22,8 +21,8 @@ use proxcage_process::run_captured;
 
 use crate::cni::{CniNetwork, CNI_BIN_DIR};
 use crate::image::{
-    busybox_image, mounts_under, pause_image, run, wait_until, BusyboxImage, MountSandbox, Ran,
-    COMMAND_TIMEOUT, IMAGE_REF, PAUSE_REF,
+    busybox_image, leftovers, pause_image, report_leftovers, run, wait_until, BusyboxImage,
+    MountSandbox, Ran, COMMAND_TIMEOUT, IMAGE_REF, PAUSE_REF,
 };
 use crate::pct::PctStandin;
 
@@ -383,30 +382,11 @@ impl Drop for Containerd {
             }
             let _ = daemon.wait();
         }
-        if let Some(sandbox) = self.sandbox.take() {
-            problems.extend(
-                sandbox
-                    .sweep(&self.cgroup)
-                    .into_iter()
-                    .map(|p| format!("left running: {p}")),
-            );
-        }
-        problems.extend(
-            mounts_under(self.dir.path())
-                .into_iter()
-                .map(|m| format!("left mounted: {m}")),
-        );
-        if problems.is_empty() {
-            return;
-        }
-        let report = problems.join("\n");
-        if thread::panicking() {
-            eprintln!("cleaning up after the failed test:\n{report}");
-        } else {
-            panic!(
-                "the test left things behind:\n{report}\n{}",
-                self.log_tail()
-            );
-        }
+        problems.extend(leftovers(
+            self.sandbox.take(),
+            &self.cgroup,
+            self.dir.path(),
+        ));
+        report_leftovers(&problems, &format!("\n{}", self.log_tail()));
     }
 }

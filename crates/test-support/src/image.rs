@@ -445,6 +445,37 @@ fn rmdir_tree(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// What an engine left behind, one line each: the processes [`MountSandbox::sweep`] had
+/// to kill (in `sandbox` or under `cgroup`) and the mounts still under `dir`.
+pub fn leftovers(sandbox: Option<MountSandbox>, cgroup: &str, dir: &Path) -> Vec<String> {
+    let mut problems: Vec<String> = sandbox
+        .map(|s| s.sweep(cgroup))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| format!("left running: {p}"))
+        .collect();
+    problems.extend(
+        mounts_under(dir)
+            .into_iter()
+            .map(|m| format!("left mounted: {m}")),
+    );
+    problems
+}
+
+/// Fails the test when something was left behind (`problems`, then `context`), or only
+/// prints it when the test is failing already (a panic in a drop would abort).
+pub fn report_leftovers(problems: &[String], context: &str) {
+    if problems.is_empty() {
+        return;
+    }
+    let report = problems.join("\n");
+    if thread::panicking() {
+        eprintln!("cleaning up after the failed test:\n{report}");
+    } else {
+        panic!("the test left things behind:\n{report}{context}");
+    }
+}
+
 /// Mount points at or under `dir` in this (the host's) mount namespace.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     fs::read_to_string("/proc/self/mountinfo")
