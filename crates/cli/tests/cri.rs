@@ -183,9 +183,7 @@ fn cri_two_pods_with_proxcage_routed_to_crun() {
 /// Each pod a CT on the pct stand-in (test code, not Proxmox), holding the interfaces
 /// CNI made; its app container a member running inside that CT.
 #[test]
-#[ignore = "pct pods are not complete: the sandbox's /dev/shm (a read-only bind from \
-            containerd's 0700 CRI state, made a pct mount point) is not staged, so the \
-            sandbox's CT fails to start; and app containers are refused as members \
+#[ignore = "pct pods are not complete: app containers are refused as members \
             (linux.namespaces[1].path). Run with --ignored once members land."]
 fn cri_two_pods_with_pct() {
     let standin = PctStandin::new();

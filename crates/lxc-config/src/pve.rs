@@ -464,7 +464,10 @@ impl Split<'_> {
 
     /// A plain bind mount of a host path becomes `mpN` (mounted by Proxmox as host root);
     /// a source under the translated rootfs is rewritten to where Proxmox mounts it; any
-    /// other entry stays a raw key.
+    /// other entry stays a raw key. So does a bind onto `/dev`, `/proc` or `/sys`: Proxmox
+    /// mounts `mpN` into the rootfs before LXC mounts its own `/dev` tmpfs and the kernel
+    /// filesystems over them (CRI's sandbox `/dev/shm` would be hidden), while raw entries
+    /// are mounted after those.
     fn mount_entry(&mut self, key: &str, value: &str) -> Result<(), PveError> {
         let fields: Vec<&str> = value.split(' ').collect();
         let opts: Vec<&str> = fields
@@ -485,6 +488,7 @@ impl Split<'_> {
             && !source.contains('\\')
             && fields.len() >= 2
             && !fields[1].contains('\\')
+            && !mounted_over_by_lxc(fields[1])
         {
             let target = format!("/{}", fields[1].trim_start_matches('/'));
             let ro = if opts.contains(&"ro") { ",ro=1" } else { "" };
@@ -499,6 +503,17 @@ impl Split<'_> {
             self.raw(key, value)
         }
     }
+}
+
+/// Whether the CT path `target` (relative to the rootfs, as in `lxc.mount.entry`) lies
+/// where LXC mounts `/dev`, `/proc` or `/sys` after Proxmox's mount points.
+fn mounted_over_by_lxc(target: &str) -> bool {
+    let top = target
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    matches!(top, "dev" | "proc" | "sys")
 }
 
 #[cfg(test)]
@@ -553,6 +568,7 @@ mod tests {
             "lxc.net.0.type = empty\n",
             "lxc.init.cmd = /.proxcage/init\n",
             "lxc.mount.entry = /srv/data srv/data none rbind,ro,create=dir 0 0\n",
+            "lxc.mount.entry = /run/sandbox/shm dev/shm none rbind,ro 0 0\n",
             "lxc.mount.entry = /b/rootfs/proc/sys proc/sys none bind,ro,optional 0 0\n",
             "lxc.mount.entry = tmpfs tmp tmpfs size=1m,create=dir 0 0\n",
             "lxc.cap.keep = kill\n",
@@ -591,6 +607,7 @@ mod tests {
             concat!(
                 "lxc.net.0.type = empty\n",
                 "lxc.init.cmd = /.proxcage/init\n",
+                "lxc.mount.entry = /run/sandbox/shm dev/shm none rbind,ro 0 0\n",
                 "lxc.mount.entry = /usr/lib/x86_64-linux-gnu/lxc/rootfs/proc/sys proc/sys none bind,ro,optional 0 0\n",
                 "lxc.mount.entry = tmpfs tmp tmpfs size=1m,create=dir 0 0\n",
                 "lxc.cap.keep = kill\n",
