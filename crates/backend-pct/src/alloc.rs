@@ -1,14 +1,17 @@
 //! VMID allocation: ask the cluster for a free VMID (`pvesh get /cluster/nextid`), create
 //! the CT at it, and when another node took it between the two (pct then says the VMID
-//! already exists), ask again. Callers hold proxcage's store-wide lock, so proxcage
-//! processes on this node never race each other; only other nodes can.
+//! already exists), ask again. proxcage processes on this node race each other the same
+//! way: `pct create` claims the VMID (its config, `lock: create`) before it unpacks the
+//! template, so a loser learns at once and nextid then offers the next free VMID.
 
 use crate::error::PctError;
 use crate::pct::{CallError, CallResult};
 use crate::vmid::{Vmid, VmidRange};
 
-/// How many lost races are tolerated before giving up.
-pub const ATTEMPTS: usize = 16;
+/// How many lost races are tolerated before giving up: every create racing at once on
+/// this node (a node brought back up starts tens of pods) or on others may take the VMID
+/// offered, and each takes one.
+pub const ATTEMPTS: usize = 128;
 
 /// Finds a VMID in `range` and runs `create` on it until one succeeds. `next_id(want)`
 /// is `pvesh get /cluster/nextid [--vmid want]`; `create(vmid)` is `pct create`.

@@ -99,6 +99,17 @@ fn lock(
     loop {
         match fcntl(&file, FcntlArg::F_OFD_SETLK(&range)) {
             Ok(_) => return Ok(Held { _file: file }),
+            Err(Errno::EAGAIN | Errno::EACCES) if proxcage_process::noted_signal().is_some() => {
+                let signal = proxcage_process::noted_signal().map_or("a signal", |s| s.as_str());
+                return Err(Some(Error::io(
+                    "gave up waiting for the lock on",
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        format!("the attach lock of VMID {vmid}: proxcage received {signal}"),
+                    ),
+                )));
+            }
             Err(Errno::EAGAIN | Errno::EACCES) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -13,6 +13,7 @@ mod health;
 mod hooks;
 mod identity;
 mod idmap;
+mod locks;
 mod monitor;
 mod netlink;
 mod network;
@@ -22,6 +23,7 @@ mod policy;
 mod sandbox;
 mod settings;
 mod staging;
+mod templates;
 mod tty;
 pub mod vmid;
 

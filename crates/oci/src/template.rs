@@ -262,6 +262,14 @@ pub fn tree_digest(rootfs: &Path) -> Result<Digest, TemplateError> {
     Ok(Digest::from_hasher(sink.sha))
 }
 
+/// The length of the archive [`pack_rootfs`] makes of the tree at `rootfs`, from the
+/// tree's metadata alone (no file is read): known before packing, the same for two trees
+/// of the same content.
+pub fn archive_len(rootfs: &Path) -> Result<u64, TemplateError> {
+    check_rootfs(rootfs)?;
+    Walker::new(rootfs, Path::new("/dev/null"), None).archive_len()
+}
+
 /// Packs the tree at `rootfs` into `<dest_dir>/proxcage-<hex>.tar.zst`, or returns the
 /// existing file of that name (`reused`).
 ///
@@ -287,7 +295,7 @@ pub fn pack_rootfs(
     check_dest(dest_dir)?;
 
     let bar = opts.progress.then(new_bar).flatten();
-    let len = Walker::new(rootfs, Path::new("/dev/null"), None).archive_len()?;
+    let len = archive_len(rootfs)?;
     if !template_of_len_may_exist(dest_dir, len) {
         return pack_once(rootfs, dest_dir, opts, bar, len);
     }

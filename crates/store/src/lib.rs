@@ -26,5 +26,5 @@ mod stale;
 mod store;
 
 pub use backend::{held_from_state, Backend, Held, Leftovers};
-pub use stale::{describe_stale, stale_lock, StaleLock};
-pub use store::{now_rfc3339, ContainerLock, Phase, Record, StateStore, StoreLock};
+pub use stale::{describe_holder, describe_stale, lock_holder, stale_lock, StaleLock};
+pub use store::{now_rfc3339, wait_for_flock, ContainerLock, Phase, Record, StateStore, StoreLock};

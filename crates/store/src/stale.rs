@@ -121,6 +121,37 @@ pub fn describe_stale(lock: &StaleLock) -> String {
     )
 }
 
+/// The process that took the flock on `path`, as /proc/locks gives it; `None` when the
+/// lock is free (or /proc/locks does not show it).
+pub fn lock_holder(path: &Path) -> Option<u32> {
+    let meta = fs::metadata(path).ok()?;
+    lock_taker(meta.dev(), meta.ino())
+}
+
+/// The holder of the flock on `path` in words, for messages: `process 1234 (proxcage)`.
+pub fn describe_holder(path: &Path) -> String {
+    match lock_holder(path) {
+        Some(pid) => {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let args = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    b.split(|&c| c == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let mut args: String = args.chars().take(120).collect();
+            if args.is_empty() {
+                args = comm.trim().to_string();
+            }
+            format!("process {pid} ({args})")
+        }
+        None => "a process /proc/locks does not show".into(),
+    }
+}
+
 /// Whether some process holds the flock on `path` right now.
 pub(crate) fn locked(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {

@@ -549,22 +549,38 @@ fn same_inode(meta: &fs::Metadata, path: &Path) -> bool {
 }
 
 /// Takes an exclusive flock, waiting up to [`LOCK_TIMEOUT`]: a lock held longer than that
-/// belongs to a stuck process, and the operator should hear about it. A signal noted
-/// meanwhile ([`proxcage_process::note_signal`]: SIGINT, SIGTERM or SIGHUP to `create`)
-/// ends the wait at once.
+/// belongs to a stuck process, and the operator should hear about it.
 fn flock_with_timeout(file: File, path: &Path) -> Result<Flock<File>> {
-    flock_until(file, path, proxcage_process::noted_signal)
+    wait_for_flock(file, path, "the container's lock", LOCK_TIMEOUT)
+}
+
+/// Takes an exclusive flock on `file` (opened at `path`; `what` names the lock for the
+/// operator), waiting up to `timeout`. A signal noted meanwhile
+/// ([`proxcage_process::note_signal`]: SIGINT, SIGTERM or SIGHUP to a command that defers
+/// them) ends the wait at once; a lock whose taker is gone while a process it left behind
+/// holds it (see [`crate::stale_lock`]) is reported at once rather than after the whole
+/// timeout; a timeout names the process that holds the lock.
+pub fn wait_for_flock(
+    file: File,
+    path: &Path,
+    what: &str,
+    timeout: Duration,
+) -> Result<Flock<File>> {
+    flock_until(file, path, what, timeout, proxcage_process::noted_signal)
 }
 
 fn flock_until(
     file: File,
     path: &Path,
+    what: &str,
+    timeout: Duration,
     interrupted: impl Fn() -> Option<nix::sys::signal::Signal>,
 ) -> Result<Flock<File>> {
-    let deadline = Instant::now() + LOCK_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let mut file = file;
     let mut pause = Duration::from_millis(1);
-    let stale_check = Instant::now() + STALE_CHECK_AFTER;
+    let stale_check = started + STALE_CHECK_AFTER;
     let mut checked = false;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -576,7 +592,10 @@ fn flock_until(
                     path,
                     io::Error::new(
                         io::ErrorKind::Interrupted,
-                        format!("proxcage received {signal}"),
+                        format!(
+                            "{what}, held by {}: proxcage received {signal}",
+                            crate::stale::describe_holder(path)
+                        ),
                     ),
                 ));
             }
@@ -602,7 +621,11 @@ fn flock_until(
                     path,
                     io::Error::new(
                         io::ErrorKind::WouldBlock,
-                        "another proxcage process has held it for 60 s and still runs: find it with 'fuser -v' on this path",
+                        format!(
+                            "{what} has been held for {} s by {}, which still runs: find what it waits for ('cat /proc/PID/stack', 'ps -o args PID'), or stop it",
+                            started.elapsed().as_secs(),
+                            crate::stale::describe_holder(path)
+                        ),
                     ),
                 ));
             }
@@ -657,7 +680,12 @@ mod tests {
         let _held = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusive).unwrap();
         let waits = std::cell::Cell::new(0);
         let started = Instant::now();
-        let err = flock_until(File::open(&path).unwrap(), &path, || {
+        let err = flock_until(
+            File::open(&path).unwrap(),
+            &path,
+            "the test's lock",
+            LOCK_TIMEOUT,
+            || {
             waits.set(waits.get() + 1);
             (waits.get() > 3).then_some(nix::sys::signal::Signal::SIGTERM)
         })

@@ -115,12 +115,18 @@ files_dir = "{files}"
         let templates: Vec<_> = fs::read_dir(self.template_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
+            .filter(|n| n != ".proxcage-refs")
             .collect();
         assert!(templates.is_empty(), "templates left: {templates:?}");
+        // The templates' references and locks go with the templates.
+        if let Ok(entries) = fs::read_dir(self.template_dir().join(".proxcage-refs")) {
+            let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+            assert!(left.is_empty(), "template references or locks left: {left:?}");
+        }
         if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
             let left: Vec<_> = entries
                 .map(|e| e.unwrap().file_name())
-                .filter(|n| n != "vmid.lock" && n != "attach.lock" && n != "root-token")
+                .filter(|n| n != "attach.lock" && n != "root-token")
                 .collect();
             assert!(left.is_empty(), "backend records left: {left:?}");
         }

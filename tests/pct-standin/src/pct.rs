@@ -105,6 +105,14 @@ fn check_vmid_unused(layout: &Layout, vmid: u32) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Sleeps the milliseconds the environment variable `var` gives, if any: the time real
+/// pct spends where the stand-in is quick (perl start-up, unpacking, systemd).
+fn pause_for(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 // ---------------------------------------------------------------- create
 
 const CREATE_USAGE: &str = "pct create <vmid> <ostemplate> [OPTIONS]";
@@ -313,6 +321,8 @@ fn create(layout: &Layout, args: &[String]) -> Result<(), Failure> {
         if !archive.is_file() {
             return Err(Failure::new(format!("can't find file '{ostemplate}'")));
         }
+        // Proxmox unpacks the template here, with the VMID claimed and its lock held.
+        pause_for("PCT_STANDIN_TASK_DELAY_MS");
         let mut conf = Conf::default();
         let mut rootdir = None;
         for m in &mut mounts {
@@ -452,6 +462,8 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
     if conf.apply_pending() {
         conf::write(layout, vmid, &conf)?;
     }
+    // Proxmox's hooks and systemd unit, under the config lock.
+    pause_for("PCT_STANDIN_TASK_DELAY_MS");
     let config = lxc::generate(layout, vmid, &conf, warn)?;
     let dir = layout.ct_dir(vmid);
     fs::create_dir_all(&dir).map_err(crate::io_fail("create", &dir))?;
@@ -902,12 +914,7 @@ fn hotplugs(key: &str, conf: &Conf) -> bool {
 fn exec(layout: &Layout, args: &[String]) -> Result<(), Failure> {
     // pct's own start-up (a few hundred ms of perl on Proxmox), made as long as a test
     // needs to have other commands overtake an exec before it reads the CT's config.
-    if let Some(ms) = std::env::var("PCT_STANDIN_EXEC_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
+    pause_for("PCT_STANDIN_EXEC_DELAY_MS");
     let (vmid, p) = simple(
         args,
         "pct exec <vmid> [<extra-args>] [OPTIONS]",

@@ -54,10 +54,11 @@ impl Pct {
         }
         let path = self.record_path(id);
         fs::remove_file(&path).map_err(io_error("cannot remove", &path))?;
+        let token = self.token();
         for template in cts.iter().filter_map(|(_, seen)| seen.template.as_deref()) {
-            self.forget_template(id, template);
+            self.forget_template(id, &token, template);
         }
-        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
+        let _ = staging::remove_files_dir(&self.files_dir_for(&token, id));
         Ok(())
     }
 
@@ -77,7 +78,15 @@ impl Pct {
         let [(ct, seen)] = cts.as_slice() else {
             return Ok(None);
         };
-        let files = self.files_root.join(id.as_str());
+        // Its files are this root's own, or, for a container made before roots had
+        // their own, `<files_dir>/<id>`.
+        let files = [
+            self.files_dir_for(&self.token(), id),
+            self.files_root.join(id.as_str()),
+        ]
+        .into_iter()
+        .find(|dir| dir.join("process").exists())
+        .unwrap_or_else(|| self.files_dir_for(&self.token(), id));
         let owner = {
             use std::os::unix::fs::MetadataExt;
             fs::metadata(files.join("process"))
@@ -104,6 +113,7 @@ impl Pct {
             sandbox_netns: None,
             keeper: None,
             destroying: false,
+            files_dir: Some(files),
         };
         self.save(id, &record)?;
         Ok(Some(ct.vmid))

@@ -81,14 +81,11 @@ impl Pct {
         let plan = self.plan(req)?;
         let mut timing = Timing::default();
 
-        // Templates are shared by content and VMIDs are taken one at a time: both under
-        // the backend's lock, so a delete never removes a template a create is about to
-        // use, and proxcage processes on this node never race each other for a VMID
-        // (other nodes race through pct create itself). Taken before the guards, the lock
-        // is released after they have undone a failed create.
-        let held = Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300))?;
+        // Nothing is held across the steps: the template is this create's by its
+        // reference (see `crate::templates`), and `pct create` claims the VMID, racing
+        // other proxcage processes as it races other nodes (see `crate::alloc`).
         let files = self.write_files(&plan)?;
-        let (template, template_undo) = self.template(&plan, &mut timing)?;
+        let (template, template_undo) = self.template(&plan, id, &mut timing)?;
         let (vmid, ct) = self.make_ct(id, &plan, &template)?;
         let (monitor, booted) = self.boot(req, &plan, vmid, &mut timing)?;
         if let Some(pid_file) = &req.pid_file {
@@ -107,7 +104,6 @@ impl Pct {
         ct.keep();
         template_undo.keep();
         files.keep();
-        drop(held);
         self.log_timing(id, started.elapsed(), &timing);
         Ok(())
     }
@@ -135,7 +131,8 @@ impl Pct {
             }));
         }
         self.bind_sources.check(id, &bundle)?;
-        let files_dir = self.files_root.join(id.as_str());
+        let root_token = identity::root_token(&self.root)?;
+        let files_dir = self.files_dir_for(&root_token, id);
         let translation = from_oci(
             bundle.spec(),
             &ResolvedPaths::from_bundle(&bundle, &files_dir).monitored(),
@@ -167,7 +164,6 @@ impl Pct {
             owner,
             &self.policy.rootfs_mount,
         );
-        let root_token = identity::root_token(&self.root)?;
         Ok(Plan {
             root_token,
             bundle,
@@ -220,27 +216,21 @@ impl Pct {
         Ok(undo)
     }
 
-    /// The rootfs packed as a template, or the one of the same content already there (a
-    /// template this create packed goes if the create fails).
+    /// The rootfs packed as a template, or the one of the same content already there,
+    /// with this create's reference to it (removed, and the template with the last one,
+    /// if the create fails).
     fn template(
         &self,
         plan: &Plan,
+        id: &ContainerId,
         timing: &mut Timing,
-    ) -> Result<(proxcage_oci::template::Template, Undo<impl FnOnce()>)> {
+    ) -> Result<(proxcage_oci::template::Template, Undo<impl FnOnce() + '_>)> {
         let packing = Instant::now();
-        let template = pack_rootfs(
-            plan.bundle.rootfs(),
-            &self.template_dir,
-            &PackOptions::default(),
-        )
-        .map_err(input)?;
+        let templates = Templates::new(&self.template_dir);
+        let template = templates.pack_and_refer(plan.bundle.rootfs(), &plan.root_token, id)?;
         timing.packing = packing.elapsed();
-        let packed = (!template.reused()).then(|| template.path().to_path_buf());
-        let undo = Undo::new(move || {
-            if let Some(path) = packed {
-                let _ = fs::remove_file(path);
-            }
-        });
+        let (name, token, id) = (template.file_name(), plan.root_token.clone(), id.clone());
+        let undo = Undo::new(move || self.forget_template(&id, &token, &name));
         Ok((template, undo))
     }
 
@@ -387,6 +377,7 @@ impl Pct {
                 poststop: hooks.poststop.clone(),
             },
             destroying: false,
+            files_dir: Some(plan.files_dir.clone()),
         }
     }
 

@@ -47,7 +47,7 @@ impl Pct {
     ) -> Result<Prepared> {
         let id = req.id();
         let owner = record.owner.unwrap_or((0, 0));
-        let files_dir = self.files_root.join(id.as_str());
+        let files_dir = self.files_dir_of(id, record);
         let process = self.exec_process(req, given, &files_dir)?;
         if process.terminal && req.detach && req.console_socket.is_none() {
             return Err(Error::Conflict {

@@ -14,7 +14,7 @@ impl Pct {
                 message: format!("cannot start a container that is {status}"),
             });
         }
-        let run = RunDir::new(&self.files_root.join(id.as_str()));
+        let run = RunDir::new(&self.files_dir_of(id, &record));
         let created = record.state(id, Status::Created, Self::shown_pid(&record, init));
         for (i, hook) in record.hooks.start_container.iter().enumerate() {
             let file = run
@@ -152,8 +152,8 @@ impl Pct {
         fs::remove_file(self.record_path(id))
             .map_err(io_error("cannot remove", &self.record_path(id)))?;
         drop(destroying);
-        self.forget_template(id, &record.template);
-        let _ = staging::remove_files_dir(&self.files_root.join(id.as_str()));
+        self.forget_template(id, &self.token(), &record.template);
+        let _ = staging::remove_files_dir(&self.files_dir_of(id, &record));
         // A failed poststop hook is logged; the delete stands (runtime-spec).
         let stopped = record.state(id, Status::Stopped, 0);
         hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
@@ -201,17 +201,16 @@ impl Pct {
         }
     }
 
-    /// Removes the container's template unless another container uses it. Under the
-    /// backend's lock, so no create is about to use it; when that lock is not had, the
-    /// template stays for `health` (template-unreferenced) to find.
-    pub(super) fn forget_template(&self, id: &ContainerId, template: &str) {
-        match Self::flock(&self.root.join("vmid.lock"), Duration::from_secs(300)) {
-            Ok(_held) => {
-                if !self.template_in_use(template, id) {
-                    let _ = fs::remove_file(self.template_dir.join(template));
-                }
-            }
-            Err(e) => tracing::warn!("container {id}: template {template} left: {e}"),
+    /// Removes the reference of container `id` (of the root with `token`) to its
+    /// template, and the template unless another container of any root, or a container
+    /// of this root from before references, uses it. A template that cannot be released
+    /// now stays for `health` (template-unreferenced) to find.
+    pub(super) fn forget_template(&self, id: &ContainerId, token: &str, template: &str) {
+        let templates = Templates::new(&self.template_dir);
+        if let Err(e) = templates.release(template, token, id, || {
+            self.template_in_use(template, id)
+        }) {
+            tracing::warn!("container {id}: template {template} left: {e}");
         }
     }
 

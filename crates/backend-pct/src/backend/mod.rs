@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use proxcage_core::{
     CheckpointRequest, ContainerId, CreateRequest, DeleteRequest, Error, Event, EventsRequest,
     ExecRequest, Flow, KillRequest, RestoreRequest, Result, RunRequest, Runtime, State, Status,
@@ -27,7 +27,6 @@ use proxcage_lxc_config::{
     from_oci, split_for_proxmox, LxcConfig, ProcessFile, ProxmoxPolicy, PveConfig, ResolvedPaths,
     User, CONTROL_SOCKET_PATH,
 };
-use proxcage_oci::template::{pack_rootfs, PackOptions};
 use proxcage_oci::Bundle;
 use proxcage_process as process;
 use serde::{Deserialize, Serialize};
@@ -51,6 +50,7 @@ use crate::policy::BindSources;
 use crate::sandbox;
 use crate::settings::PctSettings;
 use crate::staging;
+use crate::templates::Templates;
 use crate::tty::{self, MasterSocket};
 use crate::vmid::Vmid;
 use crate::NAME;
@@ -88,6 +88,11 @@ struct CtRecord {
     /// another CT's, and only a delete may act on the record (to finish).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     destroying: bool,
+    /// The container's files (init, process file, run directory): per root since roots
+    /// may share `files_dir`; absent in records of containers made before, whose files
+    /// are `<files_dir>/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    files_dir: Option<PathBuf>,
 }
 
 impl CtRecord {
@@ -138,6 +143,14 @@ pub struct Pct {
 /// How long the CT's init may take to reach its monitor after `pct start`, and to take
 /// the release after `start` opened the exec FIFO.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long an edit of a CT's `.conf` waits for pct's config lock, which pct holds while
+/// it works on the CT (a start, a `pct set`).
+const CONF_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// How much of the root's token names its directory in `files_dir`: roots apart, and
+/// the monitor's socket path short (it must fit in 108 bytes).
+pub(crate) const FILES_KEY_LEN: usize = 8;
 
 /// The pct backend with its records under `root`; bind mounts of its containers may take
 /// their sources only where `bind_sources` allows.
@@ -392,28 +405,29 @@ impl Pct {
         out
     }
 
-    /// Holds an exclusive flock on `path` (created if needed) until dropped.
-    pub(crate) fn flock(path: &Path, timeout: Duration) -> Result<Flock<File>> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
-        }
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io_error("cannot open the lock", path))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(lock),
-                Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                    file = back;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err((_, e)) => return Err(Error::io("cannot lock", path, e.into())),
-            }
-        }
+    /// This root's token, or an empty one while no create has made it (no reference or
+    /// CT then carries it).
+    fn token(&self) -> String {
+        identity::read_token(&self.root)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Where a create of this root (its token) puts the files of container `id`: roots
+    /// that share `files_dir` each have their own directory in it.
+    fn files_dir_for(&self, token: &str, id: &ContainerId) -> PathBuf {
+        self.files_root
+            .join(token.get(..FILES_KEY_LEN).unwrap_or(token))
+            .join(id.as_str())
+    }
+
+    /// The files directory of a container with `record`.
+    fn files_dir_of(&self, id: &ContainerId, record: &CtRecord) -> PathBuf {
+        record
+            .files_dir
+            .clone()
+            .unwrap_or_else(|| self.files_root.join(id.as_str()))
     }
 
     /// Appends the raw `lxc.*` keys to the CT's `.conf` under pct's config lock, before
@@ -432,7 +446,11 @@ impl Pct {
     /// Changes the CT's `.conf` under pct's config lock.
     fn edit_conf(&self, vmid: Vmid, edit: impl FnOnce(&mut PveConfig) -> Result<()>) -> Result<()> {
         let lock = self.lock_dir.join(format!("pve-config-{vmid}.lock"));
-        let _held = Self::flock(&lock, Duration::from_secs(10))?;
+        let _held: Flock<File> = crate::locks::wait(
+            &lock,
+            &format!("Proxmox's config lock of CT {vmid}"),
+            CONF_LOCK_WAIT,
+        )?;
         let conf = self.pve_dir.join("lxc").join(format!("{vmid}.conf"));
         let text = fs::read_to_string(&conf).map_err(io_error("cannot read", &conf))?;
         let mut pve = PveConfig::parse(&text).map_err(input)?;
@@ -671,6 +689,12 @@ impl Pct {
     }
     pub(crate) fn files_root(&self) -> &Path {
         &self.files_root
+    }
+    /// Where a create of this root puts the files of `id`; `None` while this root has
+    /// made no CT (and has no token).
+    pub(crate) fn own_files_dir(&self, id: &ContainerId) -> Option<PathBuf> {
+        let token = self.token();
+        (!token.is_empty()).then(|| self.files_dir_for(&token, id))
     }
     pub(crate) fn template_dir(&self) -> &Path {
         &self.template_dir

@@ -220,5 +220,8 @@ pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    remove_missing_ok(&pct.files_root().join(id.as_str()))
+    match pct.own_files_dir(id) {
+        Some(files) => remove_missing_ok(&files),
+        None => Ok(()),
+    }
 }

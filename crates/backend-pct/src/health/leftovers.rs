@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +14,8 @@ use proxcage_store::StateStore;
 
 use super::{backend_records, repair_if, Fresh, RecordView};
 use crate::backend::Pct;
+use crate::identity;
+use crate::templates::Templates;
 use crate::parse::ListEntry;
 use crate::vmid::Vmid;
 
@@ -55,7 +56,7 @@ pub(super) fn corrupt_records(
                         pct.delete(DeleteRequest { id: &id, force: true })?;
                         return Ok(format!("deleted container {id}, which proxcage had no record of"));
                     };
-                    let monitor = monitor_processes(pct.files_root())
+                    let monitor = monitor_processes(&pct, &BTreeMap::new())
                         .into_iter()
                         .find(|(_, of)| *of == id.as_str())
                         .map(|(pid, _)| pid);
@@ -80,9 +81,12 @@ fn is_proxcage_template(name: &str) -> bool {
         .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Templates the pct backend packed that no container of this root uses.
+/// Templates the pct backend packed that no container of any root uses: no reference
+/// (see `crate::templates`) but this root's own stale ones (of a container id that has
+/// no record and no create running), and no record of this root naming it.
 pub(super) fn unreferenced_templates(
     pct: &Pct,
+    store: &StateStore,
     records: &BTreeMap<ContainerId, RecordView>,
 ) -> Vec<Finding> {
     let referenced: BTreeSet<&str> = records.values().map(|r| r.template.as_str()).collect();
@@ -96,28 +100,82 @@ pub(super) fn unreferenced_templates(
         .filter(|n| is_proxcage_template(n) && !referenced.contains(n.as_str()))
         .collect();
     names.sort();
-    names
-        .into_iter()
-        .map(|name| {
-            let path = template_dir.join(&name);
-            let root = pct.root().to_path_buf();
+    let templates = Templates::new(template_dir);
+    let token = identity::read_token(pct.root()).ok().flatten();
+    let mut findings = Vec::new();
+    for name in names {
+        let users = templates.users(&name);
+        let stale: Vec<ContainerId> = users
+            .iter()
+            .filter(|u| Some(&u.root) == token.as_ref())
+            .filter_map(|u| ContainerId::new(&u.id).ok())
+            .filter(|id| !has_record(pct, id) && !super::creating_now(store, id))
+            .collect();
+        if users.len() > stale.len() {
+            continue;
+        }
+        let path = template_dir.join(&name);
+        let why = if stale.is_empty() {
+            "a template the pct backend packed that no container uses (left by a create that died, or by 'proxcage template create')".to_string()
+        } else {
+            format!("a template the pct backend packed whose only references are this root's, of containers that no longer exist ({}): left by creates or deletes that died", stale.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        let (pct, store, token) = (pct.clone(), store.clone(), token.clone());
+        findings.push(
             Finding::new(
                 "template-unreferenced",
                 Severity::Warning,
                 format!("template {name}"),
                 path.display(),
-                "a template the pct backend packed that no container of this root uses (left by a create that died, or by 'proxcage template create')",
+                why,
             )
-            .with_repair("remove the template (it is packed again from the bundle when needed)", move || {
-                remove_unreferenced_template(&root, &path, &name)
-            })
-        })
-        .collect()
+            .with_repair(
+                "remove this root's stale references and the template if none is left (it is packed again from the bundle when needed)",
+                move || remove_unreferenced_template(&pct, &store, &name, token.as_deref(), stale),
+            ),
+        );
+    }
+    findings
+}
+
+fn has_record(pct: &Pct, id: &ContainerId) -> bool {
+    pct.root().join(format!("{id}.json")).exists()
+}
+
+/// Under the locks of the containers whose references were judged stale (so no create of
+/// them runs), and the template's: their references go if they still have no record,
+/// then the template if nothing else refers to it.
+fn remove_unreferenced_template(
+    pct: &Pct,
+    store: &StateStore,
+    name: &str,
+    token: Option<&str>,
+    mut stale: Vec<ContainerId>,
+) -> Result<String> {
+    stale.sort();
+    let mut held = Vec::new();
+    for id in &stale {
+        held.push(store.lock_new(id)?);
+    }
+    let templates = Templates::new(pct.template_dir());
+    templates.remove_unreferenced(
+        name,
+        token,
+        |id| stale.iter().any(|s| s.as_str() == id && !has_record(pct, s)),
+        || {
+            let (records, _) = backend_records(pct.root());
+            records.values().any(|r| r.template == name)
+        },
+    )
 }
 
 /// A monitor outlives its CT by the moment it takes to see the init gone and pass on the
 /// exit status: of the `seen` leftover monitors, those still left over a second later.
-pub(super) fn monitors_still_there(pct: &Pct, seen: Vec<Finding>) -> Result<Vec<Finding>> {
+pub(super) fn monitors_still_there(
+    pct: &Pct,
+    store: &StateStore,
+    seen: Vec<Finding>,
+) -> Result<Vec<Finding>> {
     if seen.is_empty() {
         return Ok(seen);
     }
@@ -126,26 +184,32 @@ pub(super) fn monitors_still_there(pct: &Pct, seen: Vec<Finding>) -> Result<Vec<
     let cts = pct.tools().list().map_err(Error::from)?;
     let on_node: BTreeMap<Vmid, &ListEntry> = cts.iter().map(|c| (c.vmid, c)).collect();
     let seen: BTreeSet<String> = seen.iter().map(|f| f.object().to_string()).collect();
-    Ok(monitors(pct, &records, &on_node)
+    Ok(monitors(pct, store, &records, &on_node)
         .into_iter()
         .filter(|f| seen.contains(f.object()))
         .collect())
 }
 
-/// Monitors (`<files_dir>/<id>/init --monitor ...`, see `crate::monitor`) that no running
-/// container of this root has: left by a create that died before the CT's init reached
-/// the monitor (it then waits forever), or of a container whose record is gone. Ours by
-/// their executable's path; the repair kills them.
+/// Monitors of this root (see [`monitor_processes`]) that no running container of this
+/// root has: left by a create that died before the CT's init reached the monitor (it
+/// then waits forever), or of a container whose record is gone. The repair kills them.
 pub(super) fn monitors(
     pct: &Pct,
+    store: &StateStore,
     records: &BTreeMap<ContainerId, RecordView>,
     on_node: &BTreeMap<Vmid, &ListEntry>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (pid, id) in monitor_processes(pct.files_root()) {
+    for (pid, id) in monitor_processes(pct, records) {
         let record = ContainerId::new(&id).ok().and_then(|id| records.get(&id));
         if record.is_none() && pct.root().join(format!("{id}.json")).exists() {
             // Its record does not parse (backend-record-corrupt): its monitor may be needed.
+            continue;
+        }
+        if record.is_none()
+            && ContainerId::new(&id).is_ok_and(|id| super::creating_now(store, &id))
+        {
+            // A create that has not recorded it yet.
             continue;
         }
         let running = record
@@ -188,8 +252,18 @@ pub(super) fn monitors(
     findings
 }
 
-/// Processes whose command line is `<files_root>/<id>/init --monitor ...`: (pid, id).
-fn monitor_processes(files_root: &Path) -> Vec<(i32, String)> {
+/// This root's monitors, as (pid, container id): processes whose command line is
+/// `<files_dir>/<root key>/<id>/init --monitor ...` (see `Pct::files_dir_for`), and of
+/// containers made before roots had their own files directory, `<files_dir>/<id>/init`
+/// only where this root's record names the process (another root's may have that path).
+fn monitor_processes(
+    pct: &Pct,
+    records: &BTreeMap<ContainerId, RecordView>,
+) -> Vec<(i32, String)> {
+    let key = identity::read_token(pct.root())
+        .ok()
+        .flatten()
+        .map(|t| t.chars().take(crate::backend::FILES_KEY_LEN).collect::<String>());
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -209,16 +283,20 @@ fn monitor_processes(files_root: &Path) -> Vec<(i32, String)> {
         let (Some(exe), Some(b"--monitor")) = (args.next(), args.next()) else {
             continue;
         };
-        let exe = Path::new(std::ffi::OsStr::from_bytes(exe));
-        let id = exe
-            .strip_prefix(files_root)
-            .ok()
-            .filter(|rest| rest.file_name() == Some("init".as_ref()))
-            .and_then(|rest| rest.parent())
-            .and_then(|dir| dir.to_str())
-            .filter(|dir| !dir.is_empty() && !dir.contains('/'));
-        if let Some(id) = id {
-            found.push((pid, id.to_string()));
+        let Ok(rest) = Path::new(std::ffi::OsStr::from_bytes(exe)).strip_prefix(pct.files_root())
+        else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.iter().filter_map(|p| p.to_str()).collect();
+        match parts.as_slice() {
+            [k, id, "init"] if key.as_deref() == Some(*k) => found.push((pid, id.to_string())),
+            [id, "init"] => {
+                let legacy = ContainerId::new(*id).ok().and_then(|id| records.get(&id));
+                if legacy.is_some_and(|r| r.files_dir.is_none() && r.monitor == Some(pid)) {
+                    found.push((pid, id.to_string()));
+                }
+            }
+            _ => {}
         }
     }
     found.sort();
@@ -261,19 +339,6 @@ pub(super) fn temp_files(root: &Path) -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
-}
-
-fn remove_unreferenced_template(root: &Path, path: &Path, name: &str) -> Result<String> {
-    let _held = Pct::flock(&root.join("vmid.lock"), Duration::from_secs(60))?;
-    let (records, _) = backend_records(root);
-    if records.values().any(|r| r.template == name) {
-        return Ok(format!("kept {name}: a container uses it now"));
-    }
-    match fs::remove_file(path) {
-        Ok(()) => Ok(format!("removed {}", path.display())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(format!("{name} is gone already")),
-        Err(e) => Err(Error::io("cannot remove", path, e)),
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 mod cts;
 mod host;
 mod leftovers;
+mod locks;
 mod pods;
 mod stale;
 
@@ -19,11 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use proxcage_core::{ContainerId, Error, Finding, Result};
 use proxcage_store::health::{interrupted_create_confirmed, records_of, temp_file_finding};
-use proxcage_store::{ContainerLock, Held, Leftovers, Record, StateStore};
+use proxcage_store::{ContainerLock, Held, Leftovers, Phase, Record, StateStore};
 use serde::Deserialize;
 
 use crate::backend::Pct;
@@ -48,6 +48,8 @@ struct RecordView {
     sandbox_netns: Option<PathBuf>,
     #[serde(default)]
     destroying: bool,
+    #[serde(default)]
+    files_dir: Option<PathBuf>,
 }
 
 /// The backend's records under its root, and the ones that do not parse.
@@ -122,6 +124,15 @@ fn recheck(pct: &Pct, store: &StateStore, id: &ContainerId) -> Result<(Container
     ))
 }
 
+/// Whether a create of `id` runs now: it holds the container's lock until its record says
+/// `created`, and makes its CT and monitor before the backend's record.
+fn creating_now(store: &StateStore, id: &ContainerId) -> bool {
+    matches!(
+        store.read(id),
+        Ok(Some(r)) if r.phase() == Phase::Creating && !proxcage_store::health::create_interrupted(&r)
+    )
+}
+
 fn node_vmids(pct: &Pct) -> Result<BTreeSet<Vmid>> {
     Ok(pct
         .tools()
@@ -169,16 +180,10 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     let cts = pct.tools().list().map_err(Error::from)?;
     findings.extend(host::vmid_range_full(pct, &cts));
 
-    // A consistent view: no create of this root packs a template or makes a CT meanwhile.
-    // While a create holds the lock longer (it starts the CT and waits for its init), the
-    // CTs and templates not recorded yet are left for the next check.
+    // Creates run while the check reads: what a create in progress has made but not
+    // recorded yet (its CT, its monitor) is left for the next check, and templates are
+    // judged by their references (see `crate::templates`).
     let root = pct.root().to_path_buf();
-    let backend_lock = if root.exists() {
-        Pct::flock(&root.join("vmid.lock"), Duration::from_secs(5)).ok()
-    } else {
-        None
-    };
-    let busy = root.exists() && backend_lock.is_none();
     let (records, corrupt) = backend_records(&root);
     let any_corrupt = !corrupt.is_empty();
     // Their CTs are the repair's (backend-record-corrupt), not unrecorded ones.
@@ -205,24 +210,18 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
         .map(|r| r.id().clone())
         .collect();
     let on_node: BTreeMap<Vmid, &ListEntry> = cts.iter().map(|c| (c.vmid, c)).collect();
-    let (mut owned, mut monitors) = (Vec::new(), Vec::new());
-    if !busy {
-        let (found, by_owner) = cts::unrecorded_findings(pct, store, &unrecorded, &interrupted);
-        findings.extend(found);
-        owned = by_owner;
-        if !any_corrupt {
-            findings.extend(leftovers::unreferenced_templates(pct, &records));
-        }
-        monitors = leftovers::monitors(pct, &records, &on_node);
+    let (found, owned) = cts::unrecorded_findings(pct, store, &unrecorded, &interrupted);
+    findings.extend(found);
+    if !any_corrupt {
+        findings.extend(leftovers::unreferenced_templates(pct, store, &records));
     }
-    // What follows is judged again under each container's lock, so only now, without the
-    // backend's: a create takes its container's lock first, then the backend's.
-    drop(backend_lock);
+    let monitors = leftovers::monitors(pct, store, &records, &on_node);
+    findings.extend(locks::findings(pct));
 
     // A delete of the owner may have destroyed the CT and removed its record between
     // `pct list` and the read of the records: look again under the owner's lock.
     for (owner, vmid, finding) in owned {
-        if unreadable.contains(owner.as_str()) {
+        if unreadable.contains(owner.as_str()) || creating_now(store, &owner) {
             continue;
         }
         if confirmed(pct, store, &owner, |f| {
@@ -231,7 +230,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
             findings.push(finding);
         }
     }
-    findings.extend(leftovers::monitors_still_there(pct, monitors)?);
+    findings.extend(leftovers::monitors_still_there(pct, store, monitors)?);
     findings.extend(cts::gone(pct, store, &records, &on_node));
     findings.extend(pods::keepers_gone(pct, store, &records, &on_node));
     findings.extend(stale::findings(pct, store, &records, &on_node));
@@ -339,8 +338,7 @@ pub(crate) fn left_by(pct: &Pct, record: &Record) -> Result<Leftovers> {
         left.items
             .push(format!("CT {} (made, never recorded)", u.entry.vmid));
     }
-    let files = pct.files_root().join(id.as_str());
-    if files.exists() {
+    if let Some(files) = pct.own_files_dir(id).filter(|f| f.exists()) {
         left.items.push(files.display().to_string());
     }
     let creating_now = cts::creating_now(pct, &unrecorded);
