@@ -87,31 +87,59 @@ impl Templates {
         token: &str,
         id: &ContainerId,
     ) -> Result<Template> {
-        // The bundle's rootfs cannot be packed: the input's fault.
-        let input = |e| Error::Input(Box::new(e));
-        let len = archive_len(rootfs).map_err(input)?;
-        let pack_lock = self.refs().join(format!("pack-{len}.lock"));
+        // A rootfs that cannot be packed is the bundle's fault.
+        let len = archive_len(rootfs).map_err(|e| Error::Input(Box::new(e)))?;
+        // Made here, not with the lock's parents: a template directory that is missing
+        // is a setting to fix, not a directory to make.
+        let refs = self.refs();
+        match fs::create_dir(&refs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("cannot create", &refs, e)),
+        }
+        let pack_lock = refs.join(format!("pack-{len}.lock"));
         let packing = locks::take(
             &pack_lock,
             &format!("the lock of template packs of {len}-byte archives"),
             PACK_WAIT,
         )?;
+        let referred = self.pack_and_refer_locked(rootfs, token, id);
+        locks::remove_held(&pack_lock, &packing);
+        referred
+    }
+
+    /// [`Templates::pack_and_refer`] under the pack lock, which every create that could
+    /// refer to this template takes first.
+    fn pack_and_refer_locked(
+        &self,
+        rootfs: &Path,
+        token: &str,
+        id: &ContainerId,
+    ) -> Result<Template> {
         // A template found and then removed by its last user before its lock was ours
         // is packed again; that user cannot remove it once our reference is there.
         for _ in 0..3 {
-            let template =
-                pack_rootfs(rootfs, &self.dir, &PackOptions::default()).map_err(input)?;
+            let template = pack_rootfs(rootfs, &self.dir, &PackOptions::default())
+                .map_err(|e| Error::Input(Box::new(e)))?;
             let name = template.file_name();
-            let _held = self.lock(&name)?;
-            if !template.path().is_file() {
-                continue;
+            let referred = self.lock(&name).and_then(|held| {
+                if !template.path().is_file() {
+                    return Ok(None);
+                }
+                self.add_user(&name, token, id).map(|()| Some(held))
+            });
+            match referred {
+                Ok(Some(_held)) => return Ok(template),
+                Ok(None) => continue,
+                Err(e) => {
+                    // Packed by this create and referred to by no one: only creates
+                    // holding the pack lock (this one) add references to it.
+                    if !template.reused() && self.users(&name).is_empty() {
+                        let _ = fs::remove_file(template.path());
+                    }
+                    return Err(e);
+                }
             }
-            let users = self.users_dir(&name);
-            fs::create_dir_all(&users).map_err(|e| Error::io("cannot create", &users, e))?;
-            let reference = users.join(format!("{token}.{id}"));
-            fs::write(&reference, b"").map_err(|e| Error::io("cannot write", &reference, e))?;
-            locks::remove_held(&pack_lock, &packing);
-            return Ok(template);
         }
         Err(Error::Conflict {
             id: id.clone(),
@@ -120,6 +148,13 @@ impl Templates {
                 self.dir.display()
             ),
         })
+    }
+
+    fn add_user(&self, template: &str, token: &str, id: &ContainerId) -> Result<()> {
+        let users = self.users_dir(template);
+        fs::create_dir_all(&users).map_err(|e| Error::io("cannot create", &users, e))?;
+        let reference = users.join(format!("{token}.{id}"));
+        fs::write(&reference, b"").map_err(|e| Error::io("cannot write", &reference, e))
     }
 
     /// Removes the reference of container `id` of the root with `token` to `template`, and

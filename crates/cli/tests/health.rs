@@ -393,10 +393,7 @@ fn pct_nothing_left(p: &Proxcage, standin: &PctStandin) {
 }
 
 fn template_object(standin: &PctStandin) -> String {
-    let names: Vec<String> = fs::read_dir(standin.template_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = standin.templates();
     assert_eq!(names.len(), 1, "{names:?}");
     format!("template {}", names[0])
 }
@@ -612,25 +609,26 @@ fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
         standin.pct_ok(&args);
     }
     standin.pct_ok(&["set", "101", "--lock", "create"]);
-    // While a create of this root holds the backend's lock, CTs and templates it may not
-    // have recorded yet are not judged.
-    let backend_root = p.root.join("backends/pct");
-    fs::create_dir_all(&backend_root).unwrap();
-    let mut holder = Command::new(require_tool("flock", "util-linux"))
-        .arg(backend_root.join("vmid.lock"))
-        .args(["sleep", "1000"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, report) = health(&p, &[]);
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(holder.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
+    // While a create of container `elsewhere` runs (its record says creating, its
+    // creator lives), the CT tagged with its id may be the one it is making: not judged.
+    let record = p.root.join("containers/elsewhere");
+    fs::create_dir_all(&record).unwrap();
+    fs::write(
+        record.join("record.json"),
+        serde_json::json!({
+            "id": "elsewhere", "backend": "pct", "bundle": "/nonexistent",
+            "phase": "creating", "created": proxcage_store::now_rfc3339(),
+            "creator_pid": std::process::id(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (_, report) = health(&p, &[]);
+    fs::remove_dir_all(&record).unwrap();
+    assert!(
+        !findings(&report).iter().any(|(_, object)| object == "CT 100"),
+        "{report:#}"
     );
-    let _ = holder.kill();
-    let _ = holder.wait();
-    assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
     let (code, report) = health(&p, &[]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(
@@ -1018,5 +1016,70 @@ fn pct_temp_files_of_killed_packs_are_found_and_removed() {
     );
     holder.wait().unwrap();
     fs::remove_file(&live).unwrap();
+    pct_nothing_left(&p, &standin);
+}
+
+/// A lock of the pct backend held for longer than ten minutes is reported with its holder
+/// (no repair: the holder runs); once released, it is not.
+#[test]
+fn pct_a_lock_held_too_long_is_reported_with_its_holder() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let refs = standin.template_dir().join(".proxcage-refs");
+    fs::create_dir_all(&refs).unwrap();
+    let lock = refs.join("pack-4096.lock");
+    let flock = require_tool("flock", "util-linux");
+    let mut holder = Command::new(flock)
+        .arg(&lock)
+        .args(["sleep", "1000"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .all(|l| !l.contains(&format!(" {} ", holder.id())))
+    {
+        assert!(Instant::now() < deadline, "flock took no lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What proxcage writes into its locks when it takes one, taken 20 minutes ago.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1200;
+    fs::write(
+        &lock,
+        format!(
+            "pid {} since {since}: the lock of template packs of 4096-byte archives\n",
+            holder.id()
+        ),
+    )
+    .unwrap();
+    let (code, report) = health(&p, &[]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        findings(&report),
+        pairs(&[("lock-held-long", "lock pack-4096.lock")]),
+        "{report:#}"
+    );
+    let message = report["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("held for 20 min")
+            && message.contains(&format!("process {}", holder.id()))
+            && message.contains("the lock of template packs"),
+        "{message}"
+    );
+    assert!(report["findings"][0]["repair"].is_null());
+    let (code, report) = health(&p, &[]);
+    assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
+    fs::remove_file(&lock).unwrap();
     pct_nothing_left(&p, &standin);
 }

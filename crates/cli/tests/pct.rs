@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::image::{run, run_in_pty};
-use support::pct::{proxcage_for, PctStandin};
+use support::pct::{proxcage_for, vmid_of, PctStandin};
 use support::{busybox_bundle, edit_config, Proxcage};
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -17,14 +17,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn vmid_of(p: &Proxcage, id: &str) -> u32 {
-    let record: serde_json::Value = serde_json::from_slice(
-        &fs::read(p.root.join("backends/pct").join(format!("{id}.json"))).unwrap(),
-    )
-    .unwrap();
-    record["vmid"].as_u64().unwrap() as u32
 }
 
 /// Makes this test process the subreaper of the monitors that `proxcage create` leaves,
@@ -859,13 +851,13 @@ fn sixteen_parallel_creates_get_distinct_vmids_and_share_one_template() {
     vmids.sort();
     vmids.dedup();
     assert_eq!(vmids.len(), 16, "{vmids:?}");
-    let templates = fs::read_dir(standin.template_dir()).unwrap().count();
+    let templates = standin.templates().len();
     assert_eq!(templates, 1, "one rootfs, one template");
     for i in 0..15 {
         p.ok(&["delete", &format!("par-{i}")]);
     }
     assert_eq!(
-        fs::read_dir(standin.template_dir()).unwrap().count(),
+        standin.templates().len(),
         1,
         "still used by par-15"
     );
@@ -1744,7 +1736,7 @@ fn the_hosts_root_as_root_path_is_refused_before_anything_is_packed() {
         "{err}"
     );
     assert_eq!(
-        fs::read_dir(standin.template_dir()).unwrap().count(),
+        standin.templates().len(),
         0,
         "a template was packed"
     );

@@ -112,11 +112,7 @@ files_dir = "{files}"
     pub fn assert_nothing_left(&self, p: &crate::Proxcage) {
         assert_eq!(p.ok(&["list", "-q"]), "");
         self.assert_no_ct();
-        let templates: Vec<_> = fs::read_dir(self.template_dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .filter(|n| n != ".proxcage-refs")
-            .collect();
+        let templates = self.templates();
         assert!(templates.is_empty(), "templates left: {templates:?}");
         // The templates' references and locks go with the templates.
         if let Ok(entries) = fs::read_dir(self.template_dir().join(".proxcage-refs")) {
@@ -130,9 +126,13 @@ files_dir = "{files}"
                 .collect();
             assert!(left.is_empty(), "backend records left: {left:?}");
         }
+        // Each root has a directory of its own there (named after its token): empty.
         let files = self.dir.path().join("files");
         if let Ok(entries) = fs::read_dir(&files) {
-            let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+            let left: Vec<_> = entries
+                .map(|e| e.unwrap().path())
+                .filter(|dir| !fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none()))
+                .collect();
             assert!(
                 left.is_empty(),
                 "files left in {}: {left:?}",
@@ -187,6 +187,18 @@ files_dir = "{files}"
 
     pub fn template_dir(&self) -> PathBuf {
         self.root.join("var/lib/vz/template/cache")
+    }
+
+    /// The files in the template directory, sorted; proxcage's references and locks
+    /// (`.proxcage-refs`) aside.
+    pub fn templates(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.template_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".proxcage-refs")
+            .collect();
+        names.sort();
+        names
     }
 
     /// Packs a busybox rootfs as `local:vztmpl/<file>` (compression from the suffix), with
@@ -280,6 +292,17 @@ fn ok(tool: &str, args: &[&str], out: Output) -> String {
         stderr(&out)
     );
     stdout(&out)
+}
+
+/// The pct backend's record of container `id` of `p`.
+pub fn backend_record(p: &crate::Proxcage, id: &str) -> serde_json::Value {
+    let path = p.root.join("backends/pct").join(format!("{id}.json"));
+    serde_json::from_slice(&fs::read(&path).unwrap()).unwrap()
+}
+
+/// The VMID of container `id` of `p`, from the pct backend's record.
+pub fn vmid_of(p: &crate::Proxcage, id: &str) -> u32 {
+    backend_record(p, id)["vmid"].as_u64().unwrap() as u32
 }
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.

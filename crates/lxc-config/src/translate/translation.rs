@@ -166,9 +166,13 @@ fn make_target(target: &MountTarget) -> std::io::Result<()> {
     if let Some(parent) = target.path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::OpenOptions::new()
+    // Creates of other containers from the same bundle may make it meanwhile.
+    match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&target.path)?;
-    Ok(())
+        .open(&target.path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
 }
