@@ -220,12 +220,13 @@ fn two_roots_sharing_files_and_templates_leave_each_other_alone() {
     let standin = PctStandin::new();
     let a = proxcage_for(&standin);
     let b = proxcage_for(&standin);
-    let bundle_a = busybox_bundle(a.dir.path(), "b", &["sleep", "1000"]);
-    let bundle_b = busybox_bundle(b.dir.path(), "b", &["sleep", "1000"]);
-    a.ok(&create_args(&bundle_a, "web"));
+    // One bundle: each create makes its mount targets in the rootfs, which changes its
+    // content (mtimes) for a bundle of its own.
+    let bundle = busybox_bundle(a.dir.path(), "b", &["sleep", "1000"]);
+    a.ok(&create_args(&bundle, "web"));
     a.ok(&["start", "web"]);
     let monitor = monitor_of(&a, "web");
-    b.ok(&create_args(&bundle_b, "web"));
+    b.ok(&create_args(&bundle, "web"));
     assert_eq!(standin.templates().len(), 1, "one image, one template");
     b.ok(&["delete", "--force", "web"]);
     assert_eq!(standin.templates().len(), 1, "A's container still uses it");
@@ -238,7 +239,7 @@ fn two_roots_sharing_files_and_templates_leave_each_other_alone() {
     let out = a.ok(&["exec", "web", "echo", "still-here"]);
     assert_eq!(out, "still-here\n");
     // A's next create of that image finds its template.
-    a.ok(&create_args(&bundle_a, "web-2"));
+    a.ok(&create_args(&bundle, "web-2"));
     assert_eq!(standin.templates().len(), 1);
     for id in ["web", "web-2"] {
         a.ok(&["delete", "--force", id]);

@@ -37,10 +37,15 @@ impl Engine {
         // or finished: undo, and say so.
         if let Some(signal) = interrupt.received() {
             undo(&*backend, req.id(), lock);
+            // Where the backend gave up (a lock it waited for names itself and its holder).
+            let stopped = match &created {
+                Err(e) => format!("; the create stopped at: {e}"),
+                Ok(()) => String::new(),
+            };
             return Err(Error::Conflict {
                 id: req.id().clone(),
                 message: format!(
-                    "create interrupted by {signal}: rolled back, nothing was created"
+                    "create interrupted by {signal}: rolled back, nothing was created{stopped}"
                 ),
             });
         }
