@@ -7,16 +7,16 @@
 //! <template_dir>/.proxcage-refs/proxcage-<sha256>.tar.zst/  one empty file per user:
 //!     <root token>.<container id>                           a create of that root
 //! <template_dir>/.proxcage-refs/proxcage-<sha256>.tar.zst.lock
-//! <template_dir>/.proxcage-refs/pack-<archive length>.lock
+//! <template_dir>/.proxcage-refs/pack-<outline>.lock
 //! ```
 //!
 //! A create adds its reference under the template's lock before `pct create` reads the
 //! template; a delete (or the undo of a failed create) removes it under that lock, and
 //! removes the template with it when no reference is left. A template is thus never
 //! removed while a create of any root is about to use it. Creates of the same content
-//! pack it once: the packer holds the lock of its archive's length (known from the tree's
-//! metadata before packing) until its reference is added, so a second create of that
-//! content waits, then finds the template and reuses it.
+//! pack it once: the packer holds the lock of its archive's outline (the digest of its
+//! headers, known from the tree's metadata before packing) until its reference is added,
+//! so a second create of that content waits, then finds the template and reuses it.
 
 use std::fs;
 use std::io;
@@ -24,15 +24,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxcage_core::{ContainerId, Error, Result};
-use proxcage_oci::template::{archive_len, pack_rootfs, PackOptions, Template};
+use proxcage_oci::template::{archive_outline, pack_rootfs, PackOptions, Template};
 
 use crate::locks;
 
 /// The directory of references and locks in the template directory.
 pub(crate) const REFS: &str = ".proxcage-refs";
 
-/// How long a create waits for another create packing a tree of the same archive length:
-/// a pack of a large rootfs on a loaded node takes minutes.
+/// How long a create waits for another create packing a tree of the same outline: a pack
+/// of a large rootfs on a loaded node takes minutes.
 const PACK_WAIT: Duration = Duration::from_secs(1800);
 
 /// How long anyone waits for a template's lock: it is held for a few file operations.
@@ -88,7 +88,7 @@ impl Templates {
         id: &ContainerId,
     ) -> Result<Template> {
         // A rootfs that cannot be packed is the bundle's fault.
-        let len = archive_len(rootfs).map_err(|e| Error::Input(Box::new(e)))?;
+        let outline = archive_outline(rootfs).map_err(|e| Error::Input(Box::new(e)))?;
         // Made here, not with the lock's parents: a template directory that is missing
         // is a setting to fix, not a directory to make.
         let refs = self.refs();
@@ -97,10 +97,12 @@ impl Templates {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io("cannot create", &refs, e)),
         }
-        let pack_lock = refs.join(format!("pack-{len}.lock"));
+        let key = outline.headers.hex();
+        let key = key.get(..16).unwrap_or(&key);
+        let pack_lock = refs.join(format!("pack-{key}.lock"));
         let packing = locks::take(
             &pack_lock,
-            &format!("the lock of template packs of {len}-byte archives"),
+            &format!("the lock of template packs of trees outlined {key}"),
             PACK_WAIT,
         )?;
         let referred = self.pack_and_refer_locked(rootfs, token, id);

@@ -1027,7 +1027,7 @@ fn pct_a_lock_held_too_long_is_reported_with_its_holder() {
     let p = proxcage_for(&standin);
     let refs = standin.template_dir().join(".proxcage-refs");
     fs::create_dir_all(&refs).unwrap();
-    let lock = refs.join("pack-4096.lock");
+    let lock = refs.join("pack-0123456789abcdef.lock");
     let flock = require_tool("flock", "util-linux");
     let mut holder = Command::new(flock)
         .arg(&lock)
@@ -1053,7 +1053,7 @@ fn pct_a_lock_held_too_long_is_reported_with_its_holder() {
     fs::write(
         &lock,
         format!(
-            "pid {} since {since}: the lock of template packs of 4096-byte archives\n",
+            "pid {} since {since}: the lock of template packs of trees outlined 0123456789abcdef\n",
             holder.id()
         ),
     )
@@ -1067,7 +1067,7 @@ fn pct_a_lock_held_too_long_is_reported_with_its_holder() {
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(
         findings(&report),
-        pairs(&[("lock-held-long", "lock pack-4096.lock")]),
+        pairs(&[("lock-held-long", "lock pack-0123456789abcdef.lock")]),
         "{report:#}"
     );
     let message = report["findings"][0]["message"].as_str().unwrap();

@@ -262,12 +262,22 @@ pub fn tree_digest(rootfs: &Path) -> Result<Digest, TemplateError> {
     Ok(Digest::from_hasher(sink.sha))
 }
 
-/// The length of the archive [`pack_rootfs`] makes of the tree at `rootfs`, from the
-/// tree's metadata alone (no file is read): known before packing, the same for two trees
-/// of the same content.
-pub fn archive_len(rootfs: &Path) -> Result<u64, TemplateError> {
+/// What the archive [`pack_rootfs`] makes of a tree will be, known from the tree's
+/// metadata alone (no file is read): the same for two trees of the same content, and
+/// different for most trees of different content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outline {
+    /// The archive's length.
+    pub len: u64,
+    /// The digest of the archive without the files' contents: every name, type, mode,
+    /// owner, mtime, xattr, link target and size.
+    pub headers: Digest,
+}
+
+/// The [`Outline`] of the archive of the tree at `rootfs`.
+pub fn archive_outline(rootfs: &Path) -> Result<Outline, TemplateError> {
     check_rootfs(rootfs)?;
-    Walker::new(rootfs, Path::new("/dev/null"), None).archive_len()
+    Walker::new(rootfs, Path::new("/dev/null"), None).outline()
 }
 
 /// Packs the tree at `rootfs` into `<dest_dir>/proxcage-<hex>.tar.zst`, or returns the
@@ -295,7 +305,7 @@ pub fn pack_rootfs(
     check_dest(dest_dir)?;
 
     let bar = opts.progress.then(new_bar).flatten();
-    let len = archive_len(rootfs)?;
+    let len = archive_outline(rootfs)?.len;
     if !template_of_len_may_exist(dest_dir, len) {
         return pack_once(rootfs, dest_dir, opts, bar, len);
     }
@@ -739,15 +749,15 @@ impl<'a> Walker<'a> {
         ustar::write_end(out).map_err(io_error("write", self.dest))
     }
 
-    /// The length of the tree's archive, from the tree's metadata: no file is read.
-    pub(crate) fn archive_len(mut self) -> Result<u64, TemplateError> {
+    /// The tree's [`Outline`], from the tree's metadata: no file is read.
+    pub(crate) fn outline(mut self) -> Result<Outline, TemplateError> {
         self.dry = true;
-        let mut out = Counting {
-            inner: io::sink(),
-            len: 0,
-        };
+        let mut out = Hashing::new(io::sink());
         self.archive(&mut out)?;
-        Ok(out.len + self.skipped)
+        Ok(Outline {
+            len: out.len + self.skipped,
+            headers: Digest::from_hasher(out.sha),
+        })
     }
 
     /// Writes the archive a second time, after a first pass over the tree gave `stamps`
@@ -1092,13 +1102,21 @@ mod tests {
     }
 
     #[test]
-    fn the_length_from_metadata_is_the_archives() {
+    fn the_length_from_metadata_is_the_archives_and_the_outline_sees_metadata() {
         for dir in [tree(), big_tree()] {
-            let len = Walker::new(dir.path(), Path::new("/dev/null"), None)
-                .archive_len()
-                .unwrap();
-            assert_eq!(len, written_len(dir.path()));
+            let outline = archive_outline(dir.path()).unwrap();
+            assert_eq!(outline.len, written_len(dir.path()));
+            assert_eq!(archive_outline(dir.path()).unwrap(), outline);
         }
+        let dir = tree();
+        let before = archive_outline(dir.path()).unwrap();
+        let file = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_file())
+            .unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_ne!(archive_outline(dir.path()).unwrap(), before);
     }
 
     #[test]
@@ -1109,9 +1127,7 @@ mod tests {
         let once = pack_rootfs(dir.path(), a.path(), &opts).unwrap();
         // A template of the same length in b: the digest must be computed first there.
         fs::copy(once.path(), b.path().join("proxcage-0.tar.zst")).unwrap();
-        let len = Walker::new(dir.path(), Path::new("/dev/null"), None)
-            .archive_len()
-            .unwrap();
+        let len = archive_outline(dir.path()).unwrap().len;
         assert!(template_of_len_may_exist(b.path(), len));
         let twice = pack_rootfs(dir.path(), b.path(), &opts).unwrap();
         assert!(!twice.reused());
