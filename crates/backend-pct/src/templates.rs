@@ -287,12 +287,8 @@ mod tests {
             ContainerId::new("a").unwrap(),
             ContainerId::new("b").unwrap(),
         );
-        let first = templates
-            .pack_and_refer(&rootfs, "roota", &a)
-            .unwrap();
-        let second = templates
-            .pack_and_refer(&rootfs, "rootb", &a)
-            .unwrap();
+        let first = templates.pack_and_refer(&rootfs, "roota", &a).unwrap();
+        let second = templates.pack_and_refer(&rootfs, "rootb", &a).unwrap();
         assert!(second.reused());
         let name = first.file_name();
         assert_eq!(templates.users(&name).len(), 2);

@@ -626,7 +626,9 @@ fn pct_foreign_and_half_created_cts_are_reported_and_left_alone() {
     let (_, report) = health(&p, &[]);
     fs::remove_dir_all(&record).unwrap();
     assert!(
-        !findings(&report).iter().any(|(_, object)| object == "CT 100"),
+        !findings(&report)
+            .iter()
+            .any(|(_, object)| object == "CT 100"),
         "{report:#}"
     );
     let (code, report) = health(&p, &[]);

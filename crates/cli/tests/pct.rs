@@ -856,11 +856,7 @@ fn sixteen_parallel_creates_get_distinct_vmids_and_share_one_template() {
     for i in 0..15 {
         p.ok(&["delete", &format!("par-{i}")]);
     }
-    assert_eq!(
-        standin.templates().len(),
-        1,
-        "still used by par-15"
-    );
+    assert_eq!(standin.templates().len(), 1, "still used by par-15");
     p.ok(&["delete", "par-15"]);
     standin.assert_nothing_left(&p);
 }
@@ -1735,10 +1731,6 @@ fn the_hosts_root_as_root_path_is_refused_before_anything_is_packed() {
         err.contains("root.path / in config.json is the host's root directory"),
         "{err}"
     );
-    assert_eq!(
-        standin.templates().len(),
-        0,
-        "a template was packed"
-    );
+    assert_eq!(standin.templates().len(), 0, "a template was packed");
     standin.assert_nothing_left(&p);
 }

@@ -193,7 +193,10 @@ fn creates_and_deletes_of_different_ids_with_repairs_among_them_lose_no_template
     // shared, own-0 (new-1), own-1 (new-2), own-2 (mix-5), own-3 (mix-7).
     assert_eq!(standin.templates().len(), 5, "{:?}", standin.templates());
     for id in &living {
-        let template = backend_record(&p, id)["template"].as_str().unwrap().to_string();
+        let template = backend_record(&p, id)["template"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(standin.templates().contains(&template), "{id}: {template}");
     }
     std::thread::scope(|s| {
@@ -233,7 +236,10 @@ fn two_roots_sharing_files_and_templates_leave_each_other_alone() {
     // B has nothing left to repair, and touches nothing of A's.
     repair(&b);
     assert_eq!(a.status("web"), "running");
-    assert!(!support::process_gone(monitor), "B's repair killed A's monitor");
+    assert!(
+        !support::process_gone(monitor),
+        "B's repair killed A's monitor"
+    );
     assert_eq!(monitor_of(&a, "web"), monitor);
     assert_eq!(standin.templates().len(), 1);
     let out = a.ok(&["exec", "web", "echo", "still-here"]);
@@ -364,12 +370,16 @@ fn a_create_waiting_for_a_held_lock_ends_at_sigterm_naming_it() {
     let mut holder = hold_lock(&lock);
     let mut create = spawn(&p, &create_args(&bundle, "second"), "second");
     // It has packed (the pack lock names it) or is about to wait for the template's lock.
-    wait_until("the create to take the pack lock", Duration::from_secs(60), || {
-        fs::read_dir(&refs).unwrap().flatten().any(|e| {
-            fs::read_to_string(e.path())
-                .is_ok_and(|t| t.starts_with(&format!("pid {} ", create.id())))
-        })
-    });
+    wait_until(
+        "the create to take the pack lock",
+        Duration::from_secs(60),
+        || {
+            fs::read_dir(&refs).unwrap().flatten().any(|e| {
+                fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.starts_with(&format!("pid {} ", create.id())))
+            })
+        },
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(create.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -686,9 +686,10 @@ mod tests {
             "the test's lock",
             LOCK_TIMEOUT,
             || {
-            waits.set(waits.get() + 1);
-            (waits.get() > 3).then_some(nix::sys::signal::Signal::SIGTERM)
-        })
+                waits.set(waits.get() + 1);
+                (waits.get() > 3).then_some(nix::sys::signal::Signal::SIGTERM)
+            },
+        )
         .unwrap_err();
         let message = err.to_string();
         assert!(

@@ -117,7 +117,10 @@ files_dir = "{files}"
         // The templates' references and locks go with the templates.
         if let Ok(entries) = fs::read_dir(self.template_dir().join(".proxcage-refs")) {
             let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
-            assert!(left.is_empty(), "template references or locks left: {left:?}");
+            assert!(
+                left.is_empty(),
+                "template references or locks left: {left:?}"
+            );
         }
         if let Ok(entries) = fs::read_dir(p.root.join("backends/pct")) {
             let left: Vec<_> = entries

@@ -207,9 +207,9 @@ impl Pct {
     /// now stays for `health` (template-unreferenced) to find.
     pub(super) fn forget_template(&self, id: &ContainerId, token: &str, template: &str) {
         let templates = Templates::new(&self.template_dir);
-        if let Err(e) = templates.release(template, token, id, || {
-            self.template_in_use(template, id)
-        }) {
+        if let Err(e) =
+            templates.release(template, token, id, || self.template_in_use(template, id))
+        {
             tracing::warn!("container {id}: template {template} left: {e}");
         }
     }

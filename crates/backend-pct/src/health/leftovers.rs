@@ -15,8 +15,8 @@ use proxcage_store::StateStore;
 use super::{backend_records, repair_if, Fresh, RecordView};
 use crate::backend::Pct;
 use crate::identity;
-use crate::templates::Templates;
 use crate::parse::ListEntry;
+use crate::templates::Templates;
 use crate::vmid::Vmid;
 
 /// Backend records that do not parse. The repair writes the record again from the CT
@@ -161,7 +161,11 @@ fn remove_unreferenced_template(
     templates.remove_unreferenced(
         name,
         token,
-        |id| stale.iter().any(|s| s.as_str() == id && !has_record(pct, s)),
+        |id| {
+            stale
+                .iter()
+                .any(|s| s.as_str() == id && !has_record(pct, s))
+        },
         || {
             let (records, _) = backend_records(pct.root());
             records.values().any(|r| r.template == name)
@@ -206,8 +210,7 @@ pub(super) fn monitors(
             // Its record does not parse (backend-record-corrupt): its monitor may be needed.
             continue;
         }
-        if record.is_none()
-            && ContainerId::new(&id).is_ok_and(|id| super::creating_now(store, &id))
+        if record.is_none() && ContainerId::new(&id).is_ok_and(|id| super::creating_now(store, &id))
         {
             // A create that has not recorded it yet.
             continue;
@@ -256,14 +259,12 @@ pub(super) fn monitors(
 /// `<files_dir>/<root key>/<id>/init --monitor ...` (see `Pct::files_dir_for`), and of
 /// containers made before roots had their own files directory, `<files_dir>/<id>/init`
 /// only where this root's record names the process (another root's may have that path).
-fn monitor_processes(
-    pct: &Pct,
-    records: &BTreeMap<ContainerId, RecordView>,
-) -> Vec<(i32, String)> {
-    let key = identity::read_token(pct.root())
-        .ok()
-        .flatten()
-        .map(|t| t.chars().take(crate::backend::FILES_KEY_LEN).collect::<String>());
+fn monitor_processes(pct: &Pct, records: &BTreeMap<ContainerId, RecordView>) -> Vec<(i32, String)> {
+    let key = identity::read_token(pct.root()).ok().flatten().map(|t| {
+        t.chars()
+            .take(crate::backend::FILES_KEY_LEN)
+            .collect::<String>()
+    });
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
