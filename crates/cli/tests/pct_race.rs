@@ -343,6 +343,18 @@ fn hold_lock(path: &Path) -> std::process::Child {
     holder
 }
 
+/// Whether process `parent` has a child that runs `sleep`.
+fn sleeping_child_of(parent: u32) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // "pid (comm) state ppid ..."
+        let Some((comm, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(')')) else {
+            return false;
+        };
+        comm == "sleep" && rest.split_whitespace().nth(1) == Some(&parent.to_string())
+    })
+}
+
 fn kill_group(holder: &mut std::process::Child) {
     let _ = nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(holder.id() as i32),
@@ -406,6 +418,10 @@ fn a_create_waiting_for_a_held_lock_ends_at_sigterm_naming_it() {
     }
     // The taker gone (flock killed), its child holding the file: stale, said at once.
     let mut orphaned = hold_lock(&lock);
+    // flock locks, then starts its child: killed before that, it leaves no holder.
+    wait_until("flock's child", Duration::from_secs(10), || {
+        sleeping_child_of(orphaned.id())
+    });
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(orphaned.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
