@@ -995,6 +995,16 @@ fn pct_temp_files_of_killed_packs_are_found_and_removed() {
     // A pack in progress holds the lock on its temp file.
     let live = dir.join(".proxcage-XyZ789.tar.zst.tmp");
     fs::write(&live, b"").unwrap();
+    // Both unchanged for longer than a pack takes to lock its file after making it.
+    let settled = std::time::SystemTime::now() - proxcage_oci::template::PACK_LOCK_GRACE * 2;
+    for file in [dir.join(dead), live.clone()] {
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(settled)
+            .unwrap();
+    }
     require_tool("flock", "util-linux");
     // Its own process group: flock's child, the sleep, goes with it at the end.
     let mut holder = Command::new("flock")

@@ -213,13 +213,28 @@ pub(crate) fn begin_pack(
     Ok((tmp, path, file))
 }
 
+/// How long after its last change a temp file with no lock counts as a dead pack's: a
+/// pack locks its temp file right after making it, and one seen in between is not yet
+/// locked (nor may a check's own try of the lock then stand in the packer's way).
+pub const PACK_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Whether `name` in a template directory is the temp file of a pack whose process
-/// died (proxcage's packs hold a lock on their temp file while they write it).
+/// died: proxcage's packs hold a lock on their temp file while they write it, from right
+/// after they make it (see [`PACK_LOCK_GRACE`]).
 pub fn is_abandoned_pack(dir: &Path, name: &str) -> bool {
     if !(name.starts_with(".proxcage-") && name.ends_with(".tar.zst.tmp")) {
         return false;
     }
-    let Ok(file) = File::open(dir.join(name)) else {
+    let path = dir.join(name);
+    let settled = fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= PACK_LOCK_GRACE);
+    if !settled {
+        return false;
+    }
+    let Ok(file) = File::open(&path) else {
         return false;
     };
     // SAFETY: flock on a descriptor this function owns; the lock goes with `file`.
@@ -1001,6 +1016,28 @@ fn is_unsupported(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_temp_file_is_a_dead_packs_once_unlocked_and_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = ".proxcage-x.tar.zst.tmp";
+        let file = File::create(dir.path().join(name)).unwrap();
+        // Just made: its packer may not have locked it yet.
+        assert!(!is_abandoned_pack(dir.path(), name));
+        let old = std::time::SystemTime::now() - PACK_LOCK_GRACE * 2;
+        file.set_modified(old).unwrap();
+        assert!(is_abandoned_pack(dir.path(), name));
+        // SAFETY: flock on a descriptor the test owns.
+        let locked = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        assert_eq!(locked, 0);
+        assert!(!is_abandoned_pack(dir.path(), name), "a live pack's");
+        assert!(!is_abandoned_pack(dir.path(), "x.tar.zst"));
+    }
     use std::os::unix::fs::symlink;
 
     fn tree() -> tempfile::TempDir {
