@@ -1076,6 +1076,18 @@ fn pct_a_lock_held_too_long_is_reported_with_its_holder() {
         nix::sys::signal::Signal::SIGKILL,
     );
     let _ = holder.wait();
+    // flock's sleep holds the lock until it is gone too, which under load is a moment
+    // after flock has been reaped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nix::fcntl::Flock::lock(
+        fs::File::open(&lock).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .is_err()
+    {
+        assert!(Instant::now() < deadline, "the killed holder kept the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(
         findings(&report),
