@@ -7,16 +7,16 @@
 use super::*;
 
 /// Undoes one step of a create when dropped, unless the create got through ([`Undo::keep`]).
-struct Undo<F: FnOnce()> {
+pub(super) struct Undo<F: FnOnce()> {
     undo: Option<F>,
 }
 
 impl<F: FnOnce()> Undo<F> {
-    fn new(undo: F) -> Self {
+    pub(super) fn new(undo: F) -> Self {
         Undo { undo: Some(undo) }
     }
 
-    fn keep(mut self) {
+    pub(super) fn keep(mut self) {
         self.undo = None;
     }
 }
@@ -75,6 +75,12 @@ impl Pct {
         let id = req.id();
         if self.record_path(id).exists() {
             return Err(Error::AlreadyExists { id: id.clone() });
+        }
+        if let Some(sandbox) = self.sandbox_of(&req.spec)? {
+            if self.is_member(id) {
+                return Err(Error::AlreadyExists { id: id.clone() });
+            }
+            return self.create_member(req, sandbox);
         }
         let started = Instant::now();
         self.tools.take_spent();

@@ -173,7 +173,7 @@ impl Pct {
 
     /// What an exec runs: `--process` as given, or the container's own process with the
     /// arguments, `--env` and `--cwd` of the command line (as runc does).
-    fn exec_process(
+    pub(super) fn exec_process(
         &self,
         req: &ExecRequest,
         given: Option<Process>,
@@ -208,7 +208,7 @@ impl Pct {
 
 /// The `--process` file: read with a bound and only if it is a regular file (a FIFO or a
 /// device would hang or never end), before the exec holds anything.
-fn read_process_file(path: &Path) -> Result<Process> {
+pub(super) fn read_process_file(path: &Path) -> Result<Process> {
     let bytes = proxcage_oci::read_untrusted(path, PROCESS_FILE_LIMIT).map_err(input)?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::io(

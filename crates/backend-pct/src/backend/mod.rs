@@ -35,6 +35,7 @@ mod corrupt;
 mod create;
 mod exec;
 mod lifecycle;
+mod members;
 mod resources;
 
 use crate::alloc::allocate;
@@ -580,20 +581,32 @@ impl Runtime for Pct {
     }
 
     fn start(&self, id: &ContainerId) -> Result<()> {
+        if self.is_member(id) {
+            return self.start_member(id);
+        }
         self.start_ct(id)
     }
 
     fn state(&self, id: &ContainerId) -> Result<State> {
+        if self.is_member(id) {
+            return self.state_member(id);
+        }
         let record = self.load(id)?;
         let (status, init) = self.ct_status(id, &record)?;
         Ok(record.state(id, status, Self::shown_pid(&record, init)))
     }
 
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {
+        if self.is_member(req.id) {
+            return self.kill_member(req);
+        }
         self.kill_ct(req)
     }
 
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
+        if self.is_member(req.id) {
+            return self.delete_member(req.id, req.force);
+        }
         self.delete_ct(req)
     }
 
@@ -602,18 +615,26 @@ impl Runtime for Pct {
     }
 
     fn list(&self) -> Result<Vec<State>> {
-        Ok(self
+        let mut states: Vec<State> = self
             .records()
             .into_iter()
             .filter_map(|(id, _)| self.state(&id).ok())
-            .collect())
+            .collect();
+        states.extend(self.member_states());
+        Ok(states)
     }
 
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
+        if self.is_member(req.id()) {
+            return self.exec_in_member(req);
+        }
         self.exec_in_ct(req)
     }
 
     fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        if self.is_member(id) {
+            return self.ps_member(id);
+        }
         self.ps_ct(id)
     }
 

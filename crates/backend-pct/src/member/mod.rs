@@ -1,0 +1,279 @@
+//! Containers of a pod run inside the pod's CT. A member (a CRI app container whose
+//! `io.kubernetes.cri.sandbox-id` names a pct sandbox of this root, or a container whose
+//! namespace paths are a pct sandbox's) becomes a nested container in the sandbox's CT,
+//! not a CT of its own: its own mount namespace with its rootfs (pivot_root), its own pid
+//! namespace nested in the CT's (unless it shares the pod's), the CT's user, network, ipc,
+//! uts and cgroup namespaces, and a cgroup below the CT's.
+//!
+//! The CT is unprivileged: its root is host uid 100000, which could not own the bundle's
+//! files. The rootfs and the bind sources are opened on the host as detached mounts and
+//! idmapped to the CT's user namespace, so that the CT's root owns what the host's root
+//! owns; a rootfs whose filesystem takes no idmapped mount is refused.
+
+mod mounts;
+mod spawn;
+mod sys;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxcage_lxc_config::oci_spec::runtime::{PosixRlimitType, Spec};
+use proxcage_oci::Bundle;
+
+pub(crate) use spawn::Spawned;
+
+/// Why a member cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MemberError {
+    #[error("root.path {path}: the pod CT's root (an unprivileged CT's, host uid 100000) must own the member's rootfs through an idmapped mount, and {source}; put the bundle on a filesystem that takes idmapped mounts (ext4, xfs, btrfs, overlayfs, tmpfs), or run the pod on runc or crun")]
+    Rootfs {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{field} {path}: cannot open it for the member: {source}")]
+    Bind {
+        field: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{field}: {what} is not supported for a container of a pct pod (it runs nested in the pod's CT); run the pod on runc or crun")]
+    Unsupported { field: String, what: String },
+    #[error("the pod's sandbox {sandbox} is not running (its CT {vmid} has no init): start the sandbox before its containers")]
+    SandboxDown { sandbox: String, vmid: crate::Vmid },
+    #[error("opening the pod CT's namespaces: {0}")]
+    Namespaces(#[source] io::Error),
+    #[error("the member's cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a member asks that a nested container of a pct pod cannot give, by field.
+pub(crate) fn refuse_unsupported(spec: &Spec, terminal: bool) -> Result<(), MemberError> {
+    let unsupported = |field: &str, what: &str| {
+        Err(MemberError::Unsupported {
+            field: field.into(),
+            what: what.into(),
+        })
+    };
+    let linux = spec.linux().as_ref();
+    if terminal {
+        return unsupported("process.terminal", "a terminal");
+    }
+    if linux.and_then(|l| l.seccomp().as_ref()).is_some() {
+        return unsupported("linux.seccomp", "a seccomp filter");
+    }
+    if linux
+        .and_then(|l| l.sysctl().as_ref())
+        .is_some_and(|s| !s.is_empty())
+    {
+        return unsupported("linux.sysctl", "setting sysctls");
+    }
+    let has_proc = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/proc") && m.typ().as_deref() == Some("proc"));
+    if !has_proc {
+        return unsupported(
+            "mounts",
+            "a container without /proc (proc mounted at /proc)",
+        );
+    }
+    let hooks = spec.hooks().as_ref();
+    if hooks
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|h| !h.is_empty())
+    {
+        return unsupported("hooks.startContainer", "a startContainer hook");
+    }
+    Ok(())
+}
+
+/// Whether the spec shares the pod's pid namespace (a pid namespace given by path).
+fn shares_pid(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|ns| {
+            ns.typ() == proxcage_lxc_config::oci_spec::runtime::LinuxNamespaceType::Pid
+                && ns.path().is_some()
+        })
+}
+
+fn rlimits(spec: &Spec) -> Vec<(libc::__rlimit_resource_t, u64, u64)> {
+    let resource = |typ: PosixRlimitType| -> libc::__rlimit_resource_t {
+        match typ {
+            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        }
+    };
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (resource(r.typ()), r.soft(), r.hard()))
+        .collect()
+}
+
+/// The member's cgroups: a child `proxcage-<id>` of each of the CT init's cgroups, made
+/// here (cpuset's filled from its parent's). Returns the directories.
+pub(crate) fn make_cgroups(init: i32, id: &str) -> Result<Vec<PathBuf>, MemberError> {
+    let text =
+        std::fs::read_to_string(format!("/proc/{init}/cgroup")).map_err(MemberError::Namespaces)?;
+    let mounts =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(MemberError::Namespaces)?;
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(point) = cgroup_mount(&mounts, controllers) else {
+            continue;
+        };
+        let parent = point.join(path.trim_start_matches('/'));
+        let dir = parent.join(format!("proxcage-{id}"));
+        if dirs.contains(&dir) {
+            continue;
+        }
+        let made = std::fs::create_dir(&dir).or_else(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        });
+        let made = made.and_then(|()| {
+            if controllers.split(',').any(|c| c == "cpuset") {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let value = std::fs::read_to_string(parent.join(file))?;
+                    std::fs::write(dir.join(file), value.trim())?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(source) = made {
+            remove_cgroups(&dirs);
+            let _ = std::fs::remove_dir(&dir);
+            return Err(MemberError::Cgroup { path: dir, source });
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// The mount point of the hierarchy `controllers` names (`""`: cgroup2) in `mountinfo`.
+fn cgroup_mount(mountinfo: &str, controllers: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut r = right.split_whitespace();
+        let fstype = r.next()?;
+        let options = r.nth(1)?;
+        let wanted = match (fstype, controllers) {
+            ("cgroup2", "") => true,
+            ("cgroup", c) if !c.is_empty() => c
+                .split(',')
+                .all(|name| options.split(',').any(|o| o == name)),
+            _ => false,
+        };
+        wanted.then(|| PathBuf::from(point))
+    })
+}
+
+/// Removes the member's cgroups (waiting a little for the kernel to let them go).
+pub(crate) fn remove_cgroups(dirs: &[PathBuf]) {
+    for dir in dirs {
+        for _ in 0..50 {
+            match std::fs::remove_dir(dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Everything a member needs from the host, opened before its processes are forked.
+pub(crate) struct Request<'a> {
+    pub(crate) bundle: &'a Bundle,
+    /// The pod CT's init (host pid).
+    pub(crate) init: i32,
+    pub(crate) files_dir: &'a Path,
+    pub(crate) cgroups: &'a [PathBuf],
+    pub(crate) preserve_fds: u32,
+}
+
+/// Forks the member (see [`spawn`]) and waits until it is ready for `start`.
+pub(crate) fn launch(req: &Request<'_>, timeout: Duration) -> Result<Spawned, String> {
+    let ns = spawn::Namespaces::of(req.init).map_err(|e| MemberError::Namespaces(e).to_string())?;
+    let fs = mounts::plan(req.bundle, ns.user.as_fd()).map_err(|e| e.to_string())?;
+    let open = |name: &str| -> Result<OwnedFd, String> {
+        let path = req.files_dir.join(name);
+        File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+    };
+    let mountpoint = req.files_dir.join("root");
+    std::fs::create_dir_all(&mountpoint)
+        .map_err(|e| format!("cannot create {}: {e}", mountpoint.display()))?;
+    let fifo = req.files_dir.join("exec.fifo");
+    match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(format!("cannot make {}: {e}", fifo.display())),
+    }
+    let launch = spawn::Launch {
+        own_pid: !shares_pid(req.bundle.spec()),
+        ns,
+        fs,
+        mountpoint,
+        init: open("init")?,
+        process: open("process")?,
+        fifo,
+        cgroup_procs: req.cgroups.iter().map(|d| d.join("cgroup.procs")).collect(),
+        rlimits: rlimits(req.bundle.spec()),
+        preserve_fds: req.preserve_fds,
+    };
+    spawn::spawn(&launch, timeout)
+}
+
+/// Runs `argv`'s process file in the running member `member` (host pid): a process that
+/// enters its namespaces and cgroups and execs proxcage-init there, with the caller's
+/// stdio. Returns the pid of the host-side process that waits for it.
+pub(crate) fn exec(
+    member: i32,
+    files_dir: &Path,
+    process: &Path,
+    cgroups: &[PathBuf],
+) -> Result<i32, String> {
+    spawn::exec(member, &files_dir.join("init"), process, cgroups)
+}
+
+/// The children of process `pid` (host pids).
+pub(crate) fn children(pid: i32) -> Vec<i32> {
+    sys::children(pid)
+}

@@ -1,0 +1,407 @@
+//! A member's filesystem: its rootfs and bind sources are opened on the host, as host
+//! root (which reaches the 0700 directories kubelet and podman keep them in), as detached
+//! mount trees idmapped to the pod CT's user namespace; the member's own process, in a
+//! mount namespace of its own, attaches them and makes the spec's other mounts, then
+//! pivots into the rootfs.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use proxcage_lxc_config::oci_spec::runtime::Spec;
+use proxcage_oci::Bundle;
+
+use super::sys;
+use super::MemberError;
+
+/// One mount of the spec, ready for the member's process.
+pub(super) enum Mount {
+    /// A bind: its source, opened on the host as a detached tree.
+    Bind { dest: PathBuf, tree: OwnedFd },
+    /// A filesystem the member's process mounts itself (proc, tmpfs, devpts, ...).
+    Fs {
+        dest: PathBuf,
+        fstype: String,
+        source: String,
+        flags: MsFlags,
+        data: String,
+    },
+}
+
+/// What the member's process attaches and mounts, in order.
+pub(super) struct Filesystem {
+    pub(super) root: OwnedFd,
+    pub(super) readonly: bool,
+    pub(super) mounts: Vec<Mount>,
+    /// Device nodes bound from the host into a `/dev` the spec mounts as tmpfs.
+    pub(super) devices: Vec<(PathBuf, OwnedFd)>,
+    pub(super) masked: Vec<PathBuf>,
+    pub(super) readonly_paths: Vec<PathBuf>,
+}
+
+/// The devices every container gets (runtime-spec's default devices).
+const DEFAULT_DEVICES: [&str; 6] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// `options` as mount flags, mount_setattr attributes and the remaining data.
+fn parse_options(options: &[String]) -> (MsFlags, u64, String, bool) {
+    let mut flags = MsFlags::empty();
+    let mut attrs = 0;
+    let mut data = Vec::new();
+    let mut recursive = false;
+    for o in options {
+        match o.as_str() {
+            "ro" => {
+                flags |= MsFlags::MS_RDONLY;
+                attrs |= sys::MOUNT_ATTR_RDONLY;
+            }
+            "nosuid" => {
+                flags |= MsFlags::MS_NOSUID;
+                attrs |= sys::MOUNT_ATTR_NOSUID;
+            }
+            "nodev" => {
+                flags |= MsFlags::MS_NODEV;
+                attrs |= sys::MOUNT_ATTR_NODEV;
+            }
+            "noexec" => {
+                flags |= MsFlags::MS_NOEXEC;
+                attrs |= sys::MOUNT_ATTR_NOEXEC;
+            }
+            "rbind" => recursive = true,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
+            "bind" | "rw" | "suid" | "dev" | "exec" | "atime" | "diratime" | "async"
+            | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" | "defaults" => {}
+            other => data.push(other.to_string()),
+        }
+    }
+    (flags, attrs, data.join(","), recursive)
+}
+
+fn is_bind(options: &[String]) -> bool {
+    options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
+/// A detached copy of `path`, idmapped to `userns` where the kernel and the filesystem
+/// take it (`required`: else an error), with `attrs` set.
+fn tree(
+    path: &Path,
+    recursive: bool,
+    attrs: u64,
+    userns: BorrowedFd<'_>,
+    required: bool,
+) -> io::Result<OwnedFd> {
+    let flags = sys::OPEN_TREE_CLONE | if recursive { sys::AT_RECURSIVE } else { 0 };
+    let tree = sys::open_tree(path, flags)?;
+    match sys::set_attr(
+        tree.as_fd(),
+        attrs | sys::MOUNT_ATTR_IDMAP,
+        Some(userns),
+        recursive,
+    ) {
+        Ok(()) => return Ok(tree),
+        Err(e) if required => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("the kernel or the filesystem takes no idmapped mount: {e}"),
+            ))
+        }
+        Err(_) => {}
+    }
+    // Not idmappable (a device node, proc): a plain copy, whose files the CT's root sees
+    // as owned by nobody, as LXC shows them.
+    let tree = sys::open_tree(path, flags)?;
+    if attrs != 0 {
+        sys::set_attr(tree.as_fd(), attrs, None, recursive)?;
+    }
+    Ok(tree)
+}
+
+/// Opens what the member mounts, on the host. `userns` is the pod CT's user namespace.
+pub(super) fn plan(bundle: &Bundle, userns: BorrowedFd<'_>) -> Result<Filesystem, MemberError> {
+    let spec: &Spec = bundle.spec();
+    let rootfs = bundle.rootfs();
+    let root = tree(rootfs, false, 0, userns, true).map_err(|source| MemberError::Rootfs {
+        path: rootfs.to_path_buf(),
+        source,
+    })?;
+    let mut mounts = Vec::new();
+    let mut dev_tmpfs = false;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let options = m.options().clone().unwrap_or_default();
+        let (mut flags, attrs, data, recursive) = parse_options(&options);
+        let dest = m.destination().clone();
+        let fstype = m.typ().clone().unwrap_or_default();
+        if is_bind(&options) || fstype == "bind" {
+            let source = bundle
+                .mount_sources()
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| m.source().clone().unwrap_or_default());
+            let tree = tree(&source, recursive, attrs, userns, false).map_err(|source_err| {
+                MemberError::Bind {
+                    field: format!("mounts[{i}].source"),
+                    path: source.clone(),
+                    source: source_err,
+                }
+            })?;
+            mounts.push(Mount::Bind { dest, tree });
+            continue;
+        }
+        if fstype == "proc" || fstype == "sysfs" {
+            // The host's proc and sysfs are nosuid, nodev and noexec: a new mount of them
+            // in a user namespace must be at least as restricted.
+            flags |= MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        }
+        dev_tmpfs |= dest == Path::new("/dev") && fstype == "tmpfs";
+        mounts.push(Mount::Fs {
+            dest,
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| fstype.clone()),
+            fstype,
+            flags,
+            data,
+        });
+    }
+    let mut devices = Vec::new();
+    if dev_tmpfs {
+        let listed = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        let paths = DEFAULT_DEVICES
+            .iter()
+            .map(PathBuf::from)
+            .chain(listed.iter().map(|d| d.path().clone()));
+        for path in paths {
+            if devices.iter().any(|(p, _)| *p == path) {
+                continue;
+            }
+            let tree =
+                tree(&path, false, 0, userns, false).map_err(|source| MemberError::Bind {
+                    field: "linux.devices".into(),
+                    path: path.clone(),
+                    source,
+                })?;
+            devices.push((path, tree));
+        }
+    }
+    let linux = spec.linux().as_ref();
+    let paths = |list: Option<&Vec<String>>| -> Vec<PathBuf> {
+        list.into_iter().flatten().map(PathBuf::from).collect()
+    };
+    Ok(Filesystem {
+        root,
+        readonly: spec.root().as_ref().and_then(|r| r.readonly()) == Some(true),
+        mounts,
+        devices,
+        masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
+        readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
+    })
+}
+
+/// The file or directory `dest` below `root`, made (with its parents) when missing.
+fn ensure(root: BorrowedFd<'_>, dest: &Path, file: bool) -> io::Result<OwnedFd> {
+    let path = |flags| sys::open_in_root(root, dest, libc::O_PATH | flags, 0);
+    match path(0) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        found => return found,
+    }
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let name = dest
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} names no file", dest.display())))?;
+    let parent = ensure(root, parent, false)?;
+    if file {
+        nix::fcntl::openat(
+            parent.as_fd(),
+            name,
+            nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )?;
+    } else {
+        match nix::sys::stat::mkdirat(
+            parent.as_fd(),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    path(0)
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn context(what: String) -> impl FnOnce(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// In the member's process, in its own mount namespace with the current directory where
+/// the rootfs goes: attaches the rootfs and the mounts, and pivots into it.
+pub(super) fn assemble(fs_plan: &Filesystem) -> io::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| context("making the mounts private".into())(e.into()))?;
+    sys::move_onto_cwd(fs_plan.root.as_fd()).map_err(context("attaching the rootfs".into()))?;
+    nix::unistd::fchdir(&fs_plan.root).map_err(io::Error::from)?;
+    let root = sys::open_in_root(
+        fs_plan.root.as_fd(),
+        Path::new("/"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )?;
+    for m in &fs_plan.mounts {
+        match m {
+            Mount::Bind { dest, tree } => {
+                let file = !is_dir_tree(tree);
+                let target = ensure(root.as_fd(), dest, file)
+                    .map_err(context(format!("making {}", dest.display())))?;
+                sys::move_onto(tree.as_fd(), target.as_fd())
+                    .map_err(context(format!("binding onto {}", dest.display())))?;
+            }
+            Mount::Fs {
+                dest,
+                fstype,
+                source,
+                flags,
+                data,
+            } => {
+                let target = ensure(root.as_fd(), dest, false)
+                    .map_err(context(format!("making {}", dest.display())))?;
+                let mounted = nix::mount::mount(
+                    Some(source.as_str()),
+                    fd_path(&target).as_str(),
+                    Some(fstype.as_str()),
+                    *flags,
+                    (!data.is_empty()).then_some(data.as_str()),
+                );
+                match mounted {
+                    Ok(()) => {}
+                    // A cgroup filesystem cannot be mounted from a CT's user namespace on
+                    // a host with cgroup v1 hierarchies: the member sees none.
+                    Err(_) if fstype == "cgroup" || fstype == "cgroup2" => {}
+                    Err(e) => {
+                        return Err(context(format!("mounting {fstype} on {}", dest.display()))(
+                            e.into(),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    for (path, tree) in &fs_plan.devices {
+        let target = ensure(root.as_fd(), path, true)
+            .map_err(context(format!("making {}", path.display())))?;
+        sys::move_onto(tree.as_fd(), target.as_fd())
+            .map_err(context(format!("binding the device {}", path.display())))?;
+    }
+    if !fs_plan.devices.is_empty() {
+        dev_links(root.as_fd());
+    }
+    sys::pivot_to_cwd().map_err(context("pivot_root into the rootfs".into()))?;
+    protect(fs_plan)
+}
+
+fn is_dir_tree(tree: &OwnedFd) -> bool {
+    nix::sys::stat::fstat(tree).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// The links runtime-spec puts in a container's `/dev`.
+fn dev_links(root: BorrowedFd<'_>) {
+    let Ok(dev) = sys::open_in_root(root, Path::new("/dev"), libc::O_PATH | libc::O_DIRECTORY, 0)
+    else {
+        return;
+    };
+    for (target, name) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ] {
+        let _ = nix::unistd::symlinkat(target, dev.as_fd(), name);
+    }
+}
+
+/// After the pivot: `linux.maskedPaths`, `linux.readonlyPaths` and `root.readonly`.
+fn protect(fs_plan: &Filesystem) -> io::Result<()> {
+    for path in &fs_plan.readonly_paths {
+        let Ok(tree) = sys::open_tree(path, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE) else {
+            continue;
+        };
+        sys::set_attr(tree.as_fd(), sys::MOUNT_ATTR_RDONLY, None, true)
+            .and_then(|()| {
+                let target = nix::fcntl::open(
+                    path,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )?;
+                sys::move_onto(tree.as_fd(), target.as_fd())
+            })
+            .map_err(context(format!("linux.readonlyPaths {}", path.display())))?;
+    }
+    for path in &fs_plan.masked {
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
+        let masked = if meta.is_dir() {
+            nix::mount::mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)
+        } else {
+            nix::mount::mount(
+                Some("/dev/null"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)
+        };
+        masked.map_err(context(format!("linux.maskedPaths {}", path.display())))?;
+    }
+    if fs_plan.readonly {
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| context("root.readonly".into())(e.into()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Containers of a pod on pct run inside the pod's CT, end to end against the pct
+//! stand-in (test code that follows reference/pct.md and runs real LXC): a CRI-shaped
+//! sandbox becomes a CT; its app container is a nested container in that CT (the CT's
+//! network, its own mount and pid namespaces, its own rootfs), not a CT of its own.
+
+use proxcage_test_support as support;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::netns::CniLikeNetns;
+use support::pct::{proxcage_for, stderr, stdout, PctStandin};
+use support::{busybox_bundle, edit_config, Proxcage};
+
+/// A CRI sandbox bundle (pause-like: sleeps) in the network namespace `netns`.
+fn sandbox_bundle(p: &Proxcage, id: &str, netns: &str) -> PathBuf {
+    let bundle = busybox_bundle(p.dir.path(), id, &["sleep", "1000"]);
+    edit_config(&bundle, |spec| {
+        spec["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": id,
+        });
+        spec["hostname"] = serde_json::json!("pod-one");
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(netns);
+            }
+        }
+    });
+    bundle
+}
+
+/// A CRI app container bundle of the sandbox `sandbox` (whose state pid is `pid`): it
+/// joins the sandbox's network, ipc and uts namespaces by `/proc/PID/ns/*`, as
+/// containerd writes it.
+fn app_bundle(p: &Proxcage, name: &str, sandbox: &str, pid: i64, args: &[&str]) -> PathBuf {
+    let bundle = busybox_bundle(p.dir.path(), name, args);
+    fs::write(bundle.join("rootfs/marker"), format!("rootfs of {name}\n")).unwrap();
+    edit_config(&bundle, |spec| {
+        spec["annotations"] = serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": sandbox,
+        });
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            let typ = ns["type"].as_str().unwrap().to_string();
+            let kind = match typ.as_str() {
+                "network" => "net",
+                "ipc" => "ipc",
+                "uts" => "uts",
+                _ => continue,
+            };
+            ns["path"] = serde_json::json!(format!("/proc/{pid}/ns/{kind}"));
+        }
+    });
+    bundle
+}
+
+fn state(p: &Proxcage, id: &str) -> serde_json::Value {
+    serde_json::from_str(&p.ok(&["state", id])).unwrap()
+}
+
+fn ns_of(pid: i64, kind: &str) -> PathBuf {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap()
+}
+
+/// Mounts under `dir` in the host's mount namespace.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    support::image::mounts_under(dir)
+}
+
+#[test]
+fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
+    let standin = PctStandin::new();
+    let p = proxcage_for(&standin);
+    let net = CniLikeNetns::new();
+    let sandbox = sandbox_bundle(&p, "pod", &net.path());
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        sandbox.to_str().unwrap(),
+        "pod",
+    ]);
+    let pod_pid = state(&p, "pod")["pid"].as_i64().unwrap();
+    let cts_before = standin.pct_ok(&["list"]);
+    let vmid: u32 = cts_before
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("one CT: {cts_before}"));
+    let init = standin.lxc_pid(vmid).expect("the pod CT's init");
+
+    // A long-running member: its namespaces, exec, kill.
+    let app = app_bundle(&p, "app", "pod", pod_pid, &["sleep", "1000"]);
+    let out = p.run(&["create", "--bundle", app.to_str().unwrap(), "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        standin.pct_ok(&["list"]),
+        cts_before,
+        "the member is no CT of its own"
+    );
+    let created = state(&p, "app");
+    assert_eq!(created["status"], "created");
+    p.ok(&["start", "app"]);
+    let running = state(&p, "app");
+    assert_eq!(running["status"], "running");
+    let member = running["pid"].as_i64().unwrap();
+    assert_eq!(
+        ns_of(member, "net"),
+        ns_of(init, "net"),
+        "the member is in the CT's network namespace"
+    );
+    assert_eq!(ns_of(member, "user"), ns_of(init, "user"));
+    assert_eq!(ns_of(member, "uts"), ns_of(init, "uts"));
+    assert_ne!(ns_of(member, "mnt"), ns_of(init, "mnt"), "its own mounts");
+    assert_ne!(ns_of(member, "pid"), ns_of(init, "pid"), "its own pids");
+    let status = fs::read_to_string(format!("/proc/{member}/status")).unwrap();
+    assert!(
+        status.contains("NSpid:")
+            && status
+                .lines()
+                .any(|l| l.starts_with("NSpid:") && l.trim_end().ends_with("\t1")),
+        "PID 1 of its pid namespace, nested in the CT's:\n{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("100000")),
+        "the CT's root (host uid 100000):\n{status}"
+    );
+    let seen = p.ok(&[
+        "exec",
+        "app",
+        "sh",
+        "-c",
+        "cat /marker; hostname; ip -o addr show dev eth0; ls -ln /marker; echo $$",
+    ]);
+    assert!(
+        seen.starts_with("rootfs of app\n"),
+        "exec runs in the member's rootfs:\n{seen}"
+    );
+    assert!(seen.contains("pod-one\n"), "the pod's hostname:\n{seen}");
+    assert!(
+        seen.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
+        "the pod's address:\n{seen}"
+    );
+    let owner: Vec<&str> = seen
+        .lines()
+        .find(|l| l.ends_with("/marker"))
+        .map(|l| l.split_whitespace().skip(2).take(2).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        owner,
+        ["0", "0"],
+        "the rootfs is idmapped: root's files are the member's root's:\n{seen}"
+    );
+    let pids: Vec<i64> = p
+        .ok(&["ps", "--format", "json", "app"])
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    assert!(pids.contains(&member), "ps lists the member: {pids:?}");
+
+    // A member that exits: its status reaches `run`.
+    let once = app_bundle(
+        &p,
+        "once",
+        "pod",
+        pod_pid,
+        &[
+            "sh",
+            "-c",
+            "cat /marker; readlink /proc/self/ns/net; echo pid $$; exit 3",
+        ],
+    );
+    let out = p.run(&["run", "--bundle", once.to_str().unwrap(), "once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.starts_with("rootfs of once\n"), "{said}");
+    assert!(
+        said.contains(&format!("{}\n", ns_of(init, "net").display())),
+        "the CT's network namespace:\n{said}"
+    );
+    assert!(
+        said.contains("pid 1\n"),
+        "PID 1 of its own pid namespace:\n{said}"
+    );
+
+    p.ok(&["kill", "app", "KILL"]);
+    assert!(support::image::wait_until(
+        std::time::Duration::from_secs(10),
+        || state(&p, "app")["status"] == "stopped"
+    ));
+    p.ok(&["delete", "app"]);
+    assert!(support::process_gone(member));
+
+    // A member left running when its sandbox goes is stopped first.
+    let left = app_bundle(&p, "left", "pod", pod_pid, &["sleep", "1000"]);
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        left.to_str().unwrap(),
+        "left",
+    ]);
+    let left_pid = state(&p, "left")["pid"].as_i64().unwrap();
+    p.ok(&["delete", "--force", "pod"]);
+    assert!(
+        support::process_gone(left_pid),
+        "the member stopped with its pod"
+    );
+    assert_eq!(state(&p, "left")["status"], "stopped");
+    p.ok(&["delete", "left"]);
+    assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
+    standin.assert_nothing_left(&p);
+}
