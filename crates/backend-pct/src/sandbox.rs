@@ -32,11 +32,11 @@ pub(crate) enum SandboxError {
         #[source]
         source: io::Error,
     },
-    #[error("{field}: the network namespace {path} belongs to another container (its owner is not the host's user namespace): joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
+    #[error("{field}: the network namespace {path} belongs to another container (its owner is not the host's user namespace) that is no pct sandbox of this root: a pod's containers can join only a pct sandbox's CT; run the pod on runc or crun")]
     Member { field: String, path: PathBuf },
     #[error("{field}: {path} is a running process's network namespace (another container's, as `--network container:NAME` gives), not one a client made for a pod: its interfaces are not the pod's to move; joining another container's network is not supported on pct; run the container on runc or crun")]
     Process { field: String, path: PathBuf },
-    #[error("{field}: the network namespace {path} is already the network of the pct container {owner}: joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
+    #[error("{field}: the network namespace {path} is already the network of the pct container {owner}, which is being deleted or has no monitor left: its pod takes no more containers")]
     Taken {
         field: String,
         path: PathBuf,

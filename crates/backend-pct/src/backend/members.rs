@@ -115,7 +115,7 @@ impl Pct {
     }
 
     /// The pct sandbox of this root whose member `spec` is: named by CRI's annotations,
-    /// or whose namespaces the spec's paths are (its monitor is in the CT's network, ipc
+    /// or a sandbox (a CT holding its client's network) whose namespaces the spec's paths are (its monitor is in the CT's network, ipc
     /// and uts namespaces).
     pub(super) fn sandbox_of(&self, spec: &Spec) -> Result<Option<(ContainerId, CtRecord)>> {
         let annotations = spec.annotations().clone().unwrap_or_default();
@@ -152,6 +152,10 @@ impl Pct {
             let Some(monitor) = record.monitor.filter(|_| !record.destroying) else {
                 return false;
             };
+            // Only a pod's CT takes members: a sandbox's, whose network its client made.
+            if record.sandbox_netns.is_none() {
+                return false;
+            }
             paths.iter().any(|(kind, path)| {
                 sandbox::identity(Path::new(&format!("/proc/{monitor}/ns/{kind}"))) == Some(*path)
             })
