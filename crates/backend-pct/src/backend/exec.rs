@@ -14,16 +14,7 @@ struct Prepared {
 impl Pct {
     pub(super) fn exec_in_ct(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
-        let unsupported = [
-            (req.preserve_fds > 0, "exec --preserve-fds"),
-            (!req.caps.is_empty(), "exec --cap"),
-            (req.apparmor.is_some(), "exec --apparmor"),
-            (req.process_label.is_some(), "exec --process-label"),
-            (req.cgroup.is_some(), "exec --cgroup"),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(self.unsupported(id, what));
-        }
+        self.refuse_exec_options(req)?;
         let given = req
             .process_file
             .as_deref()
@@ -34,6 +25,21 @@ impl Pct {
         match prepared.terminal {
             None => self.exec_plain(req, &record, prepared.file, prepared.cmd, entering),
             Some(socket) => self.exec_terminal(req, prepared.file, prepared.cmd, socket, entering),
+        }
+    }
+
+    /// Refuses what an exec cannot do on pct.
+    pub(super) fn refuse_exec_options(&self, req: &ExecRequest) -> Result<()> {
+        let unsupported = [
+            (req.preserve_fds > 0, "exec --preserve-fds"),
+            (!req.caps.is_empty(), "exec --cap"),
+            (req.apparmor.is_some(), "exec --apparmor"),
+            (req.process_label.is_some(), "exec --process-label"),
+            (req.cgroup.is_some(), "exec --cgroup"),
+        ];
+        match unsupported.iter().find(|(set, _)| *set) {
+            Some((_, what)) => Err(self.unsupported(req.id(), what)),
+            None => Ok(()),
         }
     }
 

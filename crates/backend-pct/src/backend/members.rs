@@ -31,17 +31,14 @@ pub(super) struct MemberRecord {
 
 impl MemberRecord {
     fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
-        State {
-            oci_version: proxcage_core::OCI_VERSION.into(),
-            id: id.to_string(),
-            pid,
+        oci_state(
+            id,
             status,
-            bundle: self.bundle.clone(),
-            rootfs: self.rootfs.clone(),
-            created: self.created.clone(),
-            owner: owner_name(),
-            annotations: self.annotations.clone(),
-        }
+            pid,
+            (&self.bundle, &self.rootfs),
+            &self.created,
+            &self.annotations,
+        )
     }
 
     /// Whether the member's process is still the one `create` made, and runs.
@@ -416,19 +413,9 @@ impl Pct {
 
     pub(super) fn exec_in_member(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
-        let unsupported = [
-            (req.preserve_fds > 0, "exec --preserve-fds"),
-            (!req.caps.is_empty(), "exec --cap"),
-            (req.apparmor.is_some(), "exec --apparmor"),
-            (req.process_label.is_some(), "exec --process-label"),
-            (req.cgroup.is_some(), "exec --cgroup"),
-            (
-                req.tty || req.console_socket.is_some(),
-                "exec --tty in a pod's container",
-            ),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(self.unsupported(id, what));
+        self.refuse_exec_options(req)?;
+        if req.tty || req.console_socket.is_some() {
+            return Err(self.unsupported(id, "exec --tty in a pod's container"));
         }
         let given = req
             .process_file

@@ -99,17 +99,36 @@ struct CtRecord {
 impl CtRecord {
     /// The container's state as runc prints it and as hooks get it on stdin.
     fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
-        State {
-            oci_version: proxcage_core::OCI_VERSION.into(),
-            id: id.to_string(),
-            pid,
+        oci_state(
+            id,
             status,
-            bundle: self.bundle.clone(),
-            rootfs: self.rootfs.clone(),
-            created: self.created.clone(),
-            owner: owner_name(),
-            annotations: self.annotations.clone(),
-        }
+            pid,
+            (&self.bundle, &self.rootfs),
+            &self.created,
+            &self.annotations,
+        )
+    }
+}
+
+/// A container's state as runc prints it and as hooks get it on stdin.
+fn oci_state(
+    id: &ContainerId,
+    status: Status,
+    pid: i32,
+    (bundle, rootfs): (&Path, &Path),
+    created: &str,
+    annotations: &BTreeMap<String, String>,
+) -> State {
+    State {
+        oci_version: proxcage_core::OCI_VERSION.into(),
+        id: id.to_string(),
+        pid,
+        status,
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: created.to_string(),
+        owner: owner_name(),
+        annotations: annotations.clone(),
     }
 }
 

@@ -12,7 +12,7 @@
 
 mod mounts;
 mod spawn;
-mod sys;
+pub(crate) mod sys;
 
 use std::fs::File;
 use std::io;

@@ -78,14 +78,7 @@ pub(crate) struct Spawned {
 /// Forks the waiter and waits up to `timeout` for the member to be ready; on a failure
 /// the waiter is killed (and with it the rest, which end at the closed release pipe).
 pub(super) fn spawn(launch: &Launch, timeout: Duration) -> Result<Spawned, String> {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0);
-    if threads != 1 {
-        return Err(format!(
-            "proxcage runs {threads} threads here and cannot fork safely"
-        ));
-    }
+    crate::sandbox::single_threaded()?;
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot make a pipe: {e}"))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -182,20 +175,11 @@ fn reset_signals() {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
-/// Closes every fd but 0-2, the preserved ones and `keep`.
+/// Closes every fd but 0-2, the `preserve` fds after them and `keep`.
 fn close_all_but(preserve: u32, keep: &[RawFd]) {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<RawFd> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2 + preserve as RawFd && !keep.contains(fd))
-        .collect();
-    for fd in fds {
-        // SAFETY: closing an fd of this process that nothing in it uses any more.
-        unsafe { libc::close(fd) };
-    }
+    let mut kept = keep.to_vec();
+    kept.extend((3..).take(preserve as usize));
+    crate::sandbox::close_all_but(&kept);
 }
 
 /// The fds the member's processes hold.
@@ -421,14 +405,7 @@ pub(super) fn exec(
     process: &std::path::Path,
     cgroup_procs: &[PathBuf],
 ) -> Result<i32, String> {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0);
-    if threads != 1 {
-        return Err(format!(
-            "proxcage runs {threads} threads here and cannot fork safely"
-        ));
-    }
+    crate::sandbox::single_threaded()?;
     let open = |path: &std::path::Path| -> Result<OwnedFd, String> {
         File::open(path)
             .map(OwnedFd::from)

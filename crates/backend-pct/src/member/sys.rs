@@ -6,15 +6,15 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-pub(super) const OPEN_TREE_CLONE: u32 = 1;
-pub(super) const AT_RECURSIVE: u32 = 0x8000;
+pub(crate) const OPEN_TREE_CLONE: u32 = 1;
+pub(crate) const AT_RECURSIVE: u32 = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
-pub(super) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub(super) const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub(super) const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub(super) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-pub(super) const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub(crate) const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
@@ -39,7 +39,7 @@ fn ok_or_error(ret: libc::c_long) -> io::Result<()> {
 
 /// A detached copy of the mount at `path` (`flags`: [`OPEN_TREE_CLONE`], maybe with
 /// [`AT_RECURSIVE`]), close-on-exec.
-pub(super) fn open_tree(path: &Path, flags: u32) -> io::Result<OwnedFd> {
+pub(crate) fn open_tree(path: &Path, flags: u32) -> io::Result<OwnedFd> {
     let c = cstring(path)?;
     // SAFETY: a NUL-terminated path and plain flags; the result is a new fd or -1.
     fd_or_error(unsafe {
@@ -54,7 +54,7 @@ pub(super) fn open_tree(path: &Path, flags: u32) -> io::Result<OwnedFd> {
 
 /// Sets `attr_set` (and an idmapping to `userns` with [`MOUNT_ATTR_IDMAP`]) on the
 /// detached tree `tree`, on every mount of it with `recursive`.
-pub(super) fn set_attr(
+pub(crate) fn set_attr(
     tree: BorrowedFd<'_>,
     attr_set: u64,
     userns: Option<BorrowedFd<'_>>,
@@ -88,7 +88,7 @@ pub(super) fn set_attr(
 }
 
 /// Attaches the tree `from` onto the current directory.
-pub(super) fn move_onto_cwd(from: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn move_onto_cwd(from: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fds and NUL-terminated paths; the kernel reads nothing else.
     ok_or_error(unsafe {
         libc::syscall(
@@ -103,7 +103,7 @@ pub(super) fn move_onto_cwd(from: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Attaches the tree `from` onto the file or directory `to` (an `O_PATH` fd).
-pub(super) fn move_onto(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn move_onto(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fds and empty NUL-terminated paths with the EMPTY_PATH flags.
     ok_or_error(unsafe {
         libc::syscall(
@@ -118,7 +118,7 @@ pub(super) fn move_onto(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<
 }
 
 /// Opens `path` below `root` as if `root` were `/` (symlinks and `..` cannot leave it).
-pub(super) fn open_in_root(
+pub(crate) fn open_in_root(
     root: BorrowedFd<'_>,
     path: &Path,
     flags: i32,
@@ -149,7 +149,7 @@ pub(super) fn open_in_root(
 }
 
 /// `pivot_root(".", ".")`, then the old root detached: the current directory becomes `/`.
-pub(super) fn pivot_to_cwd() -> io::Result<()> {
+pub(crate) fn pivot_to_cwd() -> io::Result<()> {
     // SAFETY: two NUL-terminated paths.
     ok_or_error(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) })?;
     nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)?;
@@ -158,7 +158,7 @@ pub(super) fn pivot_to_cwd() -> io::Result<()> {
 }
 
 /// Execs the executable `exe` (an fd) with `argv` and an empty environment.
-pub(super) fn exec_fd(exe: BorrowedFd<'_>, argv: &[CString]) -> io::Error {
+pub(crate) fn exec_fd(exe: BorrowedFd<'_>, argv: &[CString]) -> io::Error {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -178,7 +178,7 @@ pub(super) fn exec_fd(exe: BorrowedFd<'_>, argv: &[CString]) -> io::Error {
 }
 
 /// `setns(fd, 0)`.
-pub(super) fn setns(fd: BorrowedFd<'_>, what: &str) -> io::Result<()> {
+pub(crate) fn setns(fd: BorrowedFd<'_>, what: &str) -> io::Result<()> {
     // SAFETY: an fd of a namespace file.
     if unsafe { libc::setns(fd.as_raw_fd(), 0) } < 0 {
         let e = io::Error::last_os_error();
@@ -188,7 +188,7 @@ pub(super) fn setns(fd: BorrowedFd<'_>, what: &str) -> io::Result<()> {
 }
 
 /// The pids of `pid`'s children (host pids, from the host's /proc).
-pub(super) fn children(pid: i32) -> Vec<i32> {
+pub(crate) fn children(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
