@@ -188,6 +188,48 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         "PID 1 of its own pid namespace:\n{said}"
     );
 
+    // linux.seccomp: mkdir is refused with EPERM, chmod to 0777 (an argument compared)
+    // with EACCES, anything else is allowed.
+    let filtered = app_bundle(
+        &p,
+        "filtered",
+        "pod",
+        pod_pid,
+        &[
+            "sh",
+            "-c",
+            "mkdir /dev/shm/d; echo mkdir $?; touch /dev/shm/f; chmod 755 /dev/shm/f; echo 755 $?; \
+             chmod 777 /dev/shm/f; echo 777 $?",
+        ],
+    );
+    edit_config(&filtered, |spec| {
+        let mode = |n: &str, index: u32| {
+            serde_json::json!({"names": [n], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                "args": [{"index": index, "value": 0o777, "op": "SCMP_CMP_EQ"}]})
+        };
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+                mode("chmod", 1), mode("fchmodat", 2), mode("fchmodat2", 2)
+            ]
+        });
+    });
+    let out = p.run(&["run", "--bundle", filtered.to_str().unwrap(), "filtered"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    let err = stderr(&out);
+    assert!(
+        said.contains("mkdir 1\n") && err.contains("Operation not permitted"),
+        "{said}{err}"
+    );
+    assert!(said.contains("755 0\n"), "{said}{err}");
+    assert!(
+        said.contains("777 1\n") && err.contains("Permission denied"),
+        "{said}{err}"
+    );
+
     p.ok(&["kill", "app", "KILL"]);
     assert!(support::image::wait_until(
         std::time::Duration::from_secs(10),

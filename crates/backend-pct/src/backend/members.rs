@@ -174,11 +174,13 @@ impl Pct {
         self.bind_sources.check(id, &bundle)?;
         let owner = sandbox.owner.unwrap_or((100_000, 100_000));
         let files_dir = self.files_root.join(id.as_str());
-        let translation = from_oci(
-            bundle.spec(),
-            &ResolvedPaths::from_bundle(&bundle, &files_dir),
-        )
-        .map_err(input)?;
+        // The member's seccomp filter is its own (`crate::member`), not LXC's profile.
+        let mut spec = bundle.spec().clone();
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_seccomp(None);
+        }
+        let translation =
+            from_oci(&spec, &ResolvedPaths::from_bundle(&bundle, &files_dir)).map_err(input)?;
         let init = match self.tools.init_pid(sandbox.vmid).map_err(Error::from)? {
             Some(init) => init,
             None => {

@@ -11,8 +11,10 @@
 //! owns; a rootfs whose filesystem takes no idmapped mount is refused.
 
 mod mounts;
+mod seccomp;
 mod spawn;
 pub(crate) mod sys;
+mod syscalls;
 
 use std::fs::File;
 use std::io;
@@ -66,9 +68,6 @@ pub(crate) fn refuse_unsupported(spec: &Spec, terminal: bool) -> Result<(), Memb
     let linux = spec.linux().as_ref();
     if terminal {
         return unsupported("process.terminal", "a terminal");
-    }
-    if linux.and_then(|l| l.seccomp().as_ref()).is_some() {
-        return unsupported("linux.seccomp", "a seccomp filter");
     }
     if linux
         .and_then(|l| l.sysctl().as_ref())
@@ -246,7 +245,17 @@ pub(crate) fn launch(req: &Request<'_>, timeout: Duration) -> Result<Spawned, St
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(e) => return Err(format!("cannot make {}: {e}", fifo.display())),
     }
+    let seccomp = req
+        .bundle
+        .spec()
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let launch = spawn::Launch {
+        seccomp,
         own_pid: !shares_pid(req.bundle.spec()),
         ns,
         fs,

@@ -67,6 +67,8 @@ pub(super) struct Launch {
     pub(super) rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     /// The caller's fds 3.. passed on (`--preserve-fds`).
     pub(super) preserve_fds: u32,
+    /// `linux.seccomp`, installed just before the exec.
+    pub(super) seccomp: Option<super::seccomp::Program>,
 }
 
 /// What a spawn left: the waiter (the pid file's pid) and the member's host pid.
@@ -388,6 +390,13 @@ fn member(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
     if !matches!(File::from(go_r).read(&mut go), Ok(1)) {
         // SAFETY: ending the forked process: it was never started.
         unsafe { libc::_exit(1) }
+    }
+    if let Some(filter) = &launch.seccomp {
+        if let Err(e) = filter.install() {
+            let _ = writeln!(io::stderr(), "proxcage: cannot install linux.seccomp: {e}");
+            // SAFETY: ending the forked process.
+            unsafe { libc::_exit(125) }
+        }
     }
     let e = sys::exec_fd(launch.init.as_fd(), &argv);
     let _ = writeln!(io::stderr(), "proxcage: cannot exec proxcage-init: {e}");
