@@ -92,6 +92,12 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
 
     // A long-running member: its namespaces, exec, kill.
     let app = app_bundle(&p, "app", "pod", pod_pid, &["sleep", "1000"]);
+    edit_config(&app, |spec| {
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        });
+    });
     let out = p.run(&["create", "--bundle", app.to_str().unwrap(), "app"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -128,13 +134,22 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
             .any(|l| l.starts_with("Uid:") && l.contains("100000")),
         "the CT's root (host uid 100000):\n{status}"
     );
+    assert!(
+        status.lines().any(|l| l == "Seccomp:\t2"),
+        "under its seccomp filter:\n{status}"
+    );
     let seen = p.ok(&[
         "exec",
         "app",
         "sh",
         "-c",
-        "cat /marker; hostname; ip -o addr show dev eth0; ls -ln /marker; echo $$",
+        "cat /marker; hostname; ip -o addr show dev eth0; ls -ln /marker; \
+         mkdir /dev/shm/d 2>/dev/null; echo mkdir $?",
     ]);
+    assert!(
+        seen.ends_with("mkdir 1\n"),
+        "the exec is under the member's filter:\n{seen}"
+    );
     assert!(
         seen.starts_with("rootfs of app\n"),
         "exec runs in the member's rootfs:\n{seen}"

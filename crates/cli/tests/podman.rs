@@ -514,8 +514,8 @@ fn host_network(pm: Podman) {
 }
 
 /// `podman pod create` with two members: one serves on the pod's localhost, the other
-/// reaches it there; then the pod goes with `pod rm --force`. The members run without a
-/// seccomp filter (`seccomp=unconfined`): a pct pod's members take none yet.
+/// reaches it there (both under podman's default seccomp profile); then the pod goes
+/// with `pod rm --force`.
 fn pod_members_share_localhost(pm: Podman) {
     let ran = run(
         pm.podman().args([
@@ -531,7 +531,7 @@ fn pod_members_share_localhost(pm: Podman) {
         COMMAND_TIMEOUT,
     );
     assert_eq!(ran.code, 0, "podman pod create\n{ran}");
-    let member = ["--pod", "pod1", "--security-opt", "seccomp=unconfined"];
+    let member = ["--pod", "pod1"];
     let serve = "while true; do echo hello | nc -l -p 8080; done";
     let flags: Vec<&str> = ["-d", "--name", "server"]
         .iter()

@@ -201,6 +201,8 @@ impl Pct {
         let process_file = files_dir.join("process");
         let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
         write_owned(&process_file, &contents, owner)?;
+        member::keep_seccomp(bundle.spec(), &files_dir)
+            .map_err(io_error("cannot write the seccomp filter to", &files_dir))?;
         let cgroups = member::make_cgroups(init, id.as_str()).map_err(input)?;
         let made = cgroups.clone();
         let cgroups_undo = create::Undo::new(move || member::remove_cgroups(&made));

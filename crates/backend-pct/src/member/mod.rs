@@ -279,9 +279,44 @@ pub(crate) fn exec(
     process: &Path,
     cgroups: &[PathBuf],
 ) -> Result<i32, String> {
-    spawn::exec(member, &files_dir.join("init"), process, cgroups)
+    let filter = exec_filter(files_dir)?;
+    spawn::exec(
+        member,
+        &files_dir.join("init"),
+        process,
+        cgroups,
+        filter.as_ref(),
+    )
 }
 
+/// Where a member's `linux.seccomp` is kept for its execs.
+fn seccomp_file(files_dir: &Path) -> PathBuf {
+    files_dir.join("seccomp.json")
+}
+
+/// Keeps the member's `linux.seccomp` in its files, for its execs (runc applies the
+/// container's filter to an exec's process too).
+pub(crate) fn keep_seccomp(spec: &Spec, files_dir: &Path) -> io::Result<()> {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let json = serde_json::to_vec(seccomp).map_err(io::Error::other)?;
+    std::fs::write(seccomp_file(files_dir), json)
+}
+
+fn exec_filter(files_dir: &Path) -> Result<Option<seccomp::Program>, String> {
+    let path = seccomp_file(files_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let parsed = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+    seccomp::compile(&parsed)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
 /// The children of process `pid` (host pids).
 pub(crate) fn children(pid: i32) -> Vec<i32> {
     sys::children(pid)

@@ -413,6 +413,7 @@ pub(super) fn exec(
     init: &std::path::Path,
     process: &std::path::Path,
     cgroup_procs: &[PathBuf],
+    filter: Option<&super::seccomp::Program>,
 ) -> Result<i32, String> {
     crate::sandbox::single_threaded()?;
     let open = |path: &std::path::Path| -> Result<OwnedFd, String> {
@@ -491,6 +492,12 @@ pub(super) fn exec(
                 Err(e) => fail(&report_w, "fork", e),
                 Ok(ForkResult::Child) => {
                     drop(report_w);
+                    if let Some(Err(e)) = filter.map(|f| f.install()) {
+                        let _ =
+                            writeln!(io::stderr(), "proxcage: cannot install linux.seccomp: {e}");
+                        // SAFETY: ending the forked process.
+                        unsafe { libc::_exit(125) }
+                    }
                     let e = sys::exec_fd(init.as_fd(), &argv);
                     let _ = writeln!(io::stderr(), "proxcage: cannot exec proxcage-init: {e}");
                     // SAFETY: ending the forked process.
