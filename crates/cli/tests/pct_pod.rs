@@ -245,6 +245,38 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         "{said}{err}"
     );
 
+    // A terminal: `run` of a terminal member, and `exec --tty` into a member.
+    let tty = app_bundle(
+        &p,
+        "tty",
+        "pod",
+        pod_pid,
+        &["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 4"],
+    );
+    edit_config(&tty, |spec| {
+        spec["process"]["terminal"] = serde_json::json!(true)
+    });
+    let ran = support::image::run_in_pty(
+        p.cmd()
+            .args(["run", "--bundle", tty.to_str().unwrap(), "tty"]),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(ran.code, 4, "{ran:?}");
+    assert!(
+        ran.stdout.contains("/dev/pts/0") && ran.stdout.contains("stdin-is-a-tty"),
+        "a terminal of the member's own devpts:\n{ran:?}"
+    );
+    let ran = support::image::run_in_pty(
+        p.cmd()
+            .args(["exec", "--tty", "app", "sh", "-c", "tty; cat /marker"]),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stdout.contains("/dev/pts/") && ran.stdout.contains("rootfs of app"),
+        "{ran:?}"
+    );
+
     p.ok(&["kill", "app", "KILL"]);
     assert!(support::image::wait_until(
         std::time::Duration::from_secs(10),

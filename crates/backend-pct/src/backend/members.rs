@@ -169,8 +169,10 @@ impl Pct {
         let (sandbox_id, sandbox) = sandbox;
         let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
         let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal()) == Some(true);
-        member::refuse_unsupported(bundle.spec(), terminal || req.console_socket.is_some())
-            .map_err(input)?;
+        if terminal != req.console_socket.is_some() {
+            return Err(input(TerminalMismatch { terminal }));
+        }
+        member::refuse_unsupported(bundle.spec()).map_err(input)?;
         self.bind_sources.check(id, &bundle)?;
         let owner = sandbox.owner.unwrap_or((100_000, 100_000));
         let files_dir = self.files_root.join(id.as_str());
@@ -213,6 +215,7 @@ impl Pct {
                 files_dir: &files_dir,
                 cgroups: &cgroups,
                 preserve_fds: req.preserve_fds,
+                terminal,
             },
             INIT_TIMEOUT,
         )
@@ -259,6 +262,9 @@ impl Pct {
                     format!("cannot set process.oomScoreAdj {adj} on the member ({path}): {e}"),
                 )
             })?;
+        }
+        if let (Some(console), Some(master)) = (&req.console_socket, &spawned.master) {
+            tty::send_to_console(console, master).map_err(|m| self.failed(id, m))?;
         }
         if let Some(pid_file) = &req.pid_file {
             process::write_pid_file(pid_file, waiter)?;
@@ -418,9 +424,6 @@ impl Pct {
     pub(super) fn exec_in_member(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
         self.refuse_exec_options(req)?;
-        if req.tty || req.console_socket.is_some() {
-            return Err(self.unsupported(id, "exec --tty in a pod's container"));
-        }
         let given = req
             .process_file
             .as_deref()
@@ -434,9 +437,17 @@ impl Pct {
             });
         }
         let files_dir = self.files_root.join(id.as_str());
-        let process = self.exec_process(req, given, &files_dir)?;
-        if process.terminal {
-            return Err(self.unsupported(id, "a terminal in an exec into a pod's container"));
+        let mut process = self.exec_process(req, given, &files_dir)?;
+        // The terminal is made before proxcage-init runs (`crate::member`), not by it.
+        let terminal = process
+            .terminal
+            .then(|| process.user.as_ref().map_or((0, 0), |u| (u.uid, u.gid)));
+        process.terminal = false;
+        if terminal.is_some() && req.detach && req.console_socket.is_none() {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: "a detached exec with a terminal needs --console-socket".into(),
+            });
         }
         let file = files_dir.join(format!(
             "exec-{}-{}.process",
@@ -452,14 +463,21 @@ impl Pct {
             .iter()
             .map(|d| d.join("cgroup.procs"))
             .collect();
-        let waiter = member::exec(record.member, &files_dir, &file, &procs);
-        let waiter = match waiter {
-            Ok(pid) => pid,
-            Err(message) => {
-                let _ = fs::remove_file(&file);
-                return Err(self.failed(id, message));
+        let (waiter, master) =
+            match member::exec(record.member, &files_dir, &file, &procs, terminal) {
+                Ok(spawned) => spawned,
+                Err(message) => {
+                    let _ = fs::remove_file(&file);
+                    return Err(self.failed(id, message));
+                }
+            };
+        match (master, &req.console_socket) {
+            (Some(master), Some(console)) => {
+                tty::send_to_console(console, &master).map_err(|m| self.failed(id, m))?
             }
-        };
+            (Some(master), None) => tty::relay(master),
+            (None, _) => {}
+        }
         if req.detach {
             if let Some(pid_file) = &req.pid_file {
                 process::write_pid_file(pid_file, waiter)?;

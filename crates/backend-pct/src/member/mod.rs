@@ -15,6 +15,7 @@ mod seccomp;
 mod spawn;
 pub(crate) mod sys;
 mod syscalls;
+mod terminal;
 
 use std::fs::File;
 use std::io;
@@ -58,7 +59,7 @@ pub(crate) enum MemberError {
 }
 
 /// What a member asks that a nested container of a pct pod cannot give, by field.
-pub(crate) fn refuse_unsupported(spec: &Spec, terminal: bool) -> Result<(), MemberError> {
+pub(crate) fn refuse_unsupported(spec: &Spec) -> Result<(), MemberError> {
     let unsupported = |field: &str, what: &str| {
         Err(MemberError::Unsupported {
             field: field.into(),
@@ -66,9 +67,6 @@ pub(crate) fn refuse_unsupported(spec: &Spec, terminal: bool) -> Result<(), Memb
         })
     };
     let linux = spec.linux().as_ref();
-    if terminal {
-        return unsupported("process.terminal", "a terminal");
-    }
     if linux
         .and_then(|l| l.sysctl().as_ref())
         .is_some_and(|s| !s.is_empty())
@@ -225,6 +223,8 @@ pub(crate) struct Request<'a> {
     pub(crate) files_dir: &'a Path,
     pub(crate) cgroups: &'a [PathBuf],
     pub(crate) preserve_fds: u32,
+    /// `process.terminal`: the master comes back in [`Spawned::master`].
+    pub(crate) terminal: bool,
 }
 
 /// Forks the member (see [`spawn`]) and waits until it is ready for `start`.
@@ -254,7 +254,28 @@ pub(crate) fn launch(req: &Request<'_>, timeout: Duration) -> Result<Spawned, St
         .map(seccomp::compile)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let process_spec = req.bundle.spec().process().as_ref();
+    let (terminal, ours) = if req.terminal {
+        let (ours, theirs) =
+            terminal::pair().map_err(|e| format!("cannot make a socket pair: {e}"))?;
+        let size = process_spec.and_then(|p| {
+            p.console_size()
+                .map(|b| (b.height() as u16, b.width() as u16))
+        });
+        let owner = process_spec.map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
+        (
+            Some(terminal::Terminal {
+                sock: theirs,
+                size,
+                owner,
+            }),
+            Some(ours),
+        )
+    } else {
+        (None, None)
+    };
     let launch = spawn::Launch {
+        terminal,
         seccomp,
         own_pid: !shares_pid(req.bundle.spec()),
         ns,
@@ -267,7 +288,7 @@ pub(crate) fn launch(req: &Request<'_>, timeout: Duration) -> Result<Spawned, St
         rlimits: rlimits(req.bundle.spec()),
         preserve_fds: req.preserve_fds,
     };
-    spawn::spawn(&launch, timeout)
+    spawn::spawn(&launch, ours.as_ref(), timeout)
 }
 
 /// Runs `argv`'s process file in the running member `member` (host pid): a process that
@@ -278,15 +299,47 @@ pub(crate) fn exec(
     files_dir: &Path,
     process: &Path,
     cgroups: &[PathBuf],
-) -> Result<i32, String> {
+    terminal: Option<(u32, u32)>,
+) -> Result<(i32, Option<OwnedFd>), String> {
     let filter = exec_filter(files_dir)?;
-    spawn::exec(
+    let pair = terminal
+        .map(|owner| {
+            let (ours, theirs) = terminal::pair()?;
+            let t = terminal::Terminal {
+                sock: theirs,
+                size: None,
+                owner,
+            };
+            Ok::<_, io::Error>((ours, t))
+        })
+        .transpose()
+        .map_err(|e| format!("cannot make a socket pair: {e}"))?;
+    let pid = spawn::exec(
         member,
         &files_dir.join("init"),
         process,
         cgroups,
         filter.as_ref(),
-    )
+        pair.as_ref().map(|(_, t)| t),
+    )?;
+    let master = match pair {
+        None => None,
+        Some((ours, theirs)) => {
+            drop(theirs);
+            match terminal::receive(&ours, Duration::from_secs(60)) {
+                Ok(master) => Some(master),
+                Err(message) => {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    return Err(message);
+                }
+            }
+        }
+    };
+    Ok((pid, master))
 }
 
 /// Where a member's `linux.seccomp` is kept for its execs.

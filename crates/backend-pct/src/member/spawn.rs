@@ -69,17 +69,25 @@ pub(super) struct Launch {
     pub(super) preserve_fds: u32,
     /// `linux.seccomp`, installed just before the exec.
     pub(super) seccomp: Option<super::seccomp::Program>,
+    /// `process.terminal`: the member's side.
+    pub(super) terminal: Option<super::terminal::Terminal>,
 }
 
 /// What a spawn left: the waiter (the pid file's pid) and the member's host pid.
 pub(crate) struct Spawned {
     pub(crate) waiter: i32,
     pub(crate) member: i32,
+    /// The terminal's master, with `process.terminal`.
+    pub(crate) master: Option<OwnedFd>,
 }
 
 /// Forks the waiter and waits up to `timeout` for the member to be ready; on a failure
 /// the waiter is killed (and with it the rest, which end at the closed release pipe).
-pub(super) fn spawn(launch: &Launch, timeout: Duration) -> Result<Spawned, String> {
+pub(super) fn spawn(
+    launch: &Launch,
+    terminal: Option<&OwnedFd>,
+    timeout: Duration,
+) -> Result<Spawned, String> {
     crate::sandbox::single_threaded()?;
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot make a pipe: {e}"))?;
@@ -111,13 +119,23 @@ pub(super) fn spawn(launch: &Launch, timeout: Duration) -> Result<Spawned, Strin
     let member = sys::children(waiter)
         .first()
         .and_then(|i| sys::children(*i).first().copied());
-    match member {
-        Some(member) => Ok(Spawned { waiter, member }),
-        None => {
+    let Some(member) = member else {
+        kill();
+        return Err("the member's process is gone after it was ready".into());
+    };
+    let master = match terminal.map(|sock| super::terminal::receive(sock, timeout)) {
+        None => None,
+        Some(Ok(master)) => Some(master),
+        Some(Err(message)) => {
             kill();
-            Err("the member's process is gone after it was ready".into())
+            return Err(message);
         }
-    }
+    };
+    Ok(Spawned {
+        waiter,
+        member,
+        master,
+    })
 }
 
 /// `ok` from the member, or what failed on the way.
@@ -200,6 +218,7 @@ fn launch_fds(launch: &Launch) -> Vec<RawFd> {
         }
     }
     fds.extend(launch.fs.devices.iter().map(|(_, fd)| fd.as_raw_fd()));
+    fds.extend(launch.terminal.iter().map(|t| t.sock.as_raw_fd()));
     fds
 }
 
@@ -385,6 +404,11 @@ fn member(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
         &launch.process,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
     );
+    if let Some(terminal) = &launch.terminal {
+        if let Err(e) = super::terminal::attach(terminal) {
+            fail(&report, "process.terminal", e);
+        }
+    }
     let _ = File::from(report).write_all(b"ok");
     let mut go = [0u8; 1];
     if !matches!(File::from(go_r).read(&mut go), Ok(1)) {
@@ -414,6 +438,7 @@ pub(super) fn exec(
     process: &std::path::Path,
     cgroup_procs: &[PathBuf],
     filter: Option<&super::seccomp::Program>,
+    terminal: Option<&super::terminal::Terminal>,
 ) -> Result<i32, String> {
     crate::sandbox::single_threaded()?;
     let open = |path: &std::path::Path| -> Result<OwnedFd, String> {
@@ -448,6 +473,7 @@ pub(super) fn exec(
                 report_w.as_raw_fd(),
             ];
             keep.extend(others.iter().map(|(_, fd)| fd.as_raw_fd()));
+            keep.extend(terminal.iter().map(|t| t.sock.as_raw_fd()));
             close_all_but(0, &keep);
             for procs in cgroup_procs {
                 if let Err(e) = std::fs::write(procs, "0") {
@@ -491,6 +517,9 @@ pub(super) fn exec(
             let grandchild = match unsafe { fork() } {
                 Err(e) => fail(&report_w, "fork", e),
                 Ok(ForkResult::Child) => {
+                    if let Some(Err(e)) = terminal.map(super::terminal::attach) {
+                        fail(&report_w, "exec --tty", e);
+                    }
                     drop(report_w);
                     if let Some(Err(e)) = filter.map(|f| f.install()) {
                         let _ =
