@@ -138,6 +138,13 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         status.lines().any(|l| l == "Seccomp:\t2"),
         "under its seccomp filter:\n{status}"
     );
+    let health = p.run(&["health", "--format", "json"]);
+    let report = stdout(&health);
+    assert!(
+        report.contains("\"healthy\": true") && !report.contains("\"app\""),
+        "health knows the member:\n{report}{}",
+        stderr(&health)
+    );
     let seen = p.ok(&[
         "exec",
         "app",

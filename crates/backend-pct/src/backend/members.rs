@@ -488,4 +488,50 @@ impl Pct {
         let _ = fs::remove_file(&file);
         code
     }
+
+    /// What the backend holds of its members, for `health`: a member whose sandbox is
+    /// still a container of this root is vouched for; one whose sandbox is gone is not.
+    pub(crate) fn members_held(&self) -> Vec<proxcage_store::Held> {
+        self.members()
+            .into_iter()
+            .map(|(id, record)| self.member_held(id, &record))
+            .collect()
+    }
+
+    pub(crate) fn member_holds(&self, id: &ContainerId) -> Option<proxcage_store::Held> {
+        let record = self.load_member(id).ok()?;
+        Some(self.member_held(id.clone(), &record))
+    }
+
+    fn member_held(&self, id: ContainerId, record: &MemberRecord) -> proxcage_store::Held {
+        let location = self.member_path(&id).display().to_string();
+        let sandbox_there = ContainerId::new(&record.sandbox)
+            .is_ok_and(|sandbox| self.record_path(&sandbox).exists());
+        if !sandbox_there {
+            return proxcage_store::Held {
+                id,
+                location,
+                what: format!(
+                    "a member of the pod {}, whose sandbox is gone",
+                    record.sandbox
+                ),
+                record: None,
+            };
+        }
+        let (status, _) = record.status();
+        proxcage_store::Held {
+            record: Some(proxcage_store::Record::restored(
+                id.clone(),
+                NAME,
+                record.bundle.clone(),
+                record.created.clone(),
+            )),
+            what: format!(
+                "a member of the pod {} in CT {} ({status})",
+                record.sandbox, record.vmid
+            ),
+            id,
+            location,
+        }
+    }
 }
