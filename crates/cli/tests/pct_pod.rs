@@ -120,6 +120,15 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
     assert_eq!(ns_of(member, "uts"), ns_of(init, "uts"));
     assert_ne!(ns_of(member, "mnt"), ns_of(init, "mnt"), "its own mounts");
     assert_ne!(ns_of(member, "pid"), ns_of(init, "pid"), "its own pids");
+    let cgroups = fs::read_to_string(format!("/proc/{member}/cgroup")).unwrap();
+    let ct_cgroups = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    for (line, ct_line) in cgroups.lines().zip(ct_cgroups.lines()) {
+        assert_eq!(
+            line,
+            format!("{}/proxcage-app", ct_line.trim_end_matches('/')),
+            "a cgroup below the CT's:\n{cgroups}"
+        );
+    }
     let status = fs::read_to_string(format!("/proc/{member}/status")).unwrap();
     assert!(
         status.contains("NSpid:")
@@ -184,6 +193,50 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     assert!(pids.contains(&member), "ps lists the member: {pids:?}");
+
+    // A member whose set-up fails (a filesystem type the kernel does not have) is not
+    // created, and leaves no record, files, cgroup or process.
+    let broken = app_bundle(&p, "broken", "pod", pod_pid, &["true"]);
+    edit_config(&broken, |spec| {
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/data", "type": "nosuchfs", "source": "none"
+            }));
+    });
+    let out = p.run(&["create", "--bundle", broken.to_str().unwrap(), "broken"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("mounting nosuchfs on /data"), "{err}");
+    assert!(!p.ok(&["list", "-q"]).contains("broken"));
+    assert!(!standin.dir.path().join("files/broken").exists());
+    let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let pids = cgroup
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit()).and_then(|l| {
+                l.trim_start_matches(|c: char| c.is_ascii_digit())
+                    .strip_prefix(":pids:")
+            })
+        })
+        .unwrap();
+    let member_cgroup = Path::new("/sys/fs/cgroup/pids")
+        .join(pids.trim_start_matches('/'))
+        .join("proxcage-broken");
+    assert!(
+        !member_cgroup.exists(),
+        "{} is left",
+        member_cgroup.display()
+    );
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", "broken/config.json|proxcage.*broken"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&leftover.stdout).trim().is_empty(),
+        "processes left"
+    );
 
     // A member that exits: its status reaches `run`.
     let once = app_bundle(
