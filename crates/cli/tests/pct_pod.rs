@@ -67,31 +67,81 @@ fn mounts_under(dir: &Path) -> Vec<String> {
     support::image::mounts_under(dir)
 }
 
+/// A CRI-shaped sandbox running on pct: its CT's init and its `state` pid, on a
+/// CNI-like network.
+struct Pod {
+    p: Proxcage,
+    net: CniLikeNetns,
+    /// The sandbox's `state` pid, whose namespaces app containers name.
+    pid: i64,
+    /// The pod CT's init (host pid).
+    init: i64,
+    /// `pct list` with the pod's CT alone.
+    cts: String,
+    standin: PctStandin,
+}
+
+impl Pod {
+    fn new() -> Pod {
+        let standin = PctStandin::new();
+        let p = proxcage_for(&standin);
+        let net = CniLikeNetns::new();
+        let sandbox = sandbox_bundle(&p, "pod", &net.path());
+        let bundle = sandbox.to_str().unwrap();
+        p.ok(&["run", "--detach", "--bundle", bundle, "pod"]);
+        let pid = state(&p, "pod")["pid"].as_i64().unwrap();
+        let cts = standin.pct_ok(&["list"]);
+        let vmid: u32 = cts
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("one CT: {cts}"));
+        let init = standin.lxc_pid(vmid).expect("the pod CT's init");
+        Pod {
+            p,
+            net,
+            pid,
+            init,
+            cts,
+            standin,
+        }
+    }
+
+    /// An app container bundle of this pod.
+    fn app(&self, name: &str, args: &[&str]) -> PathBuf {
+        app_bundle(&self.p, name, "pod", self.pid, args)
+    }
+
+    /// Deletes the sandbox and checks that nothing is left.
+    fn finish(self) {
+        self.p.ok(&["delete", "--force", "pod"]);
+        assert_eq!(mounts_under(self.p.dir.path()), Vec::<String>::new());
+        self.standin.assert_nothing_left(&self.p);
+    }
+}
+
+/// The member's cgroup directory in the pids hierarchy, below the CT init's.
+fn pids_cgroup(init: i64, id: &str) -> PathBuf {
+    let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let path = cgroup
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, path)| path.to_string()))
+        .expect("a pids cgroup");
+    Path::new("/sys/fs/cgroup/pids")
+        .join(path.trim_start_matches('/'))
+        .join(format!("proxcage-{id}"))
+}
+
+/// A long-running member: created and started (not a CT of its own), in the CT's
+/// network, user and uts namespaces with its own mount and pid namespaces and a cgroup
+/// below the CT's, under its seccomp filter; known to `health`; `exec` enters it, `ps`
+/// lists it, `kill` and `delete` end it.
 #[test]
 fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
-    let standin = PctStandin::new();
-    let p = proxcage_for(&standin);
-    let net = CniLikeNetns::new();
-    let sandbox = sandbox_bundle(&p, "pod", &net.path());
-    p.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        sandbox.to_str().unwrap(),
-        "pod",
-    ]);
-    let pod_pid = state(&p, "pod")["pid"].as_i64().unwrap();
-    let cts_before = standin.pct_ok(&["list"]);
-    let vmid: u32 = cts_before
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("one CT: {cts_before}"));
-    let init = standin.lxc_pid(vmid).expect("the pod CT's init");
-
-    // A long-running member: its namespaces, exec, kill.
-    let app = app_bundle(&p, "app", "pod", pod_pid, &["sleep", "1000"]);
+    let pod = Pod::new();
+    let p = &pod.p;
+    let app = pod.app("app", &["sleep", "1000"]);
     edit_config(&app, |spec| {
         spec["linux"]["seccomp"] = serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -101,27 +151,31 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
     let out = p.run(&["create", "--bundle", app.to_str().unwrap(), "app"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        standin.pct_ok(&["list"]),
-        cts_before,
+        pod.standin.pct_ok(&["list"]),
+        pod.cts,
         "the member is no CT of its own"
     );
-    let created = state(&p, "app");
+    let created = state(p, "app");
     assert_eq!(created["status"], "created");
     p.ok(&["start", "app"]);
-    let running = state(&p, "app");
+    let running = state(p, "app");
     assert_eq!(running["status"], "running");
     let member = running["pid"].as_i64().unwrap();
     assert_eq!(
         ns_of(member, "net"),
-        ns_of(init, "net"),
+        ns_of(pod.init, "net"),
         "the member is in the CT's network namespace"
     );
-    assert_eq!(ns_of(member, "user"), ns_of(init, "user"));
-    assert_eq!(ns_of(member, "uts"), ns_of(init, "uts"));
-    assert_ne!(ns_of(member, "mnt"), ns_of(init, "mnt"), "its own mounts");
-    assert_ne!(ns_of(member, "pid"), ns_of(init, "pid"), "its own pids");
+    assert_eq!(ns_of(member, "user"), ns_of(pod.init, "user"));
+    assert_eq!(ns_of(member, "uts"), ns_of(pod.init, "uts"));
+    assert_ne!(
+        ns_of(member, "mnt"),
+        ns_of(pod.init, "mnt"),
+        "its own mounts"
+    );
+    assert_ne!(ns_of(member, "pid"), ns_of(pod.init, "pid"), "its own pids");
     let cgroups = fs::read_to_string(format!("/proc/{member}/cgroup")).unwrap();
-    let ct_cgroups = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let ct_cgroups = fs::read_to_string(format!("/proc/{}/cgroup", pod.init)).unwrap();
     for (line, ct_line) in cgroups.lines().zip(ct_cgroups.lines()) {
         assert_eq!(
             line,
@@ -172,7 +226,7 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
     );
     assert!(seen.contains("pod-one\n"), "the pod's hostname:\n{seen}");
     assert!(
-        seen.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
+        seen.contains(&format!("inet 10.213.{}.2/24", pod.net.subnet)),
         "the pod's address:\n{seen}"
     );
     let owner: Vec<&str> = seen
@@ -194,56 +248,25 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         .collect();
     assert!(pids.contains(&member), "ps lists the member: {pids:?}");
 
-    // A member whose set-up fails (a filesystem type the kernel does not have) is not
-    // created, and leaves no record, files, cgroup or process.
-    let broken = app_bundle(&p, "broken", "pod", pod_pid, &["true"]);
-    edit_config(&broken, |spec| {
-        spec["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "destination": "/data", "type": "nosuchfs", "source": "none"
-            }));
-    });
-    let out = p.run(&["create", "--bundle", broken.to_str().unwrap(), "broken"]);
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains("mounting nosuchfs on /data"), "{err}");
-    assert!(!p.ok(&["list", "-q"]).contains("broken"));
-    assert!(!standin.dir.path().join("files/broken").exists());
-    let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
-    let pids = cgroup
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(|c: char| c.is_ascii_digit()).and_then(|l| {
-                l.trim_start_matches(|c: char| c.is_ascii_digit())
-                    .strip_prefix(":pids:")
-            })
-        })
-        .unwrap();
-    let member_cgroup = Path::new("/sys/fs/cgroup/pids")
-        .join(pids.trim_start_matches('/'))
-        .join("proxcage-broken");
-    assert!(
-        !member_cgroup.exists(),
-        "{} is left",
-        member_cgroup.display()
-    );
-    let leftover = std::process::Command::new("pgrep")
-        .args(["-f", "broken/config.json|proxcage.*broken"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&leftover.stdout).trim().is_empty(),
-        "processes left"
-    );
+    p.ok(&["kill", "app", "KILL"]);
+    assert!(support::image::wait_until(
+        std::time::Duration::from_secs(10),
+        || state(p, "app")["status"] == "stopped"
+    ));
+    p.ok(&["delete", "app"]);
+    assert!(support::process_gone(member));
 
-    // A member that exits: its status reaches `run`.
-    let once = app_bundle(
-        &p,
+    pod.finish();
+}
+
+/// A member that exits: its status reaches `run`; it ran in its own rootfs, the CT's
+/// network and as PID 1 of its pid namespace. Its seccomp filter compares arguments.
+#[test]
+fn a_members_exit_status_and_filter() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let once = pod.app(
         "once",
-        "pod",
-        pod_pid,
         &[
             "sh",
             "-c",
@@ -255,7 +278,7 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
     let said = stdout(&out);
     assert!(said.starts_with("rootfs of once\n"), "{said}");
     assert!(
-        said.contains(&format!("{}\n", ns_of(init, "net").display())),
+        said.contains(&format!("{}\n", ns_of(pod.init, "net").display())),
         "the CT's network namespace:\n{said}"
     );
     assert!(
@@ -265,12 +288,9 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
 
     // linux.seccomp: mkdir is refused with EPERM, chmod to 0777 (an argument compared)
     // with EACCES, anything else is allowed.
-    let filtered = app_bundle(
-        &p,
+    let filtered = pod.app(
         "filtered",
-        "pod",
-        pod_pid,
-        &[
+                &[
             "sh",
             "-c",
             "mkdir /dev/shm/d; echo mkdir $?; touch /dev/shm/f; chmod 755 /dev/shm/f; echo 755 $?; \
@@ -305,12 +325,18 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         "{said}{err}"
     );
 
-    // A terminal: `run` of a terminal member, and `exec --tty` into a member.
-    let tty = app_bundle(
-        &p,
+    pod.finish();
+}
+
+/// A terminal: `run` of a terminal member, and `exec --tty` into a running member.
+#[test]
+fn a_member_has_a_terminal() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let app = pod.app("app", &["sleep", "1000"]);
+    p.ok(&["run", "--detach", "--bundle", app.to_str().unwrap(), "app"]);
+    let tty = pod.app(
         "tty",
-        "pod",
-        pod_pid,
         &["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 4"],
     );
     edit_config(&tty, |spec| {
@@ -337,16 +363,56 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         "{ran:?}"
     );
 
-    p.ok(&["kill", "app", "KILL"]);
-    assert!(support::image::wait_until(
-        std::time::Duration::from_secs(10),
-        || state(&p, "app")["status"] == "stopped"
-    ));
-    p.ok(&["delete", "app"]);
-    assert!(support::process_gone(member));
+    p.ok(&["delete", "--force", "app"]);
+    pod.finish();
+}
 
-    // A member left running when its sandbox goes is stopped first.
-    let left = app_bundle(&p, "left", "pod", pod_pid, &["sleep", "1000"]);
+/// A member whose set-up fails (a filesystem type the kernel does not have) is not
+/// created, and leaves no record, files, cgroup or process.
+#[test]
+fn a_failed_member_create_leaves_nothing() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let broken = pod.app("broken", &["true"]);
+    edit_config(&broken, |spec| {
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/data", "type": "nosuchfs", "source": "none"
+            }));
+    });
+    let out = p.run(&["create", "--bundle", broken.to_str().unwrap(), "broken"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("mounting nosuchfs on /data"), "{err}");
+    assert!(!p.ok(&["list", "-q"]).contains("broken"));
+    assert!(!pod.standin.dir.path().join("files/broken").exists());
+    let member_cgroup = pids_cgroup(pod.init, "broken");
+    assert!(
+        !member_cgroup.exists(),
+        "{} is left",
+        member_cgroup.display()
+    );
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", "broken/config.json|proxcage.*broken"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&leftover.stdout).trim().is_empty(),
+        "processes left"
+    );
+
+    pod.finish();
+}
+
+/// A member left running when its sandbox is deleted is stopped first, as containerd
+/// stops a pod's containers before its sandbox; its record stays for its own delete.
+#[test]
+fn deleting_the_sandbox_stops_its_members() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let left = pod.app("left", &["sleep", "1000"]);
     p.ok(&[
         "run",
         "--detach",
@@ -354,14 +420,14 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
         left.to_str().unwrap(),
         "left",
     ]);
-    let left_pid = state(&p, "left")["pid"].as_i64().unwrap();
+    let left_pid = state(p, "left")["pid"].as_i64().unwrap();
     p.ok(&["delete", "--force", "pod"]);
     assert!(
         support::process_gone(left_pid),
         "the member stopped with its pod"
     );
-    assert_eq!(state(&p, "left")["status"], "stopped");
+    assert_eq!(state(p, "left")["status"], "stopped");
     p.ok(&["delete", "left"]);
     assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
-    standin.assert_nothing_left(&p);
+    pod.standin.assert_nothing_left(p);
 }
