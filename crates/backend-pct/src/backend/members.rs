@@ -176,13 +176,6 @@ impl Pct {
         self.bind_sources.check(id, &bundle)?;
         let owner = sandbox.owner.unwrap_or((100_000, 100_000));
         let files_dir = self.files_root.join(id.as_str());
-        // The member's seccomp filter is its own (`crate::member`), not LXC's profile.
-        let mut spec = bundle.spec().clone();
-        if let Some(linux) = spec.linux_mut() {
-            linux.set_seccomp(None);
-        }
-        let translation =
-            from_oci(&spec, &ResolvedPaths::from_bundle(&bundle, &files_dir)).map_err(input)?;
         let init = match self.tools.init_pid(sandbox.vmid).map_err(Error::from)? {
             Some(init) => init,
             None => {
@@ -196,15 +189,7 @@ impl Pct {
         let files = create::Undo::new(move || {
             let _ = fs::remove_dir_all(&dir);
         });
-        translation.prepare().map_err(io_error(
-            "cannot write the container's files to",
-            &files_dir,
-        ))?;
-        let process_file = files_dir.join("process");
-        let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
-        write_owned(&process_file, &contents, owner)?;
-        member::keep_seccomp(bundle.spec(), &files_dir)
-            .map_err(io_error("cannot write the seccomp filter to", &files_dir))?;
+        let translation = Self::member_files(&bundle, &files_dir, owner)?;
         let cgroups = member::make_cgroups(init, id.as_str()).map_err(input)?;
         let made = cgroups.clone();
         let cgroups_undo = create::Undo::new(move || member::remove_cgroups(&made));
@@ -249,12 +234,58 @@ impl Pct {
                 poststop: hooks.poststop.clone(),
             },
         };
-        if let Some(adj) = bundle
+        self.hand_over(req, &bundle, &spawned)?;
+        let state = record.state(id, Status::Creating, spawned.member);
+        hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
+            .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
+            .map_err(|message| self.failed(id, message))?;
+        self.save_member(id, &record)?;
+        spawned_undo.keep();
+        cgroups_undo.keep();
+        files.keep();
+        Ok(())
+    }
+
+    /// The member's init, process file (for the CT's root) and seccomp filter in its files
+    /// directory; the translation (checked on the spec, its seccomp filter aside: the
+    /// member's is its own, not LXC's profile) gives the hooks.
+    fn member_files(
+        bundle: &Bundle,
+        files_dir: &Path,
+        owner: (u32, u32),
+    ) -> Result<proxcage_lxc_config::Translation> {
+        let mut spec = bundle.spec().clone();
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_seccomp(None);
+        }
+        let translation =
+            from_oci(&spec, &ResolvedPaths::from_bundle(bundle, files_dir)).map_err(input)?;
+        translation
+            .prepare()
+            .map_err(io_error("cannot write the container's files to", files_dir))?;
+        let process_file = files_dir.join("process");
+        let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
+        write_owned(&process_file, &contents, owner)?;
+        member::keep_seccomp(bundle.spec(), files_dir)
+            .map_err(io_error("cannot write the seccomp filter to", files_dir))?;
+        Ok(translation)
+    }
+
+    /// What the caller gets of a ready member: `oomScoreAdj` set from the host, the
+    /// terminal on its console socket, the waiter in the pid file.
+    fn hand_over(
+        &self,
+        req: &CreateRequest,
+        bundle: &Bundle,
+        spawned: &member::Spawned,
+    ) -> Result<()> {
+        let id = req.id();
+        let adj = bundle
             .spec()
             .process()
             .as_ref()
-            .and_then(|p| p.oom_score_adj())
-        {
+            .and_then(|p| p.oom_score_adj());
+        if let Some(adj) = adj {
             let path = format!("/proc/{}/oom_score_adj", spawned.member);
             fs::write(&path, adj.to_string()).map_err(|e| {
                 self.failed(
@@ -267,16 +298,8 @@ impl Pct {
             tty::send_to_console(console, master).map_err(|m| self.failed(id, m))?;
         }
         if let Some(pid_file) = &req.pid_file {
-            process::write_pid_file(pid_file, waiter)?;
+            process::write_pid_file(pid_file, spawned.waiter)?;
         }
-        let state = record.state(id, Status::Creating, spawned.member);
-        hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
-            .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
-            .map_err(|message| self.failed(id, message))?;
-        self.save_member(id, &record)?;
-        spawned_undo.keep();
-        cgroups_undo.keep();
-        files.keep();
         Ok(())
     }
 

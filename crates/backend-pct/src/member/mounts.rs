@@ -180,30 +180,11 @@ pub(super) fn plan(bundle: &Bundle, userns: BorrowedFd<'_>) -> Result<Filesystem
             data,
         });
     }
-    let mut devices = Vec::new();
-    if dev_tmpfs {
-        let listed = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
-        let paths = DEFAULT_DEVICES
-            .iter()
-            .map(PathBuf::from)
-            .chain(listed.iter().map(|d| d.path().clone()));
-        for path in paths {
-            if devices.iter().any(|(p, _)| *p == path) {
-                continue;
-            }
-            let tree =
-                tree(&path, false, 0, userns, false).map_err(|source| MemberError::Bind {
-                    field: "linux.devices".into(),
-                    path: path.clone(),
-                    source,
-                })?;
-            devices.push((path, tree));
-        }
-    }
+    let devices = if dev_tmpfs {
+        devices(spec, userns)?
+    } else {
+        Vec::new()
+    };
     let linux = spec.linux().as_ref();
     let paths = |list: Option<&Vec<String>>| -> Vec<PathBuf> {
         list.into_iter().flatten().map(PathBuf::from).collect()
@@ -216,6 +197,33 @@ pub(super) fn plan(bundle: &Bundle, userns: BorrowedFd<'_>) -> Result<Filesystem
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
     })
+}
+
+/// The default devices and `linux.devices`, bound from the host's nodes of the same path
+/// (a CT's root cannot make device nodes).
+fn devices(spec: &Spec, userns: BorrowedFd<'_>) -> Result<Vec<(PathBuf, OwnedFd)>, MemberError> {
+    let listed = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    let paths = DEFAULT_DEVICES
+        .iter()
+        .map(PathBuf::from)
+        .chain(listed.iter().map(|d| d.path().clone()));
+    let mut devices: Vec<(PathBuf, OwnedFd)> = Vec::new();
+    for path in paths {
+        if devices.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        let tree = tree(&path, false, 0, userns, false).map_err(|source| MemberError::Bind {
+            field: "linux.devices".into(),
+            path: path.clone(),
+            source,
+        })?;
+        devices.push((path, tree));
+    }
+    Ok(devices)
 }
 
 /// The file or directory `dest` below `root`, made (with its parents) when missing.

@@ -346,17 +346,9 @@ fn intermediate(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
             fail(&report, "joining the pod CT", e);
         }
     }
-    if let Err(e) = sys::setns(launch.ns.user.as_fd(), "user") {
-        fail(&report, "joining the pod CT", e);
+    if let Err(e) = become_ct_root(launch.ns.user.as_fd()) {
+        fail(&report, "becoming the pod CT's root", e);
     }
-    let root = nix::unistd::Uid::from_raw(0);
-    let group = nix::unistd::Gid::from_raw(0);
-    if let Err(e) = nix::unistd::setresgid(group, group, group)
-        .and_then(|()| nix::unistd::setresuid(root, root, root))
-    {
-        fail(&report, "becoming the CT's root", e);
-    }
-    let _ = nix::unistd::setgroups(&[]);
     if launch.own_pid {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
             fail(&report, "unshare(CLONE_NEWPID)", e);
@@ -395,15 +387,6 @@ fn member(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
             );
         }
     }
-    let argv = [
-        CString::new("proxcage-init").expect("no NUL"),
-        CString::new(format!("/proc/self/fd/{}", launch.process.as_raw_fd())).expect("no NUL"),
-    ];
-    // The process file survives the exec; the init reads it by that path.
-    let _ = nix::fcntl::fcntl(
-        &launch.process,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-    );
     if let Some(terminal) = &launch.terminal {
         if let Err(e) = super::terminal::attach(terminal) {
             fail(&report, "process.terminal", e);
@@ -415,17 +398,31 @@ fn member(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
         // SAFETY: ending the forked process: it was never started.
         unsafe { libc::_exit(1) }
     }
-    if let Some(filter) = &launch.seccomp {
-        if let Err(e) = filter.install() {
-            let _ = writeln!(io::stderr(), "proxcage: cannot install linux.seccomp: {e}");
-            // SAFETY: ending the forked process.
-            unsafe { libc::_exit(125) }
-        }
+    exec_init(&launch.init, &launch.process, launch.seccomp.as_ref())
+}
+
+/// The member's namespaces and what the exec'd process runs, opened before the fork.
+struct Entry {
+    user: OwnedFd,
+    pid: OwnedFd,
+    mnt: OwnedFd,
+    others: Vec<(&'static str, OwnedFd)>,
+    init: OwnedFd,
+    process: OwnedFd,
+}
+
+impl Entry {
+    fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![
+            self.user.as_raw_fd(),
+            self.pid.as_raw_fd(),
+            self.mnt.as_raw_fd(),
+            self.init.as_raw_fd(),
+            self.process.as_raw_fd(),
+        ];
+        fds.extend(self.others.iter().map(|(_, fd)| fd.as_raw_fd()));
+        fds
     }
-    let e = sys::exec_fd(launch.init.as_fd(), &argv);
-    let _ = writeln!(io::stderr(), "proxcage: cannot exec proxcage-init: {e}");
-    // SAFETY: ending the forked process.
-    unsafe { libc::_exit(125) }
 }
 
 /// Forks a process that enters the member `member` (host pid): its cgroups, its pid
@@ -447,15 +444,17 @@ pub(super) fn exec(
             .map_err(|e| format!("cannot open {}: {e}", path.display()))
     };
     let ns = |kind: &str| open(std::path::Path::new(&format!("/proc/{member}/ns/{kind}")));
-    let user = ns("user")?;
-    let pid = ns("pid")?;
-    let mnt = ns("mnt")?;
-    let others = ["net", "ipc", "uts", "cgroup"]
-        .into_iter()
-        .map(|k| Ok((k, ns(k)?)))
-        .collect::<Result<Vec<_>, String>>()?;
-    let init = open(init)?;
-    let process = open(process)?;
+    let entry = Entry {
+        user: ns("user")?,
+        pid: ns("pid")?,
+        mnt: ns("mnt")?,
+        others: ["net", "ipc", "uts", "cgroup"]
+            .into_iter()
+            .map(|k| Ok((k, ns(k)?)))
+            .collect::<Result<Vec<_>, String>>()?,
+        init: open(init)?,
+        process: open(process)?,
+    };
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot make a pipe: {e}"))?;
     // SAFETY: the process is single-threaded (checked above).
@@ -463,80 +462,7 @@ pub(super) fn exec(
         ForkResult::Parent { child } => child,
         ForkResult::Child => {
             drop(report_r);
-            reset_signals();
-            let mut keep: Vec<RawFd> = vec![
-                user.as_raw_fd(),
-                pid.as_raw_fd(),
-                mnt.as_raw_fd(),
-                init.as_raw_fd(),
-                process.as_raw_fd(),
-                report_w.as_raw_fd(),
-            ];
-            keep.extend(others.iter().map(|(_, fd)| fd.as_raw_fd()));
-            keep.extend(terminal.iter().map(|t| t.sock.as_raw_fd()));
-            close_all_but(0, &keep);
-            for procs in cgroup_procs {
-                if let Err(e) = std::fs::write(procs, "0") {
-                    fail(
-                        &report_w,
-                        &format!("joining the cgroup {}", procs.display()),
-                        e,
-                    );
-                }
-            }
-            let joined = sys::setns(pid.as_fd(), "pid")
-                .and_then(|()| {
-                    others
-                        .iter()
-                        .try_for_each(|(kind, fd)| sys::setns(fd.as_fd(), kind))
-                })
-                .and_then(|()| sys::setns(user.as_fd(), "user"))
-                .and_then(|()| {
-                    let (root, group) =
-                        (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-                    nix::unistd::setresgid(group, group, group)
-                        .and_then(|()| nix::unistd::setresuid(root, root, root))
-                        .map_err(io::Error::from)
-                })
-                .and_then(|()| {
-                    let _ = nix::unistd::setgroups(&[]);
-                    sys::setns(mnt.as_fd(), "mnt")
-                });
-            if let Err(e) = joined {
-                fail(&report_w, "entering the member", e);
-            }
-            let argv = [
-                CString::new("proxcage-init").expect("no NUL"),
-                CString::new(format!("/proc/self/fd/{}", process.as_raw_fd())).expect("no NUL"),
-            ];
-            let _ = nix::fcntl::fcntl(
-                &process,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            );
-            // SAFETY: single-threaded.
-            let grandchild = match unsafe { fork() } {
-                Err(e) => fail(&report_w, "fork", e),
-                Ok(ForkResult::Child) => {
-                    if let Some(Err(e)) = terminal.map(super::terminal::attach) {
-                        fail(&report_w, "exec --tty", e);
-                    }
-                    drop(report_w);
-                    if let Some(Err(e)) = filter.map(|f| f.install()) {
-                        let _ =
-                            writeln!(io::stderr(), "proxcage: cannot install linux.seccomp: {e}");
-                        // SAFETY: ending the forked process.
-                        unsafe { libc::_exit(125) }
-                    }
-                    let e = sys::exec_fd(init.as_fd(), &argv);
-                    let _ = writeln!(io::stderr(), "proxcage: cannot exec proxcage-init: {e}");
-                    // SAFETY: ending the forked process.
-                    unsafe { libc::_exit(125) }
-                }
-                Ok(ForkResult::Parent { child }) => child,
-            };
-            let _ = nix::unistd::write(&report_w, b"ok");
-            drop(report_w);
-            relay_until_exit(grandchild, Some(grandchild.as_raw()))
+            enter(&entry, cgroup_procs, report_w, filter, terminal)
         }
     };
     drop(report_w);
@@ -547,4 +473,88 @@ pub(super) fn exec(
             Err(message)
         }
     }
+}
+
+/// The exec's host-side process: enters the member and forks the process, then waits
+/// for it, passing signals on.
+fn enter(
+    entry: &Entry,
+    cgroup_procs: &[PathBuf],
+    report: OwnedFd,
+    filter: Option<&super::seccomp::Program>,
+    terminal: Option<&super::terminal::Terminal>,
+) -> ! {
+    reset_signals();
+    let mut keep = entry.fds();
+    keep.push(report.as_raw_fd());
+    keep.extend(terminal.iter().map(|t| t.sock.as_raw_fd()));
+    close_all_but(0, &keep);
+    for procs in cgroup_procs {
+        if let Err(e) = std::fs::write(procs, "0") {
+            fail(
+                &report,
+                &format!("joining the cgroup {}", procs.display()),
+                e,
+            );
+        }
+    }
+    let joined = sys::setns(entry.pid.as_fd(), "pid")
+        .and_then(|()| {
+            entry
+                .others
+                .iter()
+                .try_for_each(|(kind, fd)| sys::setns(fd.as_fd(), kind))
+        })
+        .and_then(|()| become_ct_root(entry.user.as_fd()))
+        .and_then(|()| sys::setns(entry.mnt.as_fd(), "mnt"));
+    if let Err(e) = joined {
+        fail(&report, "entering the member", e);
+    }
+    // SAFETY: single-threaded.
+    let child = match unsafe { fork() } {
+        Err(e) => fail(&report, "fork", e),
+        Ok(ForkResult::Child) => {
+            if let Some(Err(e)) = terminal.map(super::terminal::attach) {
+                fail(&report, "exec --tty", e);
+            }
+            drop(report);
+            exec_init(&entry.init, &entry.process, filter)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    let _ = nix::unistd::write(&report, b"ok");
+    drop(report);
+    relay_until_exit(child, Some(child.as_raw()))
+}
+
+/// Joins the user namespace `userns` as its root, without supplementary groups.
+fn become_ct_root(userns: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    sys::setns(userns, "user")?;
+    let (root, group) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(group, group, group)?;
+    nix::unistd::setresuid(root, root, root)?;
+    let _ = nix::unistd::setgroups(&[]);
+    Ok(())
+}
+
+/// Installs `filter` and execs proxcage-init (`init`) with the process file `process`,
+/// which it reads by `/proc/self/fd/N` (so the fd stays open across the exec).
+fn exec_init(init: &OwnedFd, process: &OwnedFd, filter: Option<&super::seccomp::Program>) -> ! {
+    let argv = [
+        CString::new("proxcage-init").expect("no NUL"),
+        CString::new(format!("/proc/self/fd/{}", process.as_raw_fd())).expect("no NUL"),
+    ];
+    let _ = nix::fcntl::fcntl(
+        process,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    );
+    if let Some(Err(e)) = filter.map(|f| f.install()) {
+        let _ = writeln!(io::stderr(), "proxcage: cannot install linux.seccomp: {e}");
+        // SAFETY: ending the forked process.
+        unsafe { libc::_exit(125) }
+    }
+    let e = sys::exec_fd(init.as_fd(), &argv);
+    let _ = writeln!(io::stderr(), "proxcage: cannot exec proxcage-init: {e}");
+    // SAFETY: ending the forked process.
+    unsafe { libc::_exit(125) }
 }
