@@ -116,3 +116,24 @@ impl Engine {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_pids_are_read_from_proc_namespace_paths_only() {
+        let paths: Vec<PathBuf> = [
+            "/proc/42/ns/ipc",
+            "/proc/42/ns/uts",
+            "/proc/7/ns/net",
+            "/run/netns/cni-1",
+            "/proc/self/ns/pid",
+            "/proc/9/status",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(joined_pids(&paths), vec![7, 42]);
+    }
+}

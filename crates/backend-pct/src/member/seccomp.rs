@@ -126,35 +126,33 @@ fn comparison(
                 step(BPF_JEQ_K, 0, 0, want_lo, OnFalse),
             ]
         }
-        LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe => {
-            let last = if op == LinuxSeccompOperator::ScmpCmpGt {
-                BPF_JGT_K
+        LinuxSeccompOperator::ScmpCmpGt
+        | LinuxSeccompOperator::ScmpCmpGe
+        | LinuxSeccompOperator::ScmpCmpLt
+        | LinuxSeccompOperator::ScmpCmpLe => {
+            // The high words decide unless they are equal: above holds for > and >=,
+            // below for < and <=; then the low words.
+            let greater = matches!(
+                op,
+                LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe
+            );
+            let decide = if greater {
+                step(BPF_JGT_K, 3, 0, hi, Never)
             } else {
-                BPF_JGE_K
+                step(BPF_JGE_K, 0, 3, hi, Never)
+            };
+            let last = match op {
+                LinuxSeccompOperator::ScmpCmpGt => step(BPF_JGT_K, 0, 0, lo, OnFalse),
+                LinuxSeccompOperator::ScmpCmpGe => step(BPF_JGE_K, 0, 0, lo, OnFalse),
+                LinuxSeccompOperator::ScmpCmpLt => step(BPF_JGE_K, 0, 0, lo, OnTrue),
+                _ => step(BPF_JGT_K, 0, 0, lo, OnTrue),
             };
             vec![
                 ld_hi,
-                // The high word above: holds.
-                step(BPF_JGT_K, 3, 0, hi, Never),
+                decide,
                 step(BPF_JEQ_K, 0, 0, hi, OnFalse),
                 ld_lo,
-                step(last, 0, 0, lo, OnFalse),
-            ]
-        }
-        LinuxSeccompOperator::ScmpCmpLt | LinuxSeccompOperator::ScmpCmpLe => {
-            // a < v fails when the low word is >= v's; a <= v when it is > v's.
-            let last = if op == LinuxSeccompOperator::ScmpCmpLt {
-                BPF_JGE_K
-            } else {
-                BPF_JGT_K
-            };
-            vec![
-                ld_hi,
-                // The high word below: holds.
-                step(BPF_JGE_K, 0, 3, hi, Never),
-                step(BPF_JEQ_K, 0, 0, hi, OnFalse),
-                ld_lo,
-                step(last, 0, 0, lo, OnTrue),
+                last,
             ]
         }
     }
