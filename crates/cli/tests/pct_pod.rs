@@ -406,6 +406,66 @@ fn a_failed_member_create_leaves_nothing() {
     pod.finish();
 }
 
+/// A member create killed after the member was made (by its own createRuntime hook,
+/// before its record is written): `health --repair` recovers the create, and no waiter,
+/// member process, cgroup or file is left.
+#[test]
+fn a_member_create_killed_midway_is_recovered() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let app = pod.app("killed", &["sleep", "1000"]);
+    edit_config(&app, |spec| {
+        spec["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]}]
+        })
+    });
+    let out = p.run(&["create", "--bundle", app.to_str().unwrap(), "killed"]);
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the create was killed: {}",
+        stderr(&out)
+    );
+    let cgroup = pids_cgroup(pod.init, "killed");
+    let member: Vec<i64> = fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        !member.is_empty(),
+        "the member was made: {}",
+        cgroup.display()
+    );
+    // The waiter left in the caller's tree waits in the member's mount point.
+    let mountpoint = pod.standin.dir.path().join("files/killed/root");
+    let waiters: Vec<i64> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i64| {
+            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == mountpoint)
+        })
+        .collect();
+    assert!(!waiters.is_empty(), "the waiter was left");
+    let member: Vec<i64> = member.into_iter().chain(waiters).collect();
+    let repaired = p.run(&["health", "--repair"]);
+    let said = format!("{}{}", stdout(&repaired), stderr(&repaired));
+    assert!(said.contains("create-interrupted"), "{said}");
+    for pid in member {
+        assert!(
+            support::image::wait_until(std::time::Duration::from_secs(10), || {
+                support::process_gone(pid)
+            }),
+            "process {pid} of the member is left"
+        );
+    }
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    let report = p.run(&["health"]);
+    assert!(report.status.success(), "{}", stdout(&report));
+    pod.finish();
+}
+
 /// A member left running when its sandbox is deleted is stopped first, as containerd
 /// stops a pod's containers before its sandbox; its record stays for its own delete.
 #[test]

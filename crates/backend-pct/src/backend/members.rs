@@ -68,7 +68,8 @@ impl Pct {
         self.root.join("members").join(format!("{id}.json"))
     }
 
-    pub(super) fn is_member(&self, id: &ContainerId) -> bool {
+    /// Whether `id` is a member this backend has a record of.
+    pub(crate) fn is_member(&self, id: &ContainerId) -> bool {
         self.member_path(id).exists()
     }
 
@@ -189,7 +190,7 @@ impl Pct {
         let files = create::Undo::new(move || {
             let _ = fs::remove_dir_all(&dir);
         });
-        let translation = Self::member_files(&bundle, &files_dir, owner)?;
+        let hooks = Self::member_files(&bundle, &files_dir, owner)?;
         let cgroups = member::make_cgroups(init, id.as_str()).map_err(input)?;
         let made = cgroups.clone();
         let cgroups_undo = create::Undo::new(move || member::remove_cgroups(&made));
@@ -213,7 +214,6 @@ impl Pct {
             );
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(waiter), None);
         });
-        let hooks = translation.runtime_hooks();
         let record = MemberRecord {
             sandbox: sandbox_id.to_string(),
             vmid: sandbox.vmid,
@@ -247,19 +247,24 @@ impl Pct {
     }
 
     /// The member's init, process file (for the CT's root) and seccomp filter in its files
-    /// directory; the translation (checked on the spec, its seccomp filter aside: the
-    /// member's is its own, not LXC's profile) gives the hooks.
+    /// directory, from the spec's translation (its seccomp filter aside: the member's is
+    /// its own, not LXC's profile). Returns the hooks proxcage runs: all of them, as for
+    /// a monitored CT (no LXC hook runs for a member).
     fn member_files(
         bundle: &Bundle,
         files_dir: &Path,
         owner: (u32, u32),
-    ) -> Result<proxcage_lxc_config::Translation> {
+    ) -> Result<proxcage_lxc_config::RuntimeHooks> {
         let mut spec = bundle.spec().clone();
         if let Some(linux) = spec.linux_mut() {
             linux.set_seccomp(None);
         }
-        let translation =
-            from_oci(&spec, &ResolvedPaths::from_bundle(bundle, files_dir)).map_err(input)?;
+        let paths = ResolvedPaths::from_bundle(bundle, files_dir);
+        let hooks = from_oci(&spec, &paths.clone().monitored())
+            .map_err(input)?
+            .runtime_hooks()
+            .clone();
+        let translation = from_oci(&spec, &paths).map_err(input)?;
         translation
             .prepare()
             .map_err(io_error("cannot write the container's files to", files_dir))?;
@@ -268,7 +273,7 @@ impl Pct {
         write_owned(&process_file, &contents, owner)?;
         member::keep_seccomp(bundle.spec(), files_dir)
             .map_err(io_error("cannot write the seccomp filter to", files_dir))?;
-        Ok(translation)
+        Ok(hooks)
     }
 
     /// What the caller gets of a ready member: `oomScoreAdj` set from the host, the

@@ -195,9 +195,10 @@ pub(super) fn delete_forced(pct: &Pct, id: &ContainerId) -> Result<()> {
 /// container's files. Templates are left to the unreferenced-template check.
 pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
     let id = record.id();
-    if pct.root().join(format!("{id}.json")).exists() {
+    if pct.root().join(format!("{id}.json")).exists() || pct.is_member(id) {
         return delete_forced(pct, id);
     }
+    crate::member::forget_interrupted(&pct.files_root().join(id.as_str()), id.as_str());
     let (records, _) = super::backend_records(pct.root());
     let tools = pct.tools();
     let cts = tools.list().map_err(Error::from)?;

@@ -374,3 +374,59 @@ fn exec_filter(files_dir: &Path) -> Result<Option<seccomp::Program>, String> {
 pub(crate) fn children(pid: i32) -> Vec<i32> {
     sys::children(pid)
 }
+
+/// What a member create that died (its record not written yet) left: its waiter, which
+/// waits in the member's mount point (its current directory) for a `start` that will not
+/// come, is killed (the member and the intermediate end with it); the member's cgroups
+/// below whatever CT they are in are removed.
+pub(crate) fn forget_interrupted(files_dir: &Path, id: &str) {
+    let mountpoint = files_dir.join("root");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let waiters: Vec<i32> = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == mountpoint)
+        })
+        .collect();
+    for pid in &waiters {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let name = format!("proxcage-{id}");
+    let mut found = Vec::new();
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in mounts.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fstype = right.split_whitespace().next().unwrap_or("");
+            if let (Some(point), "cgroup" | "cgroup2") = (left.split_whitespace().nth(4), fstype) {
+                find_dirs(Path::new(point), &name, 8, &mut found);
+            }
+        }
+    }
+    remove_cgroups(&found);
+}
+
+/// Directories named `name` below `dir`, `depth` levels down at most.
+fn find_dirs(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_name() == name {
+            found.push(path);
+        } else if depth > 0 {
+            find_dirs(&path, name, depth - 1, found);
+        }
+    }
+}
