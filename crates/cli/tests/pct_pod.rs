@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::netns::CniLikeNetns;
-use support::pct::{proxcage_for, stderr, stdout, PctStandin};
+use support::pct::{proxcage_for, proxcage_with_config, stderr, stdout, PctStandin};
 use support::{busybox_bundle, edit_config, Proxcage};
 
 /// A CRI sandbox bundle (pause-like: sleeps) in the network namespace `netns`.
@@ -490,4 +490,77 @@ fn deleting_the_sandbox_stops_its_members() {
     p.ok(&["delete", "left"]);
     assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
     pod.standin.assert_nothing_left(p);
+}
+
+/// A podman pod's member carries no CRI annotation: it joins the infra container's ipc
+/// and uts namespaces by `/proc/PID/ns/*` and its network by the client's path. Routed
+/// by default to runc, it follows its sandbox to pct and runs nested in the pod's CT.
+#[test]
+fn a_member_by_namespace_paths_follows_its_sandbox_to_pct() {
+    support::require_tool("runc", "runc");
+    let standin = PctStandin::new();
+    let config = standin.proxcage_config().replace(
+        "default_backend = \"pct\"",
+        "default_backend = \"runc\"\n\n[[route]]\nbackend = \"pct\"\nid = \"infra\"",
+    );
+    let p = proxcage_with_config(&standin, &config);
+    let net = CniLikeNetns::new();
+    let infra = busybox_bundle(p.dir.path(), "infra", &["sleep", "1000"]);
+    edit_config(&infra, |spec| {
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(net.path());
+            }
+        }
+    });
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        infra.to_str().unwrap(),
+        "infra",
+    ]);
+    assert_eq!(p.backend_of("infra"), "pct");
+    let pid = state(&p, "infra")["pid"].as_i64().unwrap();
+    let member = busybox_bundle(
+        p.dir.path(),
+        "member",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; hostname; echo pid $$",
+        ],
+    );
+    edit_config(&member, |spec| {
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            match ns["type"].as_str().unwrap() {
+                "network" => ns["path"] = serde_json::json!(net.path()),
+                "ipc" => ns["path"] = serde_json::json!(format!("/proc/{pid}/ns/ipc")),
+                "uts" => ns["path"] = serde_json::json!(format!("/proc/{pid}/ns/uts")),
+                _ => {}
+            }
+        }
+    });
+    let out = p.run(&[
+        "run",
+        "--keep",
+        "--bundle",
+        member.to_str().unwrap(),
+        "member",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        p.backend_of("member"),
+        "pct",
+        "the member follows its sandbox"
+    );
+    let said = stdout(&out);
+    assert!(
+        said.starts_with(&format!("{}\n", ns_of(pid, "net").display())),
+        "the pod CT's network:\n{said}"
+    );
+    assert!(said.ends_with("pid 1\n"), "{said}");
+    p.ok(&["delete", "member"]);
+    p.ok(&["delete", "--force", "infra"]);
+    standin.assert_nothing_left(&p);
 }
