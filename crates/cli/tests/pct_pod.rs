@@ -260,9 +260,10 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
 }
 
 /// A member that exits: its status reaches `run`; it ran in its own rootfs, the CT's
-/// network and as PID 1 of its pid namespace. Its seccomp filter compares arguments.
+/// network and as PID 1 of its pid namespace, as the spec's user with its cwd, env and
+/// rlimits, and read a bind from a 0700 directory. Its seccomp filter compares arguments.
 #[test]
-fn a_members_exit_status_and_filter() {
+fn a_members_process_exit_status_and_filter() {
     let pod = Pod::new();
     let p = &pod.p;
     let once = pod.app(
@@ -270,13 +271,46 @@ fn a_members_exit_status_and_filter() {
         &[
             "sh",
             "-c",
-            "cat /marker; readlink /proc/self/ns/net; echo pid $$; exit 3",
+            "cat /marker; readlink /proc/self/ns/net; echo pid $$; id; ulimit -n; \
+             cat /etc/kubelet-hosts; pwd; echo $GREETING; exit 3",
         ],
     );
+    // A bind source under a 0700 directory (as kubelet's and podman's are), the user,
+    // groups, cwd, env and an rlimit of the spec.
+    let hidden = p.dir.path().join("hidden");
+    fs::create_dir(&hidden).unwrap();
+    fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    fs::write(hidden.join("hosts"), "10.0.0.1 from-the-host\n").unwrap();
+    edit_config(&once, |spec| {
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/etc/kubelet-hosts", "type": "bind",
+                "source": hidden.join("hosts"), "options": ["rbind", "ro"]
+            }));
+        spec["process"]["user"] =
+            serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [20]});
+        spec["process"]["cwd"] = serde_json::json!("/dev");
+        spec["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("GREETING=hello member"));
+        spec["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
+    });
     let out = p.run(&["run", "--bundle", once.to_str().unwrap(), "once"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let said = stdout(&out);
     assert!(said.starts_with("rootfs of once\n"), "{said}");
+    assert!(
+        said.contains("uid=1000 gid=1000 groups=20"),
+        "the spec's user:\n{said}"
+    );
+    assert!(
+        said.ends_with("256\n10.0.0.1 from-the-host\n/dev\nhello member\n"),
+        "rlimit, the 0700 bind, cwd, env:\n{said}"
+    );
     assert!(
         said.contains(&format!("{}\n", ns_of(pod.init, "net").display())),
         "the CT's network namespace:\n{said}"

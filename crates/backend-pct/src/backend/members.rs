@@ -247,9 +247,10 @@ impl Pct {
     }
 
     /// The member's init, process file (for the CT's root) and seccomp filter in its files
-    /// directory, from the spec's translation (its seccomp filter aside: the member's is
-    /// its own, not LXC's profile). Returns the hooks proxcage runs: all of them, as for
-    /// a monitored CT (no LXC hook runs for a member).
+    /// directory, from the spec's translation as for a monitored CT (whose init becomes
+    /// the user itself, and whose hooks proxcage runs), its seccomp filter aside: the
+    /// member's is its own, not LXC's profile. The init runs unmonitored: it execs the
+    /// process in place. Returns the hooks.
     fn member_files(
         bundle: &Bundle,
         files_dir: &Path,
@@ -259,21 +260,20 @@ impl Pct {
         if let Some(linux) = spec.linux_mut() {
             linux.set_seccomp(None);
         }
-        let paths = ResolvedPaths::from_bundle(bundle, files_dir);
-        let hooks = from_oci(&spec, &paths.clone().monitored())
-            .map_err(input)?
-            .runtime_hooks()
-            .clone();
+        let paths = ResolvedPaths::from_bundle(bundle, files_dir).monitored();
         let translation = from_oci(&spec, &paths).map_err(input)?;
         translation
             .prepare()
             .map_err(io_error("cannot write the container's files to", files_dir))?;
         let process_file = files_dir.join("process");
         let contents = fs::read(&process_file).map_err(io_error("cannot read", &process_file))?;
-        write_owned(&process_file, &contents, owner)?;
+        let mut process = ProcessFile::decode(&contents).map_err(input)?;
+        process.monitored = false;
+        process.terminal = false;
+        write_owned(&process_file, &process.encode().map_err(input)?, owner)?;
         member::keep_seccomp(bundle.spec(), files_dir)
             .map_err(io_error("cannot write the seccomp filter to", files_dir))?;
-        Ok(hooks)
+        Ok(translation.runtime_hooks().clone())
     }
 
     /// What the caller gets of a ready member: `oomScoreAdj` set from the host, the
