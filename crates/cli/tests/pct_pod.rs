@@ -362,6 +362,54 @@ fn a_members_process_exit_status_and_filter() {
     pod.finish();
 }
 
+/// A member that shares its pod's pid namespace (`shareProcessNamespace`, podman's
+/// `--share pid`: a pid namespace path) is in the CT's, beside the sandbox's process;
+/// `ps` lists its processes (from its cgroup) and `kill --all` reaches them.
+#[test]
+fn a_member_can_share_the_pods_pid_namespace() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let app = pod.app("shared", &["sh", "-c", "sleep 1000 & sleep 1000"]);
+    edit_config(&app, |spec| {
+        for ns in spec["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = serde_json::json!(format!("/proc/{}/ns/pid", pod.pid));
+            }
+        }
+    });
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        app.to_str().unwrap(),
+        "shared",
+    ]);
+    let member = state(p, "shared")["pid"].as_i64().unwrap();
+    assert_eq!(
+        ns_of(member, "pid"),
+        ns_of(pod.init, "pid"),
+        "the CT's pids"
+    );
+    let listed = p.ok(&["ps", "--format", "json", "shared"]);
+    let pids: Vec<i64> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        pids.len(),
+        2,
+        "the shell and its background sleep: {listed}"
+    );
+    assert!(pids.contains(&member), "{listed}");
+    assert!(!pids.contains(&pod.init), "not the pod's init: {listed}");
+    p.ok(&["kill", "--all", "shared", "KILL"]);
+    for pid in pids {
+        assert!(support::image::wait_until(
+            std::time::Duration::from_secs(10),
+            || support::process_gone(pid)
+        ));
+    }
+    p.ok(&["delete", "shared"]);
+    pod.finish();
+}
+
 /// A terminal: `run` of a terminal member, and `exec --tty` into a running member.
 #[test]
 fn a_member_has_a_terminal() {
