@@ -410,6 +410,35 @@ fn a_member_can_share_the_pods_pid_namespace() {
     pod.finish();
 }
 
+/// A mount destination through an absolute symlink planted in the member's rootfs
+/// resolves inside the rootfs, never on the host.
+#[test]
+fn a_members_mount_through_a_planted_symlink_stays_inside() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let outside = p.dir.path().join("outside");
+    let app = pod.app("planted", &["true"]);
+    std::os::unix::fs::symlink(&outside, app.join("rootfs/evil")).unwrap();
+    edit_config(&app, |spec| {
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"
+            }));
+    });
+    let out = p.run(&["run", "--bundle", app.to_str().unwrap(), "planted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!outside.exists(), "the mount point was made on the host");
+    let inside = app.join("rootfs").join(outside.strip_prefix("/").unwrap());
+    assert!(
+        inside.join("sub").is_dir(),
+        "{} was not made",
+        inside.display()
+    );
+    pod.finish();
+}
+
 /// A terminal: `run` of a terminal member, and `exec --tty` into a running member.
 #[test]
 fn a_member_has_a_terminal() {

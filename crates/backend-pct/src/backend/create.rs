@@ -73,13 +73,10 @@ struct Timing {
 impl Pct {
     pub(super) fn create_ct(&self, req: &CreateRequest) -> Result<()> {
         let id = req.id();
-        if self.record_path(id).exists() {
+        if self.record_path(id).exists() || self.is_member(id) {
             return Err(Error::AlreadyExists { id: id.clone() });
         }
         if let Some(sandbox) = self.sandbox_of(&req.spec)? {
-            if self.is_member(id) {
-                return Err(Error::AlreadyExists { id: id.clone() });
-            }
             return self.create_member(req, sandbox);
         }
         let started = Instant::now();
