@@ -439,6 +439,70 @@ fn a_members_mount_through_a_planted_symlink_stays_inside() {
     pod.finish();
 }
 
+/// A rootfs that is an overlay mount (containerd's and podman's snapshots), which takes
+/// no idmapping itself: the member gets an overlay of its idmapped layers, writes to it
+/// as its root, and the files land in the upper layer owned by the host's root.
+#[test]
+fn a_members_overlay_rootfs_is_made_of_idmapped_layers() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let app = pod.app(
+        "layered",
+        &[
+            "sh",
+            "-c",
+            "cat /marker && mkdir -p /www && echo written > /www/x && cat /www/x && ls -ln /www",
+        ],
+    );
+    edit_config(&app, |spec| {
+        spec["root"]["readonly"] = serde_json::json!(false)
+    });
+    let layers = p.dir.path().join("layers");
+    for dir in ["upper", "work", "merged"] {
+        fs::create_dir_all(layers.join(dir)).unwrap();
+    }
+    let lower = app.join("rootfs");
+    let merged = layers.join("merged");
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        layers.join("upper").display(),
+        layers.join("work").display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .unwrap();
+    edit_config(&app, |spec| {
+        spec["root"]["path"] = serde_json::json!(merged)
+    });
+    let out = p.run(&["run", "--bundle", app.to_str().unwrap(), "layered"]);
+    nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let said = stdout(&out);
+    assert!(said.starts_with("rootfs of layered\nwritten\n"), "{said}");
+    assert!(
+        said.contains(" 0        0 "),
+        "the member's root owns what it wrote:\n{said}"
+    );
+    let written = layers.join("upper/www/x");
+    assert_eq!(fs::read_to_string(&written).unwrap(), "written\n");
+    let meta = fs::metadata(&written).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (0, 0),
+        "on the host, the file is root's"
+    );
+    pod.finish();
+}
+
 /// A terminal: `run` of a terminal member, and `exec --tty` into a running member.
 #[test]
 fn a_member_has_a_terminal() {

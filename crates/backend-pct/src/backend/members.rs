@@ -202,6 +202,7 @@ impl Pct {
                 cgroups: &cgroups,
                 preserve_fds: req.preserve_fds,
                 terminal,
+                owner,
             },
             INIT_TIMEOUT,
         )

@@ -225,12 +225,14 @@ pub(crate) struct Request<'a> {
     pub(crate) preserve_fds: u32,
     /// `process.terminal`: the master comes back in [`Spawned::master`].
     pub(crate) terminal: bool,
+    /// The host uid and gid of the CT's root.
+    pub(crate) owner: (u32, u32),
 }
 
 /// Forks the member (see [`spawn`]) and waits until it is ready for `start`.
 pub(crate) fn launch(req: &Request<'_>, timeout: Duration) -> Result<Spawned, String> {
     let ns = spawn::Namespaces::of(req.init).map_err(|e| MemberError::Namespaces(e).to_string())?;
-    let fs = mounts::plan(req.bundle, ns.user.as_fd()).map_err(|e| e.to_string())?;
+    let fs = mounts::plan(req.bundle, ns.user.as_fd(), req.owner).map_err(|e| e.to_string())?;
     let open = |name: &str| -> Result<OwnedFd, String> {
         let path = req.files_dir.join(name);
         File::open(&path)

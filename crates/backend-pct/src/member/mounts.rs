@@ -32,7 +32,7 @@ pub(super) enum Mount {
 
 /// What the member's process attaches and mounts, in order.
 pub(super) struct Filesystem {
-    pub(super) root: OwnedFd,
+    pub(super) root: Rootfs,
     pub(super) readonly: bool,
     pub(super) mounts: Vec<Mount>,
     /// Device nodes bound from the host into a `/dev` the spec mounts as tmpfs.
@@ -131,13 +131,32 @@ fn tree(
 }
 
 /// Opens what the member mounts, on the host. `userns` is the pod CT's user namespace.
-pub(super) fn plan(bundle: &Bundle, userns: BorrowedFd<'_>) -> Result<Filesystem, MemberError> {
+pub(super) fn plan(
+    bundle: &Bundle,
+    userns: BorrowedFd<'_>,
+    owner: (u32, u32),
+) -> Result<Filesystem, MemberError> {
     let spec: &Spec = bundle.spec();
     let rootfs = bundle.rootfs();
-    let root = tree(rootfs, false, 0, userns, true).map_err(|source| MemberError::Rootfs {
-        path: rootfs.to_path_buf(),
-        source,
-    })?;
+    let root = match tree(rootfs, false, 0, userns, true) {
+        Ok(tree) => Rootfs::Tree(tree),
+        Err(source) => match overlay_options(rootfs) {
+            Some(options) => {
+                Rootfs::Overlay(Overlay::open(&options, userns, owner).map_err(|source| {
+                    MemberError::Rootfs {
+                        path: rootfs.to_path_buf(),
+                        source,
+                    }
+                })?)
+            }
+            None => {
+                return Err(MemberError::Rootfs {
+                    path: rootfs.to_path_buf(),
+                    source,
+                })
+            }
+        },
+    };
     let mut mounts = Vec::new();
     let mut dev_tmpfs = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -197,6 +216,230 @@ pub(super) fn plan(bundle: &Bundle, userns: BorrowedFd<'_>) -> Result<Filesystem
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
     })
+}
+
+/// The member's root filesystem, opened on the host.
+pub(super) enum Rootfs {
+    /// The rootfs, idmapped.
+    Tree(OwnedFd),
+    /// An overlay (the snapshots of containerd and podman) takes no idmapping itself; its
+    /// layers do, and the waiter mounts an overlay of them ([`Overlay::mount`]).
+    Overlay(Overlay),
+}
+
+impl Rootfs {
+    pub(super) fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Rootfs::Tree(tree) => vec![tree.as_raw_fd()],
+            Rootfs::Overlay(o) => o
+                .lower
+                .iter()
+                .chain(o.upper.as_ref().map(|(tree, _, _)| tree))
+                .map(|fd| fd.as_raw_fd())
+                .collect(),
+        }
+    }
+
+    /// The rootfs as one tree: the idmapped rootfs, or an overlay of the idmapped layers
+    /// mounted in a private mount namespace of the calling process (the waiter), under
+    /// `scratch`.
+    pub(super) fn tree(&self, scratch: &Path) -> io::Result<OwnedFd> {
+        match self {
+            Rootfs::Tree(tree) => tree.try_clone(),
+            Rootfs::Overlay(overlay) => overlay.mount(scratch),
+        }
+    }
+}
+
+/// An overlay rootfs's layers, idmapped.
+pub(super) struct Overlay {
+    /// `lowerdir`, top first.
+    lower: Vec<OwnedFd>,
+    /// The directory holding `upperdir` and `workdir`, and their names in it.
+    upper: Option<(OwnedFd, String, String)>,
+    /// The overlay's other options (`index=off`, ...).
+    options: Vec<String>,
+    /// The host uid and gid of the CT's root.
+    owner: (u32, u32),
+}
+
+/// The super options of the overlay mounted at `path`, if one is.
+fn overlay_options(path: &Path) -> Option<Vec<String>> {
+    let path = path.canonicalize().ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut r = right.split_whitespace();
+        let (fstype, options) = (r.next()?, r.nth(1)?);
+        (fstype == "overlay" && Path::new(point) == path)
+            .then(|| options.split(',').map(str::to_string).collect())
+    })
+}
+
+impl Overlay {
+    fn open(options: &[String], userns: BorrowedFd<'_>, owner: (u32, u32)) -> io::Result<Overlay> {
+        let idmapped = |dir: &Path| tree(dir, false, 0, userns, true);
+        let value = |key: &str| {
+            options
+                .iter()
+                .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+        };
+        let lower = value("lowerdir")
+            .ok_or_else(|| io::Error::other("an overlay without lowerdir"))?
+            .split(':')
+            .map(|dir| idmapped(Path::new(dir)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let upper = match (value("upperdir"), value("workdir")) {
+            (Some(upper), Some(work)) => {
+                let (upper, work) = (Path::new(upper), Path::new(work));
+                let parent = upper.parent().filter(|p| work.parent() == Some(*p));
+                let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+                match (parent, name(upper), name(work)) {
+                    (Some(parent), Some(u), Some(w)) => Some((idmapped(parent)?, u, w)),
+                    _ => {
+                        return Err(io::Error::other(format!(
+                            "the overlay's upperdir {} and workdir {} are not in one directory",
+                            upper.display(),
+                            work.display()
+                        )))
+                    }
+                }
+            }
+            _ => None,
+        };
+        let kept = options
+            .iter()
+            .filter(|o| {
+                !["lowerdir=", "upperdir=", "workdir="]
+                    .iter()
+                    .any(|k| o.starts_with(k))
+                    && !matches!(o.as_str(), "rw" | "ro")
+            })
+            .cloned()
+            .collect();
+        Ok(Overlay {
+            lower,
+            upper,
+            options: kept,
+            owner,
+        })
+    }
+
+    /// In a private mount namespace (of the calling process, host root): a tmpfs at
+    /// `scratch`, the layers attached below it, the overlay of them mounted there; returns
+    /// a detached copy of the overlay.
+    fn mount(&self, scratch: &Path) -> io::Result<OwnedFd> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)?;
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        nix::mount::mount(
+            Some("tmpfs"),
+            scratch,
+            Some("tmpfs"),
+            flags,
+            Some("mode=0755"),
+        )?;
+        let attach = |name: &str, tree: &OwnedFd| -> io::Result<PathBuf> {
+            let dir = scratch.join(name);
+            fs::create_dir(&dir)?;
+            let target = nix::fcntl::open(
+                &dir,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            sys::move_onto(tree.as_fd(), target.as_fd())?;
+            Ok(dir)
+        };
+        let lower = self
+            .lower
+            .iter()
+            .enumerate()
+            .map(|(i, tree)| attach(&format!("l{i}"), tree).map(|d| d.display().to_string()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut options = vec![format!("lowerdir={}", lower.join(":"))];
+        if let Some((tree, upper, work)) = &self.upper {
+            let dir = attach("s", tree)?;
+            options.push(format!("upperdir={}", dir.join(upper).display()));
+            options.push(format!("workdir={}", dir.join(work).display()));
+        }
+        options.extend(self.options.iter().cloned());
+        let merged = scratch.join("m");
+        fs::create_dir(&merged)?;
+        // The overlay works on its upper layer with its mounter's credentials: the host's
+        // root cannot create files on a mount idmapped to the CT (its uid has no mapping
+        // there), the CT's root can. So it is mounted with the CT root's filesystem ids
+        // (and every capability effective: the kernel drops the file ones with the fsuid).
+        as_owner(self.owner, || {
+            nix::mount::mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.join(",").as_str()),
+            )
+            .map_err(io::Error::from)
+        })
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("mounting the overlay of idmapped layers: {e}"),
+            )
+        })?;
+        sys::open_tree(&merged, sys::OPEN_TREE_CLONE)
+    }
+}
+
+/// Runs `f` with the filesystem uid and gid `owner` and every permitted capability
+/// effective, then back to root's.
+fn as_owner<T>((uid, gid): (u32, u32), f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget with a version-3 header and two data structs, as the kernel expects.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain ids; what they allow is checked by the kernel on each access.
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+    }
+    let mut raised = data;
+    for d in &mut raised {
+        d.effective = d.permitted;
+    }
+    // SAFETY: capset with a version-3 header and two data structs.
+    let result = if unsafe { libc::syscall(libc::SYS_capset, &header, raised.as_ptr()) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        f()
+    };
+    // SAFETY: back to root's filesystem ids, which gives the file capabilities back.
+    unsafe {
+        libc::setfsuid(0);
+        libc::setfsgid(0);
+    }
+    // SAFETY: capset with the sets read above.
+    unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+    result
 }
 
 /// The default devices and `linux.devices`, bound from the host's nodes of the same path
@@ -269,7 +512,7 @@ fn context(what: String) -> impl FnOnce(io::Error) -> io::Error {
 
 /// In the member's process, in its own mount namespace with the current directory where
 /// the rootfs goes: attaches the rootfs and the mounts, and pivots into it.
-pub(super) fn assemble(fs_plan: &Filesystem) -> io::Result<()> {
+pub(super) fn assemble(fs_plan: &Filesystem, rootfs: BorrowedFd<'_>) -> io::Result<()> {
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -278,14 +521,9 @@ pub(super) fn assemble(fs_plan: &Filesystem) -> io::Result<()> {
         None::<&str>,
     )
     .map_err(|e| context("making the mounts private".into())(e.into()))?;
-    sys::move_onto_cwd(fs_plan.root.as_fd()).map_err(context("attaching the rootfs".into()))?;
-    nix::unistd::fchdir(&fs_plan.root).map_err(io::Error::from)?;
-    let root = sys::open_in_root(
-        fs_plan.root.as_fd(),
-        Path::new("/"),
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-    )?;
+    sys::move_onto_cwd(rootfs).map_err(context("attaching the rootfs".into()))?;
+    nix::unistd::fchdir(rootfs).map_err(io::Error::from)?;
+    let root = sys::open_in_root(rootfs, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     for m in &fs_plan.mounts {
         match m {
             Mount::Bind { dest, tree } => {

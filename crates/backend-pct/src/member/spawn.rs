@@ -207,11 +207,11 @@ fn launch_fds(launch: &Launch) -> Vec<RawFd> {
     let mut fds = vec![
         launch.ns.user.as_raw_fd(),
         launch.ns.pid.as_raw_fd(),
-        launch.fs.root.as_raw_fd(),
         launch.init.as_raw_fd(),
         launch.process.as_raw_fd(),
     ];
     fds.extend(launch.ns.others.iter().map(|(_, fd)| fd.as_raw_fd()));
+    fds.extend(launch.fs.root.fds());
     for m in &launch.fs.mounts {
         if let mounts::Mount::Bind { tree, .. } = m {
             fds.push(tree.as_raw_fd());
@@ -262,6 +262,10 @@ fn waiter(launch: &Launch, report: OwnedFd, go_r: OwnedFd, go_w: OwnedFd) -> ! {
     let mut keep = launch_fds(launch);
     keep.extend([report.as_raw_fd(), go_r.as_raw_fd(), go_w.as_raw_fd()]);
     close_all_but(launch.preserve_fds, &keep);
+    let rootfs = match launch.fs.root.tree(&launch.mountpoint) {
+        Ok(rootfs) => rootfs,
+        Err(e) => fail(&report, "root.path", e),
+    };
     if let Err(e) = std::env::set_current_dir(&launch.mountpoint) {
         fail(
             &report,
@@ -277,7 +281,7 @@ fn waiter(launch: &Launch, report: OwnedFd, go_r: OwnedFd, go_w: OwnedFd) -> ! {
         Err(e) => fail(&report, "fork", e),
         Ok(ForkResult::Child) => {
             drop(go_w);
-            intermediate(launch, report, go_r)
+            intermediate(launch, &rootfs, report, go_r)
         }
         Ok(ForkResult::Parent { child }) => child,
     };
@@ -331,7 +335,7 @@ fn relay_until_exit(child: Pid, member: Option<i32>) -> ! {
     }
 }
 
-fn intermediate(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
+fn intermediate(launch: &Launch, rootfs: &OwnedFd, report: OwnedFd, go_r: OwnedFd) -> ! {
     for procs in &launch.cgroup_procs {
         if let Err(e) = std::fs::write(procs, "0") {
             fail(
@@ -357,7 +361,7 @@ fn intermediate(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
     // SAFETY: single-threaded.
     let child = match unsafe { fork() } {
         Err(e) => fail(&report, "fork", e),
-        Ok(ForkResult::Child) => member(launch, report, go_r),
+        Ok(ForkResult::Child) => member(launch, rootfs, report, go_r),
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(report);
@@ -366,11 +370,11 @@ fn intermediate(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
     unsafe { libc::_exit(wait_for(child)) }
 }
 
-fn member(launch: &Launch, report: OwnedFd, go_r: OwnedFd) -> ! {
+fn member(launch: &Launch, rootfs: &OwnedFd, report: OwnedFd, go_r: OwnedFd) -> ! {
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
         fail(&report, "unshare(CLONE_NEWNS)", e);
     }
-    if let Err(e) = mounts::assemble(&launch.fs) {
+    if let Err(e) = mounts::assemble(&launch.fs, rootfs.as_fd()) {
         fail(&report, "setting up the member's filesystem", e);
     }
     for (resource, soft, hard) in &launch.rlimits {
