@@ -574,7 +574,10 @@ fn pod_members_share_localhost(pm: Podman) {
     )
     .ok();
     pm.assert_nothing_left();
-    pm.network.as_ref().unwrap().assert_clean(&pm);
+    pm.network
+        .as_ref()
+        .unwrap()
+        .assert_clean(pm.sandbox.as_ref().unwrap());
 }
 
 // ---- tests ----------------------------------------------------------------------------
