@@ -8,7 +8,8 @@
 //! The CT is unprivileged: its root is host uid 100000, which could not own the bundle's
 //! files. The rootfs and the bind sources are opened on the host as detached mounts and
 //! idmapped to the CT's user namespace, so that the CT's root owns what the host's root
-//! owns; a rootfs whose filesystem takes no idmapped mount is refused.
+//! owns. An overlay rootfs is rebuilt from its idmapped layers (see `mounts::Overlay`);
+//! a rootfs whose filesystem takes no idmapped mount is refused.
 
 mod mounts;
 mod seccomp;
@@ -31,7 +32,7 @@ pub(crate) use spawn::Spawned;
 /// Why a member cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MemberError {
-    #[error("root.path {path}: the pod CT's root (an unprivileged CT's, host uid 100000) must own the member's rootfs through an idmapped mount, and {source}; put the bundle on a filesystem that takes idmapped mounts (ext4, xfs, btrfs, overlayfs, tmpfs), or run the pod on runc or crun")]
+    #[error("root.path {path}: the pod CT's root (an unprivileged CT's, host uid 100000) must own the member's rootfs through an idmapped mount, and {source}; put the bundle on a filesystem that takes idmapped mounts (ext4, xfs, btrfs, tmpfs, or an overlay of layers on those), or run the pod on runc or crun")]
     Rootfs {
         path: PathBuf,
         #[source]
