@@ -260,8 +260,8 @@ fn a_pods_app_container_runs_nested_in_the_sandboxs_ct() {
 }
 
 /// A member that exits: its status reaches `run`; it ran in its own rootfs, the CT's
-/// network and as PID 1 of its pid namespace, as the spec's user with its cwd, env and
-/// rlimits, and read a bind from a 0700 directory. Its seccomp filter compares arguments.
+/// network and as PID 1 of its pid namespace, as the spec's user with its cwd, env,
+/// rlimits and sysctls, and read a bind from a 0700 directory. Its seccomp filter compares arguments.
 #[test]
 fn a_members_process_exit_status_and_filter() {
     let pod = Pod::new();
@@ -272,6 +272,7 @@ fn a_members_process_exit_status_and_filter() {
             "sh",
             "-c",
             "cat /marker; readlink /proc/self/ns/net; echo pid $$; id; ulimit -n; \
+             cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
              cat /etc/kubelet-hosts; pwd; echo $GREETING; exit 3",
         ],
     );
@@ -298,6 +299,7 @@ fn a_members_process_exit_status_and_filter() {
             .push(serde_json::json!("GREETING=hello member"));
         spec["process"]["rlimits"] =
             serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
+        spec["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_unprivileged_port_start": "80"});
     });
     let out = p.run(&["run", "--bundle", once.to_str().unwrap(), "once"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -308,8 +310,8 @@ fn a_members_process_exit_status_and_filter() {
         "the spec's user:\n{said}"
     );
     assert!(
-        said.ends_with("256\n10.0.0.1 from-the-host\n/dev\nhello member\n"),
-        "rlimit, the 0700 bind, cwd, env:\n{said}"
+        said.ends_with("256\n80\n10.0.0.1 from-the-host\n/dev\nhello member\n"),
+        "rlimit, sysctl, the 0700 bind, cwd, env:\n{said}"
     );
     assert!(
         said.contains(&format!("{}\n", ns_of(pod.init, "net").display())),

@@ -67,13 +67,6 @@ pub(crate) fn refuse_unsupported(spec: &Spec) -> Result<(), MemberError> {
             what: what.into(),
         })
     };
-    let linux = spec.linux().as_ref();
-    if linux
-        .and_then(|l| l.sysctl().as_ref())
-        .is_some_and(|s| !s.is_empty())
-    {
-        return unsupported("linux.sysctl", "setting sysctls");
-    }
     let has_proc = spec
         .mounts()
         .iter()

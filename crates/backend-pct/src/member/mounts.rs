@@ -39,6 +39,8 @@ pub(super) struct Filesystem {
     pub(super) devices: Vec<(PathBuf, OwnedFd)>,
     pub(super) masked: Vec<PathBuf>,
     pub(super) readonly_paths: Vec<PathBuf>,
+    /// `linux.sysctl`: the pod's namespaces (the CT's network, ipc and uts) take them.
+    pub(super) sysctl: Vec<(String, String)>,
 }
 
 /// The devices every container gets (runtime-spec's default devices).
@@ -215,6 +217,11 @@ pub(super) fn plan(
         devices,
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
+        sysctl: linux
+            .and_then(|l| l.sysctl().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -573,6 +580,7 @@ pub(super) fn assemble(fs_plan: &Filesystem, rootfs: BorrowedFd<'_>) -> io::Resu
         dev_links(root.as_fd());
     }
     sys::pivot_to_cwd().map_err(context("pivot_root into the rootfs".into()))?;
+    set_sysctls(&fs_plan.sysctl)?;
     protect(fs_plan)
 }
 
@@ -595,6 +603,21 @@ fn dev_links(root: BorrowedFd<'_>) {
     ] {
         let _ = nix::unistd::symlinkat(target, dev.as_fd(), name);
     }
+}
+
+/// After the pivot, through the member's own /proc (mounted by the spec), before
+/// `linux.readonlyPaths` makes /proc/sys read-only.
+fn set_sysctls(sysctl: &[(String, String)]) -> io::Result<()> {
+    for (key, value) in sysctl {
+        if key.contains("..") || key.starts_with('/') || key.starts_with('.') {
+            return Err(io::Error::other(format!(
+                "linux.sysctl {key}: not a sysctl name"
+            )));
+        }
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        fs::write(&path, value).map_err(context(format!("linux.sysctl {key}={value} ({path})")))?;
+    }
+    Ok(())
 }
 
 /// After the pivot: `linux.maskedPaths`, `linux.readonlyPaths` and `root.readonly`.
