@@ -121,6 +121,15 @@ impl Pod {
     }
 }
 
+/// The files directory of container `id` (`<files_dir>/<root's>/<id>`), if there is one.
+fn files_of(pod: &Pod, id: &str) -> Option<PathBuf> {
+    fs::read_dir(pod.standin.dir.path().join("files"))
+        .ok()?
+        .flatten()
+        .map(|root| root.path().join(id))
+        .find(|dir| dir.exists())
+}
+
 /// The member's cgroup directory in the pids hierarchy, below the CT init's.
 fn pids_cgroup(init: i64, id: &str) -> PathBuf {
     let cgroup = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
@@ -564,7 +573,7 @@ fn a_failed_member_create_leaves_nothing() {
     assert!(!out.status.success());
     assert!(err.contains("mounting nosuchfs on /data"), "{err}");
     assert!(!p.ok(&["list", "-q"]).contains("broken"));
-    assert!(!pod.standin.dir.path().join("files/broken").exists());
+    assert_eq!(files_of(&pod, "broken"), None, "files are left");
     let member_cgroup = pids_cgroup(pod.init, "broken");
     assert!(
         !member_cgroup.exists(),
@@ -615,7 +624,7 @@ fn a_member_create_killed_midway_is_recovered() {
         cgroup.display()
     );
     // The waiter left in the caller's tree waits in the member's mount point.
-    let mountpoint = pod.standin.dir.path().join("files/killed/root");
+    let mountpoint = files_of(&pod, "killed").expect("its files").join("root");
     let waiters: Vec<i64> = fs::read_dir("/proc")
         .unwrap()
         .flatten()

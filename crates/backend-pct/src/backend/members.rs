@@ -24,6 +24,8 @@ pub(super) struct MemberRecord {
     started: bool,
     own_pid_ns: bool,
     owner: (u32, u32),
+    /// The member's files (init, process file, exec FIFO, mount point).
+    files_dir: PathBuf,
     cgroups: Vec<PathBuf>,
     #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
     hooks: LaterHooks,
@@ -176,7 +178,7 @@ impl Pct {
         member::refuse_unsupported(bundle.spec()).map_err(input)?;
         self.bind_sources.check(id, &bundle)?;
         let owner = sandbox.owner.unwrap_or((100_000, 100_000));
-        let files_dir = self.files_root.join(id.as_str());
+        let files_dir = self.files_dir_for(&identity::root_token(&self.root)?, id);
         let init = match self.tools.init_pid(sandbox.vmid).map_err(Error::from)? {
             Some(init) => init,
             None => {
@@ -228,6 +230,7 @@ impl Pct {
             started: false,
             own_pid_ns: !same_namespace(spawned.member, init, "pid"),
             owner,
+            files_dir: files_dir.clone(),
             cgroups: cgroups.clone(),
             hooks: LaterHooks {
                 start_container: Vec::new(),
@@ -318,7 +321,7 @@ impl Pct {
                 message: format!("cannot start a container that is {status}"),
             });
         }
-        let fifo = self.files_root.join(id.as_str()).join("exec.fifo");
+        let fifo = record.files_dir.join("exec.fifo");
         let waiter = record.waiter;
         monitor::release(&fifo, INIT_TIMEOUT, || monitor::gone(waiter))
             .map_err(|message| self.failed(id, message))?;
@@ -422,7 +425,7 @@ impl Pct {
         fs::remove_file(&path).map_err(io_error("cannot remove", &path))?;
         // The directory goes with the last member (another's record keeps it: ENOTEMPTY).
         let _ = fs::remove_dir(self.root.join("members"));
-        let _ = fs::remove_dir_all(self.files_root.join(id.as_str()));
+        let _ = fs::remove_dir_all(&record.files_dir);
         let stopped = record.state(id, Status::Stopped, 0);
         hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
         Ok(())
@@ -465,7 +468,7 @@ impl Pct {
                 message: "container not running".into(),
             });
         }
-        let files_dir = self.files_root.join(id.as_str());
+        let files_dir = record.files_dir.clone();
         let mut process = self.exec_process(req, given, &files_dir)?;
         // The terminal is made before proxcage-init runs (`crate::member`), not by it.
         let terminal = process

@@ -198,7 +198,9 @@ pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
     if pct.root().join(format!("{id}.json")).exists() || pct.is_member(id) {
         return delete_forced(pct, id);
     }
-    crate::member::forget_interrupted(&pct.files_root().join(id.as_str()), id.as_str());
+    if let Some(files) = pct.own_files_dir(id) {
+        crate::member::forget_interrupted(&files, id.as_str());
+    }
     let (records, _) = super::backend_records(pct.root());
     let tools = pct.tools();
     let cts = tools.list().map_err(Error::from)?;
