@@ -8,9 +8,8 @@
 #   sudo benches/cri-pod-start.sh [RUNTIME...]    (default: runc proxcage-runc)
 #
 # Runtimes: runc (alone), proxcage-runc, proxcage-crun, pct (proxcage on the pct
-# stand-in: test code running LXC, not Proxmox; pods with app containers need pod
-# members on pct). ROUNDS=N sets the rounds (20). proxcage is $PROXCAGE, or the release
-# build (scripts/build-release.sh). Needs root, containerd, runc, crun, lxc, umoci and
+# stand-in: test code running LXC, not Proxmox). ROUNDS=N sets the rounds (20).
+# proxcage is $PROXCAGE, or the release build (scripts/build-release.sh). Needs root, containerd, runc, crun, lxc, umoci and
 # the CNI plugins (scripts/install-deps.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."

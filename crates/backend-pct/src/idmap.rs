@@ -5,15 +5,15 @@
 //! `idmap=container`, whose source LXC opens as the CT's root); where they do not, it stays
 //! an `mpN` and `create` says which mount the container cannot write.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use proxcage_core::ContainerId;
+
+use crate::member::sys;
 use proxcage_lxc_config::ProxmoxConfig;
 
 /// Turns each read-write `mpN` bind of a host directory into an idmapped `lxc.mount.entry`
@@ -98,60 +98,15 @@ fn probe(source: &Path, (uid, gid): (u32, u32)) -> Result<(), String> {
         }
     }
     let userns = mapped_userns(uid, gid).map_err(|e| format!("no user namespace: {e}"))?;
-    let tree = open_tree(source).map_err(|e| format!("open_tree: {e}"))?;
-    set_idmap(&tree, &userns)
-        .map_err(|e| format!("the kernel or the filesystem takes no idmapped mount: {e}"))
-}
-
-fn open_tree(path: &Path) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: a NUL-terminated path and plain flags; the result is a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd to us alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn set_idmap(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
-    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: an fd, an empty path with AT_EMPTY_PATH, and a mount_attr of its size.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let tree =
+        sys::open_tree(source, sys::OPEN_TREE_CLONE).map_err(|e| format!("open_tree: {e}"))?;
+    sys::set_attr(
+        tree.as_fd(),
+        sys::MOUNT_ATTR_IDMAP,
+        Some(userns.as_fd()),
+        false,
+    )
+    .map_err(|e| format!("the kernel or the filesystem takes no idmapped mount: {e}"))
 }
 
 /// A user namespace mapping 0..65536 to `uid`/`gid` onwards, as Proxmox maps a CT's: made

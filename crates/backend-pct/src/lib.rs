@@ -14,6 +14,7 @@ mod hooks;
 mod identity;
 mod idmap;
 mod locks;
+mod member;
 mod monitor;
 mod netlink;
 mod network;

@@ -38,7 +38,7 @@ pub(crate) enum NamespaceError {
         ns: String,
         path: PathBuf,
     },
-    #[error("{field}.path: this CRI container joins its pod's network namespace {path}: containers of a pod running on a pct pod's CT are not supported yet; run the pod on runc or crun")]
+    #[error("{field}.path: this CRI container joins its pod's network namespace {path}, but its sandbox (io.kubernetes.cri.sandbox-id) is no pct container of this root: a pod's containers run in its sandbox's CT; create the sandbox on pct first, or run the pod on runc or crun")]
     Member { field: String, path: PathBuf },
     #[error("linux.namespaces: no {ns} namespace is listed, which means the host's; a Proxmox CT always has its own {ns} namespace: list {{\"type\": \"{ns}\"}}, or route the container to runc or crun")]
     Host { ns: String },
@@ -157,7 +157,8 @@ mod tests {
     }
 
     /// A network namespace by path is a sandbox's: the CT gets a namespace of its own
-    /// (the path leaves the spec); a CRI app container's is its pod's, refused.
+    /// (the path leaves the spec); a CRI app container's whose sandbox is no pct container
+    /// of this root is refused.
     #[test]
     fn a_network_namespace_by_path_is_a_sandboxs() {
         let mut sandbox = spec(&[

@@ -32,11 +32,11 @@ pub(crate) enum SandboxError {
         #[source]
         source: io::Error,
     },
-    #[error("{field}: the network namespace {path} belongs to another container (its owner is not the host's user namespace): joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
+    #[error("{field}: the network namespace {path} belongs to another container (its owner is not the host's user namespace) that is no pct sandbox of this root: a pod's containers can join only a pct sandbox's CT; run the pod on runc or crun")]
     Member { field: String, path: PathBuf },
     #[error("{field}: {path} is a running process's network namespace (another container's, as `--network container:NAME` gives), not one a client made for a pod: its interfaces are not the pod's to move; joining another container's network is not supported on pct; run the container on runc or crun")]
     Process { field: String, path: PathBuf },
-    #[error("{field}: the network namespace {path} is already the network of the pct container {owner}: joining a pct pod's CT is not supported yet; run the pod on runc or crun")]
+    #[error("{field}: the network namespace {path} is already the network of the pct container {owner}, which is being deleted or has no monitor left: its pod takes no more containers")]
     Taken {
         field: String,
         path: PathBuf,
@@ -202,12 +202,7 @@ fn spawn_keeper(
     pidfd: &OwnedFd,
     hold: Option<&OwnedFd>,
 ) -> io::Result<i32> {
-    let threads = std::fs::read_dir("/proc/self/task")?.count();
-    if threads != 1 {
-        return Err(io::Error::other(format!(
-            "proxcage runs {threads} threads here and cannot fork safely"
-        )));
-    }
+    single_threaded().map_err(io::Error::other)?;
     let keep = [
         ct.as_raw_fd(),
         sandbox.as_raw_fd(),
@@ -248,9 +243,23 @@ fn keeper(ct: &File, sandbox: &File, pidfd: &OwnedFd, keep: &[RawFd]) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Closes every fd but 0-2 and `keep`: the keeper must not hold the caller's pipes, the
-/// engine's locks or the monitor's sockets.
-fn close_all_but(keep: &[RawFd]) {
+/// Fails unless this process runs one thread: only then may it fork and go on running
+/// Rust code in the child (another thread may hold the allocator's lock).
+pub(crate) fn single_threaded() -> Result<(), String> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| format!("cannot read /proc/self/task: {e}"))?
+        .count();
+    if threads != 1 {
+        return Err(format!(
+            "proxcage runs {threads} threads here and cannot fork safely"
+        ));
+    }
+    Ok(())
+}
+
+/// Closes every fd but 0-2 and `keep`: a forked helper must not hold the caller's pipes,
+/// the engine's locks or the monitor's sockets.
+pub(crate) fn close_all_but(keep: &[RawFd]) {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };

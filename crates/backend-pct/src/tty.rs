@@ -6,7 +6,7 @@
 //! terminal as `runc run`/`runc exec -t` do.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,7 @@ impl Drop for MasterSocket {
 }
 
 /// One message with one fd in it.
-fn receive_fd(conn: &OwnedFd) -> nix::Result<OwnedFd> {
+pub(crate) fn receive_fd(conn: &OwnedFd) -> nix::Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
@@ -110,6 +110,11 @@ pub(crate) fn send_to_console(path: &Path, master: &OwnedFd) -> Result<(), Strin
     )
     .map_err(fail)?;
     connect(sock.as_raw_fd(), &UnixAddr::new(path).map_err(fail)?).map_err(fail)?;
+    send_fd(&sock, master.as_fd()).map_err(fail)
+}
+
+/// Sends `master` over the connected socket `sock`, named `/dev/ptmx` as runc names it.
+pub(crate) fn send_fd(sock: &OwnedFd, master: BorrowedFd<'_>) -> nix::Result<()> {
     let fds = [master.as_raw_fd()];
     sendmsg::<UnixAddr>(
         sock.as_raw_fd(),
@@ -119,7 +124,6 @@ pub(crate) fn send_to_console(path: &Path, master: &OwnedFd) -> Result<(), Strin
         None,
     )
     .map(drop)
-    .map_err(fail)
 }
 
 /// Relays this process's stdin to `master` and `master` to its stdout until the terminal's

@@ -178,13 +178,12 @@ fn cri_two_pods_with_proxcage_routed_to_crun() {
     two_pods(Cri::start(&support::proxcage_bin(), &config), None);
 }
 
-// ---- pct: waits for pod members (issue 20 items 3 and 5) -------------------------------
+// ---- pct ------------------------------------------------------------------------------
 
 /// Each pod a CT on the pct stand-in (test code, not Proxmox), holding the interfaces
-/// CNI made; its app container a member running inside that CT.
+/// CNI made; its app container a member running nested inside that CT, its rootfs an
+/// overlay of containerd's snapshot layers idmapped to the CT.
 #[test]
-#[ignore = "pct pods are not complete: app containers are refused as members \
-            (linux.namespaces[1].path). Run with --ignored once members land."]
 fn cri_two_pods_with_pct() {
     let standin = PctStandin::new();
     two_pods(Cri::start_pct(&standin), Some(&standin));

@@ -513,6 +513,73 @@ fn host_network(pm: Podman) {
     pm.assert_nothing_left();
 }
 
+/// `podman pod create` with two members: one serves on the pod's localhost, the other
+/// reaches it there (both under podman's default seccomp profile); then the pod goes
+/// with `pod rm --force`.
+fn pod_members_share_localhost(pm: Podman) {
+    let ran = run(
+        pm.podman().args([
+            "pod",
+            "create",
+            "--name",
+            "pod1",
+            "--infra-image",
+            IMAGE_REF,
+            "--infra-command",
+            "sleep 100000",
+        ]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman pod create\n{ran}");
+    let member = ["--pod", "pod1"];
+    let serve = "while true; do echo hello | nc -l -p 8080; done";
+    let flags: Vec<&str> = ["-d", "--name", "server"]
+        .iter()
+        .chain(&member)
+        .copied()
+        .collect();
+    let ran = run(
+        &mut pm.podman_run(&flags, &["sh", "-c", serve]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(ran.code, 0, "podman run -d --pod\n{ran}");
+    let flags: Vec<&str> = ["--rm"].iter().chain(&member).copied().collect();
+    let fetch =
+        "for i in $(seq 50); do nc 127.0.0.1 8080 </dev/null && exit 0; sleep 0.2; done; exit 1";
+    let ran = run(
+        &mut pm.podman_run(&flags, &["sh", "-c", fetch]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(
+        ran.code, 0,
+        "the second member reaches the first on localhost\n{ran}"
+    );
+    assert_eq!(ran.stdout, "hello\n", "{ran}");
+    if pm.on_pct() {
+        let ran = run(
+            pm.podman()
+                .args(["exec", "server", "cat", "/proc/1/cmdline"]),
+            COMMAND_TIMEOUT,
+        )
+        .ok();
+        assert!(
+            ran.stdout.starts_with("sh"),
+            "a member is PID 1 of its own pid namespace in the pod's CT, not a CT's init\n{ran}"
+        );
+    }
+    run(
+        pm.podman()
+            .args(["pod", "rm", "--force", "--time", "0", "pod1"]),
+        COMMAND_TIMEOUT,
+    )
+    .ok();
+    pm.assert_nothing_left();
+    pm.network
+        .as_ref()
+        .unwrap()
+        .assert_clean(pm.sandbox.as_ref().unwrap());
+}
+
 // ---- tests ----------------------------------------------------------------------------
 
 #[test]
@@ -583,5 +650,19 @@ fn podman_host_network_with_runc() {
 fn podman_host_network_with_pct() {
     let standin = PctStandin::new();
     host_network(Podman::networked(&runc(), Some(&standin)));
+    standin.assert_no_ct();
+}
+
+#[test]
+fn podman_pod_members_share_localhost_with_runc() {
+    pod_members_share_localhost(Podman::networked(&runc(), None));
+}
+
+/// A podman pod on pct is one CT: the infra container's, with the pod's network; the
+/// members run nested in it.
+#[test]
+fn podman_pod_members_share_localhost_with_pct() {
+    let standin = PctStandin::new();
+    pod_members_share_localhost(Podman::networked(&runc(), Some(&standin)));
     standin.assert_no_ct();
 }

@@ -107,7 +107,17 @@ impl Engine {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let chosen = router.choose(id, &annotations)?;
-        let (backend_name, reason) = self.follow_sandbox(id, &annotations, chosen)?;
+        let namespace_paths: Vec<std::path::PathBuf> = req
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|ns| ns.path().clone())
+            .collect();
+        let (backend_name, reason) =
+            self.follow_sandbox(id, &namespace_paths, &annotations, chosen)?;
         tracing::debug!("container {id}: backend {backend_name} ({reason})");
         self.config.security.check(
             id,

@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod cri;
 pub mod image;
 pub mod lxc;
+pub mod netns;
 pub mod ocijail;
 pub mod pct;
 pub mod tree;

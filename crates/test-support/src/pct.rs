@@ -310,7 +310,13 @@ pub fn vmid_of(p: &crate::Proxcage, id: &str) -> u32 {
 
 /// proxcage routed to the pct backend, configured for `standin`'s paths.
 pub fn proxcage_for(standin: &PctStandin) -> crate::Proxcage {
-    let mut p = crate::Proxcage::new(&standin.proxcage_config());
+    proxcage_with_config(standin, &standin.proxcage_config())
+}
+
+/// proxcage with the config file text `config`, which names `standin`'s paths (see
+/// [`PctStandin::proxcage_config`]).
+pub fn proxcage_with_config(standin: &PctStandin, config: &str) -> crate::Proxcage {
+    let mut p = crate::Proxcage::new(config);
     p.env
         .push(("PCT_STANDIN_ROOT".into(), standin.root.clone()));
     // Unprivileged CTs (uid 100000) reach bind-mount sources in the bundles here.

@@ -7,16 +7,16 @@
 use super::*;
 
 /// Undoes one step of a create when dropped, unless the create got through ([`Undo::keep`]).
-struct Undo<F: FnOnce()> {
+pub(super) struct Undo<F: FnOnce()> {
     undo: Option<F>,
 }
 
 impl<F: FnOnce()> Undo<F> {
-    fn new(undo: F) -> Self {
+    pub(super) fn new(undo: F) -> Self {
         Undo { undo: Some(undo) }
     }
 
-    fn keep(mut self) {
+    pub(super) fn keep(mut self) {
         self.undo = None;
     }
 }
@@ -73,8 +73,11 @@ struct Timing {
 impl Pct {
     pub(super) fn create_ct(&self, req: &CreateRequest) -> Result<()> {
         let id = req.id();
-        if self.record_path(id).exists() {
+        if self.record_path(id).exists() || self.is_member(id) {
             return Err(Error::AlreadyExists { id: id.clone() });
+        }
+        if let Some(sandbox) = self.sandbox_of(&req.spec)? {
+            return self.create_member(req, sandbox);
         }
         let started = Instant::now();
         self.tools.take_spent();

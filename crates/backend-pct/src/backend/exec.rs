@@ -14,16 +14,7 @@ struct Prepared {
 impl Pct {
     pub(super) fn exec_in_ct(&self, req: &ExecRequest) -> Result<i32> {
         let id = req.id();
-        let unsupported = [
-            (req.preserve_fds > 0, "exec --preserve-fds"),
-            (!req.caps.is_empty(), "exec --cap"),
-            (req.apparmor.is_some(), "exec --apparmor"),
-            (req.process_label.is_some(), "exec --process-label"),
-            (req.cgroup.is_some(), "exec --cgroup"),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(self.unsupported(id, what));
-        }
+        self.refuse_exec_options(req)?;
         let given = req
             .process_file
             .as_deref()
@@ -34,6 +25,21 @@ impl Pct {
         match prepared.terminal {
             None => self.exec_plain(req, &record, prepared.file, prepared.cmd, entering),
             Some(socket) => self.exec_terminal(req, prepared.file, prepared.cmd, socket, entering),
+        }
+    }
+
+    /// Refuses what an exec cannot do on pct.
+    pub(super) fn refuse_exec_options(&self, req: &ExecRequest) -> Result<()> {
+        let unsupported = [
+            (req.preserve_fds > 0, "exec --preserve-fds"),
+            (!req.caps.is_empty(), "exec --cap"),
+            (req.apparmor.is_some(), "exec --apparmor"),
+            (req.process_label.is_some(), "exec --process-label"),
+            (req.cgroup.is_some(), "exec --cgroup"),
+        ];
+        match unsupported.iter().find(|(set, _)| *set) {
+            Some((_, what)) => Err(self.unsupported(req.id(), what)),
+            None => Ok(()),
         }
     }
 
@@ -173,7 +179,7 @@ impl Pct {
 
     /// What an exec runs: `--process` as given, or the container's own process with the
     /// arguments, `--env` and `--cwd` of the command line (as runc does).
-    fn exec_process(
+    pub(super) fn exec_process(
         &self,
         req: &ExecRequest,
         given: Option<Process>,
@@ -208,7 +214,7 @@ impl Pct {
 
 /// The `--process` file: read with a bound and only if it is a regular file (a FIFO or a
 /// device would hang or never end), before the exec holds anything.
-fn read_process_file(path: &Path) -> Result<Process> {
+pub(super) fn read_process_file(path: &Path) -> Result<Process> {
     let bytes = proxcage_oci::read_untrusted(path, PROCESS_FILE_LIMIT).map_err(input)?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::io(

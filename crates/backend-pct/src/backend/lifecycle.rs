@@ -118,6 +118,7 @@ impl Pct {
             loaded => loaded?,
         };
         let proof = self.prove(id, record.vmid)?;
+        self.stop_members_of(id);
         if proof == Proof::Ours {
             self.stop_for_delete(id, &record, req.force)?;
         }
@@ -259,7 +260,11 @@ impl Pct {
             Some(Ok(master)) => Some(master),
             None => None,
         };
-        let monitor = self.load(id)?.monitor;
+        let monitor = if self.is_member(id) {
+            Some(self.load_member(id)?.waiter)
+        } else {
+            self.load(id)?.monitor
+        };
         if let Err(e) = self.start(id) {
             forget();
             return Err(e);

@@ -35,6 +35,7 @@ mod corrupt;
 mod create;
 mod exec;
 mod lifecycle;
+mod members;
 mod resources;
 
 use crate::alloc::allocate;
@@ -98,17 +99,36 @@ struct CtRecord {
 impl CtRecord {
     /// The container's state as runc prints it and as hooks get it on stdin.
     fn state(&self, id: &ContainerId, status: Status, pid: i32) -> State {
-        State {
-            oci_version: proxcage_core::OCI_VERSION.into(),
-            id: id.to_string(),
-            pid,
+        oci_state(
+            id,
             status,
-            bundle: self.bundle.clone(),
-            rootfs: self.rootfs.clone(),
-            created: self.created.clone(),
-            owner: owner_name(),
-            annotations: self.annotations.clone(),
-        }
+            pid,
+            (&self.bundle, &self.rootfs),
+            &self.created,
+            &self.annotations,
+        )
+    }
+}
+
+/// A container's state as runc prints it and as hooks get it on stdin.
+fn oci_state(
+    id: &ContainerId,
+    status: Status,
+    pid: i32,
+    (bundle, rootfs): (&Path, &Path),
+    created: &str,
+    annotations: &BTreeMap<String, String>,
+) -> State {
+    State {
+        oci_version: proxcage_core::OCI_VERSION.into(),
+        id: id.to_string(),
+        pid,
+        status,
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: created.to_string(),
+        owner: owner_name(),
+        annotations: annotations.clone(),
     }
 }
 
@@ -580,20 +600,32 @@ impl Runtime for Pct {
     }
 
     fn start(&self, id: &ContainerId) -> Result<()> {
+        if self.is_member(id) {
+            return self.start_member(id);
+        }
         self.start_ct(id)
     }
 
     fn state(&self, id: &ContainerId) -> Result<State> {
+        if self.is_member(id) {
+            return self.state_member(id);
+        }
         let record = self.load(id)?;
         let (status, init) = self.ct_status(id, &record)?;
         Ok(record.state(id, status, Self::shown_pid(&record, init)))
     }
 
     fn kill(&self, req: KillRequest<'_>) -> Result<()> {
+        if self.is_member(req.id) {
+            return self.kill_member(req);
+        }
         self.kill_ct(req)
     }
 
     fn delete(&self, req: DeleteRequest<'_>) -> Result<()> {
+        if self.is_member(req.id) {
+            return self.delete_member(req.id, req.force);
+        }
         self.delete_ct(req)
     }
 
@@ -602,18 +634,26 @@ impl Runtime for Pct {
     }
 
     fn list(&self) -> Result<Vec<State>> {
-        Ok(self
+        let mut states: Vec<State> = self
             .records()
             .into_iter()
             .filter_map(|(id, _)| self.state(&id).ok())
-            .collect())
+            .collect();
+        states.extend(self.member_states());
+        Ok(states)
     }
 
     fn exec(&self, req: &ExecRequest) -> Result<i32> {
+        if self.is_member(req.id()) {
+            return self.exec_in_member(req);
+        }
         self.exec_in_ct(req)
     }
 
     fn ps(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        if self.is_member(id) {
+            return self.ps_member(id);
+        }
         self.ps_ct(id)
     }
 

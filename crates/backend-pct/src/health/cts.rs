@@ -195,8 +195,11 @@ pub(super) fn delete_forced(pct: &Pct, id: &ContainerId) -> Result<()> {
 /// container's files. Templates are left to the unreferenced-template check.
 pub(crate) fn recover(pct: &Pct, record: &Record) -> Result<()> {
     let id = record.id();
-    if pct.root().join(format!("{id}.json")).exists() {
+    if pct.root().join(format!("{id}.json")).exists() || pct.is_member(id) {
         return delete_forced(pct, id);
+    }
+    if let Some(files) = pct.own_files_dir(id) {
+        crate::member::forget_interrupted(&files, id.as_str());
     }
     let (records, _) = super::backend_records(pct.root());
     let tools = pct.tools();

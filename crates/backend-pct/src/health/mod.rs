@@ -249,6 +249,7 @@ pub(crate) fn held(pct: &Pct) -> Result<Vec<Held>> {
             Some(unreadable(id, path))
         })
         .collect();
+    held.extend(pct.members_held());
     if records.is_empty() {
         return Ok(held);
     }
@@ -265,7 +266,7 @@ pub(crate) fn held(pct: &Pct) -> Result<Vec<Held>> {
 pub(crate) fn holds(pct: &Pct, id: &ContainerId) -> Result<Option<Held>> {
     let path = pct.root().join(format!("{id}.json"));
     if !path.exists() {
-        return Ok(None);
+        return Ok(pct.member_holds(id));
     }
     let Ok(view) = read_view(&path) else {
         return Ok(Some(unreadable(id.clone(), &path)));
