@@ -15,7 +15,6 @@ mod mounts;
 mod seccomp;
 mod spawn;
 pub(crate) mod sys;
-mod syscalls;
 mod terminal;
 
 use std::fs::File;
