@@ -285,16 +285,7 @@ fn a_killed_sandbox_hands_its_interfaces_back_before_its_monitor_exits() {
         }
     };
     assert_eq!(said, "hello\n", "the CT answered at the sandbox's address");
-    p.ok(&["kill", "served", "KILL"]);
-    let out = run.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
-    let back = ip(&["-n", &net.name, "-o", "addr", "show", "dev", "eth0"]);
-    assert!(
-        back.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
-        "eth0 is back when the monitor has exited: {back}"
-    );
-    p.ok(&["delete", "served"]);
-    standin.assert_nothing_left(&p);
+    killed_with_eth0_back(&p, &standin, &net, "served", run);
 }
 
 /// A running sandbox whose network keeper was killed is reported by `health`: its
@@ -353,7 +344,20 @@ fn health_reports_and_replaces_a_sandboxs_keeper_that_is_gone() {
     let after = stdout(&p.run(&["health", "--format", "json"]));
     assert!(!after.contains("pod-network-keeper-gone"), "{after}");
     assert_ne!(keeper_of(), Some(keeper), "the record names the new keeper");
-    p.ok(&["kill", "pod", "KILL"]);
+    killed_with_eth0_back(&p, &standin, &net, "pod", run);
+}
+
+/// Kills the sandbox `id` that `run` (a `proxcage run --keep`) runs: the run ends with
+/// 137 once eth0 is back in the client's namespace with its address; then the delete
+/// leaves nothing.
+fn killed_with_eth0_back(
+    p: &support::Proxcage,
+    standin: &PctStandin,
+    net: &CniLikeNetns,
+    id: &str,
+    run: std::process::Child,
+) {
+    p.ok(&["kill", id, "KILL"]);
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     let back = ip(&["-n", &net.name, "-o", "addr", "show", "dev", "eth0"]);
@@ -361,8 +365,8 @@ fn health_reports_and_replaces_a_sandboxs_keeper_that_is_gone() {
         back.contains(&format!("inet 10.213.{}.2/24", net.subnet)),
         "eth0 is back when the monitor has exited: {back}"
     );
-    p.ok(&["delete", "pod"]);
-    standin.assert_nothing_left(&p);
+    p.ok(&["delete", id]);
+    standin.assert_nothing_left(p);
 }
 
 /// A sandbox's create killed after its interfaces moved into the CT (here by its own
