@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::sys::resource::Resource;
 use proxcage_lxc_config::oci_spec::runtime::{PosixRlimitType, Spec};
 use proxcage_oci::Bundle;
 
@@ -100,25 +101,25 @@ fn shares_pid(spec: &Spec) -> bool {
         })
 }
 
-fn rlimits(spec: &Spec) -> Vec<(libc::__rlimit_resource_t, u64, u64)> {
-    let resource = |typ: PosixRlimitType| -> libc::__rlimit_resource_t {
+fn rlimits(spec: &Spec) -> Vec<(Resource, u64, u64)> {
+    let resource = |typ: PosixRlimitType| -> Resource {
         match typ {
-            PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
-            PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
-            PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
-            PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
-            PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
-            PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
-            PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
-            PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
-            PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-            PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
-            PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
-            PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-            PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-            PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
-            PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
-            PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+            PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+            PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+            PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+            PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+            PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+            PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+            PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+            PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+            PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+            PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+            PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+            PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+            PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+            PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+            PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+            PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
         }
     };
     spec.process()

@@ -64,7 +64,7 @@ pub(super) struct Launch {
     pub(super) fifo: PathBuf,
     /// `cgroup.procs` files of the member's cgroups.
     pub(super) cgroup_procs: Vec<PathBuf>,
-    pub(super) rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    pub(super) rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
     /// The caller's fds 3.. passed on (`--preserve-fds`).
     pub(super) preserve_fds: u32,
     /// `linux.seccomp`, installed just before the exec.
@@ -378,16 +378,11 @@ fn member(launch: &Launch, rootfs: &OwnedFd, report: OwnedFd, go_r: OwnedFd) -> 
         fail(&report, "setting up the member's filesystem", e);
     }
     for (resource, soft, hard) in &launch.rlimits {
-        let limit = libc::rlimit {
-            rlim_cur: *soft,
-            rlim_max: *hard,
-        };
-        // SAFETY: a resource number and a limit struct.
-        if unsafe { libc::setrlimit(*resource, &limit) } < 0 {
+        if let Err(e) = nix::sys::resource::setrlimit(*resource, *soft, *hard) {
             fail(
                 &report,
-                &format!("process.rlimits: setting resource {resource}"),
-                io::Error::last_os_error(),
+                &format!("process.rlimits: setting {resource:?}"),
+                io::Error::from(e),
             );
         }
     }
