@@ -877,3 +877,77 @@ fn the_pod_ct_is_the_sum_of_its_containers_limits() {
     assert_eq!(live_pod_size(&pod), unbounded, "no member left");
     pod.finish();
 }
+
+/// Members whose pod is gone (its CT stopped and destroyed by hand, one member running,
+/// one created): the stop does not hang on the created one, whose waiter ends; `health`
+/// reports both (`pod-member-orphaned`) beside the sandbox's `ct-gone`, and `--repair`
+/// forgets them: their records, files and cgroups go.
+#[test]
+fn members_whose_pod_is_gone_are_reported_and_forgotten() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let running = pod.app("running", &["sleep", "1000"]);
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        running.to_str().unwrap(),
+        "running",
+    ]);
+    let waiting = pod.app("waiting", &["sleep", "1000"]);
+    let pid_file = p.dir.path().join("waiting.pid");
+    p.ok(&[
+        "create",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--bundle",
+        waiting.to_str().unwrap(),
+        "waiting",
+    ]);
+    let waiter: i64 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cgroups = [
+        pids_cgroup(pod.init, "running"),
+        pids_cgroup(pod.init, "waiting"),
+    ];
+    let vmid = pod.vmid().to_string();
+    pod.standin.pct_ok(&["stop", &vmid]);
+    pod.standin.pct_ok(&["destroy", &vmid]);
+
+    let report = p.run(&["health"]);
+    let said = stdout(&report);
+    assert!(!report.status.success(), "{said}");
+    for id in ["running", "waiting"] {
+        assert!(
+            said.lines().any(
+                |l| l.contains("pod-member-orphaned") && l.contains(&format!("container {id}"))
+            ),
+            "{id} is reported:\n{said}"
+        );
+    }
+    // The created member's waiter reaped what the CT's end killed (else the CT's init
+    // could not end, and `pct stop` hung) and ended with it.
+    assert!(
+        support::image::wait_until(std::time::Duration::from_secs(10), || {
+            support::process_gone(waiter)
+        }),
+        "the waiter {waiter} is left"
+    );
+
+    let repaired = p.run(&["health", "--repair"]);
+    let said = format!("{}{}", stdout(&repaired), stderr(&repaired));
+    assert!(said.contains("forgot container waiting"), "{said}");
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    }
+    assert_eq!(files_of(&pod, "running"), None, "files are left");
+    assert_eq!(files_of(&pod, "waiting"), None, "files are left");
+    assert_eq!(p.ok(&["list", "-q"]).trim(), "", "containers are left");
+    let report = p.run(&["health"]);
+    assert!(report.status.success(), "{}", stdout(&report));
+    assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
+    pod.standin.assert_nothing_left(p);
+}

@@ -69,7 +69,7 @@ const SHARED: [(LinuxNamespaceType, &str); 3] = [
 ];
 
 impl Pct {
-    fn member_path(&self, id: &ContainerId) -> PathBuf {
+    pub(crate) fn member_path(&self, id: &ContainerId) -> PathBuf {
         self.root.join("members").join(format!("{id}.json"))
     }
 
@@ -596,6 +596,33 @@ impl Pct {
         let code = process::wait_child_relaying(waiter);
         let _ = fs::remove_file(&file);
         code
+    }
+
+    /// Why the pod of member `id` is gone, if it is: its sandbox has no record of this
+    /// root any more, or the sandbox's CT is not among `on_node` (for `health`).
+    pub(crate) fn pod_gone(
+        &self,
+        id: &ContainerId,
+        on_node: &std::collections::BTreeSet<Vmid>,
+    ) -> Option<String> {
+        let record = self.load_member(id).ok()?;
+        let sandbox = ContainerId::new(&record.sandbox).ok();
+        match sandbox.and_then(|s| self.load(&s).ok()) {
+            None => Some(format!(
+                "its pod's sandbox {} has no record any more",
+                record.sandbox
+            )),
+            Some(sandbox) if !on_node.contains(&sandbox.vmid) => Some(format!(
+                "the CT {} of its pod's sandbox {} is gone",
+                sandbox.vmid, record.sandbox
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// The ids of this root's members.
+    pub(crate) fn member_ids(&self) -> Vec<ContainerId> {
+        self.members().into_iter().map(|(id, _)| id).collect()
     }
 
     /// What the backend holds of its members, for `health`: a member whose sandbox is
