@@ -677,13 +677,19 @@ fn deleting_the_sandbox_stops_its_members() {
         "left",
     ]);
     let left_pid = state(p, "left")["pid"].as_i64().unwrap();
+    // A member created, never started: its waiter ends with it (the CT's stop does not
+    // wait for it).
+    let created = pod.app("created", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", created.to_str().unwrap(), "created"]);
     p.ok(&["delete", "--force", "pod"]);
     assert!(
         support::process_gone(left_pid),
         "the member stopped with its pod"
     );
     assert_eq!(state(p, "left")["status"], "stopped");
+    assert_eq!(state(p, "created")["status"], "stopped");
     p.ok(&["delete", "left"]);
+    p.ok(&["delete", "created"]);
     assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
     pod.standin.assert_nothing_left(p);
 }

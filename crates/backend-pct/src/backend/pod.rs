@@ -117,6 +117,11 @@ fn counted<T>(
     (!values.is_empty()).then_some(values)
 }
 
+/// The sum of `values`, saturating: limits are the caller's numbers.
+fn total(values: &[u64]) -> u64 {
+    values.iter().fold(0, |sum, v| sum.saturating_add(*v))
+}
+
 /// The pod CT's `memory`, `swap`, `cpulimit` and `cpuunits` for the sandbox's own share
 /// and its members'.
 pub(super) fn size(own: &Share, members: &[Share], host: Host) -> Vec<(String, String)> {
@@ -128,12 +133,20 @@ pub(super) fn size(own: &Share, members: &[Share], host: Host) -> Vec<(String, S
             .chain(own.memory_limit().map(|_| own))
             .cloned()
             .collect();
-        swaps.iter().map(Share::swap_beyond).sum::<Option<u64>>()
+        swaps
+            .iter()
+            .map(Share::swap_beyond)
+            .collect::<Option<Vec<u64>>>()
     });
+    // A sum beyond the host's is the host's: the CT could not have more.
     let memory_mib = memory.map_or(host.memory_mib, |m| {
-        m.iter().sum::<u64>().div_ceil(MIB).max(MIN_MEMORY_MIB)
+        total(&m)
+            .div_ceil(MIB)
+            .clamp(MIN_MEMORY_MIB, host.memory_mib)
     });
-    let swap_mib = swap.map_or(host.swap_mib, |s| s.div_ceil(MIB));
+    let swap_mib = swap.map_or(host.swap_mib, |s| {
+        total(&s).div_ceil(MIB).min(host.swap_mib)
+    });
     let cpus = counted(own, members, Share::cpus).map_or(0.0, |c| c.iter().sum::<f64>());
     let shares: Vec<u64> = members
         .iter()
@@ -143,7 +156,7 @@ pub(super) fn size(own: &Share, members: &[Share], host: Host) -> Vec<(String, S
     let cpuunits = if shares.is_empty() {
         DEFAULT_CPUUNITS
     } else {
-        resources::shares_to_weight(shares.iter().sum())
+        resources::shares_to_weight(total(&shares))
     };
     vec![
         ("memory".into(), memory_mib.to_string()),
@@ -364,6 +377,22 @@ mod tests {
         assert_eq!(
             sized(&own, &[member])[..3],
             values(&[("memory", "272"), ("swap", "256"), ("cpulimit", "2")])[..]
+        );
+    }
+
+    #[test]
+    fn limits_beyond_the_host_are_the_hosts() {
+        let huge = share(
+            r#"{"memory":{"limit":9223372036854771712,"swap":9223372036854771712},"cpu":{"quota":9223372036854775807,"period":1,"shares":18446744073709551615}}"#,
+        );
+        assert_eq!(
+            sized(&Share::default(), &[huge.clone(), huge]),
+            values(&[
+                ("memory", "64000"),
+                ("swap", "0"),
+                ("cpulimit", "8192"),
+                ("cpuunits", "10000")
+            ])
         );
     }
 
