@@ -165,13 +165,7 @@ impl Pct {
         crate::idmap::idmap_rw_binds(id, &mut proxmox, owner)?;
         let pod = match &sandbox {
             Some(_) => {
-                let own = pod::Share::of(
-                    bundle
-                        .spec()
-                        .linux()
-                        .as_ref()
-                        .and_then(|l| l.resources().as_ref()),
-                );
+                let own = pod::Share::of_spec(bundle.spec());
                 let size = pod::size(&own, &[], pod::Host::read()?);
                 Some((own, size))
             }

@@ -220,13 +220,7 @@ impl Pct {
             );
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(waiter), None);
         });
-        let share = pod::Share::of(
-            bundle
-                .spec()
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().as_ref()),
-        );
+        let share = pod::Share::of_spec(bundle.spec());
         let record = MemberRecord {
             share: share.clone(),
             sandbox: sandbox_id.to_string(),

@@ -32,7 +32,12 @@ pub(super) struct Share {
 }
 
 impl Share {
-    pub(super) fn of(resources: Option<&LinuxResources>) -> Share {
+    /// The share of a container with `spec`.
+    pub(super) fn of_spec(spec: &proxcage_lxc_config::oci_spec::runtime::Spec) -> Share {
+        Share::of(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))
+    }
+
+    fn of(resources: Option<&LinuxResources>) -> Share {
         Share::default().updated(resources)
     }
 
