@@ -108,6 +108,16 @@ impl Pod {
         }
     }
 
+    /// The pod CT's VMID.
+    fn vmid(&self) -> u32 {
+        self.cts
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("the pod's CT")
+    }
+
     /// An app container bundle of this pod.
     fn app(&self, name: &str, args: &[&str]) -> PathBuf {
         app_bundle(&self.p, name, "pod", self.pid, args)
@@ -667,13 +677,19 @@ fn deleting_the_sandbox_stops_its_members() {
         "left",
     ]);
     let left_pid = state(p, "left")["pid"].as_i64().unwrap();
+    // A member created, never started: its waiter ends with it (the CT's stop does not
+    // wait for it).
+    let created = pod.app("created", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", created.to_str().unwrap(), "created"]);
     p.ok(&["delete", "--force", "pod"]);
     assert!(
         support::process_gone(left_pid),
         "the member stopped with its pod"
     );
     assert_eq!(state(p, "left")["status"], "stopped");
+    assert_eq!(state(p, "created")["status"], "stopped");
     p.ok(&["delete", "left"]);
+    p.ok(&["delete", "created"]);
     assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
     pod.standin.assert_nothing_left(p);
 }
@@ -749,4 +765,195 @@ fn a_member_by_namespace_paths_follows_its_sandbox_to_pct() {
     p.ok(&["delete", "member"]);
     p.ok(&["delete", "--force", "infra"]);
     standin.assert_nothing_left(&p);
+}
+
+/// The pod CT's `memory`, `swap` and `cpulimit` in `pct config`.
+fn pod_size(pod: &Pod) -> (String, String, String) {
+    let vmid = pod.vmid();
+    let config = pod.standin.pct_ok(&["config", &vmid.to_string()]);
+    let option = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key} in\n{config}"))
+            .to_string()
+    };
+    (option("memory"), option("swap"), option("cpulimit"))
+}
+
+/// [`pod_size`], checked against the running CT's cgroup (its memory limit and CPU
+/// quota), where `pct set` applied it. (At `pct start` the stand-in writes cgroup2 keys,
+/// which this host's v1 memory and cpu controllers do not take.)
+fn live_pod_size(pod: &Pod) -> (String, String, String) {
+    let (memory, swap, cpulimit) = pod_size(pod);
+    let mib: u64 = memory.parse().unwrap();
+    let quota = match cpulimit.parse::<f64>().unwrap() {
+        0.0 => "-1".to_string(),
+        cpus => ((cpus * 100_000.0) as u64).to_string(),
+    };
+    support::assert_cgroup(
+        pod.init,
+        &[
+            ("memory", "memory.limit_in_bytes", &(mib << 20).to_string()),
+            ("cpu", "cpu.cfs_quota_us", &quota),
+        ],
+    );
+    (memory, swap, cpulimit)
+}
+
+/// The host's memory and swap in MiB, as `/proc/meminfo` gives them.
+fn host_memory() -> (String, String) {
+    let info = fs::read_to_string("/proc/meminfo").unwrap();
+    let mib = |key: &str| {
+        let kib: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        (kib / 1024).to_string()
+    };
+    (mib("MemTotal:"), mib("SwapTotal:"))
+}
+
+/// A member with memory and CPU limits.
+fn limited_app(pod: &Pod, name: &str, memory: i64, quota: i64) -> PathBuf {
+    let app = pod.app(name, &["sleep", "1000"]);
+    edit_config(&app, |spec| {
+        spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": memory, "swap": memory});
+        spec["linux"]["resources"]["cpu"] =
+            serde_json::json!({"quota": quota, "period": 100000, "shares": 512});
+    });
+    app
+}
+
+/// The pod CT is sized for the pod: the sum of its containers' limits when each has one,
+/// the host's memory (and no CPU limit) otherwise; a sandbox without limits does not get
+/// Proxmox's default 512 MiB. Members made, updated and deleted resize the running CT.
+#[test]
+fn the_pod_ct_is_the_sum_of_its_containers_limits() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let (host_mib, host_swap) = host_memory();
+    let unbounded = (host_mib, host_swap, "0".to_string());
+    assert_eq!(pod_size(&pod), unbounded, "a sandbox without limits");
+
+    let a = limited_app(&pod, "a", 128 << 20, 50_000);
+    p.ok(&["create", "--bundle", a.to_str().unwrap(), "a"]);
+    let b = limited_app(&pod, "b", 64 << 20, 25_000);
+    p.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), "b"]);
+    assert_eq!(
+        live_pod_size(&pod),
+        ("192".into(), "0".into(), "0.75".into()),
+        "two members with limits"
+    );
+
+    let update = p.dir.path().join("update.json");
+    fs::write(
+        &update,
+        r#"{"memory":{"limit":268435456,"swap":268435456},"cpu":{"quota":100000,"period":100000}}"#,
+    )
+    .unwrap();
+    p.ok(&["update", "--resources", update.to_str().unwrap(), "b"]);
+    assert_eq!(
+        live_pod_size(&pod),
+        ("384".into(), "0".into(), "1.5".into()),
+        "b updated"
+    );
+    let refused = p.run(&["update", "--pids-limit", "10", "b"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("the pids limit"),
+        "{}",
+        stderr(&refused)
+    );
+
+    p.ok(&["delete", "--force", "a"]);
+    assert_eq!(
+        live_pod_size(&pod),
+        ("256".into(), "0".into(), "1".into()),
+        "a deleted"
+    );
+
+    let free = pod.app("free", &["sleep", "1000"]);
+    p.ok(&["create", "--bundle", free.to_str().unwrap(), "free"]);
+    assert_eq!(live_pod_size(&pod), unbounded, "a member without a limit");
+    p.ok(&["delete", "--force", "free"]);
+    assert_eq!(live_pod_size(&pod), ("256".into(), "0".into(), "1".into()));
+    p.ok(&["delete", "--force", "b"]);
+    assert_eq!(live_pod_size(&pod), unbounded, "no member left");
+    pod.finish();
+}
+
+/// Members whose pod is gone (its CT stopped and destroyed by hand, one member running,
+/// one created): the stop does not hang on the created one, whose waiter ends; `health`
+/// reports both (`pod-member-orphaned`) beside the sandbox's `ct-gone`, and `--repair`
+/// forgets them: their records, files and cgroups go.
+#[test]
+fn members_whose_pod_is_gone_are_reported_and_forgotten() {
+    let pod = Pod::new();
+    let p = &pod.p;
+    let running = pod.app("running", &["sleep", "1000"]);
+    p.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        running.to_str().unwrap(),
+        "running",
+    ]);
+    let waiting = pod.app("waiting", &["sleep", "1000"]);
+    let pid_file = p.dir.path().join("waiting.pid");
+    p.ok(&[
+        "create",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--bundle",
+        waiting.to_str().unwrap(),
+        "waiting",
+    ]);
+    let waiter: i64 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cgroups = [
+        pids_cgroup(pod.init, "running"),
+        pids_cgroup(pod.init, "waiting"),
+    ];
+    let vmid = pod.vmid().to_string();
+    pod.standin.pct_ok(&["stop", &vmid]);
+    pod.standin.pct_ok(&["destroy", &vmid]);
+
+    let report = p.run(&["health"]);
+    let said = stdout(&report);
+    assert!(!report.status.success(), "{said}");
+    for id in ["running", "waiting"] {
+        assert!(
+            said.lines().any(
+                |l| l.contains("pod-member-orphaned") && l.contains(&format!("container {id}"))
+            ),
+            "{id} is reported:\n{said}"
+        );
+    }
+    // The created member's waiter reaped what the CT's end killed (else the CT's init
+    // could not end, and `pct stop` hung) and ended with it.
+    assert!(
+        support::image::wait_until(std::time::Duration::from_secs(10), || {
+            support::process_gone(waiter)
+        }),
+        "the waiter {waiter} is left"
+    );
+
+    let repaired = p.run(&["health", "--repair"]);
+    let said = format!("{}{}", stdout(&repaired), stderr(&repaired));
+    assert!(said.contains("forgot container waiting"), "{said}");
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    }
+    assert_eq!(files_of(&pod, "running"), None, "files are left");
+    assert_eq!(files_of(&pod, "waiting"), None, "files are left");
+    assert_eq!(p.ok(&["list", "-q"]).trim(), "", "containers are left");
+    let report = p.run(&["health"]);
+    assert!(report.status.success(), "{}", stdout(&report));
+    assert_eq!(mounts_under(p.dir.path()), Vec::<String>::new());
+    pod.standin.assert_nothing_left(p);
 }

@@ -354,7 +354,8 @@ pub fn remove_all_cgroups(layout: &Layout, vmids: &[u32]) {
 pub fn hotplug(layout: &Layout, vmid: u32, conf: &Conf, keys: &[&str]) -> Result<(), Failure> {
     let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
     let set = |key: &str, value: &str| -> Result<(), Failure> {
-        let ran = tool(layout, "lxc-cgroup", vmid, &[key, value], 30)?;
+        // `--`: a value of -1 (no CPU quota) is no option.
+        let ran = tool(layout, "lxc-cgroup", vmid, &["--", key, value], 30)?;
         if !ran.status.success() {
             return Err(Failure::new(format!(
                 "unable to hotplug {key}: {}",

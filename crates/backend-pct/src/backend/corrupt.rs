@@ -114,6 +114,7 @@ impl Pct {
             keeper: None,
             destroying: false,
             files_dir: Some(files),
+            pod_share: None,
         };
         self.save(id, &record)?;
         Ok(Some(ct.vmid))

@@ -46,6 +46,8 @@ struct Plan {
     oom_score_adj: Option<String>,
     /// This root's token, for the CT's description.
     root_token: String,
+    /// A sandbox's own part of its pod CT's size, and the CT's size from it.
+    pod: Option<(pod::Share, Vec<(String, String)>)>,
 }
 
 /// What Proxmox drops but the host can apply: `lxc.proc.oom_score_adj`
@@ -161,6 +163,14 @@ impl Pct {
         }
         let owner = root_owner(&proxmox.options, &proxmox.raw);
         crate::idmap::idmap_rw_binds(id, &mut proxmox, owner)?;
+        let pod = match &sandbox {
+            Some(_) => {
+                let own = pod::Share::of_spec(bundle.spec());
+                let size = pod::size(&own, &[], pod::Host::read()?);
+                Some((own, size))
+            }
+            None => None,
+        };
         let stages = staging::plan(
             &mut proxmox.raw,
             &files_dir,
@@ -178,6 +188,7 @@ impl Pct {
             sandbox,
             stages,
             oom_score_adj,
+            pod,
         })
     }
 
@@ -264,6 +275,11 @@ impl Pct {
     /// `pct create`'s options: those of the translation, and proxcage's own.
     fn ct_options(&self, id: &ContainerId, plan: &Plan, template: &str) -> Vec<(String, String)> {
         let mut options: BTreeMap<String, String> = plan.proxmox.options.clone();
+        // A pod's CT is sized for the whole pod (see `pod`), not for its sandbox alone,
+        // and never gets Proxmox's default 512 MiB, which would cap unlimited containers.
+        if let Some((_, size)) = &plan.pod {
+            options.extend(size.iter().cloned());
+        }
         options.insert("ostype".into(), "unmanaged".into());
         options
             .entry("unprivileged".into())
@@ -381,6 +397,7 @@ impl Pct {
             },
             destroying: false,
             files_dir: Some(plan.files_dir.clone()),
+            pod_share: plan.pod.as_ref().map(|(share, _)| share.clone()),
         }
     }
 

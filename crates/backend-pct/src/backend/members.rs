@@ -9,7 +9,7 @@ use proxcage_lxc_config::oci_spec::runtime::{LinuxNamespaceType, Spec};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct MemberRecord {
     /// The pod's sandbox, a container of this root with a CT.
-    sandbox: String,
+    pub(super) sandbox: String,
     vmid: Vmid,
     bundle: PathBuf,
     rootfs: PathBuf,
@@ -29,6 +29,9 @@ pub(super) struct MemberRecord {
     cgroups: Vec<PathBuf>,
     #[serde(default, skip_serializing_if = "LaterHooks::is_empty")]
     hooks: LaterHooks,
+    /// Its part of the pod CT's size.
+    #[serde(default)]
+    pub(super) share: pod::Share,
 }
 
 impl MemberRecord {
@@ -66,7 +69,7 @@ const SHARED: [(LinuxNamespaceType, &str); 3] = [
 ];
 
 impl Pct {
-    fn member_path(&self, id: &ContainerId) -> PathBuf {
+    pub(crate) fn member_path(&self, id: &ContainerId) -> PathBuf {
         self.root.join("members").join(format!("{id}.json"))
     }
 
@@ -99,7 +102,7 @@ impl Pct {
             })
     }
 
-    fn members(&self) -> Vec<(ContainerId, MemberRecord)> {
+    pub(super) fn members(&self) -> Vec<(ContainerId, MemberRecord)> {
         let Ok(entries) = fs::read_dir(self.root.join("members")) else {
             return Vec::new();
         };
@@ -217,7 +220,9 @@ impl Pct {
             );
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(waiter), None);
         });
+        let share = pod::Share::of_spec(bundle.spec());
         let record = MemberRecord {
+            share: share.clone(),
             sandbox: sandbox_id.to_string(),
             vmid: sandbox.vmid,
             bundle: bundle.dir().to_path_buf(),
@@ -243,7 +248,20 @@ impl Pct {
         hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
             .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
             .map_err(|message| self.failed(id, message))?;
+        // The pod CT grows before the member may run, and the record is saved under the
+        // pod's lock, so that the next resize counts it.
+        let _pod = self.pod_lock(&sandbox_id, &sandbox)?;
+        self.resize_pod(&sandbox_id, &sandbox, Some(&share))?;
+        let resized = create::Undo::new(|| {
+            if let Err(e) = self.resize_pod(&sandbox_id, &sandbox, None) {
+                tracing::warn!(
+                    "undoing the create: resizing the pod CT {}: {e}",
+                    sandbox.vmid
+                );
+            }
+        });
         self.save_member(id, &record)?;
+        resized.keep();
         spawned_undo.keep();
         cgroups_undo.keep();
         files.keep();
@@ -421,13 +439,66 @@ impl Pct {
             );
         }
         member::remove_cgroups(&record.cgroups);
-        let path = self.member_path(id);
-        fs::remove_file(&path).map_err(io_error("cannot remove", &path))?;
+        self.forget_member(id, &record)?;
         // The directory goes with the last member (another's record keeps it: ENOTEMPTY).
         let _ = fs::remove_dir(self.root.join("members"));
         let _ = fs::remove_dir_all(&record.files_dir);
         let stopped = record.state(id, Status::Stopped, 0);
         hooks::run_each_on_host(id, "poststop", &record.hooks.poststop, &stopped);
+        Ok(())
+    }
+
+    /// `update` of a member: its memory, swap and CPU limits and shares are its part of
+    /// the pod CT's size, which is set again. What else runc's `update` changes has no
+    /// place in the pod CT (its cgroup is the pod's, not the member's): refused, naming
+    /// it, before anything changes.
+    pub(super) fn update_member(&self, req: &UpdateRequest) -> Result<()> {
+        let id = &req.id;
+        let mut record = self.load_member(id)?;
+        if !matches!(record.status().0, Status::Running | Status::Created) {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: "container not running: update changes a running container".into(),
+            });
+        }
+        if let Some(what) = pod::not_a_pod_size(req) {
+            return Err(Error::Conflict {
+                id: id.clone(),
+                message: format!("the pct backend cannot change {what} of a container of a pct pod: only its memory, swap and CPU limits and CPU shares, which size the pod's CT; nothing was changed"),
+            });
+        }
+        let sandbox_id = ContainerId::new(&record.sandbox).map_err(input)?;
+        let sandbox = self.load(&sandbox_id)?;
+        let _pod = self.pod_lock(&sandbox_id, &sandbox)?;
+        let before = record.clone();
+        record.share = record.share.updated(Some(&req.resources));
+        self.save_member(id, &record)?;
+        if let Err(e) = self.resize_pod(&sandbox_id, &sandbox, None) {
+            self.save_member(id, &before)?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes the member's record, and shrinks its pod CT (if the pod is still there) to
+    /// the containers left.
+    fn forget_member(&self, id: &ContainerId, record: &MemberRecord) -> Result<()> {
+        let path = self.member_path(id);
+        let sandbox = ContainerId::new(&record.sandbox)
+            .ok()
+            .and_then(|s| Some((self.load(&s).ok()?, s)));
+        let Some((sandbox, sandbox_id)) = sandbox else {
+            return fs::remove_file(&path).map_err(io_error("cannot remove", &path));
+        };
+        let _pod = self.pod_lock(&sandbox_id, &sandbox)?;
+        fs::remove_file(&path).map_err(io_error("cannot remove", &path))?;
+        if let Err(e) = self.resize_pod(&sandbox_id, &sandbox, None) {
+            // The member is gone; the CT keeps its size until the next resize.
+            tracing::warn!(
+                "container {id}: deleted, but its pod CT {} was not resized: {e}",
+                sandbox.vmid
+            );
+        }
         Ok(())
     }
 
@@ -519,6 +590,33 @@ impl Pct {
         let code = process::wait_child_relaying(waiter);
         let _ = fs::remove_file(&file);
         code
+    }
+
+    /// Why the pod of member `id` is gone, if it is: its sandbox has no record of this
+    /// root any more, or the sandbox's CT is not among `on_node` (for `health`).
+    pub(crate) fn pod_gone(
+        &self,
+        id: &ContainerId,
+        on_node: &std::collections::BTreeSet<Vmid>,
+    ) -> Option<String> {
+        let record = self.load_member(id).ok()?;
+        let sandbox = ContainerId::new(&record.sandbox).ok();
+        match sandbox.and_then(|s| self.load(&s).ok()) {
+            None => Some(format!(
+                "its pod's sandbox {} has no record any more",
+                record.sandbox
+            )),
+            Some(sandbox) if !on_node.contains(&sandbox.vmid) => Some(format!(
+                "the CT {} of its pod's sandbox {} is gone",
+                sandbox.vmid, record.sandbox
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// The ids of this root's members.
+    pub(crate) fn member_ids(&self) -> Vec<ContainerId> {
+        self.members().into_iter().map(|(id, _)| id).collect()
     }
 
     /// What the backend holds of its members, for `health`: a member whose sandbox is

@@ -36,6 +36,7 @@ mod create;
 mod exec;
 mod lifecycle;
 mod members;
+mod pod;
 mod resources;
 
 use crate::alloc::allocate;
@@ -94,6 +95,9 @@ struct CtRecord {
     /// are `<files_dir>/<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     files_dir: Option<PathBuf>,
+    /// A sandbox's own part of its pod CT's size (see `pod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pod_share: Option<pod::Share>,
 }
 
 impl CtRecord {
@@ -673,6 +677,9 @@ impl Runtime for Pct {
     }
 
     fn update(&self, req: &UpdateRequest) -> Result<()> {
+        if self.is_member(&req.id) {
+            return self.update_member(req);
+        }
         self.update_ct(req)
     }
 

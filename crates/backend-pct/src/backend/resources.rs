@@ -198,12 +198,12 @@ fn plan_cpu(c: &LinuxCpu, plan: &mut UpdatePlan) -> std::result::Result<(), Stri
 
 /// runc's conversion of cgroup v1 shares to a cgroup2 weight, which is what Proxmox's
 /// `cpuunits` is on cgroup2 (clamped to 1..=10000).
-fn shares_to_weight(shares: u64) -> u64 {
+pub(super) fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     (1 + ((shares - 2) * 9999) / 262_142).clamp(1, 10_000)
 }
 
-fn format_cpulimit(limit: f64) -> String {
+pub(super) fn format_cpulimit(limit: f64) -> String {
     let text = format!("{limit:.4}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }

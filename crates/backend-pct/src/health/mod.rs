@@ -233,6 +233,7 @@ pub(crate) fn check(pct: &Pct, store: &StateStore) -> Result<Vec<Finding>> {
     findings.extend(leftovers::monitors_still_there(pct, store, monitors)?);
     findings.extend(cts::gone(pct, store, &records, &on_node));
     findings.extend(pods::keepers_gone(pct, store, &records, &on_node));
+    findings.extend(pods::members_orphaned(pct, store, &on_node));
     findings.extend(stale::findings(pct, store, &records, &on_node));
     Ok(findings)
 }

@@ -288,9 +288,7 @@ fn waiter(launch: &Launch, report: OwnedFd, go_r: OwnedFd, go_w: OwnedFd) -> ! {
     drop(report);
     drop(go_r);
     // `start` opens the FIFO for reading: then the member goes.
-    let released = File::options()
-        .write(true)
-        .open(&launch.fifo)
+    let released = open_when_started(&launch.fifo, child)
         .and_then(|mut f| f.write_all(&[0]))
         .and_then(|()| File::from(go_w).write_all(&[1]));
     if released.is_err() {
@@ -298,6 +296,35 @@ fn waiter(launch: &Launch, report: OwnedFd, go_r: OwnedFd, go_w: OwnedFd) -> ! {
     }
     let member = sys::children(child.as_raw()).first().copied();
     relay_until_exit(child, member)
+}
+
+/// The FIFO opened for writing once `start` has opened it for reading. Until then the
+/// intermediate is reaped if it ends (the pod CT stopped under a created member): a
+/// zombie of the CT's pid namespace whose parent is outside it keeps the CT's init from
+/// ending, and the CT's stop would hang. The waiter then exits with its status.
+fn open_when_started(fifo: &std::path::Path, child: Pid) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    loop {
+        match File::options()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(fifo)
+        {
+            Ok(file) => return Ok(file),
+            // No reader yet.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+            Err(e) => return Err(e),
+        }
+        if let Ok(
+            status @ (nix::sys::wait::WaitStatus::Exited(..)
+            | nix::sys::wait::WaitStatus::Signaled(..)),
+        ) = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+        {
+            // SAFETY: ending the forked process.
+            unsafe { libc::_exit(exit_code(status)) }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits for the intermediate, passing the signals this process gets on to the member.
