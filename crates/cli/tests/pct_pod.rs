@@ -801,6 +801,18 @@ fn live_pod_size(pod: &Pod) -> (String, String, String) {
     (memory, swap, cpulimit)
 }
 
+/// The memory limit and CPU quota of the member `id`'s own cgroup.
+fn member_limits(pod: &Pod, id: &str, memory: u64, quota: &str) {
+    let pid = state(&pod.p, id)["pid"].as_i64().unwrap();
+    support::assert_cgroup(
+        pid,
+        &[
+            ("memory", "memory.limit_in_bytes", &memory.to_string()),
+            ("cpu", "cpu.cfs_quota_us", quota),
+        ],
+    );
+}
+
 /// The host's memory and swap in MiB, as `/proc/meminfo` gives them.
 fn host_memory() -> (String, String) {
     let info = fs::read_to_string("/proc/meminfo").unwrap();
@@ -846,6 +858,9 @@ fn the_pod_ct_is_the_sum_of_its_containers_limits() {
         ("192".into(), "0".into(), "0.75".into()),
         "two members with limits"
     );
+    // Each member's own cgroup, below the CT's, holds its own limits.
+    member_limits(&pod, "a", 128 << 20, "50000");
+    member_limits(&pod, "b", 64 << 20, "25000");
 
     let update = p.dir.path().join("update.json");
     fs::write(
@@ -859,6 +874,7 @@ fn the_pod_ct_is_the_sum_of_its_containers_limits() {
         ("384".into(), "0".into(), "1.5".into()),
         "b updated"
     );
+    member_limits(&pod, "b", 256 << 20, "100000");
     let refused = p.run(&["update", "--pids-limit", "10", "b"]);
     assert!(!refused.status.success());
     assert!(

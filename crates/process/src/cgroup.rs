@@ -88,6 +88,15 @@ impl Cgroups {
         self
     }
 
+    /// The same cgroups one level down, in the child `leaf` of each.
+    pub fn inside(mut self, leaf: &str) -> Cgroups {
+        self.v1.values_mut().for_each(|dir| dir.push(leaf));
+        if let Some(dir) = self.v2.as_mut() {
+            dir.push(leaf);
+        }
+        self
+    }
+
     /// Whether `controller` is a v1 hierarchy here (else it is cgroup2's, if anyone's).
     pub fn is_v1(&self, controller: &str) -> bool {
         self.v1.contains_key(controller)

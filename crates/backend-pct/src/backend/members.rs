@@ -4,6 +4,7 @@
 use super::*;
 use crate::member::{self, MemberError};
 use proxcage_lxc_config::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use proxcage_process::cgroup::Cgroups;
 
 /// What the backend remembers of a member.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -199,6 +200,7 @@ impl Pct {
         let cgroups = member::make_cgroups(init, id.as_str()).map_err(input)?;
         let made = cgroups.clone();
         let cgroups_undo = create::Undo::new(move || member::remove_cgroups(&made));
+        let share = pod::Share::of_spec(bundle.spec());
         let spawned = member::launch(
             &member::Request {
                 bundle: &bundle,
@@ -220,7 +222,6 @@ impl Pct {
             );
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(waiter), None);
         });
-        let share = pod::Share::of_spec(bundle.spec());
         let record = MemberRecord {
             share: share.clone(),
             sandbox: sandbox_id.to_string(),
@@ -260,6 +261,9 @@ impl Pct {
                 );
             }
         });
+        // Below the grown CT: a v1 CPU quota above its parent's is refused.
+        let inside = format!("proxcage-{id}");
+        self.limit_member(id, Cgroups::of_pid(init).map(|c| c.inside(&inside)), &share)?;
         self.save_member(id, &record)?;
         resized.keep();
         spawned_undo.keep();
@@ -473,9 +477,33 @@ impl Pct {
         let before = record.clone();
         record.share = record.share.updated(Some(&req.resources));
         self.save_member(id, &record)?;
-        if let Err(e) = self.resize_pod(&sandbox_id, &sandbox, None) {
+        // The CT first, then the member's cgroup below it (see create_member).
+        let (_, pid) = record.status();
+        let done = self
+            .resize_pod(&sandbox_id, &sandbox, None)
+            .and_then(|()| self.limit_member(id, Cgroups::of_pid(pid), &record.share));
+        if let Err(e) = done {
             self.save_member(id, &before)?;
+            let _ = self.resize_pod(&sandbox_id, &sandbox, None);
+            let _ = self.limit_member(id, Cgroups::of_pid(pid), &before.share);
             return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the member's own limits into its cgroups (`cgroups`, read from a process's).
+    fn limit_member(
+        &self,
+        id: &ContainerId,
+        cgroups: std::io::Result<Cgroups>,
+        share: &pod::Share,
+    ) -> Result<()> {
+        let cgroups =
+            cgroups.map_err(|e| self.failed(id, format!("cannot find its cgroups: {e}")))?;
+        for write in share.cgroup_writes() {
+            write
+                .apply(&cgroups)
+                .map_err(|e| self.failed(id, format!("cannot write its cgroup limit: {e}")))?;
         }
         Ok(())
     }

@@ -77,6 +77,45 @@ impl Share {
     fn cpu_shares(&self) -> Option<u64> {
         self.shares.filter(|s| *s > 0)
     }
+
+    /// The member's own limits, for its cgroup below the pod CT's (the CT's size is the
+    /// pod's; these keep one member from taking the others' part): memory, CPU quota and
+    /// shares. Swap stays the pod's: the member's cgroup takes no swap limit of its own.
+    pub(super) fn cgroup_writes(&self) -> Vec<resources::CgroupWrite> {
+        let mut writes = Vec::new();
+        if let Some(limit) = self.memory_limit() {
+            writes.push(resources::CgroupWrite::new(
+                "memory",
+                ("memory.limit_in_bytes", limit.to_string()),
+                ("memory.max", limit.to_string()),
+            ));
+        }
+        if let Some(quota) = self.quota.filter(|q| *q > 0) {
+            let period = self.period.filter(|p| *p > 0).unwrap_or(100_000);
+            // v1 takes the period first: a quota is checked against the period there.
+            writes.push(resources::CgroupWrite::new(
+                "cpu",
+                ("cpu.cfs_period_us", period.to_string()),
+                ("cpu.max", format!("{quota} {period}")),
+            ));
+            writes.push(resources::CgroupWrite::new(
+                "cpu",
+                ("cpu.cfs_quota_us", quota.to_string()),
+                ("cpu.max", format!("{quota} {period}")),
+            ));
+        }
+        if let Some(shares) = self.cpu_shares() {
+            writes.push(resources::CgroupWrite::new(
+                "cpu",
+                ("cpu.shares", shares.to_string()),
+                (
+                    "cpu.weight",
+                    resources::shares_to_weight(shares).to_string(),
+                ),
+            ));
+        }
+        writes
+    }
 }
 
 /// The host's memory and swap (`/proc/meminfo`), the size of a pod bounded by the node.

@@ -38,6 +38,28 @@ pub(super) struct UpdatePlan {
     pub cgroup: Vec<CgroupWrite>,
 }
 
+impl CgroupWrite {
+    pub(super) fn new(
+        controller: &'static str,
+        v1: (&'static str, String),
+        v2: (&'static str, String),
+    ) -> CgroupWrite {
+        CgroupWrite { controller, v1, v2 }
+    }
+
+    /// Writes the value into `cgroups`, in the v1 or the cgroup2 file as the host has
+    /// the controller; returns the file written.
+    pub(super) fn apply(&self, cgroups: &Cgroups) -> std::io::Result<&'static str> {
+        let (file, value) = if cgroups.is_v1(self.controller) {
+            &self.v1
+        } else {
+            &self.v2
+        };
+        cgroups.write(self.controller, file, value)?;
+        Ok(file)
+    }
+}
+
 impl UpdatePlan {
     fn option(&mut self, key: &str, value: impl ToString) {
         self.pct_options.push((key.into(), value.to_string()));
@@ -246,14 +268,9 @@ impl Pct {
         }
         let mut raw = Vec::new();
         for write in &plan.cgroup {
-            let (file, value) = if cgroups.is_v1(write.controller) {
-                &write.v1
-            } else {
-                &write.v2
-            };
-            cgroups
-                .write(write.controller, file, value)
-                .map_err(|e| Error::io("cannot write the CT's cgroup limit", *file, e))?;
+            write
+                .apply(&cgroups)
+                .map_err(|e| Error::io("cannot write the CT's cgroup limit", write.v2.0, e))?;
             raw.push(
                 Entry::new(format!("lxc.cgroup2.{}", write.v2.0), write.v2.1.clone())
                     .map_err(input)?,
