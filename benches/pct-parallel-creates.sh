@@ -37,7 +37,8 @@ cleanup() {
         while read -r id; do
             PROXCAGE_CONFIG="$work/config.toml" "$proxcage" --root "$work/root" delete --force "$id" || true
         done
-    "$standin" cleanup >/dev/null 2>&1 || true
+    "$standin" cleanup >/dev/null ||
+        echo "pct-parallel-creates.sh: the stand-in's cleanup failed; CTs of $PCT_STANDIN_ROOT may be left" >&2
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -97,6 +97,18 @@ impl Cgroups {
         self
     }
 
+    /// Each directory once: the v1 hierarchies' (co-mounted controllers share one), then
+    /// the cgroup2 one.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in self.v1.values().chain(self.v2.as_ref()) {
+            if !dirs.contains(dir) {
+                dirs.push(dir.clone());
+            }
+        }
+        dirs
+    }
+
     /// Whether `controller` is a v1 hierarchy here (else it is cgroup2's, if anyone's).
     pub fn is_v1(&self, controller: &str) -> bool {
         self.v1.contains_key(controller)

@@ -174,33 +174,18 @@ impl Pct {
     ) -> Result<()> {
         let id = req.id();
         let (sandbox_id, sandbox) = sandbox;
-        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
-        let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal()) == Some(true);
-        if terminal != req.console_socket.is_some() {
-            return Err(input(TerminalMismatch { terminal }));
-        }
-        member::refuse_unsupported(bundle.spec()).map_err(input)?;
-        self.bind_sources.check(id, &bundle)?;
+        let (bundle, terminal, init) = self.check_member(req, &sandbox_id, &sandbox)?;
         let owner = sandbox.owner.unwrap_or((100_000, 100_000));
         let files_dir = self.files_dir_for(&identity::root_token(&self.root)?, id);
-        let init = match self.tools.init_pid(sandbox.vmid).map_err(Error::from)? {
-            Some(init) => init,
-            None => {
-                return Err(input(MemberError::SandboxDown {
-                    sandbox: sandbox_id.to_string(),
-                    vmid: sandbox.vmid,
-                }))
-            }
-        };
         let dir = files_dir.clone();
         let files = create::Undo::new(move || {
             let _ = fs::remove_dir_all(&dir);
         });
         let hooks = Self::member_files(&bundle, &files_dir, owner)?;
-        let cgroups = member::make_cgroups(init, id.as_str()).map_err(input)?;
+        let limits = member::make_cgroups(init, id.as_str()).map_err(input)?;
+        let cgroups = limits.dirs();
         let made = cgroups.clone();
         let cgroups_undo = create::Undo::new(move || member::remove_cgroups(&made));
-        let share = pod::Share::of_spec(bundle.spec());
         let spawned = member::launch(
             &member::Request {
                 bundle: &bundle,
@@ -223,7 +208,7 @@ impl Pct {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(waiter), None);
         });
         let record = MemberRecord {
-            share: share.clone(),
+            share: pod::Share::of_spec(bundle.spec()),
             sandbox: sandbox_id.to_string(),
             vmid: sandbox.vmid,
             bundle: bundle.dir().to_path_buf(),
@@ -249,27 +234,61 @@ impl Pct {
         hooks::run_on_host("createRuntime", &hooks.create_runtime, &state)
             .and_then(|()| hooks::run_on_host("createContainer", &hooks.create_container, &state))
             .map_err(|message| self.failed(id, message))?;
-        // The pod CT grows before the member may run, and the record is saved under the
-        // pod's lock, so that the next resize counts it.
-        let _pod = self.pod_lock(&sandbox_id, &sandbox)?;
-        self.resize_pod(&sandbox_id, &sandbox, Some(&share))?;
+        self.join_pod(id, (&sandbox_id, &sandbox), &record, limits)?;
+        spawned_undo.keep();
+        cgroups_undo.keep();
+        files.keep();
+        Ok(())
+    }
+
+    /// The pod CT grows before the member may run, then the member's own limits go below
+    /// it (a v1 CPU quota above its parent's is refused); the record is saved under the
+    /// pod's lock, so that the next resize counts it.
+    fn join_pod(
+        &self,
+        id: &ContainerId,
+        (sandbox_id, sandbox): (&ContainerId, &CtRecord),
+        record: &MemberRecord,
+        limits: Cgroups,
+    ) -> Result<()> {
+        let _pod = self.pod_lock(sandbox_id, sandbox)?;
+        self.resize_pod(sandbox_id, sandbox, Some(&record.share))?;
         let resized = create::Undo::new(|| {
-            if let Err(e) = self.resize_pod(&sandbox_id, &sandbox, None) {
+            if let Err(e) = self.resize_pod(sandbox_id, sandbox, None) {
                 tracing::warn!(
                     "undoing the create: resizing the pod CT {}: {e}",
                     sandbox.vmid
                 );
             }
         });
-        // Below the grown CT: a v1 CPU quota above its parent's is refused.
-        let inside = format!("proxcage-{id}");
-        self.limit_member(id, Cgroups::of_pid(init).map(|c| c.inside(&inside)), &share)?;
-        self.save_member(id, &record)?;
+        self.limit_member(id, &limits, &record.share)?;
+        self.save_member(id, record)?;
         resized.keep();
-        spawned_undo.keep();
-        cgroups_undo.keep();
-        files.keep();
         Ok(())
+    }
+
+    /// What is checked before a member is made: the bundle (with whether its process has
+    /// a terminal) and the pod CT's init (host pid).
+    fn check_member(
+        &self,
+        req: &CreateRequest,
+        sandbox_id: &ContainerId,
+        sandbox: &CtRecord,
+    ) -> Result<(Bundle, bool, i32)> {
+        let bundle = Bundle::from_spec(&req.bundle, (*req.spec).clone()).map_err(input)?;
+        let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        if terminal != req.console_socket.is_some() {
+            return Err(input(TerminalMismatch { terminal }));
+        }
+        member::refuse_unsupported(bundle.spec()).map_err(input)?;
+        self.bind_sources.check(req.id(), &bundle)?;
+        match self.tools.init_pid(sandbox.vmid).map_err(Error::from)? {
+            Some(init) => Ok((bundle, terminal, init)),
+            None => Err(input(MemberError::SandboxDown {
+                sandbox: sandbox_id.to_string(),
+                vmid: sandbox.vmid,
+            })),
+        }
     }
 
     /// The member's init, process file (for the CT's root) and seccomp filter in its files
@@ -474,35 +493,30 @@ impl Pct {
         let sandbox_id = ContainerId::new(&record.sandbox).map_err(input)?;
         let sandbox = self.load(&sandbox_id)?;
         let _pod = self.pod_lock(&sandbox_id, &sandbox)?;
+        let (_, pid) = record.status();
+        let cgroups = Cgroups::of_pid(pid)
+            .map_err(|e| self.failed(id, format!("cannot find its cgroups: {e}")))?;
         let before = record.clone();
         record.share = record.share.updated(Some(&req.resources));
         self.save_member(id, &record)?;
-        // The CT first, then the member's cgroup below it (see create_member).
-        let (_, pid) = record.status();
+        // The CT first, then the member's cgroup below it (see join_pod).
         let done = self
             .resize_pod(&sandbox_id, &sandbox, None)
-            .and_then(|()| self.limit_member(id, Cgroups::of_pid(pid), &record.share));
+            .and_then(|()| self.limit_member(id, &cgroups, &record.share));
         if let Err(e) = done {
             self.save_member(id, &before)?;
             let _ = self.resize_pod(&sandbox_id, &sandbox, None);
-            let _ = self.limit_member(id, Cgroups::of_pid(pid), &before.share);
+            let _ = self.limit_member(id, &cgroups, &before.share);
             return Err(e);
         }
         Ok(())
     }
 
-    /// Writes the member's own limits into its cgroups (`cgroups`, read from a process's).
-    fn limit_member(
-        &self,
-        id: &ContainerId,
-        cgroups: std::io::Result<Cgroups>,
-        share: &pod::Share,
-    ) -> Result<()> {
-        let cgroups =
-            cgroups.map_err(|e| self.failed(id, format!("cannot find its cgroups: {e}")))?;
+    /// Writes the member's own limits into its cgroups.
+    fn limit_member(&self, id: &ContainerId, cgroups: &Cgroups, share: &pod::Share) -> Result<()> {
         for write in share.cgroup_writes() {
             write
-                .apply(&cgroups)
+                .apply(cgroups)
                 .map_err(|e| self.failed(id, format!("cannot write its cgroup limit: {e}")))?;
         }
         Ok(())

@@ -26,6 +26,7 @@ use std::time::Duration;
 use nix::sys::resource::Resource;
 use proxcage_lxc_config::oci_spec::runtime::{PosixRlimitType, Spec};
 use proxcage_oci::Bundle;
+use proxcage_process::cgroup::Cgroups;
 
 pub(crate) use spawn::Spawned;
 
@@ -132,67 +133,39 @@ fn rlimits(spec: &Spec) -> Vec<(Resource, u64, u64)> {
 }
 
 /// The member's cgroups: a child `proxcage-<id>` of each of the CT init's cgroups, made
-/// here (cpuset's filled from its parent's). Returns the directories.
-pub(crate) fn make_cgroups(init: i32, id: &str) -> Result<Vec<PathBuf>, MemberError> {
-    let text =
-        std::fs::read_to_string(format!("/proc/{init}/cgroup")).map_err(MemberError::Namespaces)?;
-    let mounts =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(MemberError::Namespaces)?;
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let Some(point) = cgroup_mount(&mounts, controllers) else {
-            continue;
-        };
-        let parent = point.join(path.trim_start_matches('/'));
-        let dir = parent.join(format!("proxcage-{id}"));
-        if dirs.contains(&dir) {
-            continue;
+/// here (a v1 cpuset's filled from its parent's: an empty one takes no task).
+pub(crate) fn make_cgroups(init: i32, id: &str) -> Result<Cgroups, MemberError> {
+    let parents = Cgroups::of_pid(init).map_err(MemberError::Namespaces)?;
+    let cgroups = parents.clone().inside(&format!("proxcage-{id}"));
+    let mut made: Vec<PathBuf> = Vec::new();
+    let fail = |made: &[PathBuf], path: PathBuf, source| {
+        remove_cgroups(made);
+        MemberError::Cgroup { path, source }
+    };
+    for dir in cgroups.dirs() {
+        match std::fs::create_dir(&dir) {
+            Ok(()) => made.push(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => made.push(dir),
+            Err(e) => return Err(fail(&made, dir, e)),
         }
-        let made = std::fs::create_dir(&dir).or_else(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        });
-        let made = made.and_then(|()| {
-            if controllers.split(',').any(|c| c == "cpuset") {
-                for file in ["cpuset.cpus", "cpuset.mems"] {
-                    let value = std::fs::read_to_string(parent.join(file))?;
-                    std::fs::write(dir.join(file), value.trim())?;
-                }
-            }
-            Ok(())
-        });
-        if let Err(source) = made {
-            remove_cgroups(&dirs);
-            let _ = std::fs::remove_dir(&dir);
-            return Err(MemberError::Cgroup { path: dir, source });
-        }
-        dirs.push(dir);
     }
-    Ok(dirs)
-}
-
-/// The mount point of the hierarchy `controllers` names (`""`: cgroup2) in `mountinfo`.
-fn cgroup_mount(mountinfo: &str, controllers: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let point = left.split_whitespace().nth(4)?;
-        let mut r = right.split_whitespace();
-        let fstype = r.next()?;
-        let options = r.nth(1)?;
-        let wanted = match (fstype, controllers) {
-            ("cgroup2", "") => true,
-            ("cgroup", c) if !c.is_empty() => c
-                .split(',')
-                .all(|name| options.split(',').any(|o| o == name)),
-            _ => false,
-        };
-        wanted.then(|| PathBuf::from(point))
-    })
+    if parents.is_v1("cpuset") {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let copied = parents
+                .file("cpuset", file)
+                .map(std::fs::read_to_string)
+                .transpose()
+                .and_then(|value| match value {
+                    Some(value) => cgroups.write("cpuset", file, value.trim()).map(|_| ()),
+                    None => Ok(()),
+                });
+            if let Err(e) = copied {
+                let path = cgroups.file("cpuset", file).unwrap_or_default();
+                return Err(fail(&made, path, e));
+            }
+        }
+    }
+    Ok(cgroups)
 }
 
 /// Removes the member's cgroups (waiting a little for the kernel to let them go).
