@@ -322,14 +322,24 @@ fn rmdir_tree(dir: &Path) {
 
 /// Removes the (empty) cgroups of one container, left by a stopped or failed run.
 pub fn remove_cgroups(layout: &Layout, vmid: u32) {
+    remove_ct_cgroups(layout, vmid);
     let prefix = layout.cgroup_prefix();
     for h in hierarchies() {
-        rmdir_tree(&h.join(&prefix).join("lxc").join(vmid.to_string()));
-        rmdir_tree(&h.join(&prefix).join("lxc.monitor").join(vmid.to_string()));
         // The root's own directories go too once no container of it is left.
         for dir in ["lxc", "lxc.monitor", ""] {
             let _ = fs::remove_dir(h.join(&prefix).join(dir));
         }
+    }
+}
+
+/// Removes the empty cgroup directories of CT `vmid` only: what `pct start` clears
+/// before and after `lxc-start`. The root's directories stay, since another CT's
+/// `lxc-start` may have just made them and be about to make its own below them.
+pub fn remove_ct_cgroups(layout: &Layout, vmid: u32) {
+    let prefix = layout.cgroup_prefix();
+    for h in hierarchies() {
+        rmdir_tree(&h.join(&prefix).join("lxc").join(vmid.to_string()));
+        rmdir_tree(&h.join(&prefix).join("lxc.monitor").join(vmid.to_string()));
     }
 }
 

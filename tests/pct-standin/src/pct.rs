@@ -475,13 +475,13 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
         ),
     )
     .map_err(crate::io_fail("write", &config_path))?;
-    lxc::remove_cgroups(layout, vmid);
+    lxc::remove_ct_cgroups(layout, vmid);
     let ran = lxc::tool(layout, "lxc-start", vmid, &["-d"], 60)?;
     if !ran.ok() {
         for line in ran.stderr.lines() {
             warn.say(line);
         }
-        lxc::remove_cgroups(layout, vmid);
+        lxc::remove_ct_cgroups(layout, vmid);
         return Err(Failure::new(format!(
             "startup for container '{vmid}' failed"
         )));
@@ -493,7 +493,7 @@ pub fn start(layout: &Layout, vmid: u32, skiplock: bool, warn: Warn) -> Result<(
         !process_gone(pid)
     });
     if !alive {
-        lxc::remove_cgroups(layout, vmid);
+        lxc::remove_ct_cgroups(layout, vmid);
         return Err(Failure::new(format!(
             "unable to get PID for CT {vmid} (not running?)"
         )));
